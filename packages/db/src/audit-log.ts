@@ -1,0 +1,61 @@
+import type { Knex } from "knex";
+
+export type Actor = "api" | "ingest" | "inspect" | "scan" | "finalize" | "reaper" | "cli";
+
+export interface AuditEntry {
+  actor: Actor;
+  action: string;
+  uploadId?: string | null;
+  tenantId?: string | null;
+  objectKey?: string | null;
+  detail?: Record<string, unknown>;
+}
+
+export interface AuditRecord extends Required<Omit<AuditEntry, "detail">> {
+  id: number;
+  at: Date;
+  detail: Record<string, unknown>;
+}
+
+/** Append-only record of what the system did and why: compliance reads it, nothing edits it. */
+export class AuditLog {
+  private readonly db: Knex;
+  constructor(db: Knex) {
+    this.db = db;
+  }
+
+  async record(entry: AuditEntry, now = new Date()): Promise<void> {
+    await this.db("audit_events").insert({
+      at: now.getTime(),
+      actor: entry.actor,
+      action: entry.action,
+      upload_id: entry.uploadId ?? null,
+      tenant_id: entry.tenantId ?? null,
+      object_key: entry.objectKey ?? null,
+      detail: JSON.stringify(entry.detail ?? {}),
+    });
+  }
+
+  async forUpload(uploadId: string): Promise<AuditRecord[]> {
+    const rows = await this.db("audit_events").where({ upload_id: uploadId }).orderBy("id");
+    return rows.map(toRecord);
+  }
+
+  async byAction(action: string, limit = 100): Promise<AuditRecord[]> {
+    const rows = await this.db("audit_events").where({ action }).orderBy("id", "desc").limit(limit);
+    return rows.map(toRecord);
+  }
+}
+
+function toRecord(r: Record<string, any>): AuditRecord {
+  return {
+    id: Number(r.id),
+    at: new Date(Number(r.at)),
+    actor: r.actor,
+    action: r.action,
+    uploadId: r.upload_id,
+    tenantId: r.tenant_id,
+    objectKey: r.object_key,
+    detail: JSON.parse(r.detail),
+  };
+}

@@ -1,0 +1,4 @@
+export * from "./connection.ts";
+export * from "./upload-repository.ts";
+export * from "./audit-log.ts";
+export * from "./api-keys.ts";

@@ -1,0 +1,278 @@
+import type { Knex } from "knex";
+import {
+  ConflictError,
+  transitionFor,
+  type QuarantineReason,
+  type Upload,
+  type UploadEvent,
+  type UploadStatus,
+} from "@intake/domain";
+import { AuditLog, type Actor } from "./audit-log.ts";
+
+export interface NewUpload {
+  id: string;
+  tenantId: string;
+  filename: string;
+  declaredType: string;
+  declaredSize: number;
+  declaredSha256?: string;
+  declaredMd5?: string;
+  metadata: Record<string, string>;
+  objectKey: string;
+  multipart: { partSize: number; partCount: number; storageUploadId: string } | null;
+  urlExpiresAt: Date;
+  idempotency?: { key: string; fingerprint: string };
+}
+
+/** Fields the pipeline records along with a transition. */
+export interface UploadFindings {
+  storedSize?: number;
+  sniffedType?: string | null;
+  sha256?: string;
+  verdict?: "clean" | "quarantine";
+  reason?: QuarantineReason | null;
+  reasonDetail?: string | null;
+  signature?: string | null;
+  scannerVersion?: string | null;
+  finalKey?: string;
+}
+
+export type TransitionResult =
+  | { applied: true; upload: Upload }
+  | { applied: false; upload: Upload | null }; // null: no such upload
+
+const STATUS_TIMESTAMP: Partial<Record<UploadStatus, string>> = {
+  uploaded: "uploaded_at",
+  inspecting: "inspected_at",
+  scanning: "scanned_at",
+  deciding: "decided_at",
+  verified: "finished_at",
+  quarantined: "finished_at",
+  expired: "finished_at",
+  aborted: "finished_at",
+};
+
+export interface ListOptions {
+  status?: UploadStatus;
+  limit: number;
+  cursor?: { createdAt: number; id: string };
+}
+
+export class UploadRepository {
+  private readonly db: Knex;
+  private readonly audit: AuditLog;
+  constructor(db: Knex) {
+    this.db = db;
+    this.audit = new AuditLog(db);
+  }
+
+  /**
+   * Writes the upload as `pending`. With an idempotency key, a second call with the same
+   * key returns the first upload instead (a unique index decides races between two
+   * concurrent retries), and a reuse of the key for a different request is a conflict.
+   */
+  async create(input: NewUpload, now = new Date()): Promise<{ upload: Upload; created: boolean }> {
+    if (input.idempotency) {
+      const existing = await this.findByIdempotencyKey(input.tenantId, input.idempotency.key);
+      if (existing) return { upload: this.checkFingerprint(existing, input.idempotency.fingerprint), created: false };
+    }
+    const ts = now.getTime();
+    try {
+      await this.db.transaction(async (trx) => {
+        await trx("uploads").insert({
+          id: input.id,
+          tenant_id: input.tenantId,
+          status: "pending",
+          filename: input.filename,
+          declared_type: input.declaredType,
+          declared_size: input.declaredSize,
+          declared_sha256: input.declaredSha256 ?? null,
+          declared_md5: input.declaredMd5 ?? null,
+          metadata: JSON.stringify(input.metadata),
+          object_key: input.objectKey,
+          storage_upload_id: input.multipart?.storageUploadId ?? null,
+          part_size: input.multipart?.partSize ?? null,
+          part_count: input.multipart?.partCount ?? null,
+          url_expires_at: input.urlExpiresAt.getTime(),
+          idempotency_key: input.idempotency?.key ?? null,
+          idempotency_fingerprint: input.idempotency?.fingerprint ?? null,
+          attempts: 0,
+          created_at: ts,
+          updated_at: ts,
+        });
+        await new AuditLog(trx).record({ actor: "api", action: "upload.created", uploadId: input.id, tenantId: input.tenantId, objectKey: input.objectKey, detail: { declaredType: input.declaredType, declaredSize: input.declaredSize } }, now);
+      });
+    } catch (err) {
+      if (input.idempotency && isUniqueViolation(err)) {
+        const existing = await this.findByIdempotencyKey(input.tenantId, input.idempotency.key);
+        if (existing) return { upload: this.checkFingerprint(existing, input.idempotency.fingerprint), created: false };
+      }
+      throw err;
+    }
+    return { upload: (await this.getById(input.id))!, created: true };
+  }
+
+  async get(tenantId: string, id: string): Promise<Upload | null> {
+    const row = await this.db("uploads").where({ id, tenant_id: tenantId }).first();
+    return row ? toUpload(row) : null;
+  }
+
+  async getById(id: string): Promise<Upload | null> {
+    const row = await this.db("uploads").where({ id }).first();
+    return row ? toUpload(row) : null;
+  }
+
+  async getByObjectKey(key: string): Promise<Upload | null> {
+    const row = await this.db("uploads").where({ object_key: key }).first();
+    return row ? toUpload(row) : null;
+  }
+
+  /** Newest first; the cursor is the (created_at, id) of the last row of the previous page. */
+  async list(tenantId: string, opts: ListOptions): Promise<{ items: Upload[]; next: { createdAt: number; id: string } | null }> {
+    const q = this.db("uploads").where({ tenant_id: tenantId });
+    if (opts.status) q.andWhere({ status: opts.status });
+    if (opts.cursor) {
+      const { createdAt, id } = opts.cursor;
+      q.andWhere((w) => w.where("created_at", "<", createdAt).orWhere((w2) => w2.where("created_at", "=", createdAt).andWhere("id", "<", id)));
+    }
+    const rows = await q.orderBy([{ column: "created_at", order: "desc" }, { column: "id", order: "desc" }]).limit(opts.limit + 1);
+    const items = rows.slice(0, opts.limit).map(toUpload);
+    const last = items.at(-1);
+    return { items, next: rows.length > opts.limit && last ? { createdAt: last.createdAt.getTime(), id: last.id } : null };
+  }
+
+  /**
+   * Applies a state-machine event as one conditional UPDATE: it succeeds only when the row
+   * is still in one of the event's source statuses. At-least-once delivery means the same
+   * event may be applied twice concurrently; exactly one UPDATE matches, and the loser
+   * sees applied: false. The audit row is written in the same transaction.
+   */
+  async transition(id: string, event: UploadEvent, actor: Actor, findings: UploadFindings = {}, now = new Date()): Promise<TransitionResult> {
+    const { from, to } = transitionFor(event);
+    const ts = now.getTime();
+    const patch: Record<string, unknown> = { status: to, updated_at: ts };
+    const tsColumn = STATUS_TIMESTAMP[to];
+    if (tsColumn) patch[tsColumn] = ts;
+    if (findings.storedSize !== undefined) patch.stored_size = findings.storedSize;
+    if (findings.sniffedType !== undefined) patch.sniffed_type = findings.sniffedType;
+    if (findings.sha256 !== undefined) patch.sha256 = findings.sha256;
+    if (findings.verdict !== undefined) patch.verdict = findings.verdict;
+    if (findings.reason !== undefined) patch.reason = findings.reason;
+    if (findings.reasonDetail !== undefined) patch.reason_detail = findings.reasonDetail;
+    if (findings.signature !== undefined) patch.signature = findings.signature;
+    if (findings.scannerVersion !== undefined) patch.scanner_version = findings.scannerVersion;
+    if (findings.finalKey !== undefined) patch.final_key = findings.finalKey;
+
+    const applied = await this.db.transaction(async (trx) => {
+      const before = await trx("uploads").where({ id }).first("status", "tenant_id", "object_key");
+      if (!before) return false;
+      const count = await trx("uploads").where({ id }).whereIn("status", from as UploadStatus[]).update(patch);
+      if (count !== 1) return false;
+      if (before.status !== to) {
+        await new AuditLog(trx).record({ actor, action: `upload.${to}`, uploadId: id, tenantId: before.tenant_id, objectKey: before.object_key, detail: { from: before.status, event, ...auditFindings(findings) } }, now);
+      }
+      return true;
+    });
+    const upload = await this.getById(id);
+    return applied && upload ? { applied: true, upload } : { applied: false, upload };
+  }
+
+  /** Counts a processing attempt (retries, stalled recoveries, reaper re-enqueues). */
+  async countAttempt(id: string): Promise<void> {
+    await this.db("uploads").where({ id }).increment("attempts", 1);
+  }
+
+  /** Pending uploads whose URL expired more than `graceMs` ago. */
+  async findExpiredPending(now: Date, graceMs: number, limit = 100): Promise<Upload[]> {
+    const rows = await this.db("uploads").where({ status: "pending" }).andWhere("url_expires_at", "<", now.getTime() - graceMs).orderBy("url_expires_at").limit(limit);
+    return rows.map(toUpload);
+  }
+
+  /** Pending multipart uploads created before `olderThan`. */
+  async findStaleMultipart(olderThan: Date, limit = 100): Promise<Upload[]> {
+    const rows = await this.db("uploads").where({ status: "pending" }).whereNotNull("storage_upload_id").andWhere("created_at", "<", olderThan.getTime()).limit(limit);
+    return rows.map(toUpload);
+  }
+
+  /** Uploads the pipeline owns that have not moved since `before`. */
+  async findStuck(before: Date, limit = 100): Promise<Upload[]> {
+    const rows = await this.db("uploads").whereIn("status", ["uploaded", "inspecting", "scanning", "deciding"]).andWhere("updated_at", "<", before.getTime()).orderBy("updated_at").limit(limit);
+    return rows.map(toUpload);
+  }
+
+  async findQuarantinedBefore(before: Date, limit = 100): Promise<Upload[]> {
+    const rows = await this.db("uploads").where({ status: "quarantined" }).whereNull("purged_at").andWhere("finished_at", "<", before.getTime()).limit(limit);
+    return rows.map(toUpload);
+  }
+
+  async markPurged(id: string, now = new Date()): Promise<void> {
+    await this.db("uploads").where({ id }).update({ purged_at: now.getTime(), updated_at: now.getTime() });
+  }
+
+  /** Touches updated_at so a re-enqueued upload is not picked again on the next sweep. */
+  async touch(id: string, now = new Date()): Promise<void> {
+    await this.db("uploads").where({ id }).update({ updated_at: now.getTime() });
+  }
+
+  private async findByIdempotencyKey(tenantId: string, key: string): Promise<Upload & { fingerprint: string | null } | null> {
+    const row = await this.db("uploads").where({ tenant_id: tenantId, idempotency_key: key }).first();
+    return row ? { ...toUpload(row), fingerprint: row.idempotency_fingerprint ?? null } : null;
+  }
+
+  private checkFingerprint(existing: Upload & { fingerprint: string | null }, fingerprint: string): Upload {
+    if (existing.fingerprint !== fingerprint) {
+      throw new ConflictError("idempotency_key_reused", "this Idempotency-Key was already used for a different request");
+    }
+    const { fingerprint: _f, ...upload } = existing;
+    return upload;
+  }
+}
+
+function auditFindings(f: UploadFindings): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(f)) if (v !== undefined && v !== null) out[k] = v;
+  return out;
+}
+
+export function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  // PostgreSQL 23505 unique_violation; SQLite SQLITE_CONSTRAINT_UNIQUE / PRIMARYKEY.
+  return e?.code === "23505" || e?.code === "SQLITE_CONSTRAINT_UNIQUE" || e?.code === "SQLITE_CONSTRAINT_PRIMARYKEY";
+}
+
+const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const date = (v: unknown): Date | null => (v === null || v === undefined ? null : new Date(Number(v)));
+
+function toUpload(r: Record<string, any>): Upload {
+  return {
+    id: r.id,
+    tenantId: r.tenant_id,
+    status: r.status,
+    filename: r.filename,
+    declaredType: r.declared_type,
+    declaredSize: Number(r.declared_size),
+    declaredSha256: r.declared_sha256 ?? null,
+    declaredMd5: r.declared_md5 ?? null,
+    metadata: JSON.parse(r.metadata),
+    objectKey: r.object_key,
+    finalKey: r.final_key ?? null,
+    multipart: r.storage_upload_id ? { storageUploadId: r.storage_upload_id, partSize: Number(r.part_size), partCount: Number(r.part_count) } : null,
+    urlExpiresAt: new Date(Number(r.url_expires_at)),
+    storedSize: num(r.stored_size),
+    sniffedType: r.sniffed_type ?? null,
+    sha256: r.sha256 ?? null,
+    verdict: r.verdict ?? null,
+    reason: r.reason ?? null,
+    reasonDetail: r.reason_detail ?? null,
+    signature: r.signature ?? null,
+    scannerVersion: r.scanner_version ?? null,
+    attempts: Number(r.attempts),
+    createdAt: new Date(Number(r.created_at)),
+    updatedAt: new Date(Number(r.updated_at)),
+    uploadedAt: date(r.uploaded_at),
+    inspectedAt: date(r.inspected_at),
+    scannedAt: date(r.scanned_at),
+    decidedAt: date(r.decided_at),
+    finishedAt: date(r.finished_at),
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * Errors of the domain. Each carries a stable `code` (what clients and logs match on) and a
+ * `kind` (what sort of failure it is). Only the API's error middleware turns a kind into an
+ * HTTP status, so the domain never knows about HTTP.
+ */
+export type ErrorKind =
+  | "invalid" // the request is malformed or breaks a policy
+  | "unauthenticated"
+  | "not_found"
+  | "conflict" // the upload is not in a state that allows this
+  | "too_large"
+  | "unavailable"; // a dependency could not be reached; retry later
+
+export class IntakeError extends Error {
+  readonly code: string;
+  readonly kind: ErrorKind;
+  readonly details?: Record<string, unknown>;
+  constructor(kind: ErrorKind, code: string, message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.kind = kind;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export class InvalidRequestError extends IntakeError {
+  constructor(code: string, message: string, details?: Record<string, unknown>) {
+    super("invalid", code, message, details);
+  }
+}
+
+export class UnauthenticatedError extends IntakeError {
+  constructor(message = "a valid API key is required (Authorization: Bearer <key>)") {
+    super("unauthenticated", "unauthenticated", message);
+  }
+}
+
+export class NotFoundError extends IntakeError {
+  constructor(what: string, id: string) {
+    super("not_found", `${what}_not_found`, `${what} ${id} does not exist`, { id });
+  }
+}
+
+export class ConflictError extends IntakeError {
+  constructor(code: string, message: string, details?: Record<string, unknown>) {
+    super("conflict", code, message, details);
+  }
+}
+
+export class PayloadTooLargeError extends IntakeError {
+  constructor(code: string, message: string, details?: Record<string, unknown>) {
+    super("too_large", code, message, details);
+  }
+}
+
+export class DependencyUnavailableError extends IntakeError {
+  constructor(dependency: string, message: string, options?: { cause?: unknown }) {
+    super("unavailable", `${dependency}_unavailable`, message, { dependency }, options);
+  }
+}

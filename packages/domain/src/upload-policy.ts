@@ -1,0 +1,123 @@
+import { InvalidRequestError, PayloadTooLargeError } from "./errors.ts";
+import { canonicalType } from "./content-types.ts";
+import { validateFilename } from "./filename.ts";
+import { MAX_SINGLE_PUT, planMultipart, type MultipartPlan } from "./multipart.ts";
+
+/** The rules an upload declaration is checked against; built once from configuration. */
+export interface UploadPolicy {
+  allowedTypes: readonly string[]; // canonical media types
+  maxSize: number; // bytes
+  multipartThreshold: number; // declared sizes above this get a multipart upload
+  partSize: number; // preferred part size
+  urlTtlSeconds: number; // default presigned URL lifetime
+  maxUrlTtlSeconds: number; // cap on a client-requested lifetime
+}
+
+export interface UploadDeclaration {
+  filename: string;
+  contentType: string; // canonical
+  size: number;
+  sha256?: string; // hex, lower case
+  md5?: string; // base64, as Content-MD5 wants it
+  metadata: Record<string, string>;
+  multipart: MultipartPlan | null;
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+const MD5_B64 = /^[A-Za-z0-9+/]{22}==$/;
+const METADATA_KEY = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export const MAX_METADATA_ENTRIES = 16;
+export const MAX_METADATA_VALUE = 512;
+
+export interface RawDeclaration {
+  filename?: unknown;
+  contentType?: unknown;
+  size?: unknown;
+  sha256?: unknown;
+  md5?: unknown;
+  metadata?: unknown;
+}
+
+export function validateDeclaration(raw: RawDeclaration, policy: UploadPolicy): UploadDeclaration {
+  const filename = validateFilename(raw.filename);
+
+  if (typeof raw.contentType !== "string") {
+    throw new InvalidRequestError("invalid_content_type", "contentType must be a string");
+  }
+  const contentType = canonicalType(raw.contentType);
+  if (contentType === null) {
+    throw new InvalidRequestError("invalid_content_type", `contentType ${JSON.stringify(raw.contentType.slice(0, 100))} is not a valid media type`);
+  }
+  if (!policy.allowedTypes.includes(contentType)) {
+    throw new InvalidRequestError("content_type_not_allowed", `contentType ${contentType} is not allowed`, { allowed: policy.allowedTypes });
+  }
+
+  const size = raw.size;
+  if (typeof size !== "number" || !Number.isSafeInteger(size)) {
+    throw new InvalidRequestError("invalid_size", "size must be an integer number of bytes");
+  }
+  if (size <= 0) {
+    throw new InvalidRequestError("invalid_size", "size must be greater than 0");
+  }
+  if (size > policy.maxSize) {
+    throw new PayloadTooLargeError("size_too_large", `size ${size} exceeds the maximum of ${policy.maxSize} bytes`, { maxSize: policy.maxSize });
+  }
+
+  let sha256: string | undefined;
+  if (raw.sha256 !== undefined) {
+    if (typeof raw.sha256 !== "string" || !SHA256_HEX.test(raw.sha256.toLowerCase())) {
+      throw new InvalidRequestError("invalid_checksum", "sha256 must be 64 hexadecimal characters");
+    }
+    sha256 = raw.sha256.toLowerCase();
+  }
+  let md5: string | undefined;
+  if (raw.md5 !== undefined) {
+    if (typeof raw.md5 !== "string" || !MD5_B64.test(raw.md5)) {
+      throw new InvalidRequestError("invalid_checksum", "md5 must be the base64 encoding of a 16-byte MD5 digest (as in Content-MD5)");
+    }
+    md5 = raw.md5;
+  }
+
+  const metadata = validateMetadata(raw.metadata);
+  // S3 refuses single PUTs above 5 GiB, whatever the configured threshold says.
+  const multipart = size > policy.multipartThreshold || size > MAX_SINGLE_PUT ? planMultipart(size, policy.partSize) : null;
+  if (multipart && (sha256 || md5)) {
+    // A whole-object checksum cannot be bound into per-part URLs; the pipeline still
+    // recomputes sha256 for the whole object and compares it, so we keep sha256 and refuse md5.
+    if (md5) throw new InvalidRequestError("invalid_checksum", "md5 cannot be bound to a multipart upload; declare sha256 instead");
+  }
+  return sha256 === undefined && md5 === undefined
+    ? { filename, contentType, size, metadata, multipart }
+    : { filename, contentType, size, metadata, multipart, ...(sha256 ? { sha256 } : {}), ...(md5 ? { md5 } : {}) };
+}
+
+function validateMetadata(raw: unknown): Record<string, string> {
+  if (raw === undefined) return {};
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new InvalidRequestError("invalid_metadata", "metadata must be an object of string values");
+  }
+  const entries = Object.entries(raw);
+  if (entries.length > MAX_METADATA_ENTRIES) {
+    throw new InvalidRequestError("invalid_metadata", `metadata may hold at most ${MAX_METADATA_ENTRIES} entries`);
+  }
+  const out: Record<string, string> = {};
+  for (const [k, v] of entries) {
+    if (!METADATA_KEY.test(k)) {
+      throw new InvalidRequestError("invalid_metadata", `metadata key ${JSON.stringify(k.slice(0, 70))} must be 1-64 lower-case letters, digits, '_' or '-'`);
+    }
+    if (typeof v !== "string" || v.length > MAX_METADATA_VALUE) {
+      throw new InvalidRequestError("invalid_metadata", `metadata value of ${k} must be a string of at most ${MAX_METADATA_VALUE} characters`);
+    }
+    out[k] = v;
+  }
+  return out;
+}
+
+/** A client-requested URL lifetime, defaulted and capped by policy. */
+export function urlTtl(requested: unknown, policy: UploadPolicy): number {
+  if (requested === undefined) return policy.urlTtlSeconds;
+  if (typeof requested !== "number" || !Number.isInteger(requested) || requested < 60 || requested > policy.maxUrlTtlSeconds) {
+    throw new InvalidRequestError("invalid_expiry", `expiresIn must be an integer from 60 to ${policy.maxUrlTtlSeconds} seconds`);
+  }
+  return requested;
+}

@@ -1,0 +1,37 @@
+import type { UploadStatus } from "./upload-state.ts";
+import type { QuarantineReason } from "./verdict.ts";
+import type { MultipartPlan } from "./multipart.ts";
+
+/** An upload as the system knows it: one row, one object key, one life cycle. */
+export interface Upload {
+  id: string;
+  tenantId: string;
+  status: UploadStatus;
+  filename: string;
+  declaredType: string;
+  declaredSize: number;
+  declaredSha256: string | null;
+  declaredMd5: string | null;
+  metadata: Record<string, string>;
+  objectKey: string; // the pending key the client uploads to
+  finalKey: string | null; // verified/ or quarantine/ key once decided
+  multipart: (MultipartPlan & { storageUploadId: string }) | null;
+  urlExpiresAt: Date;
+  // what the pipeline found
+  storedSize: number | null;
+  sniffedType: string | null;
+  sha256: string | null;
+  verdict: "clean" | "quarantine" | null;
+  reason: QuarantineReason | null;
+  reasonDetail: string | null;
+  signature: string | null; // malware signature name
+  scannerVersion: string | null; // clamd engine / signature database versions
+  attempts: number;
+  createdAt: Date;
+  updatedAt: Date;
+  uploadedAt: Date | null;
+  inspectedAt: Date | null;
+  scannedAt: Date | null;
+  decidedAt: Date | null;
+  finishedAt: Date | null; // verified / quarantined / expired / aborted
+}

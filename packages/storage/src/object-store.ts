@@ -1,0 +1,62 @@
+import type { Readable } from "node:stream";
+
+/**
+ * What the product needs from object storage, in its own words. The S3 adapter implements
+ * it for AWS and S3-compatible stores (fauxqs in development, Ceph RGW in tests).
+ */
+export interface PresignedRequest {
+  method: "PUT" | "GET";
+  url: string;
+  /** Headers the client must send exactly as given: they are part of the signature. */
+  headers: Record<string, string>;
+  expiresAt: Date;
+}
+
+export interface ObjectHead {
+  size: number;
+  eTag: string | null;
+  contentType: string | null;
+  metadata: Record<string, string>;
+  lastModified: Date | null;
+}
+
+export interface StoredPart {
+  partNumber: number;
+  size: number;
+  eTag: string;
+}
+
+export interface MultipartUploadInfo {
+  key: string;
+  uploadId: string;
+  initiated: Date | null;
+}
+
+export interface PutBinding {
+  contentType: string;
+  contentLength: number;
+  sha256Hex?: string;
+  md5Base64?: string;
+  expiresIn: number; // seconds
+}
+
+export interface ObjectStore {
+  readonly bucket: string;
+  presignPut(key: string, binding: PutBinding): Promise<PresignedRequest>;
+  presignGet(key: string, opts: { contentType: string; contentDisposition: string; expiresIn: number }): Promise<PresignedRequest>;
+  createMultipart(key: string, contentType: string): Promise<string>;
+  presignPart(key: string, uploadId: string, partNumber: number, opts: { contentLength: number; expiresIn: number }): Promise<PresignedRequest>;
+  /** Parts the storage holds; throws StorageUnsupportedError where ListParts is missing. */
+  listParts(key: string, uploadId: string): Promise<StoredPart[]>;
+  completeMultipart(key: string, uploadId: string, parts: { partNumber: number; eTag: string }[]): Promise<void>;
+  abortMultipart(key: string, uploadId: string): Promise<void>;
+  /** In-progress multipart uploads; throws StorageUnsupportedError where not implemented. */
+  listMultipartUploads(prefix: string): Promise<MultipartUploadInfo[]>;
+  head(key: string): Promise<ObjectHead | null>;
+  /** A stream of the object's bytes (inclusive range when given). */
+  read(key: string, range?: { start: number; end: number }): Promise<Readable>;
+  /** Server-side copy (multipart copy above 5 GiB); no bytes pass through this process. */
+  copy(sourceKey: string, targetKey: string, opts: { size: number; contentType: string; metadata: Record<string, string> }): Promise<void>;
+  delete(key: string): Promise<void>;
+  ping(): Promise<void>;
+}

@@ -1,0 +1,266 @@
+import type { Readable } from "node:stream";
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListPartsCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  UploadPartCopyCommand,
+} from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { codeOf, statusOf, StorageUnsupportedError, translateStorageError } from "./errors.ts";
+import type { MultipartUploadInfo, ObjectHead, ObjectStore, PresignedRequest, PutBinding, StoredPart } from "./object-store.ts";
+
+export interface S3Settings {
+  region: string;
+  endpoint?: string;
+  forcePathStyle: boolean;
+  bucket: string;
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+}
+
+/** Above this a CopyObject is refused by S3; the copy goes part by part instead. */
+const MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024;
+const COPY_PART_SIZE = 512 * 1024 * 1024;
+
+export function createS3Client(s: Omit<S3Settings, "bucket">): S3Client {
+  return new S3Client({
+    region: s.region,
+    endpoint: s.endpoint,
+    forcePathStyle: s.forcePathStyle,
+    credentials: s.credentials,
+    // Since SDK 3.729 the default (WHEN_SUPPORTED) puts x-amz-checksum-crc32 of an *empty*
+    // body into presigned PUT/UploadPart URLs, which real uploads then fail (R2, MinIO, RGW).
+    // aws/aws-sdk-js-v3#6806. Checksums we want are bound explicitly instead.
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+  });
+}
+
+export class S3ObjectStore implements ObjectStore {
+  readonly bucket: string;
+  private readonly s3: S3Client;
+
+  constructor(s3: S3Client, bucket: string) {
+    this.s3 = s3;
+    this.bucket = bucket;
+  }
+
+  async presignPut(key: string, b: PutBinding): Promise<PresignedRequest> {
+    const command = new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      ContentType: b.contentType,
+      ContentLength: b.contentLength,
+      ...(b.sha256Hex ? { ChecksumSHA256: Buffer.from(b.sha256Hex, "hex").toString("base64") } : {}),
+      ...(b.md5Base64 ? { ContentMD5: b.md5Base64 } : {}),
+    });
+    const headers: Record<string, string> = { "Content-Type": b.contentType };
+    if (b.sha256Hex) headers["x-amz-checksum-sha256"] = Buffer.from(b.sha256Hex, "hex").toString("base64");
+    if (b.md5Base64) headers["Content-MD5"] = b.md5Base64;
+    const url = await getSignedUrl(this.s3, command, {
+      expiresIn: b.expiresIn,
+      // The presigner leaves Content-Type unsigned unless asked (aws/aws-sdk-js-v3#3497);
+      // signing it (and the length and MD5) makes storage refuse any other type or size.
+      signableHeaders: new Set(["content-type", "content-length", "content-md5"]),
+      // x-amz-* headers are hoisted into the query string by default, where S3 does not
+      // verify the body against them; kept as a header, the checksum is enforced.
+      unhoistableHeaders: new Set(["x-amz-checksum-sha256"]),
+    });
+    return { method: "PUT", url, headers, expiresAt: new Date(Date.now() + b.expiresIn * 1000) };
+  }
+
+  async presignGet(key: string, o: { contentType: string; contentDisposition: string; expiresIn: number }): Promise<PresignedRequest> {
+    const command = new GetObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      ResponseContentDisposition: o.contentDisposition,
+      ResponseContentType: o.contentType,
+    });
+    const url = await getSignedUrl(this.s3, command, { expiresIn: o.expiresIn });
+    return { method: "GET", url, headers: {}, expiresAt: new Date(Date.now() + o.expiresIn * 1000) };
+  }
+
+  async createMultipart(key: string, contentType: string): Promise<string> {
+    try {
+      const out = await this.s3.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType }));
+      if (!out.UploadId) throw new Error("CreateMultipartUpload returned no UploadId");
+      return out.UploadId;
+    } catch (err) {
+      throw translateStorageError(err, "CreateMultipartUpload");
+    }
+  }
+
+  async presignPart(key: string, uploadId: string, partNumber: number, o: { contentLength: number; expiresIn: number }): Promise<PresignedRequest> {
+    const command = new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, ContentLength: o.contentLength });
+    // Part PUTs carry no Content-Type (Uppy and browsers send none); the length is bound.
+    const url = await getSignedUrl(this.s3, command, { expiresIn: o.expiresIn, signableHeaders: new Set(["content-length"]) });
+    return { method: "PUT", url, headers: {}, expiresAt: new Date(Date.now() + o.expiresIn * 1000) };
+  }
+
+  async listParts(key: string, uploadId: string): Promise<StoredPart[]> {
+    const parts: StoredPart[] = [];
+    let marker: string | undefined;
+    try {
+      do {
+        const out = await this.s3.send(new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }));
+        for (const p of out.Parts ?? []) {
+          if (p.PartNumber !== undefined && p.ETag) parts.push({ partNumber: p.PartNumber, size: p.Size ?? 0, eTag: p.ETag });
+        }
+        marker = out.IsTruncated ? out.NextPartNumberMarker : undefined;
+      } while (marker);
+    } catch (err) {
+      // Real S3 answers NoSuchUpload for an unknown upload id. NoSuchKey means the store
+      // served GET ?uploadId= as a plain GetObject: it has no ListParts (fauxqs 2.4.1).
+      if (codeOf(err) === "NoSuchKey") throw new StorageUnsupportedError("ListParts");
+      throw translateStorageError(err, "ListParts");
+    }
+    return parts;
+  }
+
+  async completeMultipart(key: string, uploadId: string, parts: { partNumber: number; eTag: string }[]): Promise<void> {
+    try {
+      await this.s3.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.eTag })) },
+        }),
+      );
+    } catch (err) {
+      throw translateStorageError(err, "CompleteMultipartUpload");
+    }
+  }
+
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }));
+    } catch (err) {
+      // Already completed or aborted: the goal (no upload in progress) holds.
+      if (codeOf(err) === "NoSuchUpload" || statusOf(err) === 404) return;
+      throw translateStorageError(err, "AbortMultipartUpload");
+    }
+  }
+
+  async listMultipartUploads(prefix: string): Promise<MultipartUploadInfo[]> {
+    const out: MultipartUploadInfo[] = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    try {
+      do {
+        const page = await this.s3.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+        // A real ListMultipartUploadsResult always names its Bucket. fauxqs 2.4.1 answers
+        // GET ?uploads with a ListBucketResult instead, which parses to an empty page: an
+        // empty list there would be a lie, so it is reported as unsupported.
+        if (page.Bucket === undefined) throw new StorageUnsupportedError("ListMultipartUploads");
+        for (const u of page.Uploads ?? []) {
+          if (u.Key && u.UploadId) out.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated ?? null });
+        }
+        keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+        uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+      } while (keyMarker);
+    } catch (err) {
+      if (err instanceof StorageUnsupportedError) throw err;
+      throw translateStorageError(err, "ListMultipartUploads");
+    }
+    return out;
+  }
+
+  async head(key: string): Promise<ObjectHead | null> {
+    try {
+      const out = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return {
+        size: out.ContentLength ?? 0,
+        eTag: out.ETag?.replace(/"/g, "") ?? null,
+        contentType: out.ContentType ?? null,
+        metadata: out.Metadata ?? {},
+        lastModified: out.LastModified ?? null,
+      };
+    } catch (err) {
+      if (statusOf(err) === 404 || codeOf(err) === "NotFound" || codeOf(err) === "NoSuchKey") return null;
+      throw translateStorageError(err, "HeadObject");
+    }
+  }
+
+  async read(key: string, range?: { start: number; end: number }): Promise<Readable> {
+    try {
+      const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }));
+      return out.Body as Readable;
+    } catch (err) {
+      throw translateStorageError(err, "GetObject");
+    }
+  }
+
+  async copy(sourceKey: string, targetKey: string, o: { size: number; contentType: string; metadata: Record<string, string> }): Promise<void> {
+    const source = `${this.bucket}/${encodeKey(sourceKey)}`;
+    try {
+      if (o.size <= MAX_SINGLE_COPY) {
+        await this.s3.send(
+          new CopyObjectCommand({ Bucket: this.bucket, Key: targetKey, CopySource: source, MetadataDirective: "REPLACE", ContentType: o.contentType, Metadata: o.metadata }),
+        );
+        return;
+      }
+    } catch (err) {
+      throw translateStorageError(err, "CopyObject");
+    }
+    await this.copyInParts(source, targetKey, o);
+  }
+
+  private async copyInParts(source: string, targetKey: string, o: { size: number; contentType: string; metadata: Record<string, string> }): Promise<void> {
+    const uploadId = await this.createMultipartWithMetadata(targetKey, o.contentType, o.metadata);
+    try {
+      const parts: { partNumber: number; eTag: string }[] = [];
+      for (let start = 0, n = 1; start < o.size; start += COPY_PART_SIZE, n++) {
+        const end = Math.min(start + COPY_PART_SIZE, o.size) - 1;
+        const out = await this.s3.send(
+          new UploadPartCopyCommand({ Bucket: this.bucket, Key: targetKey, UploadId: uploadId, PartNumber: n, CopySource: source, CopySourceRange: `bytes=${start}-${end}` }),
+        );
+        parts.push({ partNumber: n, eTag: out.CopyPartResult?.ETag ?? "" });
+      }
+      await this.completeMultipart(targetKey, uploadId, parts);
+    } catch (err) {
+      await this.abortMultipart(targetKey, uploadId).catch(() => undefined);
+      throw err instanceof Error && "kind" in err ? err : translateStorageError(err, "UploadPartCopy");
+    }
+  }
+
+  private async createMultipartWithMetadata(key: string, contentType: string, metadata: Record<string, string>): Promise<string> {
+    try {
+      const out = await this.s3.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType, Metadata: metadata }));
+      return out.UploadId!;
+    } catch (err) {
+      throw translateStorageError(err, "CreateMultipartUpload");
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (err) {
+      if (statusOf(err) === 404) return;
+      throw translateStorageError(err, "DeleteObject");
+    }
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.s3.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (err) {
+      throw translateStorageError(err, "HeadBucket");
+    }
+  }
+}
+
+/** CopySource is "bucket/key" with the key URL-encoded, '/' kept. */
+function encodeKey(key: string): string {
+  return key.split("/").map(encodeURIComponent).join("/");
+}
