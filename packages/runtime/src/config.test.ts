@@ -1,0 +1,44 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "./config.ts";
+
+const base = { S3_BUCKET: "intake-uploads" };
+
+describe("loadConfig", () => {
+  it("fills the embedded development defaults", () => {
+    const c = loadConfig(base);
+    expect(c.database).toMatchObject({ client: "sqlite" });
+    expect(c.http.port).toBe(3000);
+    expect(c.policy.urlTtlSeconds).toBe(600);
+    expect(c.policy.maxUrlTtlSeconds).toBe(3600);
+    expect(c.policy.allowedTypes).toContain("image/png");
+    expect(c.worker.roles).toEqual(["all"]);
+  });
+
+  it("uses PostgreSQL when DATABASE_URL is set", () => {
+    expect(loadConfig({ ...base, DATABASE_URL: "postgres://u@db/intake" }).database).toEqual({ client: "pg", url: "postgres://u@db/intake" });
+  });
+
+  it("names every bad or missing variable in one error", () => {
+    try {
+      loadConfig({ PORT: "eighty", REDIS_URL: "http://x", UPLOAD_URL_TTL_SECONDS: "99999" });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      const problems = (err as ConfigError).problems.join("\n");
+      expect(problems).toMatch(/^S3_BUCKET:/m);
+      expect(problems).toMatch(/^PORT:/m);
+      expect(problems).toMatch(/^REDIS_URL:/m);
+      expect(problems).toMatch(/^UPLOAD_URL_TTL_SECONDS:/m);
+    }
+  });
+
+  it("checks rules that span variables and roles", () => {
+    expect(() => loadConfig({ ...base, UPLOAD_URL_TTL_SECONDS: "1200", MAX_UPLOAD_URL_TTL_SECONDS: "600" })).toThrow(/UPLOAD_URL_TTL_SECONDS: must not exceed/);
+    expect(() => loadConfig({ ...base, WORKER_ROLES: "scan,bake" })).toThrow(/unknown role bake/);
+    expect(() => loadConfig({ ...base, NODE_ENV: "production" })).toThrow(/DATABASE_URL: required in production/);
+  });
+
+  it("treats empty variables as unset", () => {
+    expect(loadConfig({ ...base, PORT: "" }).http.port).toBe(3000);
+  });
+});
