@@ -1,5 +1,6 @@
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
+import { DependencyUnavailableError } from "@intake/domain";
 
 /**
  * The pipeline's stages, one BullMQ queue each, so an operator can watch (and scale) them
@@ -13,6 +14,12 @@ export type Stage = (typeof STAGES)[number];
 export interface StageJobData {
   v: 1;
   uploadId: string;
+  /**
+   * ETag of the object the previous stage looked at. A client still holding a valid URL
+   * can overwrite the pending object mid-pipeline; a later stage that sees another ETag
+   * knows the bytes it would act on are not the bytes that were checked.
+   */
+  eTag?: string;
 }
 
 /**
@@ -38,8 +45,15 @@ export interface StageQueueOptions {
 
 /** A producer that fails fast when Redis is away, so the caller can keep the SQS message. */
 export function createProducerConnection(redisUrl: string): Redis {
-  return new Redis(redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
+  const redis = new Redis(redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
+  // Without a listener ioredis reports every failed reconnect as an unhandled error event;
+  // the failure that matters surfaces where enqueue() throws.
+  redis.on("error", () => undefined);
+  return redis;
 }
+
+/** An enqueue that has not reached Redis by then is reported as failed (the caller keeps its trigger). */
+export const ENQUEUE_TIMEOUT_MS = 5000;
 
 export class StageQueues {
   private readonly queues: Map<Stage, Queue>;
@@ -49,7 +63,13 @@ export class StageQueues {
   constructor(opts: StageQueueOptions, connection: Redis = createProducerConnection(opts.redisUrl)) {
     this.opts = opts;
     this.connection = connection;
-    this.queues = new Map(STAGES.map((s) => [s, new Queue(queueName(s), { connection, prefix: opts.prefix })]));
+    this.queues = new Map(
+      STAGES.map((s) => {
+        const q = new Queue(queueName(s), { connection, prefix: opts.prefix });
+        q.on("error", () => undefined); // connection errors surface where enqueue() throws
+        return [s, q];
+      }),
+    );
   }
 
   queue(stage: Stage): Queue {
@@ -57,15 +77,29 @@ export class StageQueues {
   }
 
   /** Enqueues a stage for an upload; a no-op while a job with the same id exists. */
-  async enqueue(stage: Stage, uploadId: string, opts: { jobId?: string } = {}): Promise<void> {
-    const data: StageJobData = { v: 1, uploadId };
-    await this.queue(stage).add(stage, data, {
+  async enqueue(stage: Stage, uploadId: string, opts: { jobId?: string; eTag?: string | null } = {}): Promise<void> {
+    const data: StageJobData = opts.eTag ? { v: 1, uploadId, eTag: opts.eTag } : { v: 1, uploadId };
+    // enableOfflineQueue: false makes commands fail fast, but Queue.add first waits for the
+    // connection to become ready, without a limit: with Redis down it hangs, holding the
+    // SQS message handler (seen with BullMQ 6.7). Bound the wait; if the add completes
+    // later anyway it is the same deterministic job id, so no harm is done.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new DependencyUnavailableError("redis", `enqueue ${stage} for upload ${uploadId} timed out after ${ENQUEUE_TIMEOUT_MS} ms`)), ENQUEUE_TIMEOUT_MS);
+    });
+    const add = this.queue(stage).add(stage, data, {
       jobId: opts.jobId ?? stageJobId(stage, uploadId),
       attempts: this.opts.attempts,
       backoff: { type: "exponential", delay: this.opts.backoffMs },
       removeOnComplete: { age: 3600, count: 1000 },
       removeOnFail: { age: 7 * 24 * 3600 },
     });
+    add.catch(() => undefined); // its failure is reported through the race below
+    try {
+      await Promise.race([add, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async close(): Promise<void> {

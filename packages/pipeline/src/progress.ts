@@ -1,0 +1,57 @@
+import type { Actor } from "@intake/db";
+import type { Upload, Verdict } from "@intake/domain";
+import type { UploadFindings } from "@intake/db";
+import { stageFor } from "./decisions.ts";
+import type { StageDeps } from "./deps.ts";
+import type { StageJobData } from "./stage-queues.ts";
+
+/**
+ * How an upload moves from one stage to the next. A stage changes the status in the
+ * database first (the guarded transition) and enqueues the next stage second; if it dies
+ * in between, a retry of the same job finds the upload already further on and only has to
+ * make sure the next stage is queued (deterministic job ids make that a no-op when it is).
+ */
+
+/** The slice of a BullMQ job the processors read; tests pass plain objects. */
+export interface StageJob {
+  data: StageJobData;
+  attemptsMade: number;
+  opts: { attempts?: number };
+}
+
+/** True on the job's last attempt: a failure now would leave nobody to retry it. */
+export function isLastAttempt(job: StageJob): boolean {
+  return job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+}
+
+/** Makes sure the stage that owns the upload's current status is queued. */
+export async function ensureNextStage(deps: StageDeps, upload: Upload, eTag?: string | null): Promise<void> {
+  const stage = stageFor(upload.status);
+  if (stage) await deps.queues.enqueue(stage, upload.id, { eTag });
+}
+
+/**
+ * Writes the verdict (inspecting|scanning -> deciding) and queues finalize. The verdict is
+ * fixed here, before any copy, so a retried copy can never change it. When another worker
+ * got there first the transition does not apply and that worker's verdict stands.
+ */
+export async function recordVerdict(
+  deps: StageDeps,
+  uploadId: string,
+  actor: Actor,
+  verdict: Verdict,
+  findings: UploadFindings,
+  eTag?: string | null,
+): Promise<Upload | null> {
+  const verdictFields: UploadFindings =
+    verdict.outcome === "clean"
+      ? { verdict: "clean", reason: null, reasonDetail: null, signature: null }
+      : { verdict: "quarantine", reason: verdict.reason, reasonDetail: verdict.detail, signature: verdict.signature ?? null };
+  const result = await deps.repository.transition(uploadId, "decide", actor, { ...findings, ...verdictFields });
+  if (!result.upload) return null;
+  if (result.applied) {
+    deps.logger.info({ uploadId, verdict: verdictFields.verdict, reason: verdictFields.reason, detail: verdictFields.reasonDetail }, "verdict recorded");
+  }
+  await ensureNextStage(deps, result.upload, eTag);
+  return result.upload;
+}

@@ -1,0 +1,163 @@
+import type { AuditLog, UploadRepository } from "@intake/db";
+import { parsePendingKey, PREFIX, type Upload } from "@intake/domain";
+import { StorageUnsupportedError, type ObjectStore } from "@intake/storage";
+import { stageFor } from "./decisions.ts";
+import type { PipelineLogger } from "./deps.ts";
+import type { StageQueues } from "./stage-queues.ts";
+
+/**
+ * The reaper: what never finished gets finished or cleaned up. The database is the truth
+ * and the queues are triggers, so every step starts from rows (or from storage listings)
+ * and is safe to run twice or on two replicas at once: transitions are guarded, aborts and
+ * deletes of things already gone succeed. Every action is written to the audit table.
+ */
+export interface ReaperSettings {
+  pendingGraceSeconds: number;
+  multipartTtlSeconds: number;
+  stuckAfterSeconds: number;
+  quarantineRetentionDays: number;
+}
+
+export interface ReaperDeps {
+  repository: UploadRepository;
+  audit: AuditLog;
+  store: ObjectStore;
+  queues: Pick<StageQueues, "enqueue">;
+  logger: PipelineLogger;
+  settings: ReaperSettings;
+}
+
+export interface ReapSummary {
+  expired: number;
+  arrivedLate: number;
+  multipartAborted: number;
+  orphansAborted: number;
+  requeued: number;
+  purged: number;
+  sweep: "done" | "unsupported";
+}
+
+/**
+ * A multipart upload is created in storage before its row is written (the row records the
+ * storage upload id), so a young upload without a row may simply be in creation.
+ */
+export const ORPHAN_MULTIPART_MIN_AGE_MS = 15 * 60 * 1000;
+
+export class Reaper {
+  private readonly deps: ReaperDeps;
+  private saidSweepUnsupported = false;
+  constructor(deps: ReaperDeps) {
+    this.deps = deps;
+  }
+
+  async reap(now = new Date()): Promise<ReapSummary> {
+    const summary: ReapSummary = { expired: 0, arrivedLate: 0, multipartAborted: 0, orphansAborted: 0, requeued: 0, purged: 0, sweep: "done" };
+    await this.expirePending(now, summary);
+    await this.abortStaleMultipart(now, summary);
+    await this.sweepMultipartUploads(now, summary);
+    await this.requeueStuck(now, summary);
+    await this.purgeQuarantine(now, summary);
+    const acted = summary.expired + summary.arrivedLate + summary.multipartAborted + summary.orphansAborted + summary.requeued + summary.purged;
+    if (acted > 0) this.deps.logger.info({ ...summary }, "reaper pass");
+    return summary;
+  }
+
+  /** Pending uploads whose URL expired (plus grace): expired, unless the object is in fact there. */
+  private async expirePending(now: Date, s: ReapSummary): Promise<void> {
+    const { repository, store, audit } = this.deps;
+    for (const upload of await repository.findExpiredPending(now, this.deps.settings.pendingGraceSeconds * 1000)) {
+      if (upload.multipart) {
+        await this.abortMultipart(upload, "the upload URL expired before the multipart upload was completed");
+        s.multipartAborted++;
+      } else {
+        const head = await store.head(upload.objectKey);
+        if (head) {
+          // The object arrived but nobody said so (a lost S3 event, a store that sends none
+          // and a client that never called complete): hand it to the pipeline.
+          const arrived = await repository.transition(upload.id, "arrived", "reaper", { storedSize: head.size });
+          if (arrived.applied) {
+            await this.deps.queues.enqueue("inspect", upload.id);
+            s.arrivedLate++;
+          }
+          continue;
+        }
+      }
+      await store.delete(upload.objectKey);
+      const expired = await repository.transition(upload.id, "expire", "reaper", { reasonDetail: `URL expired at ${upload.urlExpiresAt.toISOString()}; no object arrived` }, now);
+      if (expired.applied) s.expired++;
+      await audit.record({ actor: "reaper", action: "reaper.pending_expired", uploadId: upload.id, tenantId: upload.tenantId, objectKey: upload.objectKey, detail: { urlExpiresAt: upload.urlExpiresAt.toISOString(), multipart: upload.multipart !== null } }, now);
+    }
+  }
+
+  /** Multipart uploads older than their time to live, aborted on the recorded storage upload id. */
+  private async abortStaleMultipart(now: Date, s: ReapSummary): Promise<void> {
+    const olderThan = new Date(now.getTime() - this.deps.settings.multipartTtlSeconds * 1000);
+    for (const upload of await this.deps.repository.findStaleMultipart(olderThan)) {
+      await this.abortMultipart(upload, `multipart upload older than ${this.deps.settings.multipartTtlSeconds} s`);
+      s.multipartAborted++;
+      await this.deps.repository.transition(upload.id, "expire", "reaper", { reasonDetail: "multipart upload abandoned" }, now);
+    }
+  }
+
+  private async abortMultipart(upload: Upload, reason: string): Promise<void> {
+    const storageUploadId = upload.multipart!.storageUploadId;
+    await this.deps.store.abortMultipart(upload.objectKey, storageUploadId);
+    await this.deps.audit.record({ actor: "reaper", action: "reaper.multipart_aborted", uploadId: upload.id, tenantId: upload.tenantId, objectKey: upload.objectKey, detail: { storageUploadId, reason } });
+  }
+
+  /**
+   * Multipart uploads in storage that no pending row claims (the row expired, the API died
+   * between CreateMultipartUpload and the insert). Storage keeps their parts, and bills
+   * them, until someone aborts them. fauxqs 2.4.1 has no ListMultipartUploads: said once.
+   */
+  private async sweepMultipartUploads(now: Date, s: ReapSummary): Promise<void> {
+    let uploads;
+    try {
+      uploads = await this.deps.store.listMultipartUploads(`${PREFIX.pending}/`);
+    } catch (err) {
+      if (!(err instanceof StorageUnsupportedError)) throw err;
+      if (!this.saidSweepUnsupported) this.deps.logger.warn({}, "this storage has no ListMultipartUploads: orphaned multipart uploads cannot be swept (rows with a recorded upload id are still aborted)");
+      this.saidSweepUnsupported = true;
+      s.sweep = "unsupported";
+      return;
+    }
+    for (const mp of uploads) {
+      if (mp.initiated && now.getTime() - mp.initiated.getTime() < ORPHAN_MULTIPART_MIN_AGE_MS) continue;
+      const row = parsePendingKey(mp.key) ? await this.deps.repository.getByObjectKey(mp.key) : null;
+      if (row && row.status === "pending" && row.multipart?.storageUploadId === mp.uploadId) continue;
+      await this.deps.store.abortMultipart(mp.key, mp.uploadId);
+      await this.deps.audit.record({ actor: "reaper", action: "reaper.orphan_multipart_aborted", uploadId: row?.id ?? null, tenantId: row?.tenantId ?? parsePendingKey(mp.key)?.tenantId ?? null, objectKey: mp.key, detail: { storageUploadId: mp.uploadId, initiated: mp.initiated?.toISOString() ?? null, rowStatus: row?.status ?? null } }, now);
+      s.orphansAborted++;
+    }
+  }
+
+  /**
+   * Uploads the pipeline owns that have not moved for stuckAfterSeconds: their job was lost
+   * (Redis restarted or was flushed, a job failed for good). A fresh job id, because the
+   * deterministic one may still be held by a kept failed job, which would make the add a
+   * silent no-op.
+   */
+  private async requeueStuck(now: Date, s: ReapSummary): Promise<void> {
+    const before = new Date(now.getTime() - this.deps.settings.stuckAfterSeconds * 1000);
+    for (const upload of await this.deps.repository.findStuck(before)) {
+      const stage = stageFor(upload.status);
+      if (!stage) continue;
+      await this.deps.queues.enqueue(stage, upload.id, { jobId: `${stage}-${upload.id}-r${now.getTime()}` });
+      await this.deps.repository.touch(upload.id, now);
+      await this.deps.repository.countAttempt(upload.id);
+      await this.deps.audit.record({ actor: "reaper", action: "reaper.requeued", uploadId: upload.id, tenantId: upload.tenantId, objectKey: upload.objectKey, detail: { status: upload.status, stage, idleSince: upload.updatedAt.toISOString() } }, now);
+      s.requeued++;
+    }
+  }
+
+  /** Quarantined objects past the retention period: bytes deleted, the row and its audit trail kept. */
+  private async purgeQuarantine(now: Date, s: ReapSummary): Promise<void> {
+    const before = new Date(now.getTime() - this.deps.settings.quarantineRetentionDays * 86_400_000);
+    for (const upload of await this.deps.repository.findQuarantinedBefore(before)) {
+      if (upload.finalKey) await this.deps.store.delete(upload.finalKey);
+      await this.deps.repository.markPurged(upload.id, now);
+      await this.deps.audit.record({ actor: "reaper", action: "reaper.quarantine_purged", uploadId: upload.id, tenantId: upload.tenantId, objectKey: upload.finalKey, detail: { reason: upload.reason, retentionDays: this.deps.settings.quarantineRetentionDays } }, now);
+      s.purged++;
+    }
+  }
+}

@@ -1,0 +1,85 @@
+import { Queue, Worker, type Job } from "bullmq";
+import { Redis } from "ioredis";
+import type { PipelineLogger } from "./deps.ts";
+import type { StageJob } from "./progress.ts";
+import type { Reaper } from "./reaper.ts";
+import { queueName, type Stage, type StageJobData } from "./stage-queues.ts";
+
+/**
+ * Thin BullMQ wiring: one Worker per stage queue, one for the reaper's schedule. The
+ * processors themselves know nothing of BullMQ beyond the StageJob shape.
+ */
+
+/** Workers block on Redis: their connections must never give up a command (BullMQ requires null). */
+export function createWorkerConnection(redisUrl: string): Redis {
+  return new Redis(redisUrl, { maxRetriesPerRequest: null });
+}
+
+export interface StageWorkerOptions {
+  connection: Redis;
+  prefix: string;
+  concurrency: number;
+  logger: PipelineLogger;
+  /** Lock held while a job runs; renewed at half of it. A dead worker's job is retried after it. */
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+}
+
+export function startStageWorker(stage: Stage, process: (job: StageJob) => Promise<void>, o: StageWorkerOptions): Worker<StageJobData> {
+  const worker = new Worker<StageJobData>(queueName(stage), (job: Job<StageJobData>) => process(job), {
+    connection: o.connection,
+    prefix: o.prefix,
+    concurrency: o.concurrency,
+    ...(o.lockDurationMs ? { lockDuration: o.lockDurationMs } : {}),
+    ...(o.stalledIntervalMs ? { stalledInterval: o.stalledIntervalMs } : {}),
+    // A job whose worker died (SIGKILL, OOM) is picked up again after the lock expires; a
+    // second stall in a row fails it, and the reaper's reconcile takes over from there.
+    maxStalledCount: 2,
+  });
+  worker.on("failed", (job, err) => {
+    const attempts = job?.opts.attempts ?? 1;
+    const final = !job || job.attemptsMade >= attempts || err.name === "UnrecoverableError";
+    o.logger[final ? "error" : "warn"]({ stage, jobId: job?.id, uploadId: job?.data.uploadId, attemptsMade: job?.attemptsMade, attempts, err: { name: err.name, message: err.message } }, final ? "job failed for good" : "job failed; will retry");
+  });
+  worker.on("error", (err) => o.logger.error({ stage, err }, "worker error"));
+  return worker;
+}
+
+export const REAPER_QUEUE = "intake-reaper";
+/** One fixed scheduler id: every replica upserts the same schedule instead of adding its own. */
+export const REAPER_SCHEDULER_ID = "intake-reaper";
+
+export interface ReaperSchedule {
+  worker: Worker;
+  close(): Promise<void>;
+}
+
+/**
+ * Runs the reaper on a BullMQ job scheduler. Redis without persistence loses schedulers on
+ * restart (and a flush loses them too), so the schedule is upserted again periodically
+ * and whenever the connection comes back: upserting an existing scheduler is a no-op.
+ */
+export async function startReaperSchedule(reaper: Reaper, o: { connection: Redis; prefix: string; everySeconds: number; logger: PipelineLogger }): Promise<ReaperSchedule> {
+  const queue = new Queue(REAPER_QUEUE, { connection: o.connection, prefix: o.prefix });
+  const upsert = () =>
+    queue
+      .upsertJobScheduler(REAPER_SCHEDULER_ID, { every: o.everySeconds * 1000 }, { name: "reap", data: { v: 1 }, opts: { removeOnComplete: 100, removeOnFail: 100 } })
+      .then(() => undefined)
+      .catch((err: unknown) => o.logger.warn({ err }, "could not upsert the reaper schedule; will try again"));
+  await upsert();
+  const refresh = setInterval(upsert, Math.max(o.everySeconds, 30) * 1000);
+  refresh.unref();
+  o.connection.on("ready", upsert);
+  const worker = new Worker(REAPER_QUEUE, async () => reaper.reap(), { connection: o.connection, prefix: o.prefix, concurrency: 1 });
+  worker.on("failed", (_job, err) => o.logger.error({ err }, "reaper pass failed; the next one retries"));
+  worker.on("error", (err) => o.logger.error({ err }, "reaper worker error"));
+  return {
+    worker,
+    close: async () => {
+      clearInterval(refresh);
+      o.connection.off("ready", upsert);
+      await worker.close();
+      await queue.close();
+    },
+  };
+}

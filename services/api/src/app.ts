@@ -1,0 +1,95 @@
+import Koa, { type Context, type Next } from "koa";
+import { Router } from "@koa/router";
+import { NotFoundError } from "@intake/domain";
+import type { Config, Logger } from "@intake/runtime";
+import type { ObjectStore } from "@intake/storage";
+import { requireApiKey, type ApiKeyAuthenticator } from "./http/auth.ts";
+import { cors } from "./http/cors.ts";
+import { errorMiddleware, HttpError } from "./http/errors.ts";
+import { requestLog } from "./http/request-log.ts";
+import { openApiDocument } from "./openapi.ts";
+import { mountHealthRoutes, type Readiness } from "./routes/health.ts";
+import { mountUploadRoutes } from "./routes/uploads.ts";
+import { UploadService, type Processing, type UploadRecords } from "./upload-service.ts";
+
+/**
+ * Everything the HTTP application needs, passed in: no environment reads, no module
+ * singletons. server.ts wires the real adapters; tests may wire the same ones against
+ * throwaway databases and buckets.
+ */
+export interface ApiDeps {
+  config: Config;
+  logger: Logger;
+  uploads: UploadRecords;
+  apiKeys: ApiKeyAuthenticator;
+  store: ObjectStore;
+  processing: Processing;
+  readiness: Readiness;
+  now?: () => Date;
+}
+
+export function createRouter(deps: ApiDeps): Router {
+  const { config } = deps;
+  const service = new UploadService({
+    uploads: deps.uploads,
+    store: deps.store,
+    processing: deps.processing,
+    policy: config.policy,
+    multipartWindowSeconds: config.reaper.multipartTtlSeconds,
+    ...(deps.now ? { now: deps.now } : {}),
+  });
+  const openapi = JSON.stringify(
+    openApiDocument({
+      allowedTypes: config.policy.allowedTypes,
+      maxSize: config.policy.maxSize,
+      multipartThreshold: config.policy.multipartThreshold,
+      bodyLimitBytes: config.http.bodyLimitBytes,
+      ...(config.http.publicUrl ? { publicUrl: config.http.publicUrl } : {}),
+    }),
+  );
+
+  const router = new Router();
+  mountHealthRoutes(router, deps.readiness);
+  router.get("/openapi.json", (ctx) => {
+    ctx.type = "application/json";
+    ctx.body = openapi;
+  });
+  // Authentication before any body is read or URL signed.
+  router.use("/v1", requireApiKey(deps.apiKeys));
+  mountUploadRoutes(router, service, config.http.bodyLimitBytes);
+  return router;
+}
+
+export function createApp(deps: ApiDeps): Koa {
+  const app = new Koa();
+  // Errors are answered and logged by errorMiddleware; Koa's own stderr printing would
+  // duplicate them outside the logger (and outside its redaction).
+  app.silent = true;
+  const router = createRouter(deps);
+  app.use(requestLog(deps.logger));
+  app.use(errorMiddleware(deps.logger));
+  app.use(securityHeaders);
+  app.use(cors(deps.config.http.corsOrigins));
+  app.use(unmatchedAsErrors);
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return app;
+}
+
+async function securityHeaders(ctx: Context, next: Next): Promise<void> {
+  // JSON only: nothing here is meant to be sniffed or framed.
+  ctx.set("X-Content-Type-Options", "nosniff");
+  ctx.set("X-Frame-Options", "DENY");
+  await next();
+}
+
+/** The router leaves unknown paths as a bare 404 and wrong methods as a bare 405: give them our error body. */
+async function unmatchedAsErrors(ctx: Context, next: Next): Promise<void> {
+  await next();
+  if (ctx.body !== undefined && ctx.body !== null) return;
+  if (ctx.status === 404) throw new NotFoundError("route", `${ctx.method} ${ctx.path.slice(0, 200)}`);
+  if (ctx.status === 405) {
+    const allowed = ctx.response.get("Allow").split(/,\s*/).filter(Boolean);
+    throw new HttpError(405, "method_not_allowed", `${ctx.method} is not allowed here`, { allowed });
+  }
+}

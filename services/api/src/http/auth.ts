@@ -1,0 +1,67 @@
+import type { Context, Next } from "koa";
+import { createHash } from "node:crypto";
+import { UnauthenticatedError } from "@intake/domain";
+
+/** What the API needs to know about the caller: one tenant, one key. */
+export interface Caller {
+  tenantId: string;
+  keyId: string;
+}
+
+export interface ApiKeyAuthenticator {
+  authenticate(presented: string): Promise<Caller | null>;
+}
+
+const BEARER = /^Bearer[ ]+([^\s]+)[ ]*$/i;
+
+/**
+ * `Authorization: Bearer <key>` (RFC 6750). Authentication happens before any body is read
+ * or any URL is signed. Unknown, malformed and revoked keys get the same answer, so the
+ * response does not tell an attacker which of them they hold.
+ */
+export function requireApiKey(keys: ApiKeyAuthenticator) {
+  return async function authenticate(ctx: Context, next: Next): Promise<void> {
+    const header = ctx.get("authorization");
+    const match = BEARER.exec(header);
+    if (!match) throw new UnauthenticatedError();
+    const caller = await keys.authenticate(match[1]!);
+    if (!caller) throw new UnauthenticatedError("the API key is unknown or revoked");
+    ctx.state.caller = caller;
+    await next();
+  };
+}
+
+export function callerOf(ctx: Context): Caller {
+  const caller = ctx.state.caller as Caller | undefined;
+  // Routes that call this are mounted behind requireApiKey; reaching here without a caller
+  // is a wiring bug, and refusing is the safe answer.
+  if (!caller) throw new UnauthenticatedError();
+  return caller;
+}
+
+/**
+ * Remembers successful authentications for a few seconds, so a busy client does not cost
+ * a database read per request. Only successes are kept (a new key works at once), keyed by
+ * the SHA-256 of the presented key (the key itself is not kept), and only for `ttlMs`: a
+ * revoked key stops working within that time, which is the price of the saved read.
+ */
+export function cacheAuthentications(keys: ApiKeyAuthenticator, o: { ttlMs: number; maxEntries?: number; now?: () => number }): ApiKeyAuthenticator {
+  const maxEntries = o.maxEntries ?? 10_000;
+  const now = o.now ?? Date.now;
+  const entries = new Map<string, { caller: Caller; until: number }>();
+  return {
+    async authenticate(presented: string): Promise<Caller | null> {
+      const id = createHash("sha256").update(presented).digest("base64url");
+      const hit = entries.get(id);
+      if (hit && hit.until > now()) return hit.caller;
+      entries.delete(id);
+      const caller = await keys.authenticate(presented);
+      if (caller) {
+        // Map keeps insertion order: the first entry is the oldest.
+        if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!);
+        entries.set(id, { caller, until: now() + o.ttlMs });
+      }
+      return caller;
+    },
+  };
+}

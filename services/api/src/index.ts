@@ -1,0 +1,5 @@
+export { createApp, createRouter, type ApiDeps } from "./app.ts";
+export { startApi, type RunningApi } from "./server.ts";
+export { UploadService, type Processing } from "./upload-service.ts";
+export { openApiDocument } from "./openapi.ts";
+export { ensureDevKey } from "./dev-key.ts";

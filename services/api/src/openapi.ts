@@ -1,0 +1,205 @@
+/**
+ * The OpenAPI 3.1 description of every route. Written by hand, next to the routes; a unit
+ * test compares its paths and methods with the router's stack so the two cannot drift.
+ */
+export interface OpenApiOptions {
+  allowedTypes: readonly string[];
+  maxSize: number;
+  multipartThreshold: number;
+  bodyLimitBytes: number;
+  publicUrl?: string;
+}
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: object) => ({ "application/json": { schema } });
+const error = (description: string) => ({ description, content: json(ref("Error")) });
+const idParam = { name: "id", in: "path", required: true, schema: { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" } };
+
+const COMMON_ERRORS = {
+  "400": error("Invalid request: malformed JSON, unknown field, or a value that breaks the policy"),
+  "401": error("Missing, unknown or revoked API key"),
+  "404": error("No such upload for this tenant (another tenant's upload is also 404)"),
+  "413": error("Body or declared size too large"),
+  "415": error("Body is not application/json"),
+  "503": error("A dependency is unavailable; retry later"),
+};
+
+export function openApiDocument(o: OpenApiOptions): Record<string, unknown> {
+  const presigned = {
+    type: "object",
+    required: ["method", "url", "headers", "expiresAt"],
+    properties: {
+      method: { const: "PUT" },
+      url: { type: "string", format: "uri", description: "Presigned URL. A bearer credential until it expires: do not log or share it." },
+      headers: { type: "object", additionalProperties: { type: "string" }, description: "Headers to send exactly as given; they are part of the signature." },
+      expiresAt: { type: "string", format: "date-time" },
+    },
+  };
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "Intake upload API",
+      version: "1.0.0",
+      description:
+        "Declare an upload, send the bytes straight to object storage with the presigned URL, complete it, and download it once the pipeline has verified it.",
+    },
+    ...(o.publicUrl ? { servers: [{ url: o.publicUrl }] } : {}),
+    security: [{ bearer: [] }],
+    paths: {
+      "/healthz": { get: { summary: "Liveness", security: [], responses: { "200": { description: "The process serves requests" } } } },
+      "/readyz": {
+        get: {
+          summary: "Readiness: database, Redis, storage and clamd reachable",
+          security: [],
+          responses: { "200": { description: "Ready", content: json(ref("Readiness")) }, "503": { description: "A dependency is down", content: json(ref("Readiness")) } },
+        },
+      },
+      "/openapi.json": { get: { summary: "This document", security: [], responses: { "200": { description: "OpenAPI 3.1 document" } } } },
+      "/v1/uploads": {
+        post: {
+          summary: "Declare an upload and get a presigned PUT URL (or a multipart upload)",
+          parameters: [{ name: "Idempotency-Key", in: "header", required: false, schema: { type: "string", maxLength: 255 }, description: "A retry with the same key returns the same upload." }],
+          requestBody: { required: true, content: json(ref("CreateUpload")) },
+          responses: {
+            "201": { description: "Upload declared", content: json({ oneOf: [ref("SingleUploadCreated"), ref("MultipartUploadCreated")] }) },
+            "200": { description: "Idempotent replay: the upload created by the first request (Idempotent-Replayed: true)", content: json({ oneOf: [ref("SingleUploadCreated"), ref("MultipartUploadCreated")] }) },
+            "409": error("Idempotency-Key reused for a different request, or its upload is no longer pending"),
+            ...COMMON_ERRORS,
+          },
+        },
+        get: {
+          summary: "List uploads, newest first",
+          parameters: [
+            { name: "status", in: "query", schema: ref("Status") },
+            { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: 100, default: 20 } },
+            { name: "cursor", in: "query", schema: { type: "string" }, description: "nextCursor of the previous page" },
+          ],
+          responses: {
+            "200": { description: "A page", content: json({ type: "object", properties: { items: { type: "array", items: ref("Upload") }, nextCursor: { type: ["string", "null"] } } }) },
+            ...COMMON_ERRORS,
+          },
+        },
+      },
+      "/v1/uploads/{id}": {
+        get: { summary: "Status and details of an upload", parameters: [idParam], responses: { "200": { description: "The upload", content: json(ref("UploadEnvelope")) }, ...COMMON_ERRORS } },
+        delete: {
+          summary: "Abort a pending upload (aborts the multipart upload, deletes any stored bytes)",
+          parameters: [idParam],
+          responses: { "200": { description: "Aborted", content: json(ref("UploadEnvelope")) }, "409": error("The upload is no longer pending"), ...COMMON_ERRORS },
+        },
+      },
+      "/v1/uploads/{id}/parts": {
+        post: {
+          summary: "Sign URLs for a batch of parts of a multipart upload",
+          parameters: [idParam],
+          requestBody: {
+            required: true,
+            content: json({ type: "object", additionalProperties: false, required: ["partNumbers"], properties: { partNumbers: { type: "array", items: { type: "integer", minimum: 1, maximum: 10000 }, maxItems: 1000 }, expiresIn: { type: "integer", minimum: 60 } } }),
+          },
+          responses: {
+            "200": { description: "Part URLs", content: json({ type: "object", properties: { parts: { type: "array", items: { allOf: [presigned, { type: "object", properties: { partNumber: { type: "integer" }, size: { type: "integer" } } }] } } } }) },
+            "409": error("The upload is no longer pending"),
+            ...COMMON_ERRORS,
+          },
+        },
+        get: {
+          summary: "Parts the storage holds (to resume)",
+          parameters: [idParam],
+          responses: {
+            "200": { description: "Stored parts", content: json({ type: "object", properties: { parts: { type: "array", items: { type: "object", properties: { partNumber: { type: "integer" }, size: { type: "integer" }, etag: { type: "string" } } } } } }) },
+            "501": error("The storage does not implement ListParts (storage_unsupported)"),
+            ...COMMON_ERRORS,
+          },
+        },
+      },
+      "/v1/uploads/{id}/complete": {
+        post: {
+          summary: "Tell the API the bytes are there; it checks the object (HeadObject) and hands it to processing",
+          parameters: [idParam],
+          requestBody: {
+            required: false,
+            content: json({ type: "object", additionalProperties: false, properties: { parts: { type: "array", description: "Multipart only: every part with the ETag storage returned", items: { type: "object", additionalProperties: false, required: ["partNumber", "etag"], properties: { partNumber: { type: "integer" }, etag: { type: "string" } } } } } }),
+          },
+          responses: { "200": { description: "Uploaded (repeating is harmless)", content: json(ref("UploadEnvelope")) }, "409": error("Object missing, size mismatch, or upload not pending; state unchanged"), ...COMMON_ERRORS },
+        },
+      },
+      "/v1/uploads/{id}/download": {
+        get: {
+          summary: "Redirect to a short presigned GET (verified uploads only; attachment, verified type)",
+          parameters: [idParam],
+          responses: { "302": { description: "Location: presigned GET URL", headers: { Location: { schema: { type: "string" } } } }, "409": error("The upload is not verified; the message names its status"), ...COMMON_ERRORS },
+        },
+      },
+    },
+    components: {
+      securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "API key: Authorization: Bearer ik_live_..." } },
+      schemas: {
+        Error: {
+          type: "object",
+          required: ["error"],
+          properties: { error: { type: "object", required: ["code", "message"], properties: { code: { type: "string" }, message: { type: "string" }, details: { type: "object" } } } },
+        },
+        Status: { type: "string", enum: ["pending", "uploaded", "inspecting", "scanning", "deciding", "verified", "quarantined", "expired", "aborted"] },
+        CreateUpload: {
+          type: "object",
+          additionalProperties: false,
+          required: ["filename", "contentType", "size"],
+          properties: {
+            filename: { type: "string", maxLength: 255, description: "Display name only; never part of the object key. No control, bidi or path characters." },
+            contentType: { type: "string", enum: [...o.allowedTypes] },
+            size: { type: "integer", minimum: 1, maximum: o.maxSize, description: `Exact size in bytes, bound into the signature. Above ${o.multipartThreshold} bytes the upload is multipart.` },
+            sha256: { type: "string", pattern: "^[0-9a-fA-F]{64}$", description: "Bound as x-amz-checksum-sha256; the pipeline recomputes it." },
+            md5: { type: "string", description: "Base64 MD5 as in Content-MD5; bound into the signature (single PUT only)." },
+            metadata: { type: "object", additionalProperties: { type: "string", maxLength: 512 }, maxProperties: 16 },
+            expiresIn: { type: "integer", minimum: 60, description: "URL lifetime in seconds (default and cap from configuration)." },
+          },
+          description: `JSON bodies are limited to ${o.bodyLimitBytes} bytes.`,
+        },
+        SingleUploadCreated: {
+          allOf: [presigned, { type: "object", required: ["upload", "kind"], properties: { upload: ref("Upload"), kind: { const: "single" } } }],
+        },
+        MultipartUploadCreated: {
+          type: "object",
+          required: ["upload", "kind", "uploadId", "partSize", "partCount", "expiresAt"],
+          properties: {
+            upload: ref("Upload"),
+            kind: { const: "multipart" },
+            uploadId: { type: "string" },
+            partSize: { type: "integer" },
+            partCount: { type: "integer" },
+            expiresAt: { type: "string", format: "date-time", description: "Part URLs can be requested until then." },
+          },
+        },
+        UploadEnvelope: { type: "object", required: ["upload"], properties: { upload: ref("Upload") } },
+        Upload: {
+          type: "object",
+          properties: {
+            id: { type: "string" },
+            status: ref("Status"),
+            filename: { type: "string" },
+            contentType: { type: "string" },
+            size: { type: "integer" },
+            sha256: { type: ["string", "null"] },
+            md5: { type: ["string", "null"] },
+            metadata: { type: "object", additionalProperties: { type: "string" } },
+            multipart: { type: ["object", "null"], properties: { partSize: { type: "integer" }, partCount: { type: "integer" } } },
+            urlExpiresAt: { type: "string", format: "date-time" },
+            createdAt: { type: "string", format: "date-time" },
+            updatedAt: { type: "string", format: "date-time" },
+            uploadedAt: { type: ["string", "null"], format: "date-time" },
+            finishedAt: { type: ["string", "null"], format: "date-time" },
+            result: { type: "object", description: "What the pipeline found (null until it did)" },
+          },
+        },
+        Readiness: {
+          type: "object",
+          properties: {
+            status: { enum: ["ready", "not_ready"] },
+            checks: { type: "object", additionalProperties: { type: "object", properties: { status: { enum: ["up", "down"] }, latencyMs: { type: "number" }, error: { type: "string" } } } },
+            scanner: { type: "object", properties: { testSignaturesOnly: { type: "boolean" }, warning: { type: "string" } } },
+          },
+        },
+      },
+    },
+  };
+}

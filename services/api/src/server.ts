@@ -1,0 +1,142 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { once } from "node:events";
+import { ApiKeyRepository, migrate, openDatabase, pingDatabase, UploadRepository } from "@intake/db";
+import { createProducerConnection, StageQueues, STAGES } from "@intake/pipeline";
+import { createLogger, type Config, type Logger } from "@intake/runtime";
+import { createClamdScanner, hasTestSignaturesOnly } from "@intake/scanner";
+import { createS3Client, createSqsClient, provisionStorage, S3ObjectStore } from "@intake/storage";
+import { createApp } from "./app.ts";
+import { cacheAuthentications } from "./http/auth.ts";
+import { TEST_SIGNATURES_WARNING } from "./routes/health.ts";
+
+export interface RunningApi {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** How long readiness waits on clamd's PING: a loaded daemon answers in milliseconds. */
+const CLAMD_PING_TIMEOUT_MS = 2000;
+/** Start even when Redis is down (readiness reports it), but give it a moment to connect. */
+const REDIS_CONNECT_WAIT_MS = 3000;
+/** How long a revoked API key may keep working in a running API (see cacheAuthentications). */
+const AUTH_CACHE_TTL_MS = 5000;
+/** An enqueue is one Redis round trip; far longer means Redis is in trouble. */
+const ENQUEUE_TIMEOUT_MS = 5000;
+
+/**
+ * Wires the real adapters around createApp and listens. One S3 client, one database pool
+ * and one Redis connection per process, built here once: creating an S3 client per
+ * request would redo credential resolution and endpoint setup on every call.
+ */
+export async function startApi(config: Config, opts: { logger?: Logger; port?: number } = {}): Promise<RunningApi> {
+  const logger = opts.logger ?? createLogger({ level: config.logLevel, name: "api" });
+  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  const closeAll = async () => {
+    // Reverse order of construction: stop taking requests first, close the database last.
+    const steps = cleanups.splice(0).reverse();
+    for (const c of steps) await Promise.resolve(c()).catch((err: unknown) => logger.warn({ err }, "shutdown step failed"));
+  };
+
+  try {
+    const db = openDatabase(config.database);
+    cleanups.push(() => db.destroy());
+    await migrate(db);
+
+    // Credentials from the SDK's default chain (AWS_ACCESS_KEY_ID/..., profiles, instance
+    // roles): the config carries no secrets.
+    const s3 = createS3Client({ region: config.storage.region, endpoint: config.storage.endpoint, forcePathStyle: config.storage.forcePathStyle });
+    cleanups.push(() => s3.destroy());
+    if (config.storage.provision) {
+      const sqs = createSqsClient({ region: config.storage.region, endpoint: config.storage.sqsEndpoint });
+      try {
+        const result = await provisionStorage(s3, sqs, { bucket: config.storage.bucket, queueName: config.storage.queueName, region: config.storage.region, corsOrigins: config.http.corsOrigins });
+        for (const w of result.warnings) logger.warn(w);
+      } finally {
+        sqs.destroy();
+      }
+    }
+    const store = new S3ObjectStore(s3, config.storage.bucket);
+
+    const redis = createProducerConnection(config.redis.url);
+    // An 'error' listener keeps ioredis' reconnect errors from becoming unhandled events;
+    // readiness reports Redis as down meanwhile.
+    redis.on("error", (err: Error) => logger.debug({ code: (err as { code?: string }).code }, "redis connection error"));
+    await waitForReady(redis, REDIS_CONNECT_WAIT_MS);
+    const queues = new StageQueues({ redisUrl: config.redis.url, prefix: config.redis.prefix, attempts: config.worker.attempts, backoffMs: config.worker.backoffMs }, redis);
+    cleanups.push(() => queues.close());
+    // BullMQ re-emits connection errors on each queue; without a listener they are printed
+    // to stderr outside the logger. Readiness reports Redis as down meanwhile.
+    for (const stage of STAGES) queues.queue(stage).on("error", (err: Error) => logger.debug({ code: (err as { code?: string }).code, stage }, "queue error"));
+    const enqueueInspection = async (uploadId: string): Promise<void> => {
+      // BullMQ waits for a connection that is not ready (indefinitely): fail fast instead,
+      // so the client gets a 503 and retries; the upload's state is already recorded.
+      if (redis.status !== "ready") throw new Error(`redis connection is ${redis.status}`);
+      await withTimeout(queues.enqueue("inspect", uploadId), ENQUEUE_TIMEOUT_MS, "enqueue");
+    };
+
+    const scanner = createClamdScanner({ host: config.clamd.host, port: config.clamd.port, connectTimeoutMs: CLAMD_PING_TIMEOUT_MS });
+    const testSignaturesOnly = () => hasTestSignaturesOnly(config.dataDir);
+    if (testSignaturesOnly()) logger.warn(TEST_SIGNATURES_WARNING);
+
+    const app = createApp({
+      config,
+      logger,
+      uploads: new UploadRepository(db),
+      apiKeys: cacheAuthentications(new ApiKeyRepository(db), { ttlMs: AUTH_CACHE_TTL_MS }),
+      store,
+      processing: { enqueueInspection },
+      readiness: {
+        checks: {
+          database: () => pingDatabase(db),
+          redis: () => redis.ping(),
+          storage: () => store.ping(),
+          clamd: () => scanner.ping(),
+        },
+        testSignaturesOnly,
+      },
+    });
+
+    const server = http.createServer(app.callback());
+    // Bodies here are small JSON documents: a slow client gets 30 s, not Node's 5 minutes.
+    server.requestTimeout = 30_000;
+    server.headersTimeout = 20_000;
+    server.listen(opts.port ?? config.http.port, config.http.host);
+    await once(server, "listening");
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+          // In-flight requests get a moment to finish before their sockets are cut.
+          setTimeout(() => server.closeAllConnections(), 5000).unref();
+        }),
+    );
+    const { port } = server.address() as AddressInfo;
+    const host = config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host;
+    return { url: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`, close: closeAll };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+async function waitForReady(redis: { status: string; once(event: string, fn: () => void): unknown }, ms: number): Promise<void> {
+  if (redis.status === "ready") return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    redis.once("ready", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

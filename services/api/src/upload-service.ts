@@ -1,0 +1,356 @@
+import { createHash, randomBytes } from "node:crypto";
+import {
+  ConflictError,
+  contentDisposition,
+  DependencyUnavailableError,
+  InvalidRequestError,
+  NotFoundError,
+  objectKey,
+  partLength,
+  UPLOAD_STATUSES,
+  urlTtl,
+  validateDeclaration,
+  validatePartNumbers,
+  type RawDeclaration,
+  type Upload,
+  type UploadDeclaration,
+  type UploadPolicy,
+  type UploadStatus,
+} from "@intake/domain";
+import type { UploadRepository } from "@intake/db";
+import { StorageRequestError, type ObjectStore, type PresignedRequest, type StoredPart } from "@intake/storage";
+
+/**
+ * The API's use cases, free of HTTP: declare an upload (and sign its URL), sign part URLs,
+ * list stored parts, complete, abort, read, list, and sign a download. Koa handlers only
+ * translate requests into these calls and results into responses.
+ */
+
+/** Hands an upload to the pipeline once its object is there. */
+export interface Processing {
+  enqueueInspection(uploadId: string): Promise<void>;
+}
+
+export type UploadRecords = Pick<UploadRepository, "create" | "get" | "list" | "transition">;
+
+export interface UploadServiceOptions {
+  uploads: UploadRecords;
+  store: ObjectStore;
+  processing: Processing;
+  policy: UploadPolicy & { downloadUrlTtlSeconds: number };
+  /** How long part URLs may be requested for a multipart upload (the reaper's multipart TTL). */
+  multipartWindowSeconds: number;
+  now?: () => Date;
+}
+
+export interface CreateInput extends RawDeclaration {
+  expiresIn?: unknown;
+}
+
+export type CreateResult =
+  | { kind: "single"; upload: Upload; replayed: boolean; request: PresignedRequest }
+  | { kind: "multipart"; upload: Upload; replayed: boolean; partSize: number; partCount: number; expiresAt: Date };
+
+export interface SignedPart extends PresignedRequest {
+  partNumber: number;
+  size: number;
+}
+
+export interface ListQuery {
+  status?: string;
+  limit?: string;
+  cursor?: string;
+}
+
+const UPLOAD_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+const ETAG = /^"?[A-Za-z0-9._-]{1,128}"?$/;
+const ALREADY_ARRIVED: readonly UploadStatus[] = ["uploaded", "inspecting", "scanning", "deciding", "verified", "quarantined"];
+
+export class UploadService {
+  private readonly o: UploadServiceOptions;
+  private readonly now: () => Date;
+
+  constructor(options: UploadServiceOptions) {
+    this.o = options;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /**
+   * Declares an upload. The row is written as `pending` before any URL is signed, so every
+   * URL that exists has a record (and the reaper something to expire). With an
+   * Idempotency-Key a retry gets the same upload, with a URL that expires when the first did.
+   */
+  async create(tenantId: string, input: CreateInput, idempotencyKey?: string): Promise<CreateResult> {
+    const declaration = validateDeclaration(input, this.o.policy);
+    const ttl = urlTtl(input.expiresIn, this.o.policy);
+    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
+      throw new InvalidRequestError("invalid_idempotency_key", "Idempotency-Key must be 1-255 visible ASCII characters");
+    }
+    const idempotency = idempotencyKey === undefined ? undefined : { key: idempotencyKey, fingerprint: fingerprint(declaration, input.expiresIn) };
+    const now = this.now();
+    const id = randomBytes(16).toString("hex"); // 128 random bits: unguessable, never the filename
+    const key = objectKey("pending", tenantId, id);
+    const base = {
+      id,
+      tenantId,
+      filename: declaration.filename,
+      declaredType: declaration.contentType,
+      declaredSize: declaration.size,
+      ...(declaration.sha256 ? { declaredSha256: declaration.sha256 } : {}),
+      ...(declaration.md5 ? { declaredMd5: declaration.md5 } : {}),
+      metadata: declaration.metadata,
+      objectKey: key,
+      ...(idempotency ? { idempotency } : {}),
+    };
+
+    if (!declaration.multipart) {
+      const { upload, created } = await this.o.uploads.create({ ...base, multipart: null, urlExpiresAt: new Date(now.getTime() + ttl * 1000) }, now);
+      if (upload.multipart) throw new ConflictError("idempotency_key_reused", "this Idempotency-Key was already used for a different request");
+      const expiresIn = created ? ttl : this.replayLifetime(upload, now);
+      const request = await this.o.store.presignPut(upload.objectKey, putBinding(upload, expiresIn));
+      return { kind: "single", upload, replayed: !created, request };
+    }
+
+    // The storage's UploadId must be in the row, so the multipart upload is created first;
+    // if the row is not written (replay, conflict, database down) it is aborted again, so
+    // no parts can be stored under an upload nobody knows about.
+    const storageUploadId = await this.o.store.createMultipart(key, declaration.contentType);
+    let result: { upload: Upload; created: boolean };
+    try {
+      const windowEnd = new Date(now.getTime() + this.o.multipartWindowSeconds * 1000);
+      result = await this.o.uploads.create({ ...base, multipart: { ...declaration.multipart, storageUploadId }, urlExpiresAt: windowEnd }, now);
+    } catch (err) {
+      await this.o.store.abortMultipart(key, storageUploadId).catch(() => undefined);
+      throw err;
+    }
+    const { upload, created } = result;
+    if (!created) {
+      await this.o.store.abortMultipart(key, storageUploadId).catch(() => undefined);
+      this.replayLifetime(upload, now);
+    }
+    if (!upload.multipart) throw new ConflictError("idempotency_key_reused", "this Idempotency-Key was already used for a different request");
+    return { kind: "multipart", upload, replayed: !created, partSize: upload.multipart.partSize, partCount: upload.multipart.partCount, expiresAt: upload.urlExpiresAt };
+  }
+
+  /** Seconds left on a replayed upload's URL: the replay never extends the first one's life. */
+  private replayLifetime(upload: Upload, now: Date): number {
+    if (upload.status !== "pending") {
+      throw new ConflictError("upload_not_pending", `the upload for this Idempotency-Key is already ${upload.status}`, { id: upload.id, status: upload.status });
+    }
+    const left = Math.floor((upload.urlExpiresAt.getTime() - now.getTime()) / 1000);
+    if (left < 1) throw new ConflictError("upload_url_expired", "the upload for this Idempotency-Key has expired; declare a new upload", { id: upload.id });
+    return left;
+  }
+
+  async get(tenantId: string, id: string): Promise<Upload> {
+    // Another tenant's upload is "not found", exactly like a missing one (no 403 oracle).
+    const upload = UPLOAD_ID.test(id) ? await this.o.uploads.get(tenantId, id) : null;
+    if (!upload) throw new NotFoundError("upload", id.slice(0, 64));
+    return upload;
+  }
+
+  async list(tenantId: string, q: ListQuery): Promise<{ items: Upload[]; nextCursor: string | null }> {
+    let status: UploadStatus | undefined;
+    if (q.status !== undefined) {
+      if (!(UPLOAD_STATUSES as readonly string[]).includes(q.status)) {
+        throw new InvalidRequestError("invalid_status", `status must be one of ${UPLOAD_STATUSES.join(", ")}`);
+      }
+      status = q.status as UploadStatus;
+    }
+    const limit = q.limit === undefined ? 20 : Number(q.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new InvalidRequestError("invalid_limit", "limit must be an integer from 1 to 100");
+    const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
+    const page = await this.o.uploads.list(tenantId, { limit, ...(status ? { status } : {}), ...(cursor ? { cursor } : {}) });
+    return { items: page.items, nextCursor: page.next ? encodeCursor(page.next) : null };
+  }
+
+  async signParts(tenantId: string, id: string, input: { partNumbers?: unknown; expiresIn?: unknown }): Promise<SignedPart[]> {
+    const upload = await this.pendingMultipart(tenantId, id);
+    const plan = upload.multipart!;
+    if (this.now().getTime() > upload.urlExpiresAt.getTime()) {
+      throw new ConflictError("multipart_window_closed", "part URLs can no longer be issued for this upload; declare a new upload", { id });
+    }
+    const numbers = validatePartNumbers(input.partNumbers, plan);
+    const ttl = urlTtl(input.expiresIn, this.o.policy);
+    return Promise.all(
+      numbers.map(async (partNumber) => {
+        const size = partLength(upload.declaredSize, plan, partNumber);
+        const request = await this.o.store.presignPart(upload.objectKey, plan.storageUploadId, partNumber, { contentLength: size, expiresIn: ttl });
+        return { ...request, partNumber, size };
+      }),
+    );
+  }
+
+  /** The parts storage holds, so a client can resume; 501 where storage has no ListParts. */
+  async listParts(tenantId: string, id: string): Promise<StoredPart[]> {
+    const upload = await this.pendingMultipart(tenantId, id);
+    return this.o.store.listParts(upload.objectKey, upload.multipart!.storageUploadId);
+  }
+
+  /**
+   * The client says its bytes are there. HeadObject (no bytes read) must show the object
+   * with the declared size; then `pending -> uploaded` as a guarded transition and the
+   * upload goes to inspection. Repeating it is harmless: an upload that already arrived is
+   * returned as it is (and re-enqueued while still `uploaded`: the job id deduplicates).
+   */
+  async complete(tenantId: string, id: string, input: { parts?: unknown }): Promise<Upload> {
+    const upload = await this.get(tenantId, id);
+    if (ALREADY_ARRIVED.includes(upload.status)) {
+      if (input.parts !== undefined && !upload.multipart) throw notMultipart(id);
+      if (upload.status === "uploaded") await this.enqueue(upload.id);
+      return upload;
+    }
+    assertPending(upload);
+    if (upload.multipart) {
+      const parts = validateCompletedParts(input.parts, upload.multipart.partCount);
+      await this.completeMultipart(upload, parts);
+    } else if (input.parts !== undefined) {
+      throw notMultipart(id);
+    }
+
+    const head = await this.o.store.head(upload.objectKey);
+    if (!head) {
+      throw new ConflictError("object_missing", "no object has been uploaded for this upload yet; PUT the bytes to the URL first", { id, status: upload.status });
+    }
+    if (head.size !== upload.declaredSize) {
+      throw new ConflictError("size_mismatch", `the stored object has ${head.size} bytes, ${upload.declaredSize} were declared`, { id, declaredSize: upload.declaredSize, storedSize: head.size });
+    }
+    const result = await this.o.uploads.transition(upload.id, "arrived", "api", { storedSize: head.size });
+    const current = result.upload ?? upload;
+    // Not applied: a storage event (ingest) moved it first, or an abort/expiry won the race.
+    if (!result.applied && !ALREADY_ARRIVED.includes(current.status)) assertPending(current);
+    if (current.status === "uploaded") await this.enqueue(current.id);
+    return current;
+  }
+
+  private async completeMultipart(upload: Upload, parts: { partNumber: number; eTag: string }[]): Promise<void> {
+    try {
+      await this.o.store.completeMultipart(upload.objectKey, upload.multipart!.storageUploadId, parts);
+    } catch (err) {
+      // NoSuchUpload after an earlier complete that reached storage but not the database
+      // (a crash, a timeout): the object is there and the HeadObject below decides.
+      if (err instanceof StorageRequestError && err.storageCode === "NoSuchUpload") return;
+      throw err;
+    }
+  }
+
+  /**
+   * Cancels a pending upload: the transition first (so a concurrent complete cannot hand a
+   * half-deleted object to the pipeline), then the storage: AbortMultipartUpload frees the
+   * stored parts (S3 keeps and bills them until then), and any object already PUT is
+   * deleted. Repeating it on an aborted upload repeats the cleanup, which is idempotent.
+   */
+  async abort(tenantId: string, id: string): Promise<Upload> {
+    let upload = await this.get(tenantId, id);
+    if (upload.status === "pending") {
+      const result = await this.o.uploads.transition(upload.id, "abort", "api");
+      upload = result.upload ?? upload;
+    }
+    if (upload.status !== "aborted") {
+      throw new ConflictError("upload_not_abortable", `only pending uploads can be aborted; this one is ${upload.status}`, { id, status: upload.status });
+    }
+    if (upload.multipart) await this.o.store.abortMultipart(upload.objectKey, upload.multipart.storageUploadId);
+    await this.o.store.delete(upload.objectKey);
+    return upload;
+  }
+
+  /**
+   * A short presigned GET for a verified upload, served as an attachment with the verified
+   * type: a polyglot that passed the checks must still not render inline (OWASP).
+   */
+  async download(tenantId: string, id: string): Promise<PresignedRequest> {
+    const upload = await this.get(tenantId, id);
+    if (upload.status !== "verified") {
+      throw new ConflictError("upload_not_verified", `only verified uploads can be downloaded; this one is ${upload.status}`, { id, status: upload.status });
+    }
+    return this.o.store.presignGet(upload.finalKey ?? objectKey("verified", upload.tenantId, upload.id), {
+      contentType: upload.sniffedType ?? upload.declaredType,
+      contentDisposition: contentDisposition(upload.filename),
+      expiresIn: this.o.policy.downloadUrlTtlSeconds,
+    });
+  }
+
+  private async pendingMultipart(tenantId: string, id: string): Promise<Upload> {
+    const upload = await this.get(tenantId, id);
+    if (!upload.multipart) throw notMultipart(id);
+    assertPending(upload);
+    return upload;
+  }
+
+  private async enqueue(uploadId: string): Promise<void> {
+    try {
+      await this.o.processing.enqueueInspection(uploadId);
+    } catch (err) {
+      // The state is recorded; a retried complete enqueues again (and the reaper re-enqueues
+      // uploads stuck in `uploaded`), so telling the client to retry is safe.
+      throw new DependencyUnavailableError("queue", "the upload is recorded but could not be handed to processing; retry the request", { cause: err });
+    }
+  }
+}
+
+function assertPending(upload: Upload): void {
+  if (upload.status !== "pending") {
+    throw new ConflictError("upload_not_pending", `the upload is ${upload.status}`, { id: upload.id, status: upload.status });
+  }
+}
+
+function notMultipart(id: string): InvalidRequestError {
+  return new InvalidRequestError("not_multipart", "this upload is a single PUT: it has no parts", { id });
+}
+
+function putBinding(u: Upload, expiresIn: number) {
+  return {
+    contentType: u.declaredType,
+    contentLength: u.declaredSize,
+    expiresIn,
+    ...(u.declaredSha256 ? { sha256Hex: u.declaredSha256 } : {}),
+    ...(u.declaredMd5 ? { md5Base64: u.declaredMd5 } : {}),
+  };
+}
+
+/** CompleteMultipartUpload needs every part, in ascending order, each with the ETag storage returned. */
+export function validateCompletedParts(raw: unknown, partCount: number): { partNumber: number; eTag: string }[] {
+  if (!Array.isArray(raw) || raw.length === 0) {
+    throw new InvalidRequestError("invalid_parts", "parts must be a non-empty array of {partNumber, etag}");
+  }
+  const seen = new Map<number, string>();
+  for (const p of raw) {
+    if (typeof p !== "object" || p === null || Array.isArray(p)) throw new InvalidRequestError("invalid_parts", "each part must be an object {partNumber, etag}");
+    const unknown = Object.keys(p).find((k) => k !== "partNumber" && k !== "etag");
+    if (unknown) throw new InvalidRequestError("unknown_field", `unknown field ${JSON.stringify(unknown.slice(0, 100))} in parts[]`, { field: unknown.slice(0, 100) });
+    const { partNumber, etag } = p as { partNumber?: unknown; etag?: unknown };
+    if (!Number.isInteger(partNumber) || (partNumber as number) < 1 || (partNumber as number) > partCount) {
+      throw new InvalidRequestError("invalid_parts", `partNumber must be an integer from 1 to ${partCount}`, { partNumber });
+    }
+    if (typeof etag !== "string" || !ETAG.test(etag)) throw new InvalidRequestError("invalid_parts", "etag must be the ETag storage returned for the part", { partNumber });
+    if (seen.has(partNumber as number)) throw new InvalidRequestError("invalid_parts", `part ${partNumber} is listed twice`, { partNumber });
+    seen.set(partNumber as number, etag);
+  }
+  if (seen.size !== partCount) {
+    const missing = Array.from({ length: partCount }, (_, i) => i + 1).filter((n) => !seen.has(n));
+    throw new InvalidRequestError("missing_parts", `all ${partCount} parts are needed to complete`, { missing: missing.slice(0, 100) });
+  }
+  return [...seen.entries()].sort(([a], [b]) => a - b).map(([partNumber, eTag]) => ({ partNumber, eTag }));
+}
+
+/** Same declaration, same fingerprint: the canonical form, so key order in the JSON does not matter. */
+function fingerprint(d: UploadDeclaration, expiresIn: unknown): string {
+  const metadata = Object.fromEntries(Object.entries(d.metadata).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const canonical = JSON.stringify([d.filename, d.contentType, d.size, d.sha256 ?? null, d.md5 ?? null, metadata, expiresIn ?? null]);
+  return createHash("sha256").update(canonical).digest("hex");
+}
+
+function encodeCursor(c: { createdAt: number; id: string }): string {
+  return Buffer.from(JSON.stringify([c.createdAt, c.id])).toString("base64url");
+}
+
+function decodeCursor(raw: string): { createdAt: number; id: string } {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(raw, "base64url").toString("utf8")) as [unknown, unknown];
+    if (Number.isSafeInteger(createdAt) && typeof id === "string" && UPLOAD_ID.test(id)) return { createdAt: createdAt as number, id };
+  } catch {
+    // fall through
+  }
+  throw new InvalidRequestError("invalid_cursor", "cursor is not one this API returned");
+}

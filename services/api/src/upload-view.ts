@@ -1,0 +1,62 @@
+import type { Upload } from "@intake/domain";
+
+/**
+ * What a client sees of an upload. An explicit allowlist of fields rather than the row:
+ * object keys, the storage's multipart UploadId and the idempotency fingerprint are ours,
+ * and nothing here may ever carry a URL or a key.
+ */
+export interface UploadView {
+  id: string;
+  status: Upload["status"];
+  filename: string;
+  contentType: string;
+  size: number;
+  sha256: string | null;
+  md5: string | null;
+  metadata: Record<string, string>;
+  multipart: { partSize: number; partCount: number } | null;
+  urlExpiresAt: string;
+  createdAt: string;
+  updatedAt: string;
+  uploadedAt: string | null;
+  finishedAt: string | null;
+  result: {
+    storedSize: number | null;
+    detectedType: string | null;
+    sha256: string | null;
+    verdict: "clean" | "quarantine" | null;
+    reason: string | null;
+    reasonDetail: string | null;
+    signature: string | null;
+  };
+}
+
+const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
+
+export function uploadView(u: Upload): UploadView {
+  return {
+    id: u.id,
+    status: u.status,
+    filename: u.filename,
+    contentType: u.declaredType,
+    size: u.declaredSize,
+    sha256: u.declaredSha256,
+    md5: u.declaredMd5,
+    metadata: u.metadata,
+    multipart: u.multipart ? { partSize: u.multipart.partSize, partCount: u.multipart.partCount } : null,
+    urlExpiresAt: u.urlExpiresAt.toISOString(),
+    createdAt: u.createdAt.toISOString(),
+    updatedAt: u.updatedAt.toISOString(),
+    uploadedAt: iso(u.uploadedAt),
+    finishedAt: iso(u.finishedAt),
+    result: {
+      storedSize: u.storedSize,
+      detectedType: u.sniffedType,
+      sha256: u.sha256,
+      verdict: u.verdict,
+      reason: u.reason,
+      reasonDetail: u.reasonDetail,
+      signature: u.signature,
+    },
+  };
+}

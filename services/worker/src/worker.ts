@@ -1,0 +1,183 @@
+import type { Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import { AuditLog, migrate, openDatabase, UploadRepository } from "@intake/db";
+import {
+  createWorkerConnection,
+  IngestLoop,
+  processFinalize,
+  processInspect,
+  processScan,
+  Reaper,
+  ScannerVersionCache,
+  StageQueues,
+  startReaperSchedule,
+  startStageWorker,
+  type ReaperSchedule,
+  type Scanner,
+  type Stage,
+  type StageDeps,
+} from "@intake/pipeline";
+import { createLogger, type Config, type Logger } from "@intake/runtime";
+import { createClamdScanner } from "@intake/scanner";
+import { createS3Client, createSqsClient, resolveQueueUrl, S3ObjectStore, SqsEventQueue, type EventQueue, type ObjectStore } from "@intake/storage";
+
+/** ClamAV caps every size option at 4 GiB; infra/clamd/up.sh uses 4095 MiB. */
+const CLAMD_SIZE_CAP = 4095 * 1024 * 1024;
+
+export const ROLES = ["ingest", "inspect", "scan", "finalize", "reaper"] as const;
+export type Role = (typeof ROLES)[number];
+
+export function resolveRoles(configured: readonly string[]): Role[] {
+  if (configured.includes("all")) return [...ROLES];
+  return ROLES.filter((r) => configured.includes(r));
+}
+
+export interface WorkerOptions {
+  logger?: Logger;
+  /** Test seams: replace an adapter (a counting store, a scanner behind a proxy...). */
+  store?: ObjectStore;
+  events?: EventQueue;
+  scanner?: Scanner & { ping?(): Promise<unknown> };
+  /** BullMQ lock settings; defaults (30 s) suit production, tests shorten them. */
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+  /** How long close() lets in-flight jobs finish before it stops waiting. */
+  drainTimeoutMs?: number;
+}
+
+export interface RunningWorker {
+  roles: Role[];
+  scannerVersion: string | null;
+  close(): Promise<void>;
+}
+
+/**
+ * One worker process: the roles picked from config.worker.roles, each a BullMQ worker (or
+ * the SQS loop, or the reaper's schedule) over shared adapters built once here.
+ */
+export async function startWorker(config: Config, opts: WorkerOptions = {}): Promise<RunningWorker> {
+  const logger = opts.logger ?? createLogger({ level: config.logLevel, name: "worker" });
+  const roles = resolveRoles(config.worker.roles);
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const closeAll = async () => {
+    for (const c of cleanups.splice(0).reverse()) await c().catch((err: unknown) => logger.warn({ err }, "shutdown step failed"));
+  };
+  try {
+    const db = openDatabase(config.database);
+    cleanups.push(() => db.destroy());
+    await migrate(db);
+    const repository = new UploadRepository(db);
+    const audit = new AuditLog(db);
+
+    let store = opts.store;
+    if (!store) {
+      // Credentials come from the SDK's default chain; the config carries no secrets.
+      const s3 = createS3Client({ region: config.storage.region, endpoint: config.storage.endpoint, forcePathStyle: config.storage.forcePathStyle });
+      cleanups.push(async () => s3.destroy());
+      store = new S3ObjectStore(s3, config.storage.bucket);
+    }
+
+    const connection = createWorkerConnection(config.redis.url);
+    connection.on("error", (err: Error) => logger.debug({ code: (err as { code?: string }).code }, "redis connection error"));
+    cleanups.push(async () => connection.disconnect());
+    await warnUnlessNoEviction(connection, logger);
+    const queues = new StageQueues({ redisUrl: config.redis.url, prefix: config.redis.prefix, attempts: config.worker.attempts, backoffMs: config.worker.backoffMs });
+    cleanups.push(() => queues.close());
+    const stageDeps: StageDeps = { repository, store, queues, logger };
+
+    let scannerVersion: string | null = null;
+    const workers: Worker[] = [];
+    const bull = { connection, prefix: config.redis.prefix, logger, lockDurationMs: opts.lockDurationMs, stalledIntervalMs: opts.stalledIntervalMs };
+    const start = (stage: Stage, process: Parameters<typeof startStageWorker>[1]) =>
+      workers.push(startStageWorker(stage, process, { ...bull, concurrency: config.worker.concurrency[stage] }));
+
+    if (roles.includes("inspect")) start("inspect", (job) => processInspect({ ...stageDeps, policy: config.policy }, job));
+    if (roles.includes("scan")) {
+      const scanner =
+        opts.scanner ??
+        createClamdScanner({
+          host: config.clamd.host,
+          port: config.clamd.port,
+          timeoutMs: config.clamd.timeoutMs,
+          // Mirrors the StreamMaxLength infra/clamd/up.sh derives (MAX_UPLOAD_BYTES, capped at
+          // 4095 MiB): past it the outcome is a deterministic "unscannable", not a reset socket.
+          maxStreamBytes: Math.min(config.policy.maxSize, CLAMD_SIZE_CAP),
+        });
+      const version = new ScannerVersionCache(scanner);
+      try {
+        scannerVersion = await version.get();
+      } catch (err) {
+        // Not fatal: scans fail (and retry) until clamd answers; nothing is promoted meanwhile.
+        logger.error({ err, clamd: `${config.clamd.host}:${config.clamd.port}` }, "clamd is not answering; scans will retry until it does");
+      }
+      start("scan", (job) => processScan({ ...stageDeps, scanner, scannerVersion: version }, job));
+    }
+    if (roles.includes("finalize")) start("finalize", (job) => processFinalize(stageDeps, job));
+    cleanups.push(() => drain(workers, opts.drainTimeoutMs ?? 60_000, logger));
+
+    let schedule: ReaperSchedule | null = null;
+    if (roles.includes("reaper")) {
+      const reaper = new Reaper({ repository, audit, store, queues, logger, settings: config.reaper });
+      schedule = await startReaperSchedule(reaper, { connection, prefix: config.redis.prefix, everySeconds: config.reaper.everySeconds, logger });
+      const s = schedule;
+      cleanups.push(() => s.close());
+    }
+
+    if (roles.includes("ingest")) {
+      let events = opts.events;
+      if (!events) {
+        const sqs = createSqsClient({ region: config.storage.region, endpoint: config.storage.sqsEndpoint });
+        cleanups.push(async () => sqs.destroy());
+        events = new SqsEventQueue(sqs, config.storage.queueUrl ?? (await resolveQueueUrl(sqs, config.storage.queueName)));
+      }
+      const loop = new IngestLoop({ events, repository, audit, store, queues, logger });
+      loop.start();
+      // Stopped first on close (cleanups run in reverse): no new events while jobs drain.
+      cleanups.push(() => loop.stop());
+    }
+
+    logger.info({ roles, concurrency: config.worker.concurrency, scanner: scannerVersion, queuePrefix: config.redis.prefix }, "worker started");
+    return { roles, scannerVersion, close: closeAll };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+/**
+ * worker.close() waits for active jobs with no timeout of its own. Past the deadline the
+ * workers are closed without waiting: their jobs' locks expire and another worker (or the
+ * reaper) picks them up, so nothing is lost, only delayed.
+ */
+async function drain(workers: Worker[], timeoutMs: number, logger: Logger): Promise<void> {
+  const graceful = Promise.all(workers.map((w) => w.close()));
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = await Promise.race([
+    graceful.then(() => false),
+    new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeoutMs))),
+  ]);
+  clearTimeout(timer);
+  if (timedOut) {
+    logger.warn({ timeoutMs }, "in-flight jobs did not finish in time; closing without them (they will be retried)");
+    await Promise.all(workers.map((w) => w.close(true)));
+  }
+}
+
+/**
+ * BullMQ keeps jobs as ordinary keys: a Redis that evicts under memory pressure silently
+ * drops jobs, schedulers and locks. noeviction makes Redis refuse writes instead.
+ */
+export async function warnUnlessNoEviction(redis: Redis, logger: Logger): Promise<string | null> {
+  try {
+    const reply = (await redis.config("GET", "maxmemory-policy")) as string[];
+    const policy = reply[1] ?? null;
+    if (policy !== "noeviction") {
+      logger.error({ policy }, `!!! Redis maxmemory-policy is ${policy}, not noeviction: under memory pressure Redis will EVICT queued jobs and the pipeline loses work. Set maxmemory-policy noeviction.`);
+    }
+    return policy;
+  } catch (err) {
+    // Managed Redis often forbids CONFIG: say so, loudly, rather than assume.
+    logger.warn({ err }, "could not read Redis maxmemory-policy (CONFIG GET refused?): make sure it is noeviction");
+    return null;
+  }
+}

@@ -1,0 +1,102 @@
+import { createHash } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { objectKey } from "@intake/domain";
+import { putTo, queryOf, randomBytesOf, startApiUnderTest, type ApiUnderTest } from "./harness.ts";
+
+/**
+ * What the issued URL binds, read from the URL itself on both stores, and on Ceph RGW
+ * (which verifies SigV4, unlike fauxqs) proof that storage refuses every misuse.
+ */
+describe.each(["fauxqs", "rgw"] as const)("issued upload URL on %s", (storageKind) => {
+  let t: ApiUnderTest;
+  let key: string;
+  beforeAll(async () => {
+    t = await startApiUnderTest({ storage: storageKind, database: "sqlite", env: { UPLOAD_URL_TTL_SECONDS: "300", MAX_UPLOAD_URL_TTL_SECONDS: "900" } });
+    key = await t.newKey("acme");
+  });
+  afterAll(async () => t?.close());
+
+  async function create(body: Record<string, unknown>) {
+    const res = await t.call("POST", "/v1/uploads", { key, body: { filename: "f.png", contentType: "image/png", ...body } });
+    expect(res.status).toBe(201);
+    return res.body as { url: string; headers: Record<string, string>; upload: { id: string } };
+  }
+
+  it("signs content-length and content-type, no empty-body crc32, and expires as configured", async () => {
+    const created = await create({ size: 10 });
+    const q = queryOf(created.url);
+    expect(q.get("X-Amz-SignedHeaders")!.split(";")).toEqual(["content-length", "content-type", "host"]);
+    // SDK >= 3.729 would add x-amz-checksum-crc32 of an empty body (aws-sdk-js-v3#6806).
+    expect(created.url).not.toMatch(/x-amz-checksum-crc32|x-amz-sdk-checksum-algorithm/i);
+    expect(q.get("X-Amz-Expires")).toBe("300");
+    expect(new URL(created.url).pathname).toMatch(new RegExp(`/${objectKey("pending", "acme", created.upload.id)}$`));
+    expect(created.headers).toEqual({ "Content-Type": "image/png" });
+  });
+
+  it("binds a declared sha256 (as a header, not hoisted into the query) and md5", async () => {
+    const bytes = randomBytesOf(64);
+    const sha256 = createHash("sha256").update(bytes).digest("hex");
+    const md5 = createHash("md5").update(bytes).digest("base64");
+    const created = await create({ size: 64, sha256, md5 });
+    const q = queryOf(created.url);
+    expect(q.get("X-Amz-SignedHeaders")!.split(";")).toEqual(["content-length", "content-md5", "content-type", "host", "x-amz-checksum-sha256"]);
+    expect(q.has("x-amz-checksum-sha256")).toBe(false);
+    expect(created.headers).toEqual({ "Content-Type": "image/png", "x-amz-checksum-sha256": Buffer.from(sha256, "hex").toString("base64"), "Content-MD5": md5 });
+    expect((await putTo(created, bytes)).status).toBe(200);
+  });
+
+  it("honours a requested expiry within the cap and refuses one above it or below 60 s", async () => {
+    expect(queryOf((await create({ size: 5, expiresIn: 120 })).url).get("X-Amz-Expires")).toBe("120");
+    for (const expiresIn of [901, 59, 60.5, "120"]) {
+      const res = await t.call("POST", "/v1/uploads", { key, body: { filename: "f.png", contentType: "image/png", size: 5, expiresIn } });
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe("invalid_expiry");
+    }
+  });
+
+  if (storageKind === "rgw") {
+    it("is refused by storage for another type, another length, a changed key or expiry (403), accepted as issued", async () => {
+      const bytes = randomBytesOf(100);
+      const created = await create({ size: 100 });
+
+      const otherType = await putTo(created, bytes, { "Content-Type": "image/jpeg" });
+      expect(otherType.status).toBe(403);
+      const otherLength = await putTo(created, randomBytesOf(101));
+      expect(otherLength.status).toBe(403);
+      const shorter = await putTo(created, bytes.subarray(0, 99));
+      expect(shorter.status).toBe(403);
+
+      const changedKey = new URL(created.url);
+      changedKey.pathname = changedKey.pathname.replace(/.$/, (c) => (c === "a" ? "b" : "a"));
+      expect((await putTo({ url: changedKey.toString(), headers: created.headers }, bytes)).status).toBe(403);
+
+      const changedExpiry = new URL(created.url);
+      changedExpiry.searchParams.set("X-Amz-Expires", "900");
+      expect((await putTo({ url: changedExpiry.toString(), headers: created.headers }, bytes)).status).toBe(403);
+
+      // Nothing above was stored; the URL as issued still works.
+      expect(await t.storage.store.head(objectKey("pending", "acme", created.upload.id))).toBeNull();
+      expect((await putTo(created, bytes)).status).toBe(200);
+    });
+
+    it("is refused once expired (403)", async () => {
+      // The API's minimum lifetime is 60 s; the store signs the same way with any lifetime.
+      const signed = await t.storage.store.presignPut(objectKey("pending", "acme", "expiry-probe"), { contentType: "image/png", contentLength: 10, expiresIn: 1 });
+      await new Promise((r) => setTimeout(r, 2500));
+      const res = await putTo(signed, randomBytesOf(10));
+      expect(res.status).toBe(403);
+      expect(await res.text()).toMatch(/AccessDenied|expired/i);
+    });
+
+    it("refuses bytes that do not match a declared md5 (400 BadDigest)", async () => {
+      const bytes = randomBytesOf(64);
+      const md5 = createHash("md5").update(bytes).digest("base64");
+      const created = await create({ size: 64, md5 });
+      const tampered = Uint8Array.from(bytes, (b, i) => (i === 0 ? b ^ 0xff : b));
+      const res = await putTo(created, tampered);
+      expect(res.status).toBe(400);
+      expect(await res.text()).toContain("BadDigest");
+      expect(await t.storage.store.head(objectKey("pending", "acme", created.upload.id))).toBeNull();
+    });
+  }
+});

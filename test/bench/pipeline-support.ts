@@ -1,0 +1,113 @@
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Transform, pipeline, type Readable } from "node:stream";
+import { fileURLToPath } from "node:url";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { createS3Client, createSqsClient, provisionStorage, S3ObjectStore, SqsEventQueue, type ObjectStore } from "@intake/storage";
+
+/**
+ * An ObjectStore that counts the bytes the workers actually consume through read(), per
+ * key: the "bytes read per upload <= size + 64 KiB" figure is measured here, not assumed.
+ */
+export function countingStore(inner: ObjectStore): { store: ObjectStore; bytesRead: Map<string, number> } {
+  const bytesRead = new Map<string, number>();
+  const store: ObjectStore = Object.create(inner);
+  store.read = async (key: string, range?: { start: number; end: number }): Promise<Readable> => {
+    const body = await inner.read(key, range);
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        bytesRead.set(key, (bytesRead.get(key) ?? 0) + chunk.length);
+        done(null, chunk);
+      },
+    });
+    return pipeline(body, counter, () => undefined);
+  };
+  return { store, bytesRead };
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/** Peak VmRSS of a process, sampled from /proc every `everyMs` until stop() is called. */
+export function sampleRss(pid: number, everyMs = 100): { stop(): { peakMiB: number; samples: number } } {
+  let peak = 0;
+  let samples = 0;
+  const read = () => {
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+      peak = Math.max(peak, kb);
+      samples++;
+    } catch {
+      // the process has gone
+    }
+  };
+  const timer = setInterval(read, everyMs);
+  read();
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return { peakMiB: peak / 1024, samples };
+    },
+  };
+}
+
+export interface StorageProcess {
+  bucket: string;
+  credentials: { accessKeyId: string; secretAccessKey: string };
+  s3: S3Client;
+  store: S3ObjectStore;
+  events: SqsEventQueue;
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+/** fauxqs with the S3 event emitter (infra/local/src/main.ts) as a child process, on disk. */
+export async function startStorageProcess(): Promise<StorageProcess> {
+  const port = await new Promise<number>((resolve) => {
+    const srv = createServer().listen(0, "127.0.0.1", () => {
+      const p = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(p));
+    });
+  });
+  const dataDir = mkdtempSync(join(tmpdir(), "intake-bench-s3-"));
+  const bucket = "intake-bench";
+  const queueName = `bench-events-${randomBytes(3).toString("hex")}`;
+  const main = fileURLToPath(new URL("../../infra/local/src/main.ts", import.meta.url));
+  const child = spawn(process.execPath, [main], { env: { ...process.env, FAUXQS_PORT: String(port), DATA_DIR: dataDir, S3_BUCKET: bucket, SQS_QUEUE_NAME: queueName, LOCAL_S3_TEST_EVENT: "false" }, stdio: ["ignore", "pipe", "inherit"] });
+  // Never outlive the benchmark, even when it crashes.
+  process.on("exit", () => child.kill("SIGKILL"));
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  while (!out.includes("[local-s3] ready")) {
+    if (child.exitCode !== null) throw new Error(`local storage exited: ${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const endpoint = `http://127.0.0.1:${port}`;
+  const credentials = { accessKeyId: "bench", secretAccessKey: "bench" };
+  const s3 = createS3Client({ region: "us-east-1", endpoint, forcePathStyle: true, credentials });
+  const sqs = createSqsClient({ region: "us-east-1", endpoint, credentials });
+  const { queueUrl } = await provisionStorage(s3, sqs, { bucket, queueName, region: "us-east-1", corsOrigins: [] });
+  return {
+    bucket,
+    credentials,
+    s3,
+    store: new S3ObjectStore(s3, bucket),
+    events: new SqsEventQueue(sqs, queueUrl),
+    env: { S3_ENDPOINT: endpoint, S3_FORCE_PATH_STYLE: "true", S3_BUCKET: bucket, SQS_ENDPOINT: endpoint, SQS_QUEUE_URL: queueUrl, SQS_QUEUE_NAME: queueName, AWS_REGION: "us-east-1", AWS_ACCESS_KEY_ID: "bench", AWS_SECRET_ACCESS_KEY: "bench" },
+    stop: async () => {
+      s3.destroy();
+      sqs.destroy();
+      child.kill("SIGTERM");
+      await once(child, "exit");
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,156 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { zip } from "./fixtures.ts";
+import { startClamdProxy, type ClamdProxy } from "./support/clamd-proxy.ts";
+import { MiB, sha256Of, startPipelineStack, type PipelineStack } from "./support/stack.ts";
+import type { RunningWorker } from "@intake/worker";
+
+/**
+ * Failures in the middle of the pipeline: clamd going away during a scan (a TCP proxy in
+ * front of the shared clamd, cut by the test: see support/clamd-proxy.ts), a worker
+ * process killed with SIGKILL mid-scan, a worker stopped with SIGTERM mid-scan, and Redis
+ * losing every job (this stack's queue prefix deleted, as a restart without persistence
+ * would). Whatever happens, nothing is verified without a complete clean scan, and every
+ * upload still reaches a verdict.
+ */
+const WORKER_MAIN = fileURLToPath(new URL("../../services/worker/src/main.ts", import.meta.url));
+
+/** A ZIP holding random (incompressible, stored) bytes: passes inspection, scans for a while. */
+const bigZip = (size: number) => zip([{ name: "payload.bin", data: randomBytes(size) }]);
+
+describe("pipeline resilience", () => {
+  let s: PipelineStack;
+  let proxy: ClamdProxy;
+  let child: ChildProcess | null = null;
+  let ingest: RunningWorker;
+  // One ingest for the whole file, the other roles per test: a stopped ingest aborts its
+  // SQS long poll, and a message the server hands to that abandoned poll only comes back
+  // after the visibility timeout (60 s), which would slow the next test down.
+  const PROCESSING = "inspect,scan,finalize";
+  beforeAll(async () => {
+    proxy = await startClamdProxy();
+    s = await startPipelineStack({ storage: "fauxqs", database: "sqlite", workerRoles: null, env: { CLAMD_PORT: String(proxy.port), JOB_ATTEMPTS: "30", JOB_BACKOFF_MS: "100" } });
+    ingest = await s.startWorker("ingest");
+  });
+  afterEach(async () => {
+    await s.stopWorkers([ingest]);
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGKILL");
+      await once(child, "exit");
+    }
+    child = null;
+    proxy.throttle(0);
+    await proxy.restore();
+  });
+  afterAll(async () => {
+    await s?.close();
+    await proxy?.close();
+  });
+
+  function spawnWorker(env: Record<string, string> = {}): { proc: ChildProcess; output: string[] } {
+    const output: string[] = [];
+    const proc = spawn(process.execPath, [WORKER_MAIN], {
+      env: { ...process.env, ...s.env, WORKER_ROLES: PROCESSING, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    proc.stdout!.on("data", (d: Buffer) => output.push(d.toString()));
+    proc.stderr!.on("data", (d: Buffer) => output.push(d.toString()));
+    child = proc;
+    return { proc, output };
+  }
+
+  it("retries a scan cut by clamd going away, never verifies meanwhile, and reaches a verdict once clamd is back", async () => {
+    await s.startWorker(PROCESSING);
+    const bytes = bigZip(8 * MiB);
+    const cut = proxy.cutAfter(2 * MiB);
+    const { id } = await s.upload(bytes, { contentType: "application/zip" });
+    await cut; // clamd "died" in the middle of the INSTREAM
+
+    // clamd stays down: the scan fails and is retried with backoff, the upload waits.
+    const deadline = Date.now() + 20_000;
+    const retries = () => s.workerLogs.filter((l) => l.includes('"stage":"scan"') && l.includes(id) && l.includes("job failed; will retry")).length;
+    while (retries() < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(retries()).toBeGreaterThanOrEqual(3);
+    const waiting = await s.uploads.getById(id);
+    expect(waiting?.status).toBe("scanning");
+    expect(await s.auditActions(id)).not.toContain("upload.verified");
+
+    await proxy.restore();
+    const done = await s.waitFor(id, ["verified", "quarantined"], 60_000);
+    expect(done).toMatchObject({ status: "verified", sha256: sha256Of(bytes) });
+    expect(done.attempts).toBeGreaterThanOrEqual(3);
+    expect((await s.auditActions(id)).filter((a) => a === "upload.verified")).toHaveLength(1);
+  });
+
+  it("quarantines with scan_error when clamd stays down until the retries run out", async () => {
+    await s.startWorker(PROCESSING, {}, { JOB_ATTEMPTS: "3" });
+    proxy.cut();
+    const bytes = bigZip(64 * 1024);
+    const { id } = await s.upload(bytes, { contentType: "application/zip" });
+    const done = await s.waitFor(id, ["verified", "quarantined"], 30_000);
+    expect({ status: done.status, reason: done.reason }).toEqual({ status: "quarantined", reason: "scan_error" });
+    expect(done.reasonDetail).toMatch(/^scan failed on every attempt: /);
+  });
+
+  it("reaches a verdict after the worker process is killed with SIGKILL in the middle of a scan", async () => {
+    proxy.throttle(2 * MiB); // ~5 s of scanning for a 10 MiB object
+    const { proc } = spawnWorker();
+    const bytes = bigZip(10 * MiB);
+    const { id } = await s.upload(bytes, { contentType: "application/zip" });
+    await s.waitFor(id, ["scanning"], 20_000);
+    const before = proxy.forwarded;
+    while (proxy.forwarded - before < 2 * MiB) await new Promise((r) => setTimeout(r, 50));
+    proc.kill("SIGKILL");
+    await once(proc, "exit");
+    expect((await s.uploads.getById(id))?.status).toBe("scanning");
+
+    // Another worker: BullMQ's stalled-job check (after the dead worker's lock expires) or
+    // the reaper's reconcile (stuck past STUCK_AFTER_SECONDS) picks the upload up again.
+    proxy.throttle(0);
+    await s.startWorker(`${PROCESSING},reaper`, {}, { STUCK_AFTER_SECONDS: "10", REAPER_EVERY_SECONDS: "1" });
+    const done = await s.waitFor(id, ["verified", "quarantined"], 60_000);
+    expect(done).toMatchObject({ status: "verified", sha256: sha256Of(bytes) });
+    expect((await s.auditActions(id)).filter((a) => a === "upload.verified")).toHaveLength(1);
+  });
+
+  it("drains the in-flight scan on SIGTERM and exits 0 without losing the upload", async () => {
+    proxy.throttle(4 * MiB);
+    const { proc, output } = spawnWorker();
+    const bytes = bigZip(8 * MiB);
+    const { id } = await s.upload(bytes, { contentType: "application/zip" });
+    await s.waitFor(id, ["scanning"], 20_000);
+    const before = proxy.forwarded;
+    while (proxy.forwarded - before < 1 * MiB) await new Promise((r) => setTimeout(r, 50));
+    proc.kill("SIGTERM");
+    const [code] = await once(proc, "exit");
+    expect(code).toBe(0);
+    // The scan that was in flight finished before the process left: its verdict is written.
+    const after = await s.uploads.getById(id);
+    expect(["deciding", "verified"]).toContain(after?.status);
+    expect(after?.verdict).toBe("clean");
+    expect(output.join("")).toContain("stopping: SQS loop first, then draining in-flight jobs");
+
+    proxy.throttle(0);
+    await s.startWorker(PROCESSING);
+    expect((await s.waitFor(id, ["verified", "quarantined"])).status).toBe("verified");
+  });
+
+  it("brings an upload to a verdict through the reaper after Redis lost every job", async () => {
+    const bytes = bigZip(1000);
+    const { id } = await s.upload(bytes, { contentType: "application/zip" });
+    await s.waitFor(id, ["uploaded"]);
+    expect(await s.queues.queue("inspect").getJob(`inspect-${id}`)).toBeTruthy();
+    expect(await s.flushQueues()).toBeGreaterThan(0);
+    expect(await s.queues.queue("inspect").getJob(`inspect-${id}`)).toBeUndefined();
+
+    await s.startWorker(`${PROCESSING},reaper`, {}, { STUCK_AFTER_SECONDS: "10", REAPER_EVERY_SECONDS: "1" });
+    const done = await s.waitFor(id, ["verified", "quarantined"], 40_000);
+    expect(done.status).toBe("verified");
+    const actions = await s.auditActions(id);
+    expect(actions).toContain("reaper.requeued");
+    expect(actions.filter((a) => a === "upload.verified")).toHaveLength(1);
+  });
+});
