@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Sourced by infra/bin/dev and infra/bin/test: brings a fresh Debian 12 machine to the point
+# where the stack can run, installing only what is missing. Every step is idempotent, so the
+# second run costs a few seconds.
+#   1. Node 24 (from the npm registry when the system Node is older)
+#   2. the workspace's npm dependencies (npm ci when node_modules is missing or stale)
+#   3. Redis at REDIS_URL (started from Debian's redis-server when nothing answers)
+#   4. clamd with the project's config (infra/clamd/up.sh; installs clamav-daemon)
+_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+say() { echo "[intake] $*" >&2; }
+
+# shellcheck source=ensure-node.sh
+source "$_root/infra/bin/ensure-node.sh"
+
+intake_install_deps() {
+  local stamp="$_root/node_modules/.intake-lock-stamp"
+  # The lock file's hash decides: a pull that changed dependencies reinstalls them.
+  local want
+  want="$(sha256sum "$_root/package-lock.json" | cut -d' ' -f1)-$(node -v)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  say "installing npm dependencies (npm ci)"
+  (cd "$_root" && npm ci --no-audit --no-fund --loglevel=error >&2) || { say "npm ci failed"; return 1; }
+  echo "$want" >"$stamp"
+}
+
+intake_apt_install() { # packages...
+  [ "$(id -u)" = 0 ] || { say "missing $*; run as root or install them: apt-get install -y $*"; return 1; }
+  say "installing $* from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2 || say "apt-get update failed; trying the install anyway"
+  apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+intake_ensure_redis() {
+  local url="${REDIS_URL:-redis://127.0.0.1:6379}"
+  local hostport="${url#*://}"; hostport="${hostport##*@}"; hostport="${hostport%%/*}"
+  local host="${hostport%%:*}" port="${hostport##*:}"
+  [ "$port" = "$hostport" ] && port=6379
+  redis_ping() { timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1" && printf "PING\r\n" >&3 && head -c 5 <&3' "$host" "$port" 2>/dev/null | grep -q PONG; }
+  if redis_ping; then return 0; fi
+  case "$host" in 127.0.0.1|localhost) ;; *) say "Redis at $host:$port does not answer (REDIS_URL)"; return 1 ;; esac
+  command -v redis-server >/dev/null || intake_apt_install redis-server || return 1
+  mkdir -p "$_root/.data/redis"
+  say "starting redis-server on 127.0.0.1:$port (data in .data/redis)"
+  # noeviction: BullMQ loses jobs silently under any evicting policy.
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --dir "$_root/.data/redis" \
+    --maxmemory-policy noeviction --logfile "$_root/.data/redis/redis.log" >&2
+  local i
+  for i in $(seq 1 50); do redis_ping && return 0; sleep 0.2; done
+  say "redis-server did not answer on port $port"; return 1
+}
+
+intake_ensure_postgres() {
+  pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && return 0
+  command -v pg_ctlcluster >/dev/null || intake_apt_install postgresql || return 1
+  local v
+  v="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -1)"
+  [ -n "$v" ] || { say "no PostgreSQL cluster in /etc/postgresql"; return 1; }
+  say "starting PostgreSQL $v"
+  pg_ctlcluster --skip-systemctl-redirect "$v" main start >&2 || true
+  local i
+  for i in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && return 0; sleep 0.2; done
+  say "PostgreSQL did not come up on 127.0.0.1:5432"; return 1
+}
+
+intake_ensure_clamd() {
+  bash "$_root/infra/clamd/up.sh" >/dev/null
+}
