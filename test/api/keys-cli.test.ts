@@ -65,9 +65,14 @@ describe.each(DATABASE_KINDS)("keys CLI on %s", (kind) => {
 
   it("ensure-dev pins the key to DEV_API_KEY when set", async () => {
     const out = (await cli(["ensure-dev"], { DEV_API_KEY: "my-dev-seed-123" })).stdout.trim();
-    expect(out).toBe(devKeyFromSeed("my-dev-seed-123"));
+    // The key is the string the operator set, so scripts can send it as is.
+    expect(out).toBe("my-dev-seed-123");
     expect(out).toBe((await cli(["ensure-dev"], { DEV_API_KEY: "my-dev-seed-123" })).stdout.trim());
-    expect((await new ApiKeyRepository(database.db).authenticate(out))?.tenantId).toBe("dev");
+    const keys = new ApiKeyRepository(database.db);
+    expect((await keys.authenticate("my-dev-seed-123"))?.tenantId).toBe("dev");
+    // Only its derived form is stored, and it authenticates too; a different string does not.
+    expect((await keys.authenticate(devKeyFromSeed("my-dev-seed-123")))?.tenantId).toBe("dev");
+    expect(await keys.authenticate("my-dev-seed-124")).toBeNull();
   });
 
   it("names a bad environment variable and exits non-zero", async () => {

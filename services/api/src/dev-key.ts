@@ -8,7 +8,8 @@ export const DEV_KEY_FILE = "dev-api-key";
 
 /**
  * The development tenant's key, created once and then the same on every start:
- * - DEV_API_KEY set: the key derived from it (devKeyFromSeed), so scripts can pin it;
+ * - DEV_API_KEY set: that string is the key (its derived form devKeyFromSeed is stored), so
+ *   scripts can pin it;
  * - otherwise a random key generated on first use and kept in $DATA_DIR/dev-api-key with
  *   mode 600 (only its hash is in the database, so the file is the only way to show it again).
  */
@@ -17,7 +18,8 @@ export async function ensureDevKey(keys: ApiKeyRepository, opts: { dataDir: stri
   if (opts.devApiKey) {
     const key = devKeyFromSeed(opts.devApiKey);
     await keys.create(DEV_TENANT, "development (DEV_API_KEY)", { secret: key, kind: "dev" });
-    return key;
+    // ApiKeyRepository.authenticate accepts the seed itself: hand back what was set.
+    return opts.devApiKey;
   }
   const file = join(opts.dataDir, DEV_KEY_FILE);
   const stored = readKeyFile(file);

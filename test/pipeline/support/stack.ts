@@ -24,7 +24,7 @@ export interface StackOptions {
   storage: StorageKind;
   database: DatabaseKind;
   env?: Record<string, string>;
-  /** Start workers with these roles right away (default all); null starts none. */
+  /** Start workers with these roles right away (default: all that the storage supports); null starts none. */
   workerRoles?: string | null;
   workerOptions?: WorkerOptions;
 }
@@ -111,7 +111,7 @@ export async function startPipelineStack(o: StackOptions): Promise<PipelineStack
     tenant,
     workerLogs,
     env,
-    startWorker: async (roles = "all", opts = {}, extraEnv = {}) => {
+    startWorker: async (roles = storage.events ? "all" : "inspect,scan,finalize,reaper", opts = {}, extraEnv = {}) => {
       const c = loadConfig({ ...env, WORKER_ROLES: roles, ...extraEnv });
       const logger = createLogger({ level: "info", name: "worker", destination: { write: (line: string) => void workerLogs.push(line) } });
       const w = await startWorker(c, { logger, store: storage.store, events: storage.events, drainTimeoutMs: 10_000, ...o.workerOptions, ...opts });
@@ -186,7 +186,10 @@ export async function startPipelineStack(o: StackOptions): Promise<PipelineStack
     },
   };
   try {
-    if (o.workerRoles !== null) await stack.startWorker(o.workerRoles ?? "all");
+    // RGW sends no S3 events and has no SQS: there the client's complete call is the only
+    // trigger, so the default roles leave out ingest (which would look for a queue).
+    const defaultRoles = storage.events ? "all" : "inspect,scan,finalize,reaper";
+    if (o.workerRoles !== null) await stack.startWorker(o.workerRoles ?? defaultRoles);
   } catch (err) {
     await stack.close();
     throw err;
