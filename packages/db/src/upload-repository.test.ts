@@ -1,7 +1,24 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DATABASE_KINDS, freshDatabase, type TestDatabase } from "@intake/test";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
 import { ApiKeyRepository, AuditLog, UploadRepository, type NewUpload } from "./index.ts";
+
+// The other process of the race test: applies "arrived" twice to every id, prints who won.
+const RACER = `
+  import { openDatabase, UploadRepository } from ${JSON.stringify(fileURLToPath(new URL("./index.ts", import.meta.url)))};
+  const db = openDatabase(JSON.parse(process.env.SETTINGS));
+  const repo = new UploadRepository(db);
+  const ids = process.env.IDS.split(",");
+  await repo.getById(ids[0]); // connection open and warm
+  process.stdout.write("ready\\n");
+  await new Promise((go) => process.stdin.once("data", go));
+  const results = await Promise.all(ids.flatMap((id) => [repo.transition(id, "arrived", "ingest"), repo.transition(id, "arrived", "ingest")]));
+  process.stdout.write(JSON.stringify(results.map((r) => r.applied)));
+  await db.destroy();
+`;
 
 function newUpload(tenantId: string, over: Partial<NewUpload> = {}): NewUpload {
   const id = randomUUID().replace(/-/g, "");
@@ -61,6 +78,29 @@ describe.each(DATABASE_KINDS)("upload repository on %s", (kind) => {
     const refused = await uploads.transition(upload.id, "expire", "reaper");
     expect(refused.applied).toBe(false);
     expect(refused.upload?.status).toBe("uploaded");
+  });
+
+  it("two processes racing on one database: every event applied once, no lock errors", async () => {
+    // The API and the workers are separate processes on one database (one SQLite file in
+    // the dev stack). A child process applies the same events as this one, at the same time.
+    const ids = await Promise.all(Array.from({ length: 300 }, async () => (await uploads.create(newUpload("acme"))).upload.id));
+    const child = spawn(process.execPath, ["--input-type=module", "-e", RACER], { env: { ...process.env, SETTINGS: JSON.stringify(t.settings), IDS: ids.join(",") }, stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d));
+    child.stderr.on("data", (d: Buffer) => (err += d));
+    while (!out.startsWith("ready\n")) await new Promise((r) => setTimeout(r, 10));
+    child.stdin.end("go\n");
+    const mine = await Promise.all(ids.flatMap((id) => [uploads.transition(id, "arrived", "api"), uploads.transition(id, "arrived", "api")]));
+    const [code] = (await once(child, "exit")) as [number];
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    const theirs = JSON.parse(out.slice("ready\n".length)) as boolean[];
+    expect(mine.filter((r) => r.applied).length + theirs.filter(Boolean).length).toBe(ids.length);
+    for (const id of ids) {
+      expect((await uploads.getById(id))?.status).toBe("uploaded");
+      expect((await new AuditLog(t.db).forUpload(id)).map((r) => r.action)).toEqual(["upload.created", "upload.uploaded"]);
+    }
   });
 
   it("keeps tenants apart and pages with a cursor", async () => {

@@ -136,9 +136,13 @@ describe("real clamd (infra/clamd/up.sh)", () => {
     if (r.outcome === "unscannable") expect(r.signature).toMatch(/^Heuristics\.Encrypted\./);
   });
 
-  it("detects the Intake test markers (test database only)", async (ctx) => {
-    if (!hasTestSignaturesOnly(MAIN_DATA_DIR)) ctx.skip();
+  it("detects the Intake test markers exactly when it runs on the test database", async () => {
     const withMarker = Buffer.concat([randomBytes(10_000), MARKER, randomBytes(10_000)]);
+    if (!hasTestSignaturesOnly(MAIN_DATA_DIR)) {
+      // Official signatures: our harmless marker is nobody's malware.
+      expect(await scanBytes(main, withMarker)).toMatchObject({ outcome: "clean" });
+      return;
+    }
     expect(await scanBytes(main, withMarker)).toMatchObject({ outcome: "infected", signature: "Intake.Test.Marker.UNOFFICIAL" });
     expect(await scanBytes(main, HASH_FIXTURE)).toMatchObject({ outcome: "infected", signature: "Intake.Test.HashFixture.UNOFFICIAL" });
     // one byte more and the whole-file hash no longer matches
