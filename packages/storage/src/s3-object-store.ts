@@ -16,6 +16,7 @@ import {
   UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { PutPresigner } from "./put-presigner.ts";
 import { codeOf, statusOf, StorageUnsupportedError, translateStorageError } from "./errors.ts";
 import type { MultipartUploadInfo, ObjectHead, ObjectStore, PresignedRequest, PutBinding, StoredPart } from "./object-store.ts";
 
@@ -49,32 +50,19 @@ export class S3ObjectStore implements ObjectStore {
   readonly bucket: string;
   private readonly s3: S3Client;
 
+  private readonly putPresigner: PutPresigner;
+
   constructor(s3: S3Client, bucket: string) {
     this.s3 = s3;
     this.bucket = bucket;
+    this.putPresigner = new PutPresigner(s3, bucket);
   }
 
   async presignPut(key: string, b: PutBinding): Promise<PresignedRequest> {
-    const command = new PutObjectCommand({
-      Bucket: this.bucket,
-      Key: key,
-      ContentType: b.contentType,
-      ContentLength: b.contentLength,
-      ...(b.sha256Hex ? { ChecksumSHA256: Buffer.from(b.sha256Hex, "hex").toString("base64") } : {}),
-      ...(b.md5Base64 ? { ContentMD5: b.md5Base64 } : {}),
-    });
     const headers: Record<string, string> = { "Content-Type": b.contentType };
     if (b.sha256Hex) headers["x-amz-checksum-sha256"] = Buffer.from(b.sha256Hex, "hex").toString("base64");
     if (b.md5Base64) headers["Content-MD5"] = b.md5Base64;
-    const url = await getSignedUrl(this.s3, command, {
-      expiresIn: b.expiresIn,
-      // The presigner leaves Content-Type unsigned unless asked (aws/aws-sdk-js-v3#3497);
-      // signing it (and the length and MD5) makes storage refuse any other type or size.
-      signableHeaders: new Set(["content-type", "content-length", "content-md5"]),
-      // x-amz-* headers are hoisted into the query string by default, where S3 does not
-      // verify the body against them; kept as a header, the checksum is enforced.
-      unhoistableHeaders: new Set(["x-amz-checksum-sha256"]),
-    });
+    const url = await this.putPresigner.presign(key, b);
     return { method: "PUT", url, headers, expiresAt: new Date(Date.now() + b.expiresIn * 1000) };
   }
 
