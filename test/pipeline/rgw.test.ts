@@ -46,3 +46,4 @@ describe.each(["sqlite", "pg"] as const)("pipeline on Ceph RGW with %s", (databa
     expect((await s.download(id)).status).toBe(409);
   });
 });
+

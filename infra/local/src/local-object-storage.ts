@@ -259,65 +259,88 @@ export async function startLocalObjectStorage(
       req.resume();
       return;
     }
-    const creating = classifyRequest(req.method, req.url, req.headers, bucket);
-    const sniffer = creating?.eventName === "ObjectCreated:Post" ? new FormFieldSniffer(creating.boundary) : undefined;
+    const copyCondition = req.method === "PUT" ? copySourceCondition(req.headers) : undefined;
+    if (copyCondition) {
+      // fauxqs ignores x-amz-copy-source-if-match; S3 refuses the copy with 412 when the
+      // source's ETag differs. Checked here, before forwarding (a stand-in: not atomic).
+      sourceETag(upstreamPort, copyCondition.source).then(
+        (eTag) => {
+          if (eTag !== null && (copyCondition.ifMatch === "*" || unquote(copyCondition.ifMatch) === unquote(eTag))) return forward();
+          res.writeHead(412, { "content-type": "application/xml" });
+          res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Condition>x-amz-copy-source-If-Match</Condition></Error>\n`);
+          req.resume();
+        },
+        (err: Error) => {
+          res.writeHead(502, { "content-type": "text/plain" });
+          res.end(`local S3 stand-in: could not check the copy source: ${err.message}\n`);
+          req.resume();
+        },
+      );
+      return;
+    }
+    forward();
 
-    const upstream = http.request(
-      {
-        host: "127.0.0.1",
-        port: upstreamPort,
-        method: req.method,
-        path: req.url,
-        // Host is kept: fauxqs builds queue URLs and virtual-hosted bucket names from it.
-        headers: filterRawHeaders(req.rawHeaders) as unknown as http.OutgoingHttpHeaders,
-        agent,
-      },
-      (ures) => {
-        const status = ures.statusCode ?? 502;
-        res.writeHead(status, ures.statusMessage, filterRawHeaders(ures.rawHeaders) as unknown as http.OutgoingHttpHeaders);
-        ures.pipe(res);
-        // fauxqs stores the object before it answers, so the response status is the
-        // moment S3 "finished processing the request". A form upload with
-        // success_action_redirect succeeds with 303.
-        const ok = (status >= 200 && status < 300) || (sniffer !== undefined && status === 303);
-        if (!creating || !ok) return;
-        let key: string | undefined;
-        if (creating.eventName === "ObjectCreated:Post") {
-          if (sniffer!.overflow) log.warn("form upload: fields before the file part exceed 1 MiB; no event");
-          key = sniffer!.key();
+    function forward(): void {
+      const creating = classifyRequest(req.method, req.url, req.headers, bucket);
+      const sniffer = creating?.eventName === "ObjectCreated:Post" ? new FormFieldSniffer(creating.boundary) : undefined;
+
+      const upstream = http.request(
+        {
+          host: "127.0.0.1",
+          port: upstreamPort,
+          method: req.method,
+          path: req.url,
+          // Host is kept: fauxqs builds queue URLs and virtual-hosted bucket names from it.
+          headers: filterRawHeaders(req.rawHeaders) as unknown as http.OutgoingHttpHeaders,
+          agent,
+        },
+        (ures) => {
+          const status = ures.statusCode ?? 502;
+          res.writeHead(status, ures.statusMessage, filterRawHeaders(ures.rawHeaders) as unknown as http.OutgoingHttpHeaders);
+          ures.pipe(res);
+          // fauxqs stores the object before it answers, so the response status is the
+          // moment S3 "finished processing the request". A form upload with
+          // success_action_redirect succeeds with 303.
+          const ok = (status >= 200 && status < 300) || (sniffer !== undefined && status === 303);
+          if (!creating || !ok) return;
+          let key: string | undefined;
+          if (creating.eventName === "ObjectCreated:Post") {
+            if (sniffer!.overflow) log.warn("form upload: fields before the file part exceed 1 MiB; no event");
+            key = sniffer!.key();
+          } else {
+            key = creating.key;
+          }
+          // The notification filter: only the pending prefix. The pipeline's own copies to
+          // verified/ and quarantine/ must not come back as new uploads.
+          if (key === undefined || !key.startsWith(prefix)) return;
+          enqueue({
+            eventName: creating.eventName,
+            bucket: creating.bucket,
+            key,
+            eventTime: new Date(),
+            sequencer: nextSequencer(),
+            principalId: principalOf(accessKeyOf(req.headers, req.url, sniffer)),
+            sourceIPAddress: (req.socket.remoteAddress ?? "127.0.0.1").replace(/^::ffff:/, ""),
+            requestId: String(ures.headers["x-amz-request-id"] ?? randomBytes(8).toString("hex").toUpperCase()),
+            hostId: String(ures.headers["x-amz-id-2"] ?? randomBytes(24).toString("base64")),
+          });
+        },
+      );
+      upstream.on("error", (err) => {
+        if (!res.headersSent) {
+          res.writeHead(502, { "content-type": "text/plain" });
+          res.end(`local object storage proxy: upstream error: ${err.message}\n`);
         } else {
-          key = creating.key;
+          res.destroy(err);
         }
-        // The notification filter: only the pending prefix. The pipeline's own copies to
-        // verified/ and quarantine/ must not come back as new uploads.
-        if (key === undefined || !key.startsWith(prefix)) return;
-        enqueue({
-          eventName: creating.eventName,
-          bucket: creating.bucket,
-          key,
-          eventTime: new Date(),
-          sequencer: nextSequencer(),
-          principalId: principalOf(accessKeyOf(req.headers, req.url, sniffer)),
-          sourceIPAddress: (req.socket.remoteAddress ?? "127.0.0.1").replace(/^::ffff:/, ""),
-          requestId: String(ures.headers["x-amz-request-id"] ?? randomBytes(8).toString("hex").toUpperCase()),
-          hostId: String(ures.headers["x-amz-id-2"] ?? randomBytes(24).toString("base64")),
-        });
-      },
-    );
-    upstream.on("error", (err) => {
-      if (!res.headersSent) {
-        res.writeHead(502, { "content-type": "text/plain" });
-        res.end(`local object storage proxy: upstream error: ${err.message}\n`);
-      } else {
-        res.destroy(err);
-      }
-    });
-    if (sniffer) req.on("data", (chunk: Buffer) => sniffer.push(chunk));
-    req.on("aborted", () => upstream.destroy());
-    res.on("close", () => {
-      if (!res.writableFinished) upstream.destroy();
-    });
-    req.pipe(upstream);
+      });
+      if (sniffer) req.on("data", (chunk: Buffer) => sniffer.push(chunk));
+      req.on("aborted", () => upstream.destroy());
+      res.on("close", () => {
+        if (!res.writableFinished) upstream.destroy();
+      });
+      req.pipe(upstream);
+    }
   });
   // Large uploads over slow links must not be cut by Node's default request timeout.
   server.requestTimeout = 0;
@@ -375,6 +398,30 @@ export async function startLocalObjectStorage(
     },
   };
 }
+
+/** The conditional copy a request asks for: x-amz-copy-source with x-amz-copy-source-if-match. */
+function copySourceCondition(headers: http.IncomingHttpHeaders): { source: string; ifMatch: string } | undefined {
+  const source = headers["x-amz-copy-source"];
+  const ifMatch = headers["x-amz-copy-source-if-match"];
+  if (typeof source !== "string" || typeof ifMatch !== "string") return undefined;
+  // "bucket/key" or "/bucket/key", URL-encoded, optionally with ?versionId=.
+  return { source: source.replace(/^\//, "").split("?")[0]!, ifMatch };
+}
+
+/** The ETag fauxqs holds for "bucket/key" (still URL-encoded), or null when it has none. */
+function sourceETag(upstreamPort: number, source: string): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const head = http.request({ host: "127.0.0.1", port: upstreamPort, method: "HEAD", path: `/${source}` }, (res) => {
+      res.resume();
+      const eTag = res.headers.etag;
+      resolve(res.statusCode === 200 && typeof eTag === "string" ? eTag : null);
+    });
+    head.on("error", reject);
+    head.end();
+  });
+}
+
+const unquote = (eTag: string) => eTag.replace(/^W\//, "").replace(/"/g, "");
 
 function principalOf(accessKeyId: string | undefined): string {
   return accessKeyId ? `AWS:${accessKeyId}` : "Anonymous";

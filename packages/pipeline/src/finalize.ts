@@ -1,6 +1,7 @@
 import { UnrecoverableError } from "bullmq";
 import { canonicalType, isTerminal, objectKey, type Upload } from "@intake/domain";
 import type { UploadFindings } from "@intake/db";
+import { ObjectChangedError } from "@intake/storage";
 import type { StageDeps } from "./deps.ts";
 import { ensureNextStage, type StageJob } from "./progress.ts";
 
@@ -30,12 +31,30 @@ export async function processFinalize(deps: StageDeps, job: StageJob): Promise<v
   let target = objectKey(promote ? "verified" : "quarantine", upload.tenantId, upload.id);
 
   if (pending) {
-    await deps.store.copy(upload.objectKey, target, {
-      size: pending.size,
-      // Quarantined bytes are never served as what they claim to be.
-      contentType: promote ? (canonicalType(upload.declaredType) ?? "application/octet-stream") : "application/octet-stream",
-      metadata: scanMetadata({ ...upload, ...override }),
-    });
+    const copyTo = (key: string, clean: boolean, ifMatch?: string) =>
+      deps.store.copy(upload.objectKey, key, {
+        size: pending.size,
+        // Quarantined bytes are never served as what they claim to be.
+        contentType: clean ? (canonicalType(upload.declaredType) ?? "application/octet-stream") : "application/octet-stream",
+        metadata: scanMetadata({ ...upload, ...override }),
+        ...(ifMatch ? { ifMatch } : {}),
+      });
+    if (promote) {
+      try {
+        // The head above and the copy are two requests: a client still holding a valid URL
+        // could overwrite the object between them. Storage itself checks the ETag of the
+        // checked bytes at copy time (CopySourceIfMatch), which closes that gap.
+        await copyTo(target, true, job.data.eTag ?? pending.eTag ?? undefined);
+      } catch (err) {
+        if (!(err instanceof ObjectChangedError)) throw err;
+        promote = false;
+        override = quarantineFindings("checksum_mismatch", "the pending object was replaced while it was being promoted: the stored bytes are not the bytes that were checked");
+        target = objectKey("quarantine", upload.tenantId, upload.id);
+        await copyTo(target, false);
+      }
+    } else {
+      await copyTo(target, false);
+    }
     await deps.store.delete(upload.objectKey);
   } else if (!(await deps.store.head(target))) {
     // Neither the pending object nor the copy exists: the object vanished before it could

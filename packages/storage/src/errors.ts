@@ -16,6 +16,16 @@ export class StorageRequestError extends IntakeError {
   }
 }
 
+/**
+ * A conditional request found the object changed (S3 412 PreconditionFailed): the bytes
+ * under the key are not the ones the condition named.
+ */
+export class ObjectChangedError extends IntakeError {
+  constructor(operation: string) {
+    super("conflict", "object_changed", `the object changed before ${operation}: its ETag no longer matches`, { operation });
+  }
+}
+
 interface SdkError {
   name?: string;
   Code?: string;
@@ -42,6 +52,7 @@ export function translateStorageError(err: unknown, operation: string): Error {
   const code = codeOf(err);
   const status = statusOf(err);
   if (code === "NotImplemented" || status === 501) return new StorageUnsupportedError(operation);
+  if (code === "PreconditionFailed" || status === 412) return new ObjectChangedError(operation);
   if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
     return new StorageRequestError(code, `storage refused ${operation}: ${code}`);
   }

@@ -40,6 +40,13 @@ export interface PutBinding {
   expiresIn: number; // seconds
 }
 
+export interface CopyOptions {
+  size: number;
+  contentType: string;
+  metadata: Record<string, string>;
+  ifMatch?: string;
+}
+
 export interface ObjectStore {
   readonly bucket: string;
   presignPut(key: string, binding: PutBinding): Promise<PresignedRequest>;
@@ -55,8 +62,12 @@ export interface ObjectStore {
   head(key: string): Promise<ObjectHead | null>;
   /** A stream of the object's bytes (inclusive range when given). */
   read(key: string, range?: { start: number; end: number }): Promise<Readable>;
-  /** Server-side copy (multipart copy above 5 GiB); no bytes pass through this process. */
-  copy(sourceKey: string, targetKey: string, opts: { size: number; contentType: string; metadata: Record<string, string> }): Promise<void>;
+  /**
+   * Server-side copy (multipart copy above 5 GiB); no bytes pass through this process.
+   * With `ifMatch`, storage copies only while the source still has that ETag (S3
+   * x-amz-copy-source-if-match) and the copy fails with ObjectChangedError otherwise.
+   */
+  copy(sourceKey: string, targetKey: string, opts: CopyOptions): Promise<void>;
   delete(key: string): Promise<void>;
   ping(): Promise<void>;
 }

@@ -18,7 +18,7 @@ import {
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { PutPresigner } from "./put-presigner.ts";
 import { codeOf, statusOf, StorageUnsupportedError, translateStorageError } from "./errors.ts";
-import type { MultipartUploadInfo, ObjectHead, ObjectStore, PresignedRequest, PutBinding, StoredPart } from "./object-store.ts";
+import type { CopyOptions, MultipartUploadInfo, ObjectHead, ObjectStore, PresignedRequest, PutBinding, StoredPart } from "./object-store.ts";
 
 export interface S3Settings {
   region: string;
@@ -188,12 +188,12 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async copy(sourceKey: string, targetKey: string, o: { size: number; contentType: string; metadata: Record<string, string> }): Promise<void> {
+  async copy(sourceKey: string, targetKey: string, o: CopyOptions): Promise<void> {
     const source = `${this.bucket}/${encodeKey(sourceKey)}`;
     try {
       if (o.size <= MAX_SINGLE_COPY) {
         await this.s3.send(
-          new CopyObjectCommand({ Bucket: this.bucket, Key: targetKey, CopySource: source, MetadataDirective: "REPLACE", ContentType: o.contentType, Metadata: o.metadata }),
+          new CopyObjectCommand({ Bucket: this.bucket, Key: targetKey, CopySource: source, CopySourceIfMatch: o.ifMatch, MetadataDirective: "REPLACE", ContentType: o.contentType, Metadata: o.metadata }),
         );
         return;
       }
@@ -203,14 +203,15 @@ export class S3ObjectStore implements ObjectStore {
     await this.copyInParts(source, targetKey, o);
   }
 
-  private async copyInParts(source: string, targetKey: string, o: { size: number; contentType: string; metadata: Record<string, string> }): Promise<void> {
+  private async copyInParts(source: string, targetKey: string, o: CopyOptions): Promise<void> {
     const uploadId = await this.createMultipartWithMetadata(targetKey, o.contentType, o.metadata);
     try {
       const parts: { partNumber: number; eTag: string }[] = [];
       for (let start = 0, n = 1; start < o.size; start += COPY_PART_SIZE, n++) {
         const end = Math.min(start + COPY_PART_SIZE, o.size) - 1;
         const out = await this.s3.send(
-          new UploadPartCopyCommand({ Bucket: this.bucket, Key: targetKey, UploadId: uploadId, PartNumber: n, CopySource: source, CopySourceRange: `bytes=${start}-${end}` }),
+          // Every part carries the condition: a source replaced halfway fails the copy.
+          new UploadPartCopyCommand({ Bucket: this.bucket, Key: targetKey, UploadId: uploadId, PartNumber: n, CopySource: source, CopySourceRange: `bytes=${start}-${end}`, CopySourceIfMatch: o.ifMatch }),
         );
         parts.push({ partNumber: n, eTag: out.CopyPartResult?.ETag ?? "" });
       }
