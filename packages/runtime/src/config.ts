@@ -60,7 +60,9 @@ const EnvSchema = z.object({
 
   CLAMD_HOST: z.string().default("127.0.0.1"),
   CLAMD_PORT: int(1, 65535).default(3310),
-  CLAMD_TIMEOUT_MS: int(1000).default(120_000),
+  // Longer than clamd's MaxScanTime (300 s in infra/clamd): a slow but clean scan must end
+  // with clamd's own answer, not with our timeout, a retry and finally scan_error.
+  CLAMD_TIMEOUT_MS: int(1000).default(330_000),
 
   ALLOWED_TYPES: csv.default(DEFAULT_ALLOWED_TYPES.split(",")),
   MAX_UPLOAD_BYTES: int(1).default(5 * GiB),

@@ -1,0 +1,70 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { createServer, type AddressInfo } from "node:net";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { warnUnlessNoEviction } from "./worker.ts";
+
+/** A private redis-server (the shared one must not have its policy changed under other tests). */
+async function freePort(): Promise<number> {
+  const srv = createServer().listen(0, "127.0.0.1");
+  await once(srv, "listening");
+  const { port } = srv.address() as AddressInfo;
+  srv.close();
+  return port;
+}
+
+function capture() {
+  const lines: { level: string; obj: object; msg?: string }[] = [];
+  const at = (level: string) => (obj: object, msg?: string) => void lines.push({ level, obj, msg });
+  return { lines, logger: { error: at("error"), warn: at("warn"), info: at("info"), debug: at("debug") } as never };
+}
+
+describe("the worker's Redis eviction-policy check, against a real redis-server", () => {
+  let server: ChildProcess;
+  let redis: Redis;
+  beforeAll(async () => {
+    const port = await freePort();
+    server = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--maxmemory-policy", "allkeys-lru"], { stdio: "ignore" });
+    redis = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null });
+    redis.on("error", () => undefined); // the first connects race the server's start
+    for (let i = 0; i < 50; i++) {
+      if (await redis.connect().then(() => true, () => false)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    server?.kill("SIGTERM");
+    if (server && server.exitCode === null) await once(server, "exit");
+  });
+
+  it("says loudly that an evicting Redis loses queued jobs", async () => {
+    const { lines, logger } = capture();
+    expect(await warnUnlessNoEviction(redis, logger)).toBe("allkeys-lru");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: "error", obj: { policy: "allkeys-lru" } });
+    expect(lines[0]!.msg).toMatch(/not noeviction.*EVICT queued jobs/);
+  });
+
+  it("stays quiet when the policy is noeviction", async () => {
+    await redis.config("SET", "maxmemory-policy", "noeviction");
+    const { lines, logger } = capture();
+    expect(await warnUnlessNoEviction(redis, logger)).toBe("noeviction");
+    expect(lines).toEqual([]);
+  });
+
+  it("warns that it could not check when CONFIG is refused (managed Redis)", async () => {
+    await redis.call("ACL", "SETUSER", "limited", "on", ">pw", "~*", "+@all", "-config");
+    const limited = new Redis({ port: redis.options.port!, host: "127.0.0.1", username: "limited", password: "pw" });
+    try {
+      const { lines, logger } = capture();
+      expect(await warnUnlessNoEviction(limited, logger)).toBeNull();
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ level: "warn" });
+      expect(lines[0]!.msg).toMatch(/make sure it is noeviction/);
+    } finally {
+      limited.disconnect();
+    }
+  });
+});
