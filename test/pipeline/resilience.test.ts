@@ -138,6 +138,21 @@ describe("pipeline resilience", () => {
     expect((await s.waitFor(id, ["verified", "quarantined"])).status).toBe("verified");
   });
 
+  it("stops its SQS long poll at once on SIGTERM instead of waiting out the 20 s poll", async () => {
+    const { proc, output } = spawnWorker({ WORKER_ROLES: "ingest" });
+    while (!output.join("").includes("worker started")) {
+      if (proc.exitCode !== null) throw new Error(`worker exited: ${output.join("")}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 500)); // inside its long poll by now
+    const t0 = Date.now();
+    proc.kill("SIGTERM");
+    const [code] = await once(proc, "exit");
+    expect(code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(output.join("")).toContain("stopping: SQS loop first, then draining in-flight jobs");
+  });
+
   it("brings an upload to a verdict through the reaper after Redis lost every job", async () => {
     const bytes = bigZip(1000);
     const { id } = await s.upload(bytes, { contentType: "application/zip" });
