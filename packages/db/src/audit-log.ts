@@ -25,7 +25,12 @@ export class AuditLog {
   }
 
   async record(entry: AuditEntry, now = new Date()): Promise<void> {
-    await this.db("audit_events").insert({
+    await this.insertion(entry, now);
+  }
+
+  /** The insert, not yet run: for callers that write it atomically with other rows. */
+  insertion(entry: AuditEntry, now = new Date()): Knex.QueryBuilder {
+    return this.db("audit_events").insert({
       at: now.getTime(),
       actor: entry.actor,
       action: entry.action,

@@ -39,6 +39,45 @@ export function openDatabase(settings: DatabaseSettings): Knex {
   return db;
 }
 
+/**
+ * Runs writes as one transaction. On PostgreSQL that is a knex transaction. On SQLite it
+ * runs on the raw connection as BEGIN IMMEDIATE ... COMMIT: the write lock is taken up
+ * front (so a concurrent writer in another process makes it wait, never fail with
+ * SQLITE_BUSY_SNAPSHOT), the statements come from the prepared-statement cache, and the
+ * whole transaction runs synchronously in one go. A knex transaction costs several times
+ * the inserts themselves (a transaction-scoped knex instance, BEGIN and COMMIT as separate
+ * async queries), and the create endpoint pays it on every request.
+ */
+export async function writeAtomically(db: Knex, writes: Knex.QueryBuilder[]): Promise<void> {
+  if (!isSqlite(db)) {
+    await db.transaction(async (trx) => {
+      for (const w of writes) await w.transacting(trx);
+    });
+    return;
+  }
+  const statements = writes.map((w) => w.toSQL().toNative());
+  const client = db.client as { acquireConnection(): Promise<RawSqlite>; releaseConnection(c: RawSqlite): Promise<unknown> };
+  const conn = await client.acquireConnection();
+  try {
+    conn
+      .transaction(() => {
+        for (const s of statements) conn.prepare(s.sql).run(s.bindings);
+      })
+      .immediate();
+  } finally {
+    await client.releaseConnection(conn);
+  }
+}
+
+interface RawSqlite {
+  prepare(sql: string): { run(bindings: readonly unknown[]): unknown };
+  transaction(fn: () => void): { immediate(): void };
+}
+
+function isSqlite(db: Knex): boolean {
+  return (db.client as { config: { client: string } }).config.client === "better-sqlite3";
+}
+
 export async function migrate(db: Knex): Promise<void> {
   await db.migrate.latest({ migrationSource, tableName: "intake_migrations" });
 }

@@ -8,6 +8,7 @@ import {
   type UploadStatus,
 } from "@intake/domain";
 import { AuditLog, type Actor } from "./audit-log.ts";
+import { writeAtomically } from "./connection.ts";
 
 export interface NewUpload {
   id: string;
@@ -99,10 +100,11 @@ export class UploadRepository {
       updated_at: ts,
     };
     try {
-      await this.db.transaction(async (trx) => {
-        await trx("uploads").insert(row);
-        await new AuditLog(trx).record({ actor: "api", action: "upload.created", uploadId: input.id, tenantId: input.tenantId, objectKey: input.objectKey, detail: { declaredType: input.declaredType, declaredSize: input.declaredSize } }, now);
-      });
+      // The row and its audit entry commit together or not at all.
+      await writeAtomically(this.db, [
+        this.db("uploads").insert(row),
+        this.audit.insertion({ actor: "api", action: "upload.created", uploadId: input.id, tenantId: input.tenantId, objectKey: input.objectKey, detail: { declaredType: input.declaredType, declaredSize: input.declaredSize } }, now),
+      ]);
     } catch (err) {
       if (input.idempotency && isUniqueViolation(err)) {
         const existing = await this.findByIdempotencyKey(input.tenantId, input.idempotency.key);
