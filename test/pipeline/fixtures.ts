@@ -1,4 +1,4 @@
-import { crc32, deflateSync } from "node:zlib";
+import { crc32, deflateRawSync, deflateSync } from "node:zlib";
 
 /**
  * Fixtures that are real files of the formats they claim to be, built in code so the
@@ -77,8 +77,11 @@ export function pdf(text = "Intake test document"): Buffer {
   return Buffer.from(out, "latin1");
 }
 
-/** A ZIP archive with stored (uncompressed) entries: local headers, central directory, end record. */
-export function zip(entries: { name: string; data: Buffer | string }[]): Buffer {
+/**
+ * A ZIP archive: local headers, central directory, end record. Entries are stored
+ * (uncompressed) unless `deflate` is set.
+ */
+export function zip(entries: { name: string; data: Buffer | string }[], opts: { deflate?: boolean } = {}): Buffer {
   const locals: Buffer[] = [];
   const centrals: Buffer[] = [];
   let offset = 0;
@@ -86,32 +89,34 @@ export function zip(entries: { name: string; data: Buffer | string }[]): Buffer 
     const name = Buffer.from(e.name, "utf8");
     const data = Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data, "utf8");
     const crc = crc32(data);
+    const body = opts.deflate ? deflateRawSync(data) : data;
+    const method = opts.deflate ? 8 : 0;
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
     local.writeUInt16LE(20, 4); // version needed
     local.writeUInt16LE(0x0800, 6); // UTF-8 names
-    local.writeUInt16LE(0, 8); // stored
+    local.writeUInt16LE(method, 8); // 0 stored, 8 deflated
     local.writeUInt32LE(0, 10); // time/date
     local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(data.length, 18);
+    local.writeUInt32LE(body.length, 18);
     local.writeUInt32LE(data.length, 22);
     local.writeUInt16LE(name.length, 26);
     local.writeUInt16LE(0, 28);
-    locals.push(local, name, data);
+    locals.push(local, name, body);
     const central = Buffer.alloc(46);
     central.writeUInt32LE(0x02014b50, 0);
     central.writeUInt16LE(20, 4);
     central.writeUInt16LE(20, 6);
     central.writeUInt16LE(0x0800, 8);
-    central.writeUInt16LE(0, 10);
+    central.writeUInt16LE(method, 10);
     central.writeUInt32LE(0, 12);
     central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(data.length, 20);
+    central.writeUInt32LE(body.length, 20);
     central.writeUInt32LE(data.length, 24);
     central.writeUInt16LE(name.length, 28);
     central.writeUInt32LE(offset, 42);
     centrals.push(central, name);
-    offset += 30 + name.length + data.length;
+    offset += 30 + name.length + body.length;
   }
   const cd = Buffer.concat(centrals);
   const end = Buffer.alloc(22);

@@ -9,3 +9,4 @@ export * from "./finalize.ts";
 export * from "./ingest.ts";
 export * from "./reaper.ts";
 export * from "./stage-workers.ts";
+export * from "./archive-limits.ts";

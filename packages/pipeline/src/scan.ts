@@ -5,6 +5,7 @@ import { finalVerdict, scanVerdict } from "./decisions.ts";
 import type { Scanner, StageDeps } from "./deps.ts";
 import { ensureNextStage, isLastAttempt, recordVerdict, type StageJob } from "./progress.ts";
 import { TextContentCheck } from "./text-content.ts";
+import { ZipLimitCheck } from "./archive-limits.ts";
 
 /**
  * The scan stage: the object streams from storage into clamd INSTREAM once; the scanner
@@ -17,7 +18,12 @@ import { TextContentCheck } from "./text-content.ts";
  * attempt the upload is quarantined with scan_error instead. Nothing here can produce a
  * clean verdict without clamd having said OK about every byte of the object.
  */
-export type ScanDeps = StageDeps & { scanner: Scanner; scannerVersion: ScannerVersionCache };
+export type ScanDeps = StageDeps & {
+  scanner: Scanner;
+  scannerVersion: ScannerVersionCache;
+  /** clamd's MaxFileSize and MaxScanSize, for the ZIP check below. */
+  clamdLimits: { maxFileSize: number; maxScanSize: number };
+};
 
 export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> {
   const { uploadId } = job.data;
@@ -37,17 +43,25 @@ export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> 
       return;
     }
     const text = isTextType(upload.declaredType) ? new TextContentCheck(upload.declaredType) : null;
+    // clamd inflates a deflated ZIP member only up to MaxFileSize and then says OK about the
+    // part it saw (cli_unzip "trimming output size to maxfilesize", no alert): the member
+    // sizes in the central directory are checked against its limits on the same pass.
+    // MaxScanSize counts the archive's own bytes plus everything extracted from it.
+    const archive = new ZipLimitCheck({ maxMemberBytes: deps.clamdLimits.maxFileSize, maxTotalBytes: Math.max(0, deps.clamdLimits.maxScanSize - head.size) });
     const body = await deps.store.read(upload.objectKey);
-    const observed = text ? pipeline(body, textObserver(text), () => undefined) : body;
+    const observed = pipeline(body, observer(archive, text), () => undefined);
     const report = await deps.scanner.scan(observed);
     const version = await deps.scannerVersion.get();
 
     const after = await deps.store.head(upload.objectKey);
     const replaced = !after || (head.eTag !== null && after.eTag !== head.eTag);
-    const textProblem = text && report.bytes === head.size ? text.finish() : null;
+    const complete = report.bytes === head.size;
+    const textProblem = text && complete ? text.finish() : null;
+    const archiveProblem = complete ? archive.finish(head.size) : null;
     const verdict = finalVerdict(
       scanVerdict(report, { size: head.size, declaredSha256: upload.declaredSha256 }),
       replaced ? objectReplaced() : null,
+      archiveProblem ? quarantine("unscannable", `${archiveProblem}; clamd would not have scanned all of it`) : null,
       textProblem ? quarantine("invalid_content", textProblem) : null,
     );
     await recordVerdict(deps, uploadId, "scan", verdict, { sha256: report.sha256, scannerVersion: version }, head.eTag);
@@ -62,11 +76,12 @@ function objectReplaced() {
   return quarantine("checksum_mismatch", "the pending object was replaced while it was being checked: the stored bytes are not the bytes that were checked");
 }
 
-/** Passes chunks through unchanged, feeding the text check on the way. */
-function textObserver(check: TextContentCheck): Transform {
+/** Passes chunks through unchanged, feeding the archive and text checks on the way. */
+function observer(archive: ZipLimitCheck, text: TextContentCheck | null): Transform {
   return new Transform({
     transform(chunk: Buffer, _enc, done) {
-      check.push(chunk);
+      archive.push(chunk);
+      text?.push(chunk);
       done(null, chunk);
     },
   });

@@ -63,6 +63,11 @@ const EnvSchema = z.object({
   // Longer than clamd's MaxScanTime (300 s in infra/clamd): a slow but clean scan must end
   // with clamd's own answer, not with our timeout, a retry and finally scan_error.
   CLAMD_TIMEOUT_MS: int(1000).default(330_000),
+  // clamd's MaxFileSize and MaxScanSize (infra/clamd/up.sh writes them to limits.env). The
+  // scan stage needs them: clamd cuts a deflated ZIP member at MaxFileSize without an alert,
+  // so archives that would be cut are refused before clamd's OK can count.
+  CLAMD_MAX_FILE_SIZE: int(1).default(2_147_483_645),
+  CLAMD_MAX_SCAN_SIZE: int(1).default(4095 * MiB),
 
   ALLOWED_TYPES: csv.default(DEFAULT_ALLOWED_TYPES.split(",")),
   MAX_UPLOAD_BYTES: int(1).default(5 * GiB),
@@ -105,7 +110,7 @@ export interface Config {
     queueName: string;
     provision: boolean;
   };
-  clamd: { host: string; port: number; timeoutMs: number };
+  clamd: { host: string; port: number; timeoutMs: number; maxFileSize: number; maxScanSize: number };
   policy: {
     allowedTypes: string[];
     maxSize: number;
@@ -177,7 +182,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       queueName: e.SQS_QUEUE_NAME,
       provision: e.PROVISION_STORAGE,
     },
-    clamd: { host: e.CLAMD_HOST, port: e.CLAMD_PORT, timeoutMs: e.CLAMD_TIMEOUT_MS },
+    clamd: { host: e.CLAMD_HOST, port: e.CLAMD_PORT, timeoutMs: e.CLAMD_TIMEOUT_MS, maxFileSize: e.CLAMD_MAX_FILE_SIZE, maxScanSize: e.CLAMD_MAX_SCAN_SIZE },
     policy: {
       allowedTypes: e.ALLOWED_TYPES,
       maxSize: e.MAX_UPLOAD_BYTES,
