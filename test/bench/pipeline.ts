@@ -1,5 +1,5 @@
 /**
- * Pipeline benchmark (issue 3 section 6): `node test/bench/pipeline.ts [--files 40] [--big-mib 2048] [--skip-big]`
+ * Pipeline benchmark (issue 3 section 6): `node test/bench/pipeline.ts [--files 40] [--scan-concurrency 4]`
  *
  * 1. End to end: uploads of mixed sizes through the whole stack (API -> presigned PUT ->
  *    fauxqs + S3 event emitter -> SQS -> ingest -> inspect -> scan (clamd) -> finalize),
@@ -8,15 +8,10 @@
  *    ratio (target >= 0.7).
  * 2. Bytes the workers read per upload, counted on the ObjectStore read path (target:
  *    <= size + 64 KiB).
- * 3. Peak RSS of a worker child process (services/worker/src/main.ts) while it scans a
- *    2 GiB object (target < 256 MiB), sampled from /proc.
+ * 3. Peak worker RSS on a 2 GiB object: test/bench/scan-memory.ts.
  */
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { once } from "node:events";
 import { Readable } from "node:stream";
-import { fileURLToPath } from "node:url";
-import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, UploadPartCommand } from "@aws-sdk/client-s3";
 import { startApi } from "@intake/api";
 import { ApiKeyRepository, UploadRepository } from "@intake/db";
 import { createLogger, loadConfig } from "@intake/runtime";
@@ -24,7 +19,7 @@ import { createClamdScanner } from "@intake/scanner";
 import { freshDatabase } from "@intake/test";
 import { startWorker } from "@intake/worker";
 import { zip } from "../pipeline/fixtures.ts";
-import { countingStore, percentile, sampleRss, startStorageProcess } from "./pipeline-support.ts";
+import { countingStore, percentile, startStorageProcess } from "./pipeline-support.ts";
 
 const MiB = 1024 * 1024;
 const arg = (name: string, fallback: number) => {
@@ -32,8 +27,6 @@ const arg = (name: string, fallback: number) => {
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
 const FILES = arg("files", 40);
-const BIG_MIB = arg("big-mib", 2048);
-const SKIP_BIG = process.argv.includes("--skip-big");
 const SCAN_CONCURRENCY = arg("scan-concurrency", 4);
 const SIZES = [64 * 1024, 256 * 1024, 1 * MiB, 4 * MiB, 10 * MiB]; // fauxqs takes single PUTs up to 11 MiB
 const PUT_CONCURRENCY = 4;
@@ -177,56 +170,8 @@ for (const s of sent) {
 const totalRead = [...counted.bytesRead.values()].reduce((a, b) => a + b, 0);
 console.log(`bytes read by workers: total ${(totalRead / MiB).toFixed(2)} MiB for ${(totalBytes / MiB).toFixed(2)} MiB stored; worst upload read size + ${(worstExcess / 1024).toFixed(1)} KiB (target <= size + 64 KiB)`);
 
-// --- 3. peak worker RSS while scanning a big object ---------------------------------------------
-if (!SKIP_BIG) {
-  const size = BIG_MIB * MiB;
-  const PART = 10 * MiB;
-  const res = await fetch(`${api.url}/v1/uploads`, { method: "POST", headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" }, body: JSON.stringify({ filename: "big.png", contentType: "image/png", size }) });
-  const { upload } = (await res.json()) as { upload: { id: string } };
-  const row = (await uploads.getById(upload.id))!;
-  // Written straight through S3 multipart (fauxqs refuses single bodies over 11 MiB): a PNG
-  // signature and header chunk, then random bytes, so inspect passes and clamd reads it all.
-  const head = Buffer.from("89504e470d0a1a0a0000000d49484452000000100000001008020000009091683600", "hex");
-  const mp = await storage.s3.send(new CreateMultipartUploadCommand({ Bucket: storage.bucket, Key: row.objectKey, ContentType: "image/png" }));
-  const parts: { PartNumber: number; ETag: string }[] = [];
-  const chunk = randomBytes(PART);
-  for (let off = 0, n = 1; off < size; off += PART, n++) {
-    const len = Math.min(PART, size - off);
-    const body = n === 1 ? Buffer.concat([head, chunk.subarray(head.length, len)]) : chunk.subarray(0, len);
-    const out = await storage.s3.send(new UploadPartCommand({ Bucket: storage.bucket, Key: row.objectKey, UploadId: mp.UploadId, PartNumber: n, Body: body }));
-    parts.push({ PartNumber: n, ETag: out.ETag! });
-    chunk[n % PART] ^= 0xff; // parts differ
-  }
-  try {
-    await storage.s3.send(new CompleteMultipartUploadCommand({ Bucket: storage.bucket, Key: row.objectKey, UploadId: mp.UploadId, MultipartUpload: { Parts: parts } }));
-  } catch (err) {
-    // fauxqs concatenates the parts in memory; for 2 GiB that outlasts the SDK's first
-    // attempt, whose retry then finds the upload already completed (InvalidPart).
-    const deadline = Date.now() + 300_000;
-    while ((await storage.store.head(row.objectKey))?.size !== size) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
-  console.log(`# ${BIG_MIB} MiB object stored; starting a worker child process`);
-
-  const child = spawn(process.execPath, [fileURLToPath(new URL("../../services/worker/src/main.ts", import.meta.url))], { env: { ...process.env, ...env, WORKER_ROLES: "all", LOG_LEVEL: "warn" }, stdio: ["ignore", "inherit", "inherit"] });
-  const rss = sampleRss(child.pid!, 50);
-  const t0 = Date.now();
-  let scanningRss = 0;
-  let status = "";
-  while (!["verified", "quarantined"].includes(status)) {
-    status = (await uploads.getById(upload.id))!.status;
-    if (Date.now() - t0 > 900_000) throw new Error("big upload timed out");
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  const { peakMiB, samples } = rss.stop();
-  scanningRss = peakMiB;
-  const done = (await uploads.getById(upload.id))!;
-  console.log(`big object: ${BIG_MIB} MiB -> ${done.status}${done.reason ? ` (${done.reason}: ${done.reasonDetail})` : ""} in ${((Date.now() - t0) / 1000).toFixed(1)} s; worker child peak RSS ${scanningRss.toFixed(1)} MiB over ${samples} samples (target < 256 MiB)`);
-  child.kill("SIGTERM");
-  await once(child, "exit");
-}
+// Peak worker RSS while scanning a 2 GiB object: test/bench/scan-memory.ts (on RGW, whose
+// multipart completion does not hold the object in memory as fauxqs's does).
 
 await api.close();
 await database.drop();

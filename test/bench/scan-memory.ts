@@ -1,0 +1,104 @@
+/**
+ * Peak worker RSS while scanning a big object (issue 3 section 6: 2 GiB, target < 256 MiB):
+ *
+ *   node test/bench/scan-memory.ts [--mib 2048]      (run under infra/bin/test's env, or
+ *   with RGW_ENDPOINT/RGW_ACCESS_KEY/RGW_SECRET_KEY pointing at infra/rgw/up.sh's RGW)
+ *
+ * The object goes in through the API's own multipart flow (create, signed part URLs, PUTs
+ * of 64 MiB parts, complete) on Ceph RGW, which stores multipart uploads without the
+ * in-memory concatenation fauxqs does at completion. The API's complete call enqueues the
+ * inspect job; a worker child process (services/worker/src/main.ts, roles inspect,scan)
+ * then reads the object from RGW into clamd. Its RSS is sampled from /proc every 50 ms
+ * until the verdict is written. Finalize does not run: the copy is server-side anyway, and
+ * RGW's memstore would need room for a second 2 GiB.
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startApi } from "@intake/api";
+import { ApiKeyRepository, UploadRepository } from "@intake/db";
+import { createLogger, loadConfig } from "@intake/runtime";
+import { freshDatabase, startRgwStorage } from "@intake/test";
+import { sampleRss } from "./pipeline-support.ts";
+
+const MiB = 1024 * 1024;
+const i = process.argv.indexOf("--mib");
+const SIZE = (i > 0 ? Number(process.argv[i + 1]) : 2048) * MiB;
+const PART = 64 * MiB;
+
+const storage = await startRgwStorage();
+const database = await freshDatabase("sqlite");
+const dataDir = mkdtempSync(join(tmpdir(), "intake-scan-memory-"));
+process.env.AWS_ACCESS_KEY_ID = storage.credentials.accessKeyId;
+process.env.AWS_SECRET_ACCESS_KEY = storage.credentials.secretAccessKey;
+const env = {
+  ...storage.env,
+  DATA_DIR: dataDir,
+  SQLITE_PATH: (database.settings as { filename: string }).filename,
+  PORT: "0",
+  QUEUE_PREFIX: `scanmem${randomBytes(4).toString("hex")}`,
+  LOG_LEVEL: "warn",
+  MAX_UPLOAD_BYTES: String(4 * 1024 * MiB),
+  PART_SIZE_BYTES: String(PART),
+};
+const config = loadConfig(env);
+const api = await startApi(config, { logger: createLogger({ level: "warn", name: "api", destination: { write: () => undefined } }) });
+const key = (await new ApiKeyRepository(database.db).create("bench", "bench")).key;
+const auth = { authorization: `Bearer ${key}`, "content-type": "application/json" };
+const call = async (method: string, path: string, body?: unknown) => {
+  const res = await fetch(api.url + path, { method, headers: auth, body: body === undefined ? undefined : JSON.stringify(body) });
+  const json = (await res.json()) as Record<string, any>;
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+};
+
+// A PNG signature and header chunk first, so inspect passes; random bytes after it.
+const created = await call("POST", "/v1/uploads", { filename: "big.png", contentType: "image/png", size: SIZE });
+const id = created.upload.id as string;
+const partCount = created.partCount as number;
+const head = Buffer.from("89504e470d0a1a0a0000000d49484452000000100000001008020000009091683600", "hex");
+const block = randomBytes(PART);
+const t0 = Date.now();
+const etags: { partNumber: number; etag: string }[] = [];
+for (let n = 1; n <= partCount; n++) {
+  const { parts } = await call("POST", `/v1/uploads/${id}/parts`, { partNumbers: [n] });
+  const size = Math.min(PART, SIZE - (n - 1) * PART);
+  block[n] ^= 0xff; // parts differ
+  const body = n === 1 ? Buffer.concat([head, block.subarray(head.length, size)]) : block.subarray(0, size);
+  const put = await fetch(parts[0].url, { method: "PUT", headers: parts[0].headers, body });
+  if (put.status !== 200) throw new Error(`part ${n}: ${put.status} ${await put.text()}`);
+  etags.push({ partNumber: n, etag: put.headers.get("etag")! });
+}
+await call("POST", `/v1/uploads/${id}/complete`, { parts: etags });
+console.log(`# ${SIZE / MiB} MiB uploaded in ${partCount} parts through the API's multipart flow in ${((Date.now() - t0) / 1000).toFixed(1)} s; starting a worker child`);
+
+const uploads = new UploadRepository(database.db);
+const child = spawn(process.execPath, [fileURLToPath(new URL("../../services/worker/src/main.ts", import.meta.url))], {
+  env: { ...process.env, ...env, WORKER_ROLES: "inspect,scan" },
+  stdio: ["ignore", "inherit", "inherit"],
+});
+const rss = sampleRss(child.pid!, 50);
+const scanStart = Date.now();
+let row = await uploads.getById(id);
+while (row && !["deciding", "verified", "quarantined"].includes(row.status)) {
+  if (Date.now() - scanStart > 900_000) throw new Error("the scan did not finish in 15 minutes");
+  await new Promise((r) => setTimeout(r, 200));
+  row = await uploads.getById(id);
+}
+const { peakMiB, samples } = rss.stop();
+const seconds = (Date.now() - scanStart) / 1000;
+console.log(
+  `scan of ${SIZE / MiB} MiB: verdict ${row?.verdict}${row?.reason ? ` (${row.reason}: ${row.reasonDetail})` : ""} in ${seconds.toFixed(1)} s ` +
+    `(${(SIZE / 1e6 / seconds).toFixed(0)} MB/s, worker start included); worker peak RSS ${peakMiB.toFixed(1)} MiB over ${samples} samples (target < 256 MiB)`,
+);
+child.kill("SIGTERM");
+await once(child, "exit");
+await api.close();
+await database.drop();
+await storage.stop();
+rmSync(dataDir, { recursive: true, force: true });
+process.exit(0);
