@@ -60,6 +60,7 @@ export function sampleRss(pid: number, everyMs = 100): { stop(): { peakMiB: numb
 }
 
 export interface StorageProcess {
+  pid: number;
   bucket: string;
   credentials: { accessKeyId: string; secretAccessKey: string };
   s3: S3Client;
@@ -96,6 +97,7 @@ export async function startStorageProcess(): Promise<StorageProcess> {
   const sqs = createSqsClient({ region: "us-east-1", endpoint, credentials });
   const { queueUrl } = await provisionStorage(s3, sqs, { bucket, queueName, region: "us-east-1", corsOrigins: [] });
   return {
+    pid: child.pid!,
     bucket,
     credentials,
     s3,
@@ -110,4 +112,12 @@ export async function startStorageProcess(): Promise<StorageProcess> {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+export function cpuSeconds(pid: number | "self"): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name (which may hold spaces), counted from field 3.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }

@@ -19,7 +19,8 @@ import { createClamdScanner } from "@intake/scanner";
 import { freshDatabase } from "@intake/test";
 import { startWorker } from "@intake/worker";
 import { zip } from "../pipeline/fixtures.ts";
-import { countingStore, percentile, startStorageProcess } from "./pipeline-support.ts";
+import { countingStore, cpuSeconds, percentile, startStorageProcess } from "./pipeline-support.ts";
+import { readFileSync } from "node:fs";
 
 const MiB = 1024 * 1024;
 const arg = (name: string, fallback: number) => {
@@ -142,6 +143,8 @@ for (const deadline = Date.now() + 120_000; ; ) {
   if (Date.now() > deadline) throw new Error("backlog events did not arrive");
   await new Promise((r) => setTimeout(r, 100));
 }
+const clamdPid = Number(readFileSync(new URL("../../.data/clamd/clamd.pid", import.meta.url), "utf8").trim());
+const cpu0 = { clamd: cpuSeconds(clamdPid), storage: cpuSeconds(storage.pid), workers: cpuSeconds("self") };
 const drainStart = Date.now();
 const drainer = await startWorker(stagesConfig, { logger: silent, store: storage.store });
 while (waiting.size > 0) {
@@ -157,6 +160,10 @@ const drainWall = (Date.now() - drainStart) / 1000;
 const drainMBs = totalBytes / 1e6 / drainWall;
 console.log(`backlog drain: ${FILES} files in ${drainWall.toFixed(2)} s = ${(FILES / drainWall).toFixed(2)} files/s, ${drainMBs.toFixed(1)} MB/s (stage workers' start to last verdict)`);
 console.log(`ratio backlog drain / raw clamd: ${(drainMBs / rawMBs).toFixed(2)} (target >= 0.70)`);
+{
+  const used = { clamd: cpuSeconds(clamdPid) - cpu0.clamd, storage: cpuSeconds(storage.pid) - cpu0.storage, workers: cpuSeconds("self") - cpu0.workers };
+  console.log(`  CPU s during the drain: clamd ${used.clamd.toFixed(2)}, local S3 (fauxqs + proxy) ${used.storage.toFixed(2)}, API + workers + Redis/DB clients ${used.workers.toFixed(2)} (of ${(2 * drainWall).toFixed(2)} available on 2 cores)`);
+}
 await drainer.close();
 await ingest.close();
 
