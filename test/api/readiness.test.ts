@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createClamdScanner } from "@intake/scanner";
 import { startApiUnderTest, type ApiUnderTest } from "./harness.ts";
 
 /** A port nothing listens on: bound, read, released. */
@@ -27,11 +28,15 @@ describe("health, readiness, OpenAPI and CORS", () => {
     expect(ready.body).toMatchObject({
       status: "ready",
       checks: { database: { status: "up" }, redis: { status: "up" }, storage: { status: "up" }, clamd: { status: "up" } },
-      scanner: { testSignaturesOnly: false },
     });
+    // This API's DATA_DIR holds no marker: the flag comes from clamd's VERSION, which names a
+    // signature database only when official signatures are loaded.
+    const official = (await createClamdScanner({ port: Number(process.env.CLAMD_PORT ?? 3310) }).version()).signatures !== "none";
+    expect(ready.body.scanner.testSignaturesOnly).toBe(!official);
+    if (!official) expect(ready.body.scanner.warning).toMatch(/TEST SIGNATURES ONLY/);
   });
 
-  it("flags a clamd that runs on test signatures only", async () => {
+  it("flags a clamd that runs on test signatures only, from infra/clamd's marker too", async () => {
     // infra/clamd/up.sh writes this marker when it generated the test database.
     mkdirSync(join(t.dataDir, "clamd"), { recursive: true });
     writeFileSync(join(t.dataDir, "clamd", "TEST_SIGNATURES_ONLY"), "");

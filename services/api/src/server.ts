@@ -76,8 +76,13 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
     };
 
     const scanner = createClamdScanner({ host: config.clamd.host, port: config.clamd.port, connectTimeoutMs: CLAMD_PING_TIMEOUT_MS });
-    const testSignaturesOnly = () => hasTestSignaturesOnly(config.dataDir);
-    if (testSignaturesOnly()) logger.warn(TEST_SIGNATURES_WARNING);
+    // Two witnesses: the marker infra/clamd/up.sh leaves next to a generated database (same
+    // host), and clamd's own VERSION, which names a signature database version only when an
+    // official one is loaded ("ClamAV 1.4.6/27431/..." vs "ClamAV 1.4.6"): that one also
+    // holds when clamd runs elsewhere. While clamd does not answer, the marker decides.
+    const testSignaturesOnly = async () =>
+      hasTestSignaturesOnly(config.dataDir) || (await scanner.version().then((v) => v.signatures === "none", () => false));
+    if (await testSignaturesOnly()) logger.warn(TEST_SIGNATURES_WARNING);
 
     const app = createApp({
       config,

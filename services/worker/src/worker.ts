@@ -106,6 +106,8 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       const version = new ScannerVersionCache(scanner);
       try {
         scannerVersion = await version.get();
+        // "ClamAV 1.4.6/27431/<date>" with official signatures, plain "ClamAV 1.4.6" without.
+        if (!scannerVersion.includes("/")) logger.warn({ scanner: scannerVersion }, "clamd runs on TEST SIGNATURES ONLY (no official ClamAV database): uploads are NOT scanned for real malware");
       } catch (err) {
         // Not fatal: scans fail (and retry) until clamd answers; nothing is promoted meanwhile.
         logger.error({ err, clamd: `${config.clamd.host}:${config.clamd.port}` }, "clamd is not answering; scans will retry until it does");

@@ -10,7 +10,7 @@ export interface Readiness {
   /** Each check resolves when its dependency answers; a rejection or `false` means down. */
   checks: Record<string, () => Promise<unknown>>;
   /** clamd loaded only the generated test database: no real malware protection. */
-  testSignaturesOnly(): boolean;
+  testSignaturesOnly(): boolean | Promise<boolean>;
   timeoutMs?: number;
 }
 
@@ -35,7 +35,7 @@ export function mountHealthRoutes(router: Router, readiness: Readiness): void {
     const results = await Promise.all(names.map((n) => runCheck(readiness.checks[n]!, timeoutMs)));
     const checks = Object.fromEntries(names.map((n, i) => [n, results[i]!]));
     const ready = results.every((r) => r.status === "up");
-    const testSignaturesOnly = readiness.testSignaturesOnly();
+    const testSignaturesOnly = await readiness.testSignaturesOnly();
     ctx.set("Cache-Control", "no-store");
     ctx.status = ready ? 200 : 503;
     ctx.body = {
