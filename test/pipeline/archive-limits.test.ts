@@ -1,7 +1,5 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { once } from "node:events";
-import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -9,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClamdScanner } from "@intake/scanner";
 import { eicar, zip } from "./fixtures.ts";
+import { freePort } from "@intake/test";
 import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
 
 /**
@@ -22,13 +21,6 @@ const UP = fileURLToPath(new URL("../../infra/clamd/up.sh", import.meta.url));
 const DOWN = fileURLToPath(new URL("../../infra/clamd/down.sh", import.meta.url));
 const MiB = 1024 * 1024;
 
-async function freePort(): Promise<number> {
-  const srv = createServer().listen(0, "127.0.0.1");
-  await once(srv, "listening");
-  const { port } = srv.address() as AddressInfo;
-  srv.close();
-  return port;
-}
 
 describe("ZIP members that clamd would cut short", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "intake-clamd-low-"));

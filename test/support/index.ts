@@ -1,2 +1,3 @@
 export * from "./database.ts";
 export * from "./storage.ts";
+export * from "./ports.ts";

@@ -8,7 +8,6 @@
  * Fixtures are generated at runtime; ZIPs come from the `zip` CLI (installed with apt-get
  * when missing and running as root).
  */
-import net from "node:net";
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -17,6 +16,7 @@ import { dirname, join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "@intake/test";
 import { createClamdScanner, hasTestSignaturesOnly, ScanFailedError, type MalwareScanner, type ScanReport } from "./index.ts";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -64,14 +64,6 @@ function zip(files: Record<string, Buffer>, opts: { password?: string; level?: n
   if (opts.password) args.push("-P", opts.password);
   execFileSync("zip", [...args, out, ...Object.keys(files).map((n) => join(dir, n))]);
   return readFileSync(out);
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 const scanBytes = (scanner: MalwareScanner, b: Buffer, chunk = 64 * 1024): Promise<ScanReport> => {

@@ -1,18 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { createServer, type AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "@intake/test";
 import { warnUnlessNoEviction } from "./worker.ts";
-
-/** A private redis-server (the shared one must not have its policy changed under other tests). */
-async function freePort(): Promise<number> {
-  const srv = createServer().listen(0, "127.0.0.1");
-  await once(srv, "listening");
-  const { port } = srv.address() as AddressInfo;
-  srv.close();
-  return port;
-}
 
 function capture() {
   const lines: { level: string; obj: object; msg?: string }[] = [];
