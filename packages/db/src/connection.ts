@@ -1,5 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { createRequire } from "node:module";
 import knexFactory, { type Knex } from "knex";
 import { DependencyUnavailableError } from "@intake/domain";
 import { migrationSource } from "./migrations.ts";
@@ -14,7 +15,7 @@ export function openDatabase(settings: DatabaseSettings): Knex {
   }
   if (settings.filename !== ":memory:") mkdirSync(dirname(settings.filename), { recursive: true });
   const db = knexFactory({
-    client: "better-sqlite3",
+    client: ImmediateSqliteClient as unknown as typeof Knex.Client,
     connection: { filename: settings.filename },
     useNullAsDefault: true,
     pool: {
@@ -41,12 +42,10 @@ export function openDatabase(settings: DatabaseSettings): Knex {
 
 /**
  * Runs writes as one transaction. On PostgreSQL that is a knex transaction. On SQLite it
- * runs on the raw connection as BEGIN IMMEDIATE ... COMMIT: the write lock is taken up
- * front (so a concurrent writer in another process makes it wait, never fail with
- * SQLITE_BUSY_SNAPSHOT), the statements come from the prepared-statement cache, and the
- * whole transaction runs synchronously in one go. A knex transaction costs several times
- * the inserts themselves (a transaction-scoped knex instance, BEGIN and COMMIT as separate
- * async queries), and the create endpoint pays it on every request.
+ * runs on the raw connection, synchronously in one go (BEGIN IMMEDIATE, like every
+ * transaction here, with statements from the prepared-statement cache): a knex transaction
+ * costs several times the inserts themselves (a transaction-scoped knex instance, BEGIN and
+ * COMMIT as separate async queries), and the create endpoint pays it on every request.
  */
 export async function writeAtomically(db: Knex, writes: Knex.QueryBuilder[]): Promise<void> {
   if (!isSqlite(db)) {
@@ -75,7 +74,30 @@ interface RawSqlite {
 }
 
 function isSqlite(db: Knex): boolean {
-  return (db.client as { config: { client: string } }).config.client === "better-sqlite3";
+  return db.client instanceof ImmediateSqliteClient;
+}
+
+/**
+ * knex opens SQLite transactions with a plain (deferred) BEGIN. The API and the workers are
+ * separate processes on one WAL file: a deferred transaction that reads and then writes
+ * fails with SQLITE_BUSY_SNAPSHOT when another process committed in between, and
+ * busy_timeout does not retry that. BEGIN IMMEDIATE takes the write lock up front, so a
+ * concurrent writer makes it wait (busy_timeout) instead. Every transaction here writes, so
+ * nothing is lost by taking the lock early.
+ */
+const knexInternals = createRequire(import.meta.url);
+type Ctor = new (...args: any[]) => any;
+const BetterSqlite3Client: Ctor = knexInternals("knex/lib/dialects/better-sqlite3/index.js");
+const SqliteTransaction: Ctor = knexInternals("knex/lib/dialects/sqlite3/execution/sqlite-transaction.js");
+class ImmediateSqliteTransaction extends SqliteTransaction {
+  begin(conn: unknown) {
+    return this.query(conn, "BEGIN IMMEDIATE;");
+  }
+}
+class ImmediateSqliteClient extends BetterSqlite3Client {
+  transaction(...args: unknown[]) {
+    return new ImmediateSqliteTransaction(this, ...args);
+  }
 }
 
 export async function migrate(db: Knex): Promise<void> {

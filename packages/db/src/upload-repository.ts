@@ -167,29 +167,18 @@ export class UploadRepository {
     if (findings.scannerVersion !== undefined) patch.scanner_version = findings.scannerVersion;
     if (findings.finalKey !== undefined) patch.final_key = findings.finalKey;
 
-    // The transaction's first statement is the UPDATE, never a read: on SQLite (WAL, API and
-    // workers in separate processes) a transaction that reads and then writes fails with
-    // SQLITE_BUSY_SNAPSHOT when another process committed in between, and busy_timeout does
-    // not retry that; a transaction that starts by writing waits for the lock instead. So the
-    // status is read first, outside, and the UPDATE is conditional on exactly that status:
-    // if it changed meanwhile, look again.
-    let applied = false;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const before = await this.db("uploads").where({ id }).first("status", "tenant_id", "object_key");
-      if (!before || !from.includes(before.status)) break;
-      const outcome = await this.db.transaction(async (trx) => {
-        const count = await trx("uploads").where({ id, status: before.status }).update(patch);
-        if (count !== 1) return "changed" as const;
-        if (before.status !== to) {
-          await new AuditLog(trx).record({ actor, action: `upload.${to}`, uploadId: id, tenantId: before.tenant_id, objectKey: before.object_key, detail: { from: before.status, event, ...auditFindings(findings) } }, now);
-        }
-        return "applied" as const;
-      });
-      if (outcome === "applied") {
-        applied = true;
-        break;
+    // One transaction: on SQLite it holds the write lock from its start (BEGIN IMMEDIATE,
+    // see connection.ts), on PostgreSQL the conditional UPDATE decides between racers.
+    const applied = await this.db.transaction(async (trx) => {
+      const before = await trx("uploads").where({ id }).first("status", "tenant_id", "object_key");
+      if (!before) return false;
+      const count = await trx("uploads").where({ id }).whereIn("status", from as UploadStatus[]).update(patch);
+      if (count !== 1) return false;
+      if (before.status !== to) {
+        await this.audit.insertion({ actor, action: `upload.${to}`, uploadId: id, tenantId: before.tenant_id, objectKey: before.object_key, detail: { from: before.status, event, ...auditFindings(findings) } }, now).transacting(trx);
       }
-    }
+      return true;
+    });
     const upload = await this.getById(id);
     return applied && upload ? { applied: true, upload } : { applied: false, upload };
   }
