@@ -23,7 +23,8 @@ describe("PutPresigner gives exactly the URL getSignedUrl gives", () => {
     for (const [what, binding] of bindings) {
       it(`${where}, ${what}`, async () => {
         const presigner = new PutPresigner(createS3Client({ ...settings, credentials }), "intake-uploads");
-        const fast = await presigner.presign(key, binding, at);
+        const { url: fast, headers } = await presigner.presign(key, binding, at);
+        expect(Object.keys(headers).sort()).toEqual("sha256Hex" in binding ? ["Content-MD5", "Content-Type", "x-amz-checksum-sha256"] : ["Content-Type"]);
         expect(fast).toBe(await presigner.presignWithSdk(key, binding, at));
         const signed = new URL(fast).searchParams.get("X-Amz-SignedHeaders")!.split(";");
         expect(signed).toEqual(expect.arrayContaining(["content-length", "content-type", "host"]));
@@ -37,7 +38,7 @@ describe("PutPresigner gives exactly the URL getSignedUrl gives", () => {
     const presigner = new PutPresigner(createS3Client({ region: "us-east-1", endpoint: "http://127.0.0.1:4566", forcePathStyle: true, credentials }), "b-1");
     const odd = "pending/acme/a file+(1).png";
     const binding = { contentType: "image/png", contentLength: 1, expiresIn: 60 };
-    const url = await presigner.presign(odd, binding, at);
+    const { url } = await presigner.presign(odd, binding, at);
     expect(url).toBe(await presigner.presignWithSdk(odd, binding, at));
     expect(new URL(url).pathname).toBe("/b-1/pending/acme/a%20file%2B%281%29.png");
   });

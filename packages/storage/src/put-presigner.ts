@@ -41,22 +41,31 @@ export class PutPresigner {
     this.presigner = new S3RequestPresigner({ ...s3.config });
   }
 
-  async presign(key: string, b: PutBinding, signingDate?: Date): Promise<string> {
-    if (!PLAIN_KEY.test(key)) return this.presignWithSdk(key, b, signingDate);
-    const t = await this.endpoint();
-    const headers: Record<string, string> = { host: t.host, "content-type": b.contentType, "content-length": String(b.contentLength) };
+  /** The URL and the headers the client must send with it (every one of them is signed). */
+  async presign(key: string, b: PutBinding, signingDate?: Date): Promise<{ url: string; headers: Record<string, string> }> {
+    const headers: Record<string, string> = { "Content-Type": b.contentType };
     if (b.sha256Hex) headers["x-amz-checksum-sha256"] = Buffer.from(b.sha256Hex, "hex").toString("base64");
-    if (b.md5Base64) headers["content-md5"] = b.md5Base64;
+    if (b.md5Base64) headers["Content-MD5"] = b.md5Base64;
+    if (!PLAIN_KEY.test(key)) return { url: await this.presignWithSdk(key, b, signingDate), headers };
+    const t = await this.endpoint();
     const signed = await this.presigner.presign(
-      { method: "PUT", protocol: t.protocol, hostname: t.hostname, port: t.port, path: t.pathPrefix + key, headers, query: { "x-id": "PutObject" } },
-      { ...signingOptions(b), ...(signingDate ? { signingDate } : {}) },
+      {
+        method: "PUT",
+        protocol: t.protocol,
+        hostname: t.hostname,
+        port: t.port,
+        path: t.pathPrefix + key,
+        headers: { host: t.host, "content-length": String(b.contentLength), ...lowerCased(headers) },
+        query: { "x-id": "PutObject" },
+      },
+      signingOptions(b.expiresIn, signingDate),
     );
     // Sorted by name, as the SDK's formatUrl does, so both paths give the same string.
     const query = Object.entries(signed.query ?? {})
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
       .join("&");
-    return `${t.protocol}//${t.host}${signed.path}?${query}`;
+    return { url: `${t.protocol}//${t.host}${signed.path}?${query}`, headers };
   }
 
   /** The SDK's own path, for unusual keys and to resolve the endpoint template. */
@@ -69,7 +78,7 @@ export class PutPresigner {
       ...(b.sha256Hex ? { ChecksumSHA256: Buffer.from(b.sha256Hex, "hex").toString("base64") } : {}),
       ...(b.md5Base64 ? { ContentMD5: b.md5Base64 } : {}),
     });
-    return getSignedUrl(this.s3, command, { ...signingOptions(b), ...(signingDate ? { signingDate } : {}) });
+    return getSignedUrl(this.s3, command, signingOptions(b.expiresIn, signingDate));
   }
 
   private endpoint(): Promise<EndpointTemplate> {
@@ -90,14 +99,17 @@ export class PutPresigner {
   }
 }
 
-function signingOptions(b: PutBinding) {
-  return {
-    expiresIn: b.expiresIn,
-    // The presigner leaves Content-Type unsigned unless asked (aws/aws-sdk-js-v3#3497);
-    // signing it (and the length and MD5) makes storage refuse any other type or size.
-    signableHeaders: new Set(["content-type", "content-length", "content-md5"]),
-    // x-amz-* headers are hoisted into the query string by default, where S3 does not
-    // verify the body against them; kept as a header, the checksum is enforced.
-    unhoistableHeaders: new Set(["x-amz-checksum-sha256"]),
-  };
+// The presigner leaves Content-Type unsigned unless asked (aws/aws-sdk-js-v3#3497);
+// signing it (and the length and MD5) makes storage refuse any other type or size.
+const SIGNABLE_HEADERS = new Set(["content-type", "content-length", "content-md5"]);
+// x-amz-* headers are hoisted into the query string by default, where S3 does not verify
+// the body against them; kept as a header, the checksum is enforced.
+const UNHOISTABLE_HEADERS = new Set(["x-amz-checksum-sha256"]);
+
+function signingOptions(expiresIn: number, signingDate?: Date) {
+  return { expiresIn, signableHeaders: SIGNABLE_HEADERS, unhoistableHeaders: UNHOISTABLE_HEADERS, ...(signingDate ? { signingDate } : {}) };
+}
+
+function lowerCased(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
 }

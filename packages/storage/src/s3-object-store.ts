@@ -10,7 +10,6 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListPartsCommand,
-  PutObjectCommand,
   S3Client,
   UploadPartCommand,
   UploadPartCopyCommand,
@@ -59,10 +58,7 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async presignPut(key: string, b: PutBinding): Promise<PresignedRequest> {
-    const headers: Record<string, string> = { "Content-Type": b.contentType };
-    if (b.sha256Hex) headers["x-amz-checksum-sha256"] = Buffer.from(b.sha256Hex, "hex").toString("base64");
-    if (b.md5Base64) headers["Content-MD5"] = b.md5Base64;
-    const url = await this.putPresigner.presign(key, b);
+    const { url, headers } = await this.putPresigner.presign(key, b);
     return { method: "PUT", url, headers, expiresAt: new Date(Date.now() + b.expiresIn * 1000) };
   }
 
