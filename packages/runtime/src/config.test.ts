@@ -14,6 +14,12 @@ describe("loadConfig", () => {
     expect(c.worker.roles).toEqual(["all"]);
   });
 
+  it("mirrors clamd's StreamMaxLength as infra/clamd derives it, unless limits.env says otherwise", () => {
+    expect(loadConfig(base).clamd.maxStreamBytes).toBe(4095 * 1024 * 1024);
+    expect(loadConfig({ ...base, MAX_UPLOAD_BYTES: "1048576" }).clamd.maxStreamBytes).toBe(1048576);
+    expect(loadConfig({ ...base, CLAMD_STREAM_MAX_BYTES: "5000" }).clamd.maxStreamBytes).toBe(5000);
+  });
+
   it("uses PostgreSQL when DATABASE_URL is set", () => {
     expect(loadConfig({ ...base, DATABASE_URL: "postgres://u@db/intake" }).database).toEqual({ client: "pg", url: "postgres://u@db/intake" });
   });

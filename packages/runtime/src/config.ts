@@ -68,6 +68,10 @@ const EnvSchema = z.object({
   // so archives that would be cut are refused before clamd's OK can count.
   CLAMD_MAX_FILE_SIZE: int(1).default(2_147_483_645),
   CLAMD_MAX_SCAN_SIZE: int(1).default(4095 * MiB),
+  // clamd's StreamMaxLength: the scanner stops feeding past it and reports "unscannable"
+  // instead of racing clamd's reset. Unset: the smaller of MAX_UPLOAD_BYTES and 4095 MiB,
+  // which is what infra/clamd/up.sh configures.
+  CLAMD_STREAM_MAX_BYTES: int(1).optional(),
 
   ALLOWED_TYPES: csv.default(DEFAULT_ALLOWED_TYPES.split(",")),
   MAX_UPLOAD_BYTES: int(1).default(5 * GiB),
@@ -110,7 +114,7 @@ export interface Config {
     queueName: string;
     provision: boolean;
   };
-  clamd: { host: string; port: number; timeoutMs: number; maxFileSize: number; maxScanSize: number };
+  clamd: { host: string; port: number; timeoutMs: number; maxFileSize: number; maxScanSize: number; maxStreamBytes: number };
   policy: {
     allowedTypes: string[];
     maxSize: number;
@@ -182,7 +186,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       queueName: e.SQS_QUEUE_NAME,
       provision: e.PROVISION_STORAGE,
     },
-    clamd: { host: e.CLAMD_HOST, port: e.CLAMD_PORT, timeoutMs: e.CLAMD_TIMEOUT_MS, maxFileSize: e.CLAMD_MAX_FILE_SIZE, maxScanSize: e.CLAMD_MAX_SCAN_SIZE },
+    clamd: { host: e.CLAMD_HOST, port: e.CLAMD_PORT, timeoutMs: e.CLAMD_TIMEOUT_MS, maxFileSize: e.CLAMD_MAX_FILE_SIZE, maxScanSize: e.CLAMD_MAX_SCAN_SIZE, maxStreamBytes: e.CLAMD_STREAM_MAX_BYTES ?? Math.min(e.MAX_UPLOAD_BYTES, 4095 * MiB) },
     policy: {
       allowedTypes: e.ALLOWED_TYPES,
       maxSize: e.MAX_UPLOAD_BYTES,

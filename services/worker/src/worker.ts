@@ -21,8 +21,6 @@ import { createLogger, type Config, type Logger } from "@intake/runtime";
 import { createClamdScanner } from "@intake/scanner";
 import { createS3Client, createSqsClient, resolveQueueUrl, S3ObjectStore, SqsEventQueue, type EventQueue, type ObjectStore } from "@intake/storage";
 
-/** ClamAV caps every size option at 4 GiB; infra/clamd/up.sh uses 4095 MiB. */
-const CLAMD_SIZE_CAP = 4095 * 1024 * 1024;
 
 export const ROLES = ["ingest", "inspect", "scan", "finalize", "reaper"] as const;
 export type Role = (typeof ROLES)[number];
@@ -99,9 +97,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
           host: config.clamd.host,
           port: config.clamd.port,
           timeoutMs: config.clamd.timeoutMs,
-          // Mirrors the StreamMaxLength infra/clamd/up.sh derives (MAX_UPLOAD_BYTES, capped at
-          // 4095 MiB): past it the outcome is a deterministic "unscannable", not a reset socket.
-          maxStreamBytes: Math.min(config.policy.maxSize, CLAMD_SIZE_CAP),
+          maxStreamBytes: config.clamd.maxStreamBytes,
         });
       const version = new ScannerVersionCache(scanner);
       try {
