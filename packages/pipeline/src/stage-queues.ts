@@ -78,6 +78,12 @@ export class StageQueues {
 
   /** Enqueues a stage for an upload; a no-op while a job with the same id exists. */
   async enqueue(stage: Stage, uploadId: string, opts: { jobId?: string; eTag?: string | null } = {}): Promise<void> {
+    // A connection that dropped (ioredis is reconnecting, or gave up) means Redis is away:
+    // say so at once so the caller keeps its trigger. One still being set up gets the
+    // bounded wait below.
+    if (["reconnecting", "close", "end"].includes(this.connection.status)) {
+      throw new DependencyUnavailableError("redis", `enqueue ${stage} for upload ${uploadId}: the Redis connection is ${this.connection.status}`);
+    }
     const data: StageJobData = opts.eTag ? { v: 1, uploadId, eTag: opts.eTag } : { v: 1, uploadId };
     // enableOfflineQueue: false makes commands fail fast, but Queue.add first waits for the
     // connection to become ready, without a limit: with Redis down it hangs, holding the

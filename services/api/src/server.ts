@@ -21,8 +21,6 @@ const CLAMD_PING_TIMEOUT_MS = 2000;
 const REDIS_CONNECT_WAIT_MS = 3000;
 /** How long a revoked API key may keep working in a running API (see cacheAuthentications). */
 const AUTH_CACHE_TTL_MS = 5000;
-/** An enqueue is one Redis round trip; far longer means Redis is in trouble. */
-const ENQUEUE_TIMEOUT_MS = 5000;
 
 /**
  * Wires the real adapters around createApp and listens. One S3 client, one database pool
@@ -68,12 +66,9 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
     // BullMQ re-emits connection errors on each queue; without a listener they are printed
     // to stderr outside the logger. Readiness reports Redis as down meanwhile.
     for (const stage of STAGES) queues.queue(stage).on("error", (err: Error) => logger.debug({ code: (err as { code?: string }).code, stage }, "queue error"));
-    const enqueueInspection = async (uploadId: string): Promise<void> => {
-      // BullMQ waits for a connection that is not ready (indefinitely): fail fast instead,
-      // so the client gets a 503 and retries; the upload's state is already recorded.
-      if (redis.status !== "ready") throw new Error(`redis connection is ${redis.status}`);
-      await withTimeout(queues.enqueue("inspect", uploadId), ENQUEUE_TIMEOUT_MS, "enqueue");
-    };
+    // StageQueues.enqueue fails fast when Redis is away and bounds the wait otherwise: the
+    // client gets a 503 and retries; the upload's state is already recorded.
+    const enqueueInspection = (uploadId: string) => queues.enqueue("inspect", uploadId);
 
     const scanner = createClamdScanner({ host: config.clamd.host, port: config.clamd.port, connectTimeoutMs: CLAMD_PING_TIMEOUT_MS });
     // Two witnesses: the marker infra/clamd/up.sh leaves next to a generated database (same
@@ -136,12 +131,4 @@ async function waitForReady(redis: { status: string; once(event: string, fn: () 
       resolve();
     });
   });
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
