@@ -9,7 +9,8 @@ export type ErrorKind =
   | "not_found"
   | "conflict" // the upload is not in a state that allows this
   | "too_large"
-  | "unavailable"; // a dependency could not be reached; retry later
+  | "unavailable" // a dependency could not be reached; retry later
+  | "unsupported"; // a dependency lacks the operation altogether; retrying will not help
 
 export class IntakeError extends Error {
   readonly code: string;

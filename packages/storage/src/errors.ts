@@ -3,7 +3,7 @@ import { DependencyUnavailableError, IntakeError } from "@intake/domain";
 /** The storage does not implement an operation (fauxqs lacks ListParts/ListMultipartUploads). */
 export class StorageUnsupportedError extends IntakeError {
   constructor(operation: string) {
-    super("unavailable", "storage_unsupported", `the object storage does not implement ${operation}`, { operation });
+    super("unsupported", "storage_unsupported", `the object storage does not implement ${operation}`, { operation });
   }
 }
 

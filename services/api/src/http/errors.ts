@@ -15,15 +15,7 @@ export const STATUS_BY_KIND: Record<ErrorKind, number> = {
   conflict: 409,
   too_large: 413,
   unavailable: 503,
-};
-
-/**
- * Codes whose status is more precise than their kind's. The storage adapter reports a
- * missing S3 operation (fauxqs 2.4.1 has no ListParts) as "unavailable", but retrying will
- * not help: 501 Not Implemented says that to the client.
- */
-const STATUS_BY_CODE: Record<string, number> = {
-  storage_unsupported: 501,
+  unsupported: 501,
 };
 
 /** Failures that only exist at the HTTP layer (wrong media type, wrong method). */
@@ -51,7 +43,7 @@ export interface ErrorResponse {
 
 export function errorResponse(err: unknown): ErrorResponse {
   if (err instanceof IntakeError) {
-    const status = STATUS_BY_CODE[err.code] ?? STATUS_BY_KIND[err.kind] ?? 500;
+    const status = STATUS_BY_KIND[err.kind] ?? 500;
     return { status, body: body(err.code, err.message, err.details) };
   }
   if (err instanceof HttpError) {
