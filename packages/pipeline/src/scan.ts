@@ -94,15 +94,21 @@ function observer(archive: ZipLimitCheck, text: TextContentCheck | null): Transf
 export class ScannerVersionCache {
   private readonly scanner: Pick<Scanner, "version">;
   private readonly ttlMs: number;
-  private cached: { value: string; at: number } | null = null;
+  private cached: { value: ScannerVersionInfo; at: number } | null = null;
   constructor(scanner: Pick<Scanner, "version">, ttlMs = 60_000) {
     this.scanner = scanner;
     this.ttlMs = ttlMs;
   }
+  /** The VERSION line, as recorded with verdicts. */
   async get(): Promise<string> {
+    return (await this.details()).raw;
+  }
+  async details(): Promise<ScannerVersionInfo> {
     if (this.cached && Date.now() - this.cached.at < this.ttlMs) return this.cached.value;
-    const v = await this.scanner.version();
-    this.cached = { value: v.raw, at: Date.now() };
-    return v.raw;
+    const value = await this.scanner.version();
+    this.cached = { value, at: Date.now() };
+    return value;
   }
 }
+
+type ScannerVersionInfo = Awaited<ReturnType<Scanner["version"]>>;

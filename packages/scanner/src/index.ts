@@ -11,6 +11,7 @@ export type { ClamdScannerOptions, MalwareScanner, ScanBody, ScanReport } from "
 export { ScanFailedError } from "./errors.ts";
 export type { ScanFailureKind } from "./errors.ts";
 export { classifyClamdReply, parseVersionReply, MAX_REPLY_CHARS } from "./reply.ts";
+import type { ScannerVersion } from "./reply.ts";
 export type { ClamdReplyClass, ReplyErrorKind, ScannerVersion, UnscannableKind } from "./reply.ts";
 
 /** Name of the marker infra/clamd/up.sh writes next to the clamd config. */
@@ -24,4 +25,16 @@ export const TEST_SIGNATURES_MARKER = "TEST_SIGNATURES_ONLY";
  */
 export function hasTestSignaturesOnly(dataDir: string): boolean {
   return existsSync(join(dataDir, "clamd", TEST_SIGNATURES_MARKER)) || existsSync(join(dataDir, TEST_SIGNATURES_MARKER));
+}
+
+export const TEST_SIGNATURES_WARNING =
+  "clamd runs on TEST SIGNATURES ONLY (no official ClamAV database): uploads are NOT scanned for real malware";
+
+/**
+ * clamd's VERSION names a signature database version only when an official one is loaded
+ * ("ClamAV 1.4.6/27431/<date>" against plain "ClamAV 1.4.6"): this holds wherever clamd
+ * runs, where the marker above only exists next to a clamd on this host.
+ */
+export function loadsTestSignaturesOnly(version: Pick<ScannerVersion, "signatures">): boolean {
+  return version.signatures === "none";
 }

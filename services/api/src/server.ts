@@ -4,11 +4,10 @@ import { once } from "node:events";
 import { ApiKeyRepository, migrate, openDatabase, pingDatabase, UploadRepository } from "@intake/db";
 import { createProducerConnection, StageQueues, STAGES } from "@intake/pipeline";
 import { createLogger, type Config, type Logger } from "@intake/runtime";
-import { createClamdScanner, hasTestSignaturesOnly } from "@intake/scanner";
+import { createClamdScanner, hasTestSignaturesOnly, loadsTestSignaturesOnly, TEST_SIGNATURES_WARNING } from "@intake/scanner";
 import { createS3Client, createSqsClient, provisionStorage, S3ObjectStore } from "@intake/storage";
 import { createApp } from "./app.ts";
 import { cacheAuthentications } from "./http/auth.ts";
-import { TEST_SIGNATURES_WARNING } from "./routes/health.ts";
 
 export interface RunningApi {
   url: string;
@@ -72,12 +71,11 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
 
     const scanner = createClamdScanner({ host: config.clamd.host, port: config.clamd.port, connectTimeoutMs: CLAMD_PING_TIMEOUT_MS });
     // Two witnesses: the marker infra/clamd/up.sh leaves next to a generated database (same
-    // host), and clamd's own VERSION, which names a signature database version only when an
-    // official one is loaded ("ClamAV 1.4.6/27431/..." vs "ClamAV 1.4.6"): that one also
-    // holds when clamd runs elsewhere. While clamd does not answer, the marker decides.
-    const testSignaturesOnly = async () =>
-      hasTestSignaturesOnly(config.dataDir) || (await scanner.version().then((v) => v.signatures === "none", () => false));
-    if (await testSignaturesOnly()) logger.warn(TEST_SIGNATURES_WARNING);
+    // host), and clamd's own VERSION, which also holds when clamd runs elsewhere. The
+    // readiness check asks VERSION rather than PING: one round trip answers both.
+    let clamdVersion = await scanner.version().catch(() => null);
+    const testSignaturesOnly = () => hasTestSignaturesOnly(config.dataDir) || (clamdVersion !== null && loadsTestSignaturesOnly(clamdVersion));
+    if (testSignaturesOnly()) logger.warn(TEST_SIGNATURES_WARNING);
 
     const app = createApp({
       config,
@@ -91,7 +89,9 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
           database: () => pingDatabase(db),
           redis: () => redis.ping(),
           storage: () => store.ping(),
-          clamd: () => scanner.ping(),
+          clamd: async () => {
+            clamdVersion = await scanner.version();
+          },
         },
         testSignaturesOnly,
       },

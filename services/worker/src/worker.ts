@@ -18,7 +18,7 @@ import {
   type StageDeps,
 } from "@intake/pipeline";
 import { createLogger, type Config, type Logger } from "@intake/runtime";
-import { createClamdScanner } from "@intake/scanner";
+import { createClamdScanner, loadsTestSignaturesOnly, TEST_SIGNATURES_WARNING } from "@intake/scanner";
 import { createS3Client, createSqsClient, resolveQueueUrl, S3ObjectStore, SqsEventQueue, type EventQueue, type ObjectStore } from "@intake/storage";
 
 
@@ -35,7 +35,7 @@ export interface WorkerOptions {
   /** Test seams: replace an adapter (a counting store, a scanner behind a proxy...). */
   store?: ObjectStore;
   events?: EventQueue;
-  scanner?: Scanner & { ping?(): Promise<unknown> };
+  scanner?: Scanner;
   /** BullMQ lock settings; defaults (30 s) suit production, tests shorten them. */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
@@ -101,9 +101,9 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
         });
       const version = new ScannerVersionCache(scanner);
       try {
-        scannerVersion = await version.get();
-        // "ClamAV 1.4.6/27431/<date>" with official signatures, plain "ClamAV 1.4.6" without.
-        if (!scannerVersion.includes("/")) logger.warn({ scanner: scannerVersion }, "clamd runs on TEST SIGNATURES ONLY (no official ClamAV database): uploads are NOT scanned for real malware");
+        const v = await version.details();
+        scannerVersion = v.raw;
+        if (loadsTestSignaturesOnly(v)) logger.warn({ scanner: v.raw }, TEST_SIGNATURES_WARNING);
       } catch (err) {
         // Not fatal: scans fail (and retry) until clamd answers; nothing is promoted meanwhile.
         logger.error({ err, clamd: `${config.clamd.host}:${config.clamd.port}` }, "clamd is not answering; scans will retry until it does");

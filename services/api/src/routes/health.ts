@@ -1,4 +1,5 @@
 import type { Router } from "@koa/router";
+import { TEST_SIGNATURES_WARNING } from "@intake/scanner";
 
 /**
  * Liveness and readiness. /healthz answers while the process can serve at all (a
@@ -10,12 +11,10 @@ export interface Readiness {
   /** Each check resolves when its dependency answers; a rejection or `false` means down. */
   checks: Record<string, () => Promise<unknown>>;
   /** clamd loaded only the generated test database: no real malware protection. */
-  testSignaturesOnly(): boolean | Promise<boolean>;
+  testSignaturesOnly(): boolean;
   timeoutMs?: number;
 }
 
-export const TEST_SIGNATURES_WARNING =
-  "clamd runs on TEST SIGNATURES ONLY (no official ClamAV database): uploads are NOT scanned for real malware";
 
 interface CheckResult {
   status: "up" | "down";
@@ -35,7 +34,8 @@ export function mountHealthRoutes(router: Router, readiness: Readiness): void {
     const results = await Promise.all(names.map((n) => runCheck(readiness.checks[n]!, timeoutMs)));
     const checks = Object.fromEntries(names.map((n, i) => [n, results[i]!]));
     const ready = results.every((r) => r.status === "up");
-    const testSignaturesOnly = await readiness.testSignaturesOnly();
+    // After the checks: the clamd check is what learns which database clamd loaded.
+    const testSignaturesOnly = readiness.testSignaturesOnly();
     ctx.set("Cache-Control", "no-store");
     ctx.status = ready ? 200 : 503;
     ctx.body = {
