@@ -1,0 +1,43 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DATABASE_KINDS, freshDatabase, type TestDatabase } from "@intake/test";
+import { writeAtomically } from "./connection.ts";
+
+// writeAtomically is one transaction per call on PostgreSQL and a group commit on SQLite
+// (calls made in the same turn of the event loop share one COMMIT). Either way each call
+// must be all-or-nothing on its own: these calls are all made in one turn, so on SQLite
+// they land in one group.
+describe.each(DATABASE_KINDS)("writeAtomically on %s", (kind) => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await freshDatabase(kind);
+    await t.db.schema.createTable("scratch", (table) => table.string("k").primary());
+  });
+  afterAll(async () => t?.drop());
+
+  const insert = (k: string) => t.db("scratch").insert({ k });
+  const keys = async () => (await t.db("scratch").select("k").orderBy("k")).map((r: { k: string }) => r.k);
+
+  it("commits each call or none of it: a failing call rolls back alone and is the only one rejected", async () => {
+    const results = await Promise.allSettled([
+      writeAtomically(t.db, [insert("a1"), insert("a2")]),
+      // b1 goes in first, then the duplicate fails: b1 must not survive.
+      writeAtomically(t.db, [insert("b1"), insert("a1")]),
+      writeAtomically(t.db, [insert("c1")]),
+      ...Array.from({ length: 40 }, (_, i) => writeAtomically(t.db, [insert(`d${String(i).padStart(2, "0")}`)])),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", ...Array(41).fill("fulfilled")]);
+    expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/UNIQUE|unique|duplicate/);
+    expect(await keys()).toEqual(["a1", "a2", "c1", ...Array.from({ length: 40 }, (_, i) => `d${String(i).padStart(2, "0")}`)]);
+  });
+
+  it("answers nobody before the commit: every write is readable once its call resolves", async () => {
+    const batch = Array.from({ length: 200 }, (_, i) => `e${String(i).padStart(3, "0")}`);
+    await Promise.all(
+      batch.map(async (k) => {
+        await writeAtomically(t.db, [insert(k)]);
+        expect(await t.db("scratch").where({ k }).first()).toEqual({ k });
+      }),
+    );
+    expect((await keys()).filter((k) => k.startsWith("e"))).toEqual(batch);
+  });
+});
