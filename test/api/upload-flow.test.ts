@@ -86,7 +86,7 @@ describe.each(STACKS)("upload flow on %s with %s", (storageKind, databaseKind) =
     const done = await t.call("POST", `/v1/uploads/${id}/complete`, { key, body: { parts: [3, 1, 2].map((n) => ({ partNumber: n, etag: etags[n - 1] })) } });
     expect(done.status).toBe(200);
     expect(done.body.upload.status).toBe("uploaded");
-    const stored = await readAll(await t.storage.store.read(objectKey("pending", "acme", id)));
+    const stored = await readAll((await t.storage.store.read(objectKey("pending", "acme", id)))!.body);
     expect(stored.length).toBe(source.length);
     expect(createHash("sha256").update(stored).digest("hex")).toBe(createHash("sha256").update(source).digest("hex"));
     expect(await t.inspectJob(id)).toBeDefined();

@@ -5,10 +5,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Transform, pipeline, type Readable } from "node:stream";
+import { Transform, pipeline } from "node:stream";
 import { fileURLToPath } from "node:url";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { createS3Client, createSqsClient, provisionStorage, S3ObjectStore, SqsEventQueue, type ObjectStore } from "@intake/storage";
+import { createS3Client, createSqsClient, provisionStorage, S3ObjectStore, SqsEventQueue, type ObjectRead, type ObjectStore, type ReadOptions } from "@intake/storage";
 
 /**
  * An ObjectStore that counts the bytes the workers actually consume through read(), per
@@ -17,15 +17,16 @@ import { createS3Client, createSqsClient, provisionStorage, S3ObjectStore, SqsEv
 export function countingStore(inner: ObjectStore): { store: ObjectStore; bytesRead: Map<string, number> } {
   const bytesRead = new Map<string, number>();
   const store: ObjectStore = Object.create(inner);
-  store.read = async (key: string, range?: { start: number; end: number }): Promise<Readable> => {
-    const body = await inner.read(key, range);
+  store.read = async (key: string, opts?: ReadOptions): Promise<ObjectRead | null> => {
+    const object = await inner.read(key, opts);
+    if (!object) return null;
     const counter = new Transform({
       transform(chunk: Buffer, _enc, done) {
         bytesRead.set(key, (bytesRead.get(key) ?? 0) + chunk.length);
         done(null, chunk);
       },
     });
-    return pipeline(body, counter, () => undefined);
+    return { ...object, body: pipeline(object.body, counter, () => undefined) };
   };
   return { store, bytesRead };
 }
@@ -61,6 +62,9 @@ export function sampleRss(pid: number, everyMs = 100): { stop(): { peakMiB: numb
 
 export interface StorageProcess {
   pid: number;
+  /** Processes whose CPU is the storage's: here the one child. */
+  pids: number[];
+  pidsAre: string;
   bucket: string;
   credentials: { accessKeyId: string; secretAccessKey: string };
   s3: S3Client;
@@ -98,6 +102,8 @@ export async function startStorageProcess(): Promise<StorageProcess> {
   const { queueUrl } = await provisionStorage(s3, sqs, { bucket, queueName, region: "us-east-1", corsOrigins: [] });
   return {
     pid: child.pid!,
+    pids: [child.pid!],
+    pidsAre: "fauxqs + proxy",
     bucket,
     credentials,
     s3,

@@ -1,6 +1,5 @@
-import { Readable } from "node:stream";
 import { UnrecoverableError } from "bullmq";
-import { fileTypeFromStream } from "file-type";
+import { fileTypeFromBuffer } from "file-type";
 import { quarantine } from "@intake/domain";
 import type { UploadFindings } from "@intake/db";
 import type { ObjectStore } from "@intake/storage";
@@ -10,11 +9,12 @@ import { ensureNextStage, isLastAttempt, recordVerdict, type StageJob } from "./
 
 /**
  * The inspect stage: real size against the declaration and the maximum, then magic bytes
- * against the declared type and the allowlist. It reads at most SNIFF_LIMIT bytes, with a
- * ranged GET so storage never sends more: file-type samples ~4 KiB for most formats, but
- * names ZIP-based Office formats only after walking the first ZIP entries
- * (sindresorhus/file-type#799), which fit in 64 KiB for real documents. A container it
- * cannot name within that budget is reported as a plain ZIP and fails the type check.
+ * against the declared type and the allowlist. It reads at most SNIFF_LIMIT bytes, with one
+ * ranged GET whose Content-Range also gives the whole object's size: file-type samples
+ * ~4 KiB for most formats, but names ZIP-based Office formats only after walking the first
+ * ZIP entries (sindresorhus/file-type#799), which fit in 64 KiB for real documents. A
+ * container it cannot name within that budget is reported as a plain ZIP and fails the
+ * type check.
  */
 export const SNIFF_LIMIT = 64 * 1024;
 
@@ -33,14 +33,16 @@ export async function processInspect(deps: InspectDeps, job: StageJob): Promise<
     if (!started.applied) return started.upload ? ensureNextStage(deps, started.upload) : undefined;
     if (job.attemptsMade > 0) await deps.repository.countAttempt(uploadId);
 
-    const head = await deps.store.head(upload.objectKey);
+    // One ranged GET answers both questions: the whole object's size (Content-Range) and
+    // the first SNIFF_LIMIT bytes. A HeadObject first would be a second round trip.
+    const object = await readHead(deps.store, upload.objectKey);
     // The object was seen (S3 event or HeadObject on complete): missing now is an anomaly
     // worth a retry; on the last attempt it ends in quarantine like any failed check.
-    if (!head) throw new Error(`object ${upload.objectKey} is missing`);
-    const findings: UploadFindings = { storedSize: head.size };
-    let verdict = sizeVerdict(head.size, upload.declaredSize, deps.policy.maxSize);
+    if (!object) throw new Error(`object ${upload.objectKey} is missing`);
+    const findings: UploadFindings = { storedSize: object.size };
+    let verdict = sizeVerdict(object.size, upload.declaredSize, deps.policy.maxSize);
     if (!verdict) {
-      const sniffed = await sniffType(deps.store, upload.objectKey, head.size);
+      const sniffed = (await fileTypeFromBuffer(object.bytes))?.mime;
       findings.sniffedType = sniffed ?? null;
       verdict = typeVerdict(upload.declaredType, sniffed, deps.policy.allowedTypes);
     }
@@ -49,7 +51,7 @@ export async function processInspect(deps: InspectDeps, job: StageJob): Promise<
       return;
     }
     const scanning = await deps.repository.transition(uploadId, "scan", "inspect", findings);
-    if (scanning.upload) await ensureNextStage(deps, scanning.upload, head.eTag);
+    if (scanning.upload) await ensureNextStage(deps, scanning.upload, object.eTag);
   } catch (err) {
     if (err instanceof UnrecoverableError || !isLastAttempt(job)) throw err;
     deps.logger.error({ uploadId, err }, "inspection kept failing; quarantining (fail closed)");
@@ -57,14 +59,25 @@ export async function processInspect(deps: InspectDeps, job: StageJob): Promise<
   }
 }
 
-/** file-type's answer over at most SNIFF_LIMIT bytes of the object; undefined when it found no signature. */
-export async function sniffType(store: ObjectStore, key: string, size: number): Promise<string | undefined> {
-  const body = await store.read(key, { start: 0, end: Math.min(size, SNIFF_LIMIT) - 1 });
-  try {
-    const result = await fileTypeFromStream(Readable.toWeb(body) as ReadableStream<Uint8Array>);
-    return result?.mime;
-  } finally {
-    // file-type stops reading once it has decided; drop the rest of the ranged response.
-    body.destroy();
+/**
+ * The first SNIFF_LIMIT bytes of the object (all of it when smaller), its size and ETag.
+ * The ranged body is read to its end rather than cut off: cutting it would close the
+ * keep-alive connection, and the next request would pay for a new one.
+ */
+export async function readHead(store: ObjectStore, key: string): Promise<{ bytes: Buffer; size: number; eTag: string | null } | null> {
+  const object = await store.read(key, { range: { start: 0, end: SNIFF_LIMIT - 1 } });
+  if (!object) return null;
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of object.body as AsyncIterable<Buffer>) {
+    // Storage that ignores Range would send everything: stop at the limit (the socket
+    // is then closed, which is the right price for that).
+    if (length >= SNIFF_LIMIT) {
+      object.body.destroy();
+      break;
+    }
+    chunks.push(chunk);
+    length += chunk.length;
   }
+  return { bytes: Buffer.concat(chunks, length).subarray(0, SNIFF_LIMIT), size: object.size, eTag: object.eTag };
 }

@@ -1,6 +1,7 @@
 import { pipeline, Transform } from "node:stream";
 import { UnrecoverableError } from "bullmq";
 import { isTextType, quarantine } from "@intake/domain";
+import { ObjectChangedError, type ObjectRead } from "@intake/storage";
 import { finalVerdict, scanVerdict } from "./decisions.ts";
 import type { Scanner, StageDeps } from "./deps.ts";
 import { ensureNextStage, isLastAttempt, recordVerdict, type StageJob } from "./progress.ts";
@@ -36,35 +37,39 @@ export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> 
     if (!started.applied) return started.upload ? ensureNextStage(deps, started.upload, job.data.eTag) : undefined;
     if (job.attemptsMade > 0) await deps.repository.countAttempt(uploadId);
 
-    const head = await deps.store.head(upload.objectKey);
-    if (!head) throw new Error(`object ${upload.objectKey} is missing`);
-    if (job.data.eTag && head.eTag && head.eTag !== job.data.eTag) {
+    // The GET carries the ETag inspect saw (If-Match): bytes replaced since then are refused
+    // by storage instead of scanned, and what is scanned is one version of the object from
+    // its first byte to its last (S3 serves a GET from the version it started on). Its
+    // ETag goes to finalize, whose copy carries it again: no HeadObject before or after.
+    let object: ObjectRead | null;
+    try {
+      object = await deps.store.read(upload.objectKey, job.data.eTag ? { ifMatch: job.data.eTag } : {});
+    } catch (err) {
+      if (!(err instanceof ObjectChangedError)) throw err;
       await recordVerdict(deps, uploadId, "scan", objectReplaced(), {});
       return;
     }
+    if (!object) throw new Error(`object ${upload.objectKey} is missing`);
+    const size = object.size;
     const text = isTextType(upload.declaredType) ? new TextContentCheck(upload.declaredType) : null;
     // clamd inflates a deflated ZIP member only up to MaxFileSize and then says OK about the
     // part it saw (cli_unzip "trimming output size to maxfilesize", no alert): the member
     // sizes in the central directory are checked against its limits on the same pass.
     // MaxScanSize counts the archive's own bytes plus everything extracted from it.
-    const archive = new ZipLimitCheck({ maxMemberBytes: deps.clamdLimits.maxFileSize, maxTotalBytes: Math.max(0, deps.clamdLimits.maxScanSize - head.size) });
-    const body = await deps.store.read(upload.objectKey);
-    const observed = pipeline(body, observer(archive, text), () => undefined);
+    const archive = new ZipLimitCheck({ maxMemberBytes: deps.clamdLimits.maxFileSize, maxTotalBytes: Math.max(0, deps.clamdLimits.maxScanSize - size) });
+    const observed = pipeline(object.body, observer(archive, text), () => undefined);
     const report = await deps.scanner.scan(observed);
     const version = await deps.scannerVersion.get();
 
-    const after = await deps.store.head(upload.objectKey);
-    const replaced = !after || (head.eTag !== null && after.eTag !== head.eTag);
-    const complete = report.bytes === head.size;
+    const complete = report.bytes === size;
     const textProblem = text && complete ? text.finish() : null;
-    const archiveProblem = complete ? archive.finish(head.size) : null;
+    const archiveProblem = complete ? archive.finish(size) : null;
     const verdict = finalVerdict(
-      scanVerdict(report, { size: head.size, declaredSha256: upload.declaredSha256 }),
-      replaced ? objectReplaced() : null,
+      scanVerdict(report, { size, declaredSha256: upload.declaredSha256 }),
       archiveProblem ? quarantine("unscannable", `${archiveProblem}; clamd would not have scanned all of it`) : null,
       textProblem ? quarantine("invalid_content", textProblem) : null,
     );
-    await recordVerdict(deps, uploadId, "scan", verdict, { sha256: report.sha256, scannerVersion: version }, head.eTag);
+    await recordVerdict(deps, uploadId, "scan", verdict, { sha256: report.sha256, scannerVersion: version }, object.eTag);
   } catch (err) {
     if (err instanceof UnrecoverableError || !isLastAttempt(job)) throw err;
     deps.logger.error({ uploadId, err }, "scan kept failing until retries ran out; quarantining (fail closed)");

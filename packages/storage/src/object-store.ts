@@ -40,6 +40,21 @@ export interface PutBinding {
   expiresIn: number; // seconds
 }
 
+/** An object being read: its bytes and what storage says about the whole object. */
+export interface ObjectRead {
+  body: Readable;
+  /** The whole object's size, for a ranged read too. */
+  size: number;
+  eTag: string | null;
+}
+
+export interface ReadOptions {
+  /** Inclusive byte range; may run past the end (storage stops at the last byte). */
+  range?: { start: number; end: number };
+  /** Read only while the object still has this ETag, else ObjectChangedError (If-Match). */
+  ifMatch?: string;
+}
+
 export interface CopyOptions {
   size: number;
   contentType: string;
@@ -60,8 +75,11 @@ export interface ObjectStore {
   /** In-progress multipart uploads; throws StorageUnsupportedError where not implemented. */
   listMultipartUploads(prefix: string): Promise<MultipartUploadInfo[]>;
   head(key: string): Promise<ObjectHead | null>;
-  /** A stream of the object's bytes (inclusive range when given). */
-  read(key: string, range?: { start: number; end: number }): Promise<Readable>;
+  /**
+   * The object's bytes with its size and ETag, from one GET: callers need no HeadObject
+   * first. null when there is no such object.
+   */
+  read(key: string, opts?: ReadOptions): Promise<ObjectRead | null>;
   /**
    * Server-side copy (multipart copy above 5 GiB); no bytes pass through this process.
    * With `ifMatch`, storage copies only while the source still has that ETag (S3

@@ -1,4 +1,4 @@
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -16,8 +16,9 @@ import {
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { PutPresigner } from "./put-presigner.ts";
-import { codeOf, statusOf, StorageUnsupportedError, translateStorageError } from "./errors.ts";
-import type { CopyOptions, MultipartUploadInfo, ObjectHead, ObjectStore, PresignedRequest, PutBinding, StoredPart } from "./object-store.ts";
+import { codeOf, ObjectChangedError, statusOf, StorageUnsupportedError, translateStorageError } from "./errors.ts";
+import { DependencyUnavailableError } from "@intake/domain";
+import type { CopyOptions, MultipartUploadInfo, ObjectHead, ObjectRead, ObjectStore, PresignedRequest, PutBinding, ReadOptions, StoredPart } from "./object-store.ts";
 
 export interface S3Settings {
   region: string;
@@ -175,11 +176,32 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async read(key: string, range?: { start: number; end: number }): Promise<Readable> {
+  async read(key: string, o: ReadOptions = {}): Promise<ObjectRead | null> {
     try {
-      const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }));
-      return out.Body as Readable;
+      const out = await this.s3.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Range: o.range ? `bytes=${o.range.start}-${o.range.end}` : undefined,
+          IfMatch: o.ifMatch ? `"${o.ifMatch}"` : undefined,
+        }),
+      );
+      const total = out.ContentRange ? Number(/\/(\d+)$/.exec(out.ContentRange)?.[1]) : out.ContentLength;
+      if (total === undefined || !Number.isSafeInteger(total)) {
+        (out.Body as Readable).destroy();
+        throw new DependencyUnavailableError("storage", `storage answered GetObject for ${key} without a usable size (${out.ContentRange ?? out.ContentLength})`);
+      }
+      return { body: out.Body as Readable, size: total, eTag: out.ETag?.replace(/"/g, "") ?? null };
     } catch (err) {
+      if (err instanceof DependencyUnavailableError) throw err;
+      if (statusOf(err) === 404 || codeOf(err) === "NoSuchKey") return null;
+      // A range starting at 0 is unsatisfiable only for an empty object: S3 answers 416.
+      if (o.range && o.range.start === 0 && (statusOf(err) === 416 || codeOf(err) === "InvalidRange")) {
+        const head = await this.head(key);
+        if (!head) return null;
+        if (o.ifMatch && head.eTag !== o.ifMatch) throw new ObjectChangedError("GetObject");
+        return { body: Readable.from([]), size: head.size, eTag: head.eTag };
+      }
       throw translateStorageError(err, "GetObject");
     }
   }
