@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DATABASE_KINDS, freshDatabase, type TestDatabase } from "@intake/test";
-import { writeAtomically } from "./connection.ts";
+import { atomically, writeAtomically } from "./connection.ts";
 
 // writeAtomically is one transaction per call on PostgreSQL and a group commit on SQLite
 // (calls made in the same turn of the event loop share one COMMIT). Either way each call
@@ -39,5 +39,28 @@ describe.each(DATABASE_KINDS)("writeAtomically on %s", (kind) => {
       }),
     );
     expect((await keys()).filter((k) => k.startsWith("e"))).toEqual(batch);
+  });
+
+  it("runs a unit's reads and conditional writes together and returns its value; a unit that throws leaves nothing", async () => {
+    await writeAtomically(t.db, [insert("f0")]);
+    const claim = (k: string) =>
+      atomically(t.db, async (tx) => {
+        const seen = await tx.first<{ k: string }>(t.db("scratch").where({ k }));
+        if (!seen) return "absent";
+        const changed = await tx.run(t.db("scratch").where({ k }).update({ k: `${k}-claimed` }));
+        return changed === 1 ? "claimed" : "lost";
+      });
+    const failing = atomically(t.db, async (tx) => {
+      await tx.run(insert("g0"));
+      throw new Error("the unit changed its mind");
+    });
+    const results = await Promise.allSettled([claim("f0"), claim("f0"), failing, claim("nope")]);
+    const outcome = results.map((r) => (r.status === "fulfilled" ? r.value : (r.reason as Error).message));
+    // Exactly one claim wins. The other saw no row (units ran one after the other, as in a
+    // SQLite group) or lost the UPDATE (concurrent PostgreSQL transactions).
+    expect([outcome[0], outcome[1]].sort()).toEqual(kind === "sqlite" ? ["absent", "claimed"] : [expect.stringMatching(/absent|claimed|lost/), expect.stringMatching(/absent|claimed|lost/)]);
+    expect(outcome.filter((o) => o === "claimed")).toHaveLength(1);
+    expect(outcome.slice(2)).toEqual(["the unit changed its mind", "absent"]);
+    expect((await keys()).filter((k) => k.startsWith("f") || k.startsWith("g"))).toEqual(["f0-claimed"]);
   });
 });

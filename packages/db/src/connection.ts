@@ -41,32 +41,58 @@ export function openDatabase(settings: DatabaseSettings): Knex {
 }
 
 /**
- * Runs writes as one transaction. On PostgreSQL that is a knex transaction. On SQLite the
- * writes join a group commit (below).
+ * The statements of one atomic unit of work. The same unit runs on PostgreSQL (a knex
+ * transaction of its own) and on SQLite (a savepoint inside a group commit), so callers
+ * write their logic once.
  */
-export async function writeAtomically(db: Knex, writes: Knex.QueryBuilder[]): Promise<void> {
+export interface Atomic {
+  /** First row of a select, or undefined. */
+  first<Row = Record<string, any>>(query: Knex.QueryBuilder): Promise<Row | undefined>;
+  /** Runs an insert, update or delete; resolves to the number of rows it changed. */
+  run(query: Knex.QueryBuilder): Promise<number>;
+}
+
+/**
+ * Runs `work` atomically: all of its writes or none. On PostgreSQL a knex transaction. On
+ * SQLite the unit joins a group commit (below). `work` must touch the database only
+ * through the Atomic it is given.
+ */
+export async function atomically<T>(db: Knex, work: (tx: Atomic) => Promise<T>): Promise<T> {
   if (!isSqlite(db)) {
-    await db.transaction(async (trx) => {
-      for (const w of writes) await w.transacting(trx);
-    });
-    return;
+    return db.transaction((trx) =>
+      work({
+        first: async (q) => (await q.first().transacting(trx)) as any,
+        run: async (q) => {
+          const out = await q.transacting(trx);
+          return typeof out === "number" ? out : Array.isArray(out) ? out.length : 0;
+        },
+      }),
+    );
   }
-  const statements = writes.map((w) => w.toSQL().toNative());
-  let batcher = groupCommits.get(db);
-  if (!batcher) groupCommits.set(db, (batcher = new GroupCommit(db)));
-  await batcher.submit(statements);
+  let group = groupCommits.get(db);
+  if (!group) groupCommits.set(db, (group = new GroupCommit(db)));
+  return group.submit(work);
+}
+
+/** Runs writes as one transaction (see atomically). */
+export async function writeAtomically(db: Knex, writes: Knex.QueryBuilder[]): Promise<void> {
+  await atomically(db, async (tx) => {
+    for (const w of writes) await tx.run(w);
+  });
+}
+
+interface RawStatement {
+  run(bindings: readonly unknown[]): { changes: number };
+  get(bindings: readonly unknown[]): unknown;
 }
 
 interface RawSqlite {
-  prepare(sql: string): { run(bindings: readonly unknown[]): unknown };
-  transaction<A extends unknown[]>(fn: (...args: A) => void): ((...args: A) => void) & { immediate(...args: A): void };
+  prepare(sql: string): RawStatement;
 }
 
-type NativeStatement = { sql: string; bindings: readonly unknown[] };
-
 interface GroupEntry {
-  statements: NativeStatement[];
-  resolve(): void;
+  work(tx: Atomic): Promise<unknown>;
+  resolve(value: unknown): void;
   reject(err: unknown): void;
 }
 
@@ -74,16 +100,17 @@ const groupCommits = new WeakMap<Knex, GroupCommit>();
 
 /**
  * Group commit for SQLite. What a write costs on SQLite is mostly its COMMIT: each one
- * appends every page it touched to the WAL (the uploads row and its five indexes, the
- * audit row and its two), and every thousand WAL pages a checkpoint syncs to disk. That
- * was 70% of the create endpoint's CPU. Writes submitted in the same turn of the event
- * loop (the requests that arrived together) therefore run in one BEGIN IMMEDIATE
- * transaction, each inside a SAVEPOINT of its own: one failing (a duplicate idempotency
- * key) rolls back alone and rejects alone, the others commit. Nobody is answered before
- * the COMMIT that holds their writes has returned, so atomicity and durability per call
- * are what a transaction of its own would give. Statements come from the connection's
- * prepared-statement cache and run synchronously on the raw connection: a knex
- * transaction costs several times the inserts themselves.
+ * appends every page it touched to the WAL (an upload row and its five indexes, an audit
+ * row and its two), and every thousand WAL pages a checkpoint syncs to disk. That was 70%
+ * of the create endpoint's CPU, and knex's own transaction machinery (a transaction-scoped
+ * knex instance, BEGIN, each statement and COMMIT as separate async queries) costs several
+ * times the statements themselves. Units of work submitted in the same turn of the event
+ * loop (the requests or jobs that arrived together) therefore run on the raw connection in
+ * one BEGIN IMMEDIATE transaction, each inside a SAVEPOINT of its own: one failing (a
+ * duplicate idempotency key) rolls back alone and rejects alone, the others commit. Nobody
+ * is answered before the COMMIT that holds their writes has returned, so each unit gets
+ * the atomicity and durability a transaction of its own would give. The units run one
+ * after another while the group holds the only connection: nothing else can interleave.
  */
 class GroupCommit {
   private queue: GroupEntry[] = [];
@@ -93,61 +120,78 @@ class GroupCommit {
     this.db = db;
   }
 
-  submit(statements: NativeStatement[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ statements, resolve, reject });
+  submit<T>(work: (tx: Atomic) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ work, resolve: resolve as (v: unknown) => void, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         // setImmediate, not a microtask: it runs after the poll phase has handed every
-        // request that is already readable to its handler, so those join this batch.
+        // request that is already readable to its handler, so those join this group.
         setImmediate(() => void this.flush());
       }
     });
   }
 
   private async flush(): Promise<void> {
-    this.scheduled = false;
-    const batch = this.queue.splice(0, MAX_GROUP);
-    if (this.queue.length > 0) {
-      this.scheduled = true;
-      setImmediate(() => void this.flush());
-    }
     const client = this.db.client as { acquireConnection(): Promise<RawSqlite>; releaseConnection(c: RawSqlite): Promise<unknown> };
     let conn: RawSqlite;
     try {
       conn = await client.acquireConnection();
     } catch (err) {
-      for (const e of batch) e.reject(err);
+      this.scheduled = false;
+      for (const e of this.queue.splice(0)) e.reject(err);
       return;
     }
-    const failures = new Map<GroupEntry, unknown>();
+    // Taken once the connection is ours: units submitted while we waited for it join too.
+    this.scheduled = false;
+    const group = this.queue.splice(0, MAX_GROUP);
+    if (this.queue.length > 0) {
+      this.scheduled = true;
+      setImmediate(() => void this.flush());
+    }
+    const exec = (sql: string) => conn.prepare(sql).run([]);
+    const tx: Atomic = {
+      first: async (q) => {
+        const { sql, bindings } = q.first().toSQL().toNative();
+        return conn.prepare(sql).get(bindings) as any;
+      },
+      run: async (q) => {
+        const { sql, bindings } = q.toSQL().toNative();
+        return conn.prepare(sql).run(bindings).changes;
+      },
+    };
+    const outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[] = [];
     try {
-      // Called inside the outer transaction, better-sqlite3 runs this one as a SAVEPOINT.
-      const one = conn.transaction((statements: NativeStatement[]) => {
-        for (const s of statements) conn.prepare(s.sql).run(s.bindings);
-      });
-      conn
-        .transaction(() => {
-          for (const e of batch) {
-            try {
-              one(e.statements);
-            } catch (err) {
-              failures.set(e, err);
-            }
+      exec("BEGIN IMMEDIATE");
+      try {
+        for (const e of group) {
+          exec("SAVEPOINT unit");
+          try {
+            outcomes.push({ ok: true, value: await e.work(tx) });
+            exec("RELEASE unit");
+          } catch (err) {
+            exec("ROLLBACK TO unit");
+            exec("RELEASE unit");
+            outcomes.push({ ok: false, err });
           }
-        })
-        .immediate();
+        }
+        exec("COMMIT");
+      } catch (err) {
+        exec("ROLLBACK");
+        throw err;
+      }
     } catch (err) {
       // BEGIN or COMMIT failed (busy past busy_timeout, disk full): nothing was written.
-      for (const e of batch) e.reject(err);
+      for (const e of group) e.reject(err);
       return;
     } finally {
       await client.releaseConnection(conn);
     }
-    for (const e of batch) {
-      if (failures.has(e)) e.reject(failures.get(e));
-      else e.resolve();
-    }
+    group.forEach((e, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) e.resolve(o.value);
+      else e.reject(o.err);
+    });
   }
 }
 

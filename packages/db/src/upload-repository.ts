@@ -8,7 +8,7 @@ import {
   type UploadStatus,
 } from "@intake/domain";
 import { AuditLog, type Actor } from "./audit-log.ts";
-import { writeAtomically } from "./connection.ts";
+import { atomically, writeAtomically } from "./connection.ts";
 
 export interface NewUpload {
   id: string;
@@ -167,20 +167,20 @@ export class UploadRepository {
     if (findings.scannerVersion !== undefined) patch.scanner_version = findings.scannerVersion;
     if (findings.finalKey !== undefined) patch.final_key = findings.finalKey;
 
-    // One transaction: on SQLite it holds the write lock from its start (BEGIN IMMEDIATE,
-    // see connection.ts), on PostgreSQL the conditional UPDATE decides between racers.
-    const applied = await this.db.transaction(async (trx) => {
-      const before = await trx("uploads").where({ id }).first("status", "tenant_id", "object_key");
-      if (!before) return false;
-      const count = await trx("uploads").where({ id }).whereIn("status", from as UploadStatus[]).update(patch);
-      if (count !== 1) return false;
-      if (before.status !== to) {
-        await this.audit.insertion({ actor, action: `upload.${to}`, uploadId: id, tenantId: before.tenant_id, objectKey: before.object_key, detail: { from: before.status, event, ...auditFindings(findings) } }, now).transacting(trx);
+    // One unit of work (see atomically in connection.ts): on SQLite it runs under the write
+    // lock (BEGIN IMMEDIATE), on PostgreSQL the conditional UPDATE decides between racers.
+    // The row is read back inside it, so the caller sees the state its event produced.
+    return atomically(this.db, async (tx) => {
+      const before = await tx.first<{ status: UploadStatus; tenant_id: string; object_key: string }>(this.db("uploads").where({ id }).select("status", "tenant_id", "object_key"));
+      if (!before) return { applied: false, upload: null };
+      const count = await tx.run(this.db("uploads").where({ id }).whereIn("status", from as UploadStatus[]).update(patch));
+      if (count === 1 && before.status !== to) {
+        await tx.run(this.audit.insertion({ actor, action: `upload.${to}`, uploadId: id, tenantId: before.tenant_id, objectKey: before.object_key, detail: { from: before.status, event, ...auditFindings(findings) } }, now));
       }
-      return true;
+      const row = await tx.first(this.db("uploads").where({ id }));
+      const upload = row ? toUpload(row) : null;
+      return count === 1 && upload ? { applied: true, upload } : { applied: false, upload };
     });
-    const upload = await this.getById(id);
-    return applied && upload ? { applied: true, upload } : { applied: false, upload };
   }
 
   /** Counts a processing attempt (retries, stalled recoveries, reaper re-enqueues). */
