@@ -1,13 +1,14 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Transform, pipeline } from "node:stream";
 import { fileURLToPath } from "node:url";
 import type { S3Client } from "@aws-sdk/client-s3";
+import { startRgwStorage } from "@intake/test";
 import { createS3Client, createSqsClient, provisionStorage, S3ObjectStore, SqsEventQueue, type ObjectRead, type ObjectStore, type ReadOptions } from "@intake/storage";
 
 /**
@@ -126,4 +127,27 @@ export function cpuSeconds(pid: number | "self"): number {
   // Fields after the command name (which may hold spaces), counted from field 3.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
+/** The RGW that infra/rgw/up.sh started (RGW_ENDPOINT etc. set): its three daemons' CPU counts as storage. */
+export async function startRgwProcesses() {
+  const rgw = await startRgwStorage();
+  const daemons = ["radosgw", "ceph-osd", "ceph-mon"];
+  const pids = readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return daemons.includes(readFileSync(`/proc/${pid}/comm`, "utf8").trim());
+      } catch {
+        return false;
+      }
+    });
+  if (pids.length !== daemons.length) throw new Error(`expected the ${daemons.join(", ")} daemons, found ${pids.length} processes`);
+  return { ...rgw, events: null, pids, pidsAre: daemons.join(" + ") };
+}
+
+/** The pid clamd wrote (infra/clamd/up.sh). */
+export function clamdPid(): number {
+  return Number(readFileSync(new URL("../../.data/clamd/clamd.pid", import.meta.url), "utf8").trim());
 }

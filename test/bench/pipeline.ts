@@ -1,6 +1,6 @@
 /**
  * Pipeline benchmark (issue 3 section 6):
- *   node test/bench/pipeline.ts [--files 40] [--scan-concurrency 4] [--storage fauxqs|rgw]
+ *   node test/bench/pipeline.ts [--files 120] [--scan-concurrency 4] [--storage fauxqs|rgw] [--sizes-kib 64,256,1024,4096,10240]
  *
  * --storage fauxqs (default): the dev stack's storage, fauxqs + the S3 event emitter in a
  * child process; uploads reach the workers through S3 events -> SQS -> ingest.
@@ -23,13 +23,12 @@ import { startApi } from "@intake/api";
 import { ApiKeyRepository, UploadRepository } from "@intake/db";
 import { createLogger, loadConfig } from "@intake/runtime";
 import { createClamdScanner } from "@intake/scanner";
-import { freshDatabase, startRgwStorage } from "@intake/test";
+import { freshDatabase } from "@intake/test";
 import { startWorker } from "@intake/worker";
 import { queueName, STAGES } from "@intake/pipeline";
 import { Queue } from "bullmq";
 import { zip } from "../pipeline/fixtures.ts";
-import { countingStore, cpuSeconds, percentile, startStorageProcess } from "./pipeline-support.ts";
-import { readdirSync, readFileSync } from "node:fs";
+import { clamdPid, countingStore, cpuSeconds, percentile, startRgwProcesses, startStorageProcess } from "./pipeline-support.ts";
 
 const MiB = 1024 * 1024;
 const argText = (name: string, fallback: string) => {
@@ -39,7 +38,7 @@ const argText = (name: string, fallback: string) => {
 const arg = (name: string, fallback: number) => Number(argText(name, String(fallback)));
 const STORAGE = argText("storage", "fauxqs");
 if (STORAGE !== "fauxqs" && STORAGE !== "rgw") throw new Error(`--storage must be fauxqs or rgw, not ${STORAGE}`);
-const FILES = arg("files", 40);
+const FILES = arg("files", 120);
 const SCAN_CONCURRENCY = arg("scan-concurrency", 4);
 // KiB; fauxqs takes single PUTs up to 11 MiB.
 const SIZES = argText("sizes-kib", "64,256,1024,4096,10240").split(",").map((k) => Number(k) * 1024);
@@ -48,7 +47,7 @@ const PUT_CONCURRENCY = 4;
 // Storage runs in its own process, as it would in any deployment: fauxqs (plus the S3 event
 // emitter) sharing this process's event loop with the workers would measure contention
 // between the two, not the pipeline.
-const storage = STORAGE === "fauxqs" ? await startStorageProcess() : await rgwStorage();
+const storage = STORAGE === "fauxqs" ? await startStorageProcess() : await startRgwProcesses();
 const database = await freshDatabase("sqlite");
 process.env.AWS_ACCESS_KEY_ID = storage.credentials.accessKeyId;
 process.env.AWS_SECRET_ACCESS_KEY = storage.credentials.secretAccessKey;
@@ -85,12 +84,13 @@ async function createAndPut(bytes: Buffer): Promise<{ id: string; putEnd: number
   const c = (await res.json()) as { upload: { id: string }; url: string; headers: Record<string, string> };
   const put = await fetch(c.url, { method: "PUT", headers: c.headers, body: bytes });
   if (put.status !== 200) throw new Error(`PUT ${put.status}`);
+  const putEnd = Date.now();
   if (!storage.events) {
     // No S3 events from RGW: the client's complete call hands the upload to the pipeline.
     const done = await fetch(`${api.url}/v1/uploads/${c.upload.id}/complete`, { method: "POST", headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" }, body: "{}" });
     if (done.status !== 200) throw new Error(`complete ${done.status}: ${await done.text()}`);
   }
-  return { id: c.upload.id, putEnd: Date.now(), size: bytes.length };
+  return { id: c.upload.id, putEnd, size: bytes.length };
 }
 
 async function pool<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
@@ -135,6 +135,8 @@ console.log(`end-to-end: ${FILES} files in ${wall.toFixed(2)} s = ${(FILES / wal
 
 // --- raw clamd, same files, same concurrency ---------------------------------------------------
 const scanner = createClamdScanner({ host: config.clamd.host, port: config.clamd.port });
+const clamd = clamdPid();
+const rawCpu0 = { clamd: cpuSeconds(clamd), self: cpuSeconds("self") };
 const rawStart = Date.now();
 await pool(files, scanConcurrency, async (f) => {
   const r = await scanner.scan(Readable.from([f]));
@@ -142,7 +144,11 @@ await pool(files, scanConcurrency, async (f) => {
 });
 const rawWall = (Date.now() - rawStart) / 1000;
 const rawMBs = totalBytes / 1e6 / rawWall;
+const rawCpu = { clamd: cpuSeconds(clamd) - rawCpu0.clamd, self: cpuSeconds("self") - rawCpu0.self };
+const MiBs = totalBytes / MiB;
+const perMiB = (seconds: number) => `${((seconds * 1000) / MiBs).toFixed(2)} ms/MiB`;
 console.log(`raw clamd INSTREAM: ${FILES} files in ${rawWall.toFixed(2)} s = ${(FILES / rawWall).toFixed(2)} files/s, ${rawMBs.toFixed(1)} MB/s`);
+console.log(`  CPU: clamd ${perMiB(rawCpu.clamd)}, sender ${perMiB(rawCpu.self)}`);
 console.log(`ratio end-to-end (PUTs included) / raw clamd: ${(e2eMBs / rawMBs).toFixed(2)}`);
 
 // --- 1b. pipeline throughput on a backlog ------------------------------------------------------
@@ -161,7 +167,6 @@ for (const deadline = Date.now() + 120_000; ; ) {
   if (Date.now() > deadline) throw new Error("backlog events did not arrive");
   await new Promise((r) => setTimeout(r, 100));
 }
-const clamdPid = Number(readFileSync(new URL("../../.data/clamd/clamd.pid", import.meta.url), "utf8").trim());
 // The stage workers start with their queues paused, so what is timed is the drain, not
 // opening the database, connecting to Redis and asking clamd its version.
 const stageQueues = STAGES.map((stage) => new Queue(queueName(stage), { connection: { url: config.redis.url }, prefix: config.redis.prefix }));
@@ -170,7 +175,7 @@ const startAt = Date.now();
 const drainer = await startWorker(stagesConfig, { logger: silent, store: storage.store });
 const startupMs = Date.now() - startAt;
 const storageCpu = () => storage.pids.reduce((n, pid) => n + cpuSeconds(pid), 0);
-const cpu0 = { clamd: cpuSeconds(clamdPid), storage: storageCpu(), workers: cpuSeconds("self") };
+const cpu0 = { clamd: cpuSeconds(clamd), storage: storageCpu(), workers: cpuSeconds("self") };
 const drainStart = Date.now();
 if (process.env.PROFWIN) console.log(`PROFWIN ${process.hrtime.bigint() / 1000n}`);
 await Promise.all(stageQueues.map((q) => q.resume()));
@@ -189,8 +194,9 @@ const drainMBs = totalBytes / 1e6 / drainWall;
 console.log(`backlog drain: ${FILES} files in ${drainWall.toFixed(2)} s = ${(FILES / drainWall).toFixed(2)} files/s, ${drainMBs.toFixed(1)} MB/s (queues resumed to last verdict; the workers' start, ${startupMs} ms, before that)`);
 console.log(`ratio backlog drain / raw clamd: ${(drainMBs / rawMBs).toFixed(2)} (target >= 0.70)`);
 {
-  const used = { clamd: cpuSeconds(clamdPid) - cpu0.clamd, storage: storageCpu() - cpu0.storage, workers: cpuSeconds("self") - cpu0.workers };
+  const used = { clamd: cpuSeconds(clamd) - cpu0.clamd, storage: storageCpu() - cpu0.storage, workers: cpuSeconds("self") - cpu0.workers };
   console.log(`  CPU s during the drain: clamd ${used.clamd.toFixed(2)}, storage (${storage.pidsAre}) ${used.storage.toFixed(2)}, API + workers + Redis/DB clients ${used.workers.toFixed(2)} (of ${(2 * drainWall).toFixed(2)} available on 2 cores)`);
+  console.log(`  CPU per MiB: clamd ${perMiB(used.clamd)}, storage ${perMiB(used.storage)}, workers ${perMiB(used.workers)}; all three ${perMiB(used.clamd + used.storage + used.workers)} against raw clamd's ${perMiB(rawCpu.clamd + rawCpu.self)}`);
 }
 await drainer.close();
 await Promise.all(stageQueues.map((q) => q.close()));
@@ -214,20 +220,3 @@ await database.drop();
 await storage.stop();
 process.exit(0);
 
-/** The RGW that infra/rgw/up.sh started: its three daemons' CPU counts as storage. */
-async function rgwStorage() {
-  const rgw = await startRgwStorage();
-  const daemons = ["radosgw", "ceph-osd", "ceph-mon"];
-  const pids = readdirSync("/proc")
-    .filter((d) => /^\d+$/.test(d))
-    .map(Number)
-    .filter((pid) => {
-      try {
-        return daemons.includes(readFileSync(`/proc/${pid}/comm`, "utf8").trim());
-      } catch {
-        return false;
-      }
-    });
-  if (pids.length !== daemons.length) throw new Error(`expected the ${daemons.join(", ")} daemons, found ${pids.length} processes`);
-  return { ...rgw, events: null, pids, pidsAre: daemons.join(" + ") };
-}
