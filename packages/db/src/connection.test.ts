@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DATABASE_KINDS, freshDatabase, type TestDatabase } from "@intake/test";
-import { atomically, writeAtomically } from "./connection.ts";
+import { atomically, openDatabase, writeAtomically } from "./connection.ts";
 
 // writeAtomically is one transaction per call on PostgreSQL and a group commit on SQLite
 // (calls made in the same turn of the event loop share one COMMIT). Either way each call
@@ -18,26 +18,32 @@ describe.each(DATABASE_KINDS)("writeAtomically on %s", (kind) => {
   const keys = async () => (await t.db("scratch").select("k").orderBy("k")).map((r: { k: string }) => r.k);
 
   it("commits each call or none of it: a failing call rolls back alone and is the only one rejected", async () => {
+    await writeAtomically(t.db, [insert("a1"), insert("a2")]);
     const results = await Promise.allSettled([
-      writeAtomically(t.db, [insert("a1"), insert("a2")]),
       // b1 goes in first, then the duplicate fails: b1 must not survive.
       writeAtomically(t.db, [insert("b1"), insert("a1")]),
       writeAtomically(t.db, [insert("c1")]),
       ...Array.from({ length: 40 }, (_, i) => writeAtomically(t.db, [insert(`d${String(i).padStart(2, "0")}`)])),
     ]);
-    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", ...Array(41).fill("fulfilled")]);
-    expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/UNIQUE|unique|duplicate/);
+    expect(results.map((r) => r.status)).toEqual(["rejected", ...Array(41).fill("fulfilled")]);
+    expect(String((results[0] as PromiseRejectedResult).reason)).toMatch(/UNIQUE|unique|duplicate/);
     expect(await keys()).toEqual(["a1", "a2", "c1", ...Array.from({ length: 40 }, (_, i) => `d${String(i).padStart(2, "0")}`)]);
   });
 
-  it("answers nobody before the commit: every write is readable once its call resolves", async () => {
+  it("answers nobody before the commit: another connection sees every write once its call resolves", async () => {
+    // A second connection sees committed rows only (SQLite WAL, PostgreSQL READ COMMITTED).
+    const other = openDatabase(t.settings);
     const batch = Array.from({ length: 200 }, (_, i) => `e${String(i).padStart(3, "0")}`);
-    await Promise.all(
-      batch.map(async (k) => {
-        await writeAtomically(t.db, [insert(k)]);
-        expect(await t.db("scratch").where({ k }).first()).toEqual({ k });
-      }),
-    );
+    try {
+      await Promise.all(
+        batch.map(async (k) => {
+          await writeAtomically(t.db, [insert(k)]);
+          expect(await other("scratch").where({ k }).first()).toEqual({ k });
+        }),
+      );
+    } finally {
+      await other.destroy();
+    }
     expect((await keys()).filter((k) => k.startsWith("e"))).toEqual(batch);
   });
 

@@ -48,7 +48,7 @@ export function openDatabase(settings: DatabaseSettings): Knex {
 export interface Atomic {
   /** First row of a select, or undefined. */
   first<Row = Record<string, any>>(query: Knex.QueryBuilder): Promise<Row | undefined>;
-  /** Runs an insert, update or delete; resolves to the number of rows it changed. */
+  /** Runs an insert, update or delete; resolves to the rows an update or delete changed. */
   run(query: Knex.QueryBuilder): Promise<number>;
 }
 
@@ -88,6 +88,7 @@ interface RawStatement {
 
 interface RawSqlite {
   prepare(sql: string): RawStatement;
+  readonly inTransaction: boolean;
 }
 
 interface GroupEntry {
@@ -166,26 +167,42 @@ class GroupCommit {
       try {
         for (const e of group) {
           exec("SAVEPOINT unit");
+          let outcome: (typeof outcomes)[number];
           try {
-            outcomes.push({ ok: true, value: await e.work(tx) });
-            exec("RELEASE unit");
+            outcome = { ok: true, value: await e.work(tx) };
           } catch (err) {
+            outcome = { ok: false, err };
+          }
+          // A failing RELEASE or ROLLBACK TO throws out of the group (all rejected) before
+          // this unit's outcome is recorded, so outcomes stay aligned with the group.
+          if (outcome.ok) exec("RELEASE unit");
+          else {
             exec("ROLLBACK TO unit");
             exec("RELEASE unit");
-            outcomes.push({ ok: false, err });
           }
+          outcomes.push(outcome);
         }
         exec("COMMIT");
       } catch (err) {
-        exec("ROLLBACK");
+        // SQLite may have rolled back already (SQLITE_FULL, IOERR, BUSY on COMMIT).
+        if (conn.inTransaction) exec("ROLLBACK");
         throw err;
       }
     } catch (err) {
-      // BEGIN or COMMIT failed (busy past busy_timeout, disk full): nothing was written.
+      // BEGIN, a savepoint step or COMMIT failed: nothing of this group was written.
       for (const e of group) e.reject(err);
       return;
     } finally {
-      await client.releaseConnection(conn);
+      // Never hand the pool a connection still inside a transaction: every later write
+      // would join it and never commit.
+      if (conn.inTransaction) {
+        try {
+          exec("ROLLBACK");
+        } catch {
+          // nothing more to try; the rollback error was already reported above
+        }
+      }
+      await client.releaseConnection(conn).catch(() => undefined);
     }
     group.forEach((e, i) => {
       const o = outcomes[i]!;

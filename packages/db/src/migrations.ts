@@ -89,6 +89,22 @@ const migrations: Migration[] = [
       await knex.schema.dropTable("tenants");
     },
   },
+  {
+    // The ETag of the bytes inspect checked. Scan reads only that version (If-Match) and
+    // finalize copies only that version (CopySourceIfMatch). Kept on the row, not only in
+    // job data: a job re-created by the reaper after a Redis loss carries none.
+    name: "0002_uploads_checked_etag",
+    async up(knex) {
+      await knex.schema.alterTable("uploads", (t) => {
+        t.string("checked_etag", 128);
+      });
+    },
+    async down(knex) {
+      await knex.schema.alterTable("uploads", (t) => {
+        t.dropColumn("checked_etag");
+      });
+    },
+  },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -29,6 +29,7 @@ export interface NewUpload {
 export interface UploadFindings {
   storedSize?: number;
   sniffedType?: string | null;
+  checkedETag?: string | null;
   sha256?: string;
   verdict?: "clean" | "quarantine";
   reason?: QuarantineReason | null;
@@ -159,6 +160,7 @@ export class UploadRepository {
     if (tsColumn) patch[tsColumn] = ts;
     if (findings.storedSize !== undefined) patch.stored_size = findings.storedSize;
     if (findings.sniffedType !== undefined) patch.sniffed_type = findings.sniffedType;
+    if (findings.checkedETag !== undefined) patch.checked_etag = findings.checkedETag;
     if (findings.sha256 !== undefined) patch.sha256 = findings.sha256;
     if (findings.verdict !== undefined) patch.verdict = findings.verdict;
     if (findings.reason !== undefined) patch.reason = findings.reason;
@@ -266,6 +268,7 @@ function toUpload(r: Record<string, any>): Upload {
     urlExpiresAt: new Date(Number(r.url_expires_at)),
     storedSize: num(r.stored_size),
     sniffedType: r.sniffed_type ?? null,
+    checkedETag: r.checked_etag ?? null,
     sha256: r.sha256 ?? null,
     verdict: r.verdict ?? null,
     reason: r.reason ?? null,

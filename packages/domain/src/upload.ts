@@ -20,6 +20,8 @@ export interface Upload {
   // what the pipeline found
   storedSize: number | null;
   sniffedType: string | null;
+  /** ETag of the object version inspect checked; scan and finalize act on that version only. */
+  checkedETag: string | null;
   sha256: string | null;
   verdict: "clean" | "quarantine" | null;
   reason: QuarantineReason | null;

@@ -22,7 +22,13 @@ export async function processFinalize(deps: StageDeps, job: StageJob): Promise<v
   let promote = upload.verdict === "clean";
   let override: UploadFindings = {};
   const pending = await deps.store.head(upload.objectKey);
-  if (pending && promote && job.data.eTag && pending.eTag && pending.eTag !== job.data.eTag) {
+  // The ETag of the version inspect and scan checked (on the row, so a job re-created by
+  // the reaper knows it too). Without it nothing says which bytes were checked.
+  const checked = upload.checkedETag;
+  if (pending && promote && !checked) {
+    promote = false;
+    override = quarantineFindings("scan_error", "storage gave no ETag for the checked bytes: nothing binds the object to what was checked");
+  } else if (pending && promote && pending.eTag !== checked) {
     // The client overwrote the object after it was scanned: what would be promoted is not
     // what was checked. Fail closed.
     promote = false;
@@ -44,7 +50,7 @@ export async function processFinalize(deps: StageDeps, job: StageJob): Promise<v
         // The head above and the copy are two requests: a client still holding a valid URL
         // could overwrite the object between them. Storage itself checks the ETag of the
         // checked bytes at copy time (CopySourceIfMatch), which closes that gap.
-        await copyTo(target, true, job.data.eTag ?? pending.eTag ?? undefined);
+        await copyTo(target, true, checked!);
       } catch (err) {
         if (!(err instanceof ObjectChangedError)) throw err;
         promote = false;

@@ -39,7 +39,8 @@ export async function processInspect(deps: InspectDeps, job: StageJob): Promise<
     // The object was seen (S3 event or HeadObject on complete): missing now is an anomaly
     // worth a retry; on the last attempt it ends in quarantine like any failed check.
     if (!object) throw new Error(`object ${upload.objectKey} is missing`);
-    const findings: UploadFindings = { storedSize: object.size };
+    // The version checked here is the only one scan may read and finalize may copy.
+    const findings: UploadFindings = { storedSize: object.size, checkedETag: object.eTag };
     let verdict = sizeVerdict(object.size, upload.declaredSize, deps.policy.maxSize);
     if (!verdict) {
       const sniffed = (await fileTypeFromBuffer(object.bytes))?.mime;
@@ -51,7 +52,7 @@ export async function processInspect(deps: InspectDeps, job: StageJob): Promise<
       return;
     }
     const scanning = await deps.repository.transition(uploadId, "scan", "inspect", findings);
-    if (scanning.upload) await ensureNextStage(deps, scanning.upload, object.eTag);
+    if (scanning.upload) await ensureNextStage(deps, scanning.upload);
   } catch (err) {
     if (err instanceof UnrecoverableError || !isLastAttempt(job)) throw err;
     deps.logger.error({ uploadId, err }, "inspection kept failing; quarantining (fail closed)");

@@ -25,9 +25,9 @@ export function isLastAttempt(job: StageJob): boolean {
 }
 
 /** Makes sure the stage that owns the upload's current status is queued. */
-export async function ensureNextStage(deps: StageDeps, upload: Upload, eTag?: string | null): Promise<void> {
+export async function ensureNextStage(deps: StageDeps, upload: Upload): Promise<void> {
   const stage = stageFor(upload.status);
-  if (stage) await deps.queues.enqueue(stage, upload.id, { eTag });
+  if (stage) await deps.queues.enqueue(stage, upload.id);
 }
 
 /**
@@ -41,7 +41,6 @@ export async function recordVerdict(
   actor: Actor,
   verdict: Verdict,
   findings: UploadFindings,
-  eTag?: string | null,
 ): Promise<Upload | null> {
   const verdictFields: UploadFindings =
     verdict.outcome === "clean"
@@ -52,6 +51,6 @@ export async function recordVerdict(
   if (result.applied) {
     deps.logger.info({ uploadId, verdict: verdictFields.verdict, reason: verdictFields.reason, detail: verdictFields.reasonDetail }, "verdict recorded");
   }
-  await ensureNextStage(deps, result.upload, eTag);
+  await ensureNextStage(deps, result.upload);
   return result.upload;
 }

@@ -30,26 +30,33 @@ export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> 
   const { uploadId } = job.data;
   const upload = await deps.repository.getById(uploadId);
   if (!upload) throw new UnrecoverableError(`upload ${uploadId} does not exist`);
-  if (upload.status !== "scanning") return ensureNextStage(deps, upload, job.data.eTag);
+  if (upload.status !== "scanning") return ensureNextStage(deps, upload);
   try {
     // Re-entry (scanning -> scanning) stamps the attempt; a lost race leaves the winner's state.
     const started = await deps.repository.transition(uploadId, "scan", "scan");
-    if (!started.applied) return started.upload ? ensureNextStage(deps, started.upload, job.data.eTag) : undefined;
+    if (!started.applied) return started.upload ? ensureNextStage(deps, started.upload) : undefined;
     if (job.attemptsMade > 0) await deps.repository.countAttempt(uploadId);
 
-    // The GET carries the ETag inspect saw (If-Match): bytes replaced since then are refused
-    // by storage instead of scanned, and what is scanned is one version of the object from
-    // its first byte to its last (S3 serves a GET from the version it started on). Its
-    // ETag goes to finalize, whose copy carries it again: no HeadObject before or after.
+    // The GET carries the ETag of the version inspect checked (If-Match): storage refuses
+    // bytes replaced since, instead of serving them to be scanned. Checked here as well, for
+    // storage that ignores the header. A GET streams one version from its first byte to
+    // its last, so no HeadObject is needed before or after; finalize copies with the same
+    // ETag as its condition.
+    const checked = upload.checkedETag;
     let object: ObjectRead | null;
     try {
-      object = await deps.store.read(upload.objectKey, job.data.eTag ? { ifMatch: job.data.eTag } : {});
+      object = await deps.store.read(upload.objectKey, checked ? { ifMatch: checked } : {});
     } catch (err) {
       if (!(err instanceof ObjectChangedError)) throw err;
       await recordVerdict(deps, uploadId, "scan", objectReplaced(), {});
       return;
     }
     if (!object) throw new Error(`object ${upload.objectKey} is missing`);
+    if (checked && object.eTag !== checked) {
+      object.body.destroy();
+      await recordVerdict(deps, uploadId, "scan", objectReplaced(), {});
+      return;
+    }
     const size = object.size;
     const text = isTextType(upload.declaredType) ? new TextContentCheck(upload.declaredType) : null;
     // clamd inflates a deflated ZIP member only up to MaxFileSize and then says OK about the
@@ -69,7 +76,7 @@ export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> 
       archiveProblem ? quarantine("unscannable", `${archiveProblem}; clamd would not have scanned all of it`) : null,
       textProblem ? quarantine("invalid_content", textProblem) : null,
     );
-    await recordVerdict(deps, uploadId, "scan", verdict, { sha256: report.sha256, scannerVersion: version }, object.eTag);
+    await recordVerdict(deps, uploadId, "scan", verdict, { sha256: report.sha256, scannerVersion: version, checkedETag: object.eTag });
   } catch (err) {
     if (err instanceof UnrecoverableError || !isLastAttempt(job)) throw err;
     deps.logger.error({ uploadId, err }, "scan kept failing until retries ran out; quarantining (fail closed)");

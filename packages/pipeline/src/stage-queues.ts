@@ -11,15 +11,14 @@ import { DependencyUnavailableError } from "@intake/domain";
 export const STAGES = ["inspect", "scan", "finalize"] as const;
 export type Stage = (typeof STAGES)[number];
 
+/**
+ * A job says which upload, nothing more: everything a stage acts on (the status, the ETag
+ * of the checked bytes) is in the database, so a job the reaper re-creates after a Redis
+ * loss is as good as the original.
+ */
 export interface StageJobData {
   v: 1;
   uploadId: string;
-  /**
-   * ETag of the object the previous stage looked at. A client still holding a valid URL
-   * can overwrite the pending object mid-pipeline; a later stage that sees another ETag
-   * knows the bytes it would act on are not the bytes that were checked.
-   */
-  eTag?: string;
 }
 
 /**
@@ -77,14 +76,14 @@ export class StageQueues {
   }
 
   /** Enqueues a stage for an upload; a no-op while a job with the same id exists. */
-  async enqueue(stage: Stage, uploadId: string, opts: { jobId?: string; eTag?: string | null } = {}): Promise<void> {
+  async enqueue(stage: Stage, uploadId: string, opts: { jobId?: string } = {}): Promise<void> {
     // A connection that dropped (ioredis is reconnecting, or gave up) means Redis is away:
     // say so at once so the caller keeps its trigger. One still being set up gets the
     // bounded wait below.
     if (["reconnecting", "close", "end"].includes(this.connection.status)) {
       throw new DependencyUnavailableError("redis", `enqueue ${stage} for upload ${uploadId}: the Redis connection is ${this.connection.status}`);
     }
-    const data: StageJobData = opts.eTag ? { v: 1, uploadId, eTag: opts.eTag } : { v: 1, uploadId };
+    const data: StageJobData = { v: 1, uploadId };
     // enableOfflineQueue: false makes commands fail fast, but Queue.add first waits for the
     // connection to become ready, without a limit: with Redis down it hangs, holding the
     // SQS message handler (seen with BullMQ 6.7). Bound the wait; if the add completes
