@@ -11,7 +11,7 @@ describe.each(["fauxqs", "rgw"] as const)("issued upload URL on %s", (storageKin
   let t: ApiUnderTest;
   let key: string;
   beforeAll(async () => {
-    t = await startApiUnderTest({ storage: storageKind, database: "sqlite", env: { UPLOAD_URL_TTL_SECONDS: "300", MAX_UPLOAD_URL_TTL_SECONDS: "900" } });
+    t = await startApiUnderTest({ storage: storageKind, database: "sqlite", env: { UPLOAD_URL_TTL_SECONDS: "300", MAX_UPLOAD_URL_TTL_SECONDS: "900", MULTIPART_THRESHOLD_BYTES: String(5 * 1024 * 1024), PART_SIZE_BYTES: String(5 * 1024 * 1024) } });
     key = await t.newKey("acme");
   });
   afterAll(async () => t?.close());
@@ -43,6 +43,38 @@ describe.each(["fauxqs", "rgw"] as const)("issued upload URL on %s", (storageKin
     expect(q.has("x-amz-checksum-sha256")).toBe(false);
     expect(created.headers).toEqual({ "Content-Type": "image/png", "x-amz-checksum-sha256": Buffer.from(sha256, "hex").toString("base64"), "Content-MD5": md5 });
     expect((await putTo(created, bytes)).status).toBe(200);
+  });
+
+  it("signs part URLs for the server-chosen key, its upload id and part number, with the part's length bound", async () => {
+    const MiB = 1024 * 1024;
+    const res = await t.call("POST", "/v1/uploads", { key, body: { filename: "big.zip", contentType: "application/zip", size: 11 * MiB } });
+    expect(res.status).toBe(201);
+    const { uploadId: id, partSize } = res.body as { uploadId: string; partSize: number };
+    const signed = await t.call("POST", `/v1/uploads/${id}/parts`, { key, body: { partNumbers: [1, 3] } });
+    expect(signed.status).toBe(200);
+    const row = (await t.call("GET", `/v1/uploads/${id}`, { key })).body.upload;
+    for (const part of signed.body.parts as { partNumber: number; size: number; url: string; headers: Record<string, string> }[]) {
+      const url = new URL(part.url);
+      const q = url.searchParams;
+      expect(q.get("X-Amz-SignedHeaders")!.split(";")).toEqual(["content-length", "host"]);
+      expect(part.url).not.toMatch(/x-amz-checksum-crc32|x-amz-sdk-checksum-algorithm/i);
+      expect(q.get("X-Amz-Expires")).toBe("300");
+      expect(q.get("partNumber")).toBe(String(part.partNumber));
+      expect(q.get("uploadId")).toBeTruthy();
+      expect(url.pathname).toMatch(new RegExp(`/${objectKey("pending", "acme", id)}$`));
+      expect(part.size).toBe(part.partNumber === 3 ? 11 * MiB - 2 * partSize : partSize);
+      expect(part.headers).toEqual({});
+    }
+    expect(row.status).toBe("pending");
+    if (storageKind === "rgw") {
+      // The length is part of the signature: a part of another size is refused.
+      const three = signed.body.parts[1];
+      const wrong = await putTo(three, randomBytesOf(three.size + 1));
+      expect(wrong.status).toBe(403);
+      const right = await putTo(three, randomBytesOf(three.size));
+      expect(right.status).toBe(200);
+    }
+    expect((await t.call("DELETE", `/v1/uploads/${id}`, { key })).status).toBeLessThan(300);
   });
 
   it("honours a requested expiry within the cap and refuses one above it or below 60 s", async () => {
