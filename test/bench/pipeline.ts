@@ -177,7 +177,6 @@ const startupMs = Date.now() - startAt;
 const storageCpu = () => storage.pids.reduce((n, pid) => n + cpuSeconds(pid), 0);
 const cpu0 = { clamd: cpuSeconds(clamd), storage: storageCpu(), workers: cpuSeconds("self") };
 const drainStart = Date.now();
-if (process.env.PROFWIN) console.log(`PROFWIN ${process.hrtime.bigint() / 1000n}`);
 await Promise.all(stageQueues.map((q) => q.resume()));
 while (waiting.size > 0) {
   const rows = await database.db("uploads").whereIn("id", [...waiting]).whereNotNull("finished_at").select("id", "status", "reason");
@@ -189,7 +188,6 @@ while (waiting.size > 0) {
   await new Promise((r) => setTimeout(r, 50));
 }
 const drainWall = (Date.now() - drainStart) / 1000;
-if (process.env.PROFWIN) console.log(`PROFWIN ${process.hrtime.bigint() / 1000n}`);
 const drainMBs = totalBytes / 1e6 / drainWall;
 console.log(`backlog drain: ${FILES} files in ${drainWall.toFixed(2)} s = ${(FILES / drainWall).toFixed(2)} files/s, ${drainMBs.toFixed(1)} MB/s (queues resumed to last verdict; the workers' start, ${startupMs} ms, before that)`);
 console.log(`ratio backlog drain / raw clamd: ${(drainMBs / rawMBs).toFixed(2)} (target >= 0.70)`);
