@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ObjectChangedError } from "@intake/storage";
-import { STORAGE_KINDS, startStorage, type TestStorage } from "@intake/test";
+import { STORAGE_KINDS, startStorage, storeIgnoringIfMatch, type TestStorage } from "@intake/test";
 
 async function bytesOf(body: AsyncIterable<Buffer>): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -61,5 +61,20 @@ describe.each(STORAGE_KINDS)("ObjectStore.read on %s", (kind) => {
     await put(key, Buffer.from("second version"));
     await expect(s.store.read(key, { ifMatch: before })).rejects.toBeInstanceOf(ObjectChangedError);
     await expect(s.store.read(key, { ifMatch: before, range: { start: 0, end: 3 } })).rejects.toBeInstanceOf(ObjectChangedError);
+  });
+
+  it("upholds If-Match itself where storage ignores the header", async () => {
+    const key = "pending/t/replaced-unchecked";
+    await put(key, Buffer.from("first version"));
+    const before = (await s.store.head(key))!.eTag!;
+    await put(key, Buffer.from("second version"));
+    const ignoring = storeIgnoringIfMatch(s);
+    try {
+      // Without the header the storage serves the second version; the store refuses it.
+      expect((await bytesOf((await ignoring.store.read(key))!.body)).toString()).toBe("second version");
+      await expect(ignoring.store.read(key, { ifMatch: before })).rejects.toBeInstanceOf(ObjectChangedError);
+    } finally {
+      ignoring.close();
+    }
   });
 });

@@ -106,3 +106,20 @@ export const STORAGE_KINDS: StorageKind[] = ["fauxqs", "rgw"];
 export function startStorage(kind: StorageKind): Promise<TestStorage> {
   return kind === "fauxqs" ? startFauxqsStorage() : startRgwStorage();
 }
+
+/**
+ * A store on `storage` whose requests lose their If-Match header on the way, as with an
+ * S3-compatible server (or proxy) that ignores it: what the store itself must then uphold.
+ */
+export function storeIgnoringIfMatch(storage: TestStorage): { store: S3ObjectStore; close(): void } {
+  const s3 = createS3Client({ region: TEST_REGION, endpoint: storage.endpoint, forcePathStyle: true, credentials: storage.credentials });
+  s3.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (request.headers) delete request.headers["if-match"];
+      return next(args);
+    },
+    { step: "build", name: "dropIfMatch" },
+  );
+  return { store: new S3ObjectStore(s3, storage.bucket), close: () => s3.destroy() };
+}

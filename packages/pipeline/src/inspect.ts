@@ -71,12 +71,9 @@ export async function readHead(store: ObjectStore, key: string): Promise<{ bytes
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of object.body as AsyncIterable<Buffer>) {
-    // Storage that ignores Range would send everything: stop at the limit (the socket
-    // is then closed, which is the right price for that).
-    if (length >= SNIFF_LIMIT) {
-      object.body.destroy();
-      break;
-    }
+    // Storage that ignores Range would send everything: stop at the limit (leaving the
+    // loop destroys the body and so closes the socket, the right price for that).
+    if (length >= SNIFF_LIMIT) break;
     chunks.push(chunk);
     length += chunk.length;
   }

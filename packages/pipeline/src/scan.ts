@@ -37,11 +37,10 @@ export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> 
     if (!started.applied) return started.upload ? ensureNextStage(deps, started.upload) : undefined;
     if (job.attemptsMade > 0) await deps.repository.countAttempt(uploadId);
 
-    // The GET carries the ETag of the version inspect checked (If-Match): storage refuses
-    // bytes replaced since, instead of serving them to be scanned. Checked here as well, for
-    // storage that ignores the header. A GET streams one version from its first byte to
-    // its last, so no HeadObject is needed before or after; finalize copies with the same
-    // ETag as its condition.
+    // The GET carries the ETag of the version inspect checked (If-Match, upheld by the
+    // store even where storage ignores the header): bytes replaced since are refused, not
+    // scanned. A GET streams one version from its first byte to its last, so no HeadObject
+    // is needed before or after; finalize copies with the same ETag as its condition.
     const checked = upload.checkedETag;
     let object: ObjectRead | null;
     try {
@@ -52,11 +51,6 @@ export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> 
       return;
     }
     if (!object) throw new Error(`object ${upload.objectKey} is missing`);
-    if (checked && object.eTag !== checked) {
-      object.body.destroy();
-      await recordVerdict(deps, uploadId, "scan", objectReplaced(), {});
-      return;
-    }
     const size = object.size;
     const text = isTextType(upload.declaredType) ? new TextContentCheck(upload.declaredType) : null;
     // clamd inflates a deflated ZIP member only up to MaxFileSize and then says OK about the

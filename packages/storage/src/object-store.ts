@@ -51,7 +51,10 @@ export interface ObjectRead {
 export interface ReadOptions {
   /** Inclusive byte range; may run past the end (storage stops at the last byte). */
   range?: { start: number; end: number };
-  /** Read only while the object still has this ETag, else ObjectChangedError (If-Match). */
+  /**
+   * Read only while the object still has this ETag, else ObjectChangedError (If-Match;
+   * the store checks the ETag it was served too, for storage that ignores the header).
+   */
   ifMatch?: string;
 }
 

@@ -177,8 +177,9 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async read(key: string, o: ReadOptions = {}): Promise<ObjectRead | null> {
+    let out;
     try {
-      const out = await this.s3.send(
+      out = await this.s3.send(
         new GetObjectCommand({
           Bucket: this.bucket,
           Key: key,
@@ -186,24 +187,35 @@ export class S3ObjectStore implements ObjectStore {
           IfMatch: o.ifMatch ? `"${o.ifMatch}"` : undefined,
         }),
       );
-      const total = out.ContentRange ? Number(/\/(\d+)$/.exec(out.ContentRange)?.[1]) : out.ContentLength;
-      if (total === undefined || !Number.isSafeInteger(total)) {
-        (out.Body as Readable).destroy();
-        throw new DependencyUnavailableError("storage", `storage answered GetObject for ${key} without a usable size (${out.ContentRange ?? out.ContentLength})`);
-      }
-      return { body: out.Body as Readable, size: total, eTag: out.ETag?.replace(/"/g, "") ?? null };
     } catch (err) {
-      if (err instanceof DependencyUnavailableError) throw err;
       if (statusOf(err) === 404 || codeOf(err) === "NoSuchKey") return null;
       // A range starting at 0 is unsatisfiable only for an empty object: S3 answers 416.
-      if (o.range && o.range.start === 0 && (statusOf(err) === 416 || codeOf(err) === "InvalidRange")) {
+      if (o.range?.start === 0 && (statusOf(err) === 416 || codeOf(err) === "InvalidRange")) {
         const head = await this.head(key);
         if (!head) return null;
-        if (o.ifMatch && head.eTag !== o.ifMatch) throw new ObjectChangedError("GetObject");
-        return { body: Readable.from([]), size: head.size, eTag: head.eTag };
+        return this.matched(key, o, { body: Readable.from([]), size: head.size, eTag: head.eTag });
       }
       throw translateStorageError(err, "GetObject");
     }
+    const body = out.Body as Readable;
+    const size = out.ContentRange ? Number(/\/(\d+)$/.exec(out.ContentRange)?.[1]) : out.ContentLength;
+    if (size === undefined || !Number.isSafeInteger(size)) {
+      body.destroy();
+      throw new DependencyUnavailableError("storage", `storage answered GetObject for ${key} without a usable size (${out.ContentRange ?? out.ContentLength})`);
+    }
+    return this.matched(key, o, { body, size, eTag: out.ETag?.replace(/"/g, "") ?? null });
+  }
+
+  /**
+   * If-Match holds whatever the storage does with the header: one that ignores it (or a
+   * proxy that drops it) serves another version, which is refused here instead of read.
+   */
+  private matched(key: string, o: ReadOptions, object: ObjectRead): ObjectRead {
+    if (o.ifMatch && object.eTag !== o.ifMatch) {
+      object.body.destroy();
+      throw new ObjectChangedError(`GetObject of ${key}`);
+    }
+    return object;
   }
 
   async copy(sourceKey: string, targetKey: string, o: CopyOptions): Promise<void> {
