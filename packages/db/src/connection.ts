@@ -164,42 +164,34 @@ class GroupCommit {
     const outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[] = [];
     try {
       exec("BEGIN IMMEDIATE");
-      try {
-        for (const e of group) {
-          exec("SAVEPOINT unit");
-          let outcome: (typeof outcomes)[number];
-          try {
-            outcome = { ok: true, value: await e.work(tx) };
-          } catch (err) {
-            outcome = { ok: false, err };
-          }
-          // A failing RELEASE or ROLLBACK TO throws out of the group (all rejected) before
-          // this unit's outcome is recorded, so outcomes stay aligned with the group.
-          if (outcome.ok) exec("RELEASE unit");
-          else {
-            exec("ROLLBACK TO unit");
-            exec("RELEASE unit");
-          }
-          outcomes.push(outcome);
+      for (const e of group) {
+        exec("SAVEPOINT unit");
+        let outcome: (typeof outcomes)[number];
+        try {
+          outcome = { ok: true, value: await e.work(tx) };
+        } catch (err) {
+          outcome = { ok: false, err };
         }
-        exec("COMMIT");
-      } catch (err) {
-        // SQLite may have rolled back already (SQLITE_FULL, IOERR, BUSY on COMMIT).
-        if (conn.inTransaction) exec("ROLLBACK");
-        throw err;
+        // A failing RELEASE or ROLLBACK TO throws out of the group (all rejected) before
+        // this unit's outcome is recorded, so outcomes stay aligned with the group.
+        if (!outcome.ok) exec("ROLLBACK TO unit");
+        exec("RELEASE unit");
+        outcomes.push(outcome);
       }
+      exec("COMMIT");
     } catch (err) {
       // BEGIN, a savepoint step or COMMIT failed: nothing of this group was written.
       for (const e of group) e.reject(err);
       return;
     } finally {
-      // Never hand the pool a connection still inside a transaction: every later write
-      // would join it and never commit.
+      // Never hand the pool a connection still inside a transaction (SQLite may also have
+      // rolled back by itself: SQLITE_FULL, IOERR, BUSY on COMMIT): every later write would
+      // join it and never commit.
       if (conn.inTransaction) {
         try {
           exec("ROLLBACK");
         } catch {
-          // nothing more to try; the rollback error was already reported above
+          // nothing more to try; the group's callers already have the original error
         }
       }
       await client.releaseConnection(conn).catch(() => undefined);
