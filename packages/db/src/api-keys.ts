@@ -88,6 +88,11 @@ export class ApiKeyRepository {
 }
 
 /** A well-formed development key derived from a seed, so DEV_API_KEY can be any string. */
+/** The secret part of a well-formed key (base64url, so it may itself hold "_"), else null. */
+export function secretPartOf(key: string): string | null {
+  return KEY_FORMAT.exec(key)?.[3] ?? null;
+}
+
 export function devKeyFromSeed(seed: string): string {
   if (KEY_FORMAT.test(seed)) return seed;
   const digest = createHash("sha256").update(`intake-dev-key:${seed}`).digest();
