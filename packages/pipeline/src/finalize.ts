@@ -1,9 +1,8 @@
-import { UnrecoverableError } from "bullmq";
 import { canonicalType, isTerminal, objectKey, type Upload } from "@intake/domain";
 import type { UploadFindings } from "@intake/db";
 import { ObjectChangedError } from "@intake/storage";
 import type { StageDeps } from "./deps.ts";
-import { ensureNextStage, type StageJob } from "./progress.ts";
+import { UploadGoneError, ensureNextStage, type StageJob } from "./progress.ts";
 
 /**
  * The finalize stage: the verdict is already written (status `deciding`); this moves the
@@ -15,7 +14,7 @@ import { ensureNextStage, type StageJob } from "./progress.ts";
 export async function processFinalize(deps: StageDeps, job: StageJob): Promise<void> {
   const { uploadId } = job.data;
   const upload = await deps.repository.getById(uploadId);
-  if (!upload) throw new UnrecoverableError(`upload ${uploadId} does not exist`);
+  if (!upload) throw new UploadGoneError(uploadId);
   if (isTerminal(upload.status)) return;
   if (upload.status !== "deciding") return ensureNextStage(deps, upload);
 

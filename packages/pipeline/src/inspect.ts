@@ -1,11 +1,10 @@
-import { UnrecoverableError } from "bullmq";
 import { fileTypeFromBuffer } from "file-type";
 import { quarantine } from "@intake/domain";
 import type { UploadFindings } from "@intake/db";
 import type { ObjectStore } from "@intake/storage";
 import { finalVerdict, sizeVerdict, typeVerdict } from "./decisions.ts";
 import type { InspectionPolicy, StageDeps } from "./deps.ts";
-import { ensureNextStage, isLastAttempt, recordVerdict, type StageJob } from "./progress.ts";
+import { UploadGoneError, ensureNextStage, isLastAttempt, recordVerdict, type StageJob } from "./progress.ts";
 
 /**
  * The inspect stage: real size against the declaration and the maximum, then magic bytes
@@ -23,7 +22,7 @@ export type InspectDeps = StageDeps & { policy: InspectionPolicy };
 export async function processInspect(deps: InspectDeps, job: StageJob): Promise<void> {
   const { uploadId } = job.data;
   const upload = await deps.repository.getById(uploadId);
-  if (!upload) throw new UnrecoverableError(`upload ${uploadId} does not exist`);
+  if (!upload) throw new UploadGoneError(uploadId);
   if (upload.status !== "uploaded" && upload.status !== "inspecting") {
     // Already past this stage (a duplicate or retried job): only make sure it moves on.
     return ensureNextStage(deps, upload);
@@ -54,7 +53,7 @@ export async function processInspect(deps: InspectDeps, job: StageJob): Promise<
     const scanning = await deps.repository.transition(uploadId, "scan", "inspect", findings);
     if (scanning.upload) await ensureNextStage(deps, scanning.upload);
   } catch (err) {
-    if (err instanceof UnrecoverableError || !isLastAttempt(job)) throw err;
+    if (err instanceof UploadGoneError || !isLastAttempt(job)) throw err;
     deps.logger.error({ uploadId, err }, "inspection kept failing; quarantining (fail closed)");
     await recordVerdict(deps, uploadId, "inspect", quarantine("scan_error", `inspection failed on every attempt: ${(err as Error).message}`), {});
   }

@@ -19,6 +19,17 @@ export interface StageJob {
   opts: { attempts?: number };
 }
 
+/**
+ * A job that can never succeed (its upload does not exist). The stage workers translate it
+ * into the queue's own "do not retry" signal, so the processors know nothing of BullMQ.
+ */
+export class UploadGoneError extends Error {
+  constructor(uploadId: string) {
+    super(`upload ${uploadId} does not exist`);
+    this.name = "UploadGoneError";
+  }
+}
+
 /** True on the job's last attempt: a failure now would leave nobody to retry it. */
 export function isLastAttempt(job: StageJob): boolean {
   return job.attemptsMade + 1 >= (job.opts.attempts ?? 1);

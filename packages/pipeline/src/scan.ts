@@ -1,12 +1,10 @@
 import { pipeline, Transform } from "node:stream";
-import { UnrecoverableError } from "bullmq";
-import { isTextType, quarantine } from "@intake/domain";
+import { quarantine } from "@intake/domain";
 import { ObjectChangedError, type ObjectRead } from "@intake/storage";
 import { finalVerdict, scanVerdict } from "./decisions.ts";
 import type { Scanner, StageDeps } from "./deps.ts";
-import { ensureNextStage, isLastAttempt, recordVerdict, type StageJob } from "./progress.ts";
-import { TextContentCheck } from "./text-content.ts";
-import { ZipLimitCheck } from "./archive-limits.ts";
+import { UploadGoneError, ensureNextStage, isLastAttempt, recordVerdict, type StageJob } from "./progress.ts";
+import { contentChecksFor, type ClamdLimits, type ContentCheck } from "./content-checks.ts";
 
 /**
  * The scan stage: the object streams from storage into clamd INSTREAM once; the scanner
@@ -23,13 +21,13 @@ export type ScanDeps = StageDeps & {
   scanner: Scanner;
   scannerVersion: ScannerVersionCache;
   /** clamd's MaxFileSize and MaxScanSize, for the ZIP check below. */
-  clamdLimits: { maxFileSize: number; maxScanSize: number };
+  clamdLimits: ClamdLimits;
 };
 
 export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> {
   const { uploadId } = job.data;
   const upload = await deps.repository.getById(uploadId);
-  if (!upload) throw new UnrecoverableError(`upload ${uploadId} does not exist`);
+  if (!upload) throw new UploadGoneError(uploadId);
   if (upload.status !== "scanning") return ensureNextStage(deps, upload);
   try {
     // Re-entry (scanning -> scanning) stamps the attempt; a lost race leaves the winner's state.
@@ -52,27 +50,20 @@ export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> 
     }
     if (!object) throw new Error(`object ${upload.objectKey} is missing`);
     const size = object.size;
-    const text = isTextType(upload.declaredType) ? new TextContentCheck(upload.declaredType) : null;
-    // clamd inflates a deflated ZIP member only up to MaxFileSize and then says OK about the
-    // part it saw (cli_unzip "trimming output size to maxfilesize", no alert): the member
-    // sizes in the central directory are checked against its limits on the same pass.
-    // MaxScanSize counts the archive's own bytes plus everything extracted from it.
-    const archive = new ZipLimitCheck({ maxMemberBytes: deps.clamdLimits.maxFileSize, maxTotalBytes: Math.max(0, deps.clamdLimits.maxScanSize - size) });
-    const observed = pipeline(object.body, observer(archive, text), () => undefined);
+    const checks = contentChecksFor({ upload, size, clamdLimits: deps.clamdLimits });
+    const observed = pipeline(object.body, observer(checks), () => undefined);
     const report = await deps.scanner.scan(observed);
     const version = await deps.scannerVersion.get();
 
+    // The content checks speak only about an object they saw whole.
     const complete = report.bytes === size;
-    const textProblem = text && complete ? text.finish() : null;
-    const archiveProblem = complete ? archive.finish(size) : null;
     const verdict = finalVerdict(
       scanVerdict(report, { size, declaredSha256: upload.declaredSha256 }),
-      archiveProblem ? quarantine("unscannable", `${archiveProblem}; clamd would not have scanned all of it`) : null,
-      textProblem ? quarantine("invalid_content", textProblem) : null,
+      ...(complete ? checks.map((c) => c.finish()) : []),
     );
     await recordVerdict(deps, uploadId, "scan", verdict, { sha256: report.sha256, scannerVersion: version, checkedETag: object.eTag });
   } catch (err) {
-    if (err instanceof UnrecoverableError || !isLastAttempt(job)) throw err;
+    if (err instanceof UploadGoneError || !isLastAttempt(job)) throw err;
     deps.logger.error({ uploadId, err }, "scan kept failing until retries ran out; quarantining (fail closed)");
     await recordVerdict(deps, uploadId, "scan", quarantine("scan_error", `scan failed on every attempt: ${(err as Error).message}`), {});
   }
@@ -82,12 +73,11 @@ function objectReplaced() {
   return quarantine("checksum_mismatch", "the pending object was replaced while it was being checked: the stored bytes are not the bytes that were checked");
 }
 
-/** Passes chunks through unchanged, feeding the archive and text checks on the way. */
-function observer(archive: ZipLimitCheck, text: TextContentCheck | null): Transform {
+/** Passes chunks through unchanged, feeding the content checks on the way. */
+function observer(checks: readonly ContentCheck[]): Transform {
   return new Transform({
     transform(chunk: Buffer, _enc, done) {
-      archive.push(chunk);
-      text?.push(chunk);
+      for (const check of checks) check.push(chunk);
       done(null, chunk);
     },
   });

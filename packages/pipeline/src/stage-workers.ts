@@ -1,7 +1,7 @@
-import { Queue, Worker, type Job } from "bullmq";
+import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
 import { Redis } from "ioredis";
 import type { PipelineLogger } from "./deps.ts";
-import type { StageJob } from "./progress.ts";
+import { UploadGoneError, type StageJob } from "./progress.ts";
 import type { Reaper } from "./reaper.ts";
 import { queueName, type Stage, type StageJobData } from "./stage-queues.ts";
 
@@ -26,7 +26,16 @@ export interface StageWorkerOptions {
 }
 
 export function startStageWorker(stage: Stage, process: (job: StageJob) => Promise<void>, o: StageWorkerOptions): Worker<StageJobData> {
-  const worker = new Worker<StageJobData>(queueName(stage), (job: Job<StageJobData>) => process(job), {
+  // The processors' "never retry" error becomes BullMQ's own: no attempts are spent on it.
+  const run = async (job: Job<StageJobData>) => {
+    try {
+      await process(job);
+    } catch (err) {
+      if (err instanceof UploadGoneError) throw new UnrecoverableError(err.message);
+      throw err;
+    }
+  };
+  const worker = new Worker<StageJobData>(queueName(stage), run, {
     connection: o.connection,
     prefix: o.prefix,
     concurrency: o.concurrency,

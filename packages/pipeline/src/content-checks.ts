@@ -1,0 +1,63 @@
+import { isTextType, quarantine, type Upload, type Verdict } from "@intake/domain";
+import { ZipLimitCheck } from "./archive-limits.ts";
+import { TextContentCheck } from "./text-content.ts";
+
+/**
+ * The checks that read the object's bytes on the scan stage's one pass (the same chunks
+ * that stream to clamd): each sees every byte in order and, once the whole object has
+ * passed, answers with a quarantine verdict or null. A check must keep its memory bounded
+ * whatever the object's size, and must answer "not established" as a finding, never as a
+ * pass: the pipeline fails closed.
+ */
+export interface ContentCheck {
+  push(chunk: Buffer): void;
+  /** Called once, after the last chunk, only when every byte of the object was pushed. */
+  finish(): Verdict | null;
+}
+
+/** clamd's limits as the checks need them (from config, which agrees with clamd's own). */
+export interface ClamdLimits {
+  maxFileSize: number;
+  maxScanSize: number;
+}
+
+export interface ContentCheckContext {
+  upload: Pick<Upload, "declaredType" | "sniffedType">;
+  /** The object's size as storage reports it for the version being read. */
+  size: number;
+  clamdLimits: ClamdLimits;
+}
+
+/** Every check that applies to this upload, in the order their findings take precedence. */
+export function contentChecksFor(ctx: ContentCheckContext): ContentCheck[] {
+  const checks: ContentCheck[] = [archiveCheck(ctx)];
+  const text = textCheck(ctx);
+  if (text) checks.push(text);
+  return checks;
+}
+
+function archiveCheck(ctx: ContentCheckContext): ContentCheck {
+  // clamd inflates a deflated ZIP member only up to MaxFileSize and then says OK about the
+  // part it saw (cli_unzip "trimming output size to maxfilesize", no alert). MaxScanSize
+  // counts the archive's own bytes plus everything extracted from it.
+  const zip = new ZipLimitCheck({ maxMemberBytes: ctx.clamdLimits.maxFileSize, maxTotalBytes: Math.max(0, ctx.clamdLimits.maxScanSize - ctx.size) });
+  return {
+    push: (chunk) => zip.push(chunk),
+    finish: () => {
+      const problem = zip.finish(ctx.size);
+      return problem ? quarantine("unscannable", `${problem}; clamd would not have scanned all of it`) : null;
+    },
+  };
+}
+
+function textCheck(ctx: ContentCheckContext): ContentCheck | null {
+  if (!isTextType(ctx.upload.declaredType)) return null;
+  const text = new TextContentCheck(ctx.upload.declaredType);
+  return {
+    push: (chunk) => text.push(chunk),
+    finish: () => {
+      const problem = text.finish();
+      return problem ? quarantine("invalid_content", problem) : null;
+    },
+  };
+}
