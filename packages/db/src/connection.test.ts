@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DATABASE_KINDS, freshDatabase, type TestDatabase } from "@intake/test";
+import { DATABASE_KINDS, freshDatabase, type TestDatabase } from "./testing.ts";
 import { atomically, openDatabase, writeAtomically } from "./connection.ts";
 
 // writeAtomically is one transaction per call on PostgreSQL and a group commit on SQLite

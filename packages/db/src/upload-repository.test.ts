@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DATABASE_KINDS, freshDatabase, type TestDatabase } from "@intake/test";
+import { DATABASE_KINDS, freshDatabase, type TestDatabase } from "./testing.ts";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";

@@ -16,7 +16,7 @@ import { dirname, join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "@intake/test";
+import { freePort } from "@intake/testkit";
 import { createClamdScanner, hasTestSignaturesOnly, ScanFailedError, type MalwareScanner, type ScanReport } from "./index.ts";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");

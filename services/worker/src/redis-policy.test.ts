@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "@intake/test";
+import { freePort } from "@intake/testkit";
 import { warnUnlessNoEviction } from "./worker.ts";
 
 function capture() {
