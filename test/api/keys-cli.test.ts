@@ -20,7 +20,6 @@ describe.each(DATABASE_KINDS)("keys CLI on %s", (kind) => {
     env = {
       PATH: process.env.PATH!,
       DATA_DIR: dataDir,
-      S3_BUCKET: "intake-uploads",
       ...(database.settings.client === "pg" ? { DATABASE_URL: database.settings.url } : { SQLITE_PATH: database.settings.filename }),
     };
   });
@@ -74,6 +73,16 @@ describe.each(DATABASE_KINDS)("keys CLI on %s", (kind) => {
     // Only its derived form is stored, and it authenticates too; a different string does not.
     expect((await keys.authenticate(devKeyFromSeed("my-dev-seed-123")))?.tenantId).toBe("dev");
     expect(await keys.authenticate("my-dev-seed-124")).toBeNull();
+  });
+
+  it("needs nothing but the database settings: no S3, SQS or clamd variables", async () => {
+    const dbOnly = database.settings.client === "pg" ? { DATABASE_URL: database.settings.url } : { SQLITE_PATH: database.settings.filename };
+    const listed = await run(process.execPath, [CLI, "list"], { env: { PATH: process.env.PATH!, ...dbOnly } });
+    expect(listed.stdout).toMatch(/^KEY ID\s+TENANT/);
+  });
+
+  it("refuses an unknown flag with a usage error", async () => {
+    await expect(cli(["list", "--tenat", "acme"])).rejects.toMatchObject({ code: 64, stderr: expect.stringContaining("--tenat") });
   });
 
   it("names a bad environment variable and exits non-zero", async () => {

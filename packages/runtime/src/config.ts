@@ -172,9 +172,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     dataDir,
     http: { host: e.HOST, port: e.PORT, publicUrl: e.PUBLIC_URL, bodyLimitBytes: e.BODY_LIMIT_BYTES, corsOrigins: e.CORS_ORIGINS },
     devApiKey: e.DEV_API_KEY,
-    database: e.DATABASE_URL
-      ? { client: "pg", url: e.DATABASE_URL }
-      : { client: "sqlite", filename: e.SQLITE_PATH ? resolve(e.SQLITE_PATH) : resolve(dataDir, "intake.sqlite") },
+    database: databaseSettings(e, dataDir),
     redis: { url: e.REDIS_URL, prefix: e.QUEUE_PREFIX },
     storage: {
       region: e.AWS_REGION,
@@ -212,10 +210,52 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   };
 }
 
+/** The part of the configuration that names the database: all an admin command needs. */
+export interface DatabaseConfig {
+  env: Config["env"];
+  dataDir: string;
+  devApiKey?: string;
+  database: Config["database"];
+}
+
+function databaseSettings(e: Pick<Env, "DATABASE_URL" | "SQLITE_PATH">, dataDir: string): Config["database"] {
+  return e.DATABASE_URL ? { client: "pg", url: e.DATABASE_URL } : { client: "sqlite", filename: e.SQLITE_PATH ? resolve(e.SQLITE_PATH) : resolve(dataDir, "intake.sqlite") };
+}
+
+const DatabaseEnvSchema = EnvSchema.pick({ NODE_ENV: true, DATA_DIR: true, DATABASE_URL: true, SQLITE_PATH: true, DEV_API_KEY: true });
+
+/**
+ * The database settings alone, for commands that touch nothing else (the keys CLI): they
+ * must not demand S3 or clamd settings they never use.
+ */
+export function loadDatabaseConfig(source: Record<string, string | undefined> = process.env): DatabaseConfig {
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = DatabaseEnvSchema.safeParse(cleaned);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".") || "(env)"}: ${i.message}`));
+  const e = parsed.data;
+  if (e.NODE_ENV === "production" && !e.DATABASE_URL) throw new ConfigError(["DATABASE_URL: required in production"]);
+  const dataDir = resolve(e.DATA_DIR);
+  return {
+    env: e.NODE_ENV,
+    dataDir,
+    ...(e.DEV_API_KEY ? { devApiKey: e.DEV_API_KEY } : {}),
+    database: databaseSettings(e, dataDir),
+  };
+}
+
 /** For entry points: load the config or print the problems and exit non-zero. */
 export function loadConfigOrExit(source: Record<string, string | undefined> = process.env): Config {
+  return orExit(() => loadConfig(source));
+}
+
+/** loadDatabaseConfig, or print the problems and exit non-zero. */
+export function loadDatabaseConfigOrExit(source: Record<string, string | undefined> = process.env): DatabaseConfig {
+  return orExit(() => loadDatabaseConfig(source));
+}
+
+function orExit<T>(load: () => T): T {
   try {
-    return loadConfig(source);
+    return load();
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);

@@ -15,8 +15,8 @@
  * - no sha256/byte count on the same pass, no AbortSignal.
  * The protocol is small (man clamd: INSTREAM, 4-byte big-endian length-prefixed chunks,
  * zero-length terminator), so this module speaks it directly and keeps every failure
- * mode explicit. `clamscan` stays in package.json because the design card names it; it is
- * not used at runtime.
+ * mode explicit. The design card named `clamscan`; it was removed as a dependency for these
+ * reasons (ARCHITECTURE.md, "Decisions").
  */
 import net from "node:net";
 import { createHash } from "node:crypto";

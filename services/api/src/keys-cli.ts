@@ -1,11 +1,13 @@
+import { parseArgs } from "node:util";
 import { ApiKeyRepository, migrate, openDatabase } from "@intake/db";
 import { IntakeError } from "@intake/domain";
-import { loadConfigOrExit } from "@intake/runtime";
+import { loadDatabaseConfigOrExit } from "@intake/runtime";
 import { ensureDevKey } from "./dev-key.ts";
 
 /**
  * API key administration, against the same database as the API (same env: SQLite under
- * DATA_DIR by default, DATABASE_URL for PostgreSQL).
+ * DATA_DIR by default, DATABASE_URL for PostgreSQL). It reads the database settings only:
+ * administering keys needs no storage, queue or scanner configuration.
  *
  *   keys-cli.ts create <tenant> [--name N]   prints the new key once; only its hash is stored
  *   keys-cli.ts list [--tenant T]
@@ -13,31 +15,26 @@ import { ensureDevKey } from "./dev-key.ts";
  *   keys-cli.ts ensure-dev                   prints only the development key on stdout
  */
 const USAGE = "usage: keys-cli.ts create <tenant> [--name N] | list [--tenant T] | revoke <keyId> | ensure-dev";
-
-function parse(argv: string[]): { command: string | undefined; positional: string[]; flags: Map<string, string> } {
-  const positional: string[] = [];
-  const flags = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a.startsWith("--")) {
-      const [name, inline] = a.slice(2).split("=", 2) as [string, string | undefined];
-      const value = inline ?? argv[++i];
-      if (value === undefined) fail(`--${name} needs a value`);
-      flags.set(name, value);
-    } else positional.push(a);
-  }
-  return { command: positional.shift(), positional, flags };
-}
+const COMMANDS = ["create", "list", "revoke", "ensure-dev"];
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n${USAGE}\n`);
   process.exit(64); // EX_USAGE
 }
 
-const { command, positional, flags } = parse(process.argv.slice(2));
-if (!command || !["create", "list", "revoke", "ensure-dev"].includes(command)) fail(command ? `unknown command ${command}` : "no command");
+function parse(argv: string[]): { command: string | undefined; positional: string[]; flags: { name?: string; tenant?: string } } {
+  try {
+    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { name: { type: "string" }, tenant: { type: "string" } } });
+    return { command: positionals[0], positional: positionals.slice(1), flags: values };
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+}
 
-const config = loadConfigOrExit();
+const { command, positional, flags } = parse(process.argv.slice(2));
+if (!command || !COMMANDS.includes(command)) fail(command ? `unknown command ${command}` : "no command");
+
+const config = loadDatabaseConfigOrExit();
 const db = openDatabase(config.database);
 try {
   await migrate(db);
@@ -45,13 +42,13 @@ try {
   switch (command) {
     case "create": {
       const tenant = positional[0] ?? fail("create needs a tenant id");
-      const { key, info } = await keys.create(tenant, flags.get("name") ?? "cli");
+      const { key, info } = await keys.create(tenant, flags.name ?? "cli");
       process.stderr.write(`created key ${info.id} for tenant ${info.tenantId}. It is shown once; store it now:\n`);
       process.stdout.write(`${key}\n`);
       break;
     }
     case "list": {
-      const list = await keys.list(flags.get("tenant"));
+      const list = await keys.list(flags.tenant);
       const rows = list.map((k) => [k.id, k.tenantId, k.name, k.createdAt.toISOString(), k.lastUsedAt?.toISOString() ?? "-", k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : "active"]);
       const header = ["KEY ID", "TENANT", "NAME", "CREATED", "LAST USED", "STATE"];
       const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
