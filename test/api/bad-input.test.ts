@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "@intake/test";
 import { putTo, randomBytesOf, startApiUnderTest, type ApiUnderTest } from "./harness.ts";
 
 /**
@@ -161,7 +162,13 @@ describe.each(["sqlite", "pg"] as const)("bad input on fauxqs with %s", (databas
 
   it("lists uploads newest first with a status filter and a cursor", async () => {
     const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push((await t.call("POST", "/v1/uploads", { key: otherKey, body: { ...valid, filename: `p${i}.png` } })).body.upload.id);
+    for (let i = 0; i < 5; i++) {
+      // One creation per millisecond at least: rows created in the same millisecond are
+      // ordered by id, which is random, so creation order would not be the expected order.
+      const before = Date.now();
+      ids.push((await t.call("POST", "/v1/uploads", { key: otherKey, body: { ...valid, filename: `p${i}.png` } })).body.upload.id);
+      await waitFor(() => Date.now() > before, { timeoutMs: 1000, message: "the clock to advance past the last creation" });
+    }
     await t.call("DELETE", `/v1/uploads/${ids[0]}`, { key: otherKey });
     const seen: string[] = [];
     let cursor: string | null = null;
@@ -173,7 +180,8 @@ describe.each(["sqlite", "pg"] as const)("bad input on fauxqs with %s", (databas
       seen.push(...page.body.items.map((u) => u.id));
       cursor = page.body.nextCursor;
     } while (cursor);
-    expect(seen.sort()).toEqual(ids.slice(1).sort());
+    // Newest first, across page boundaries: the reverse of the order they were created in.
+    expect(seen).toEqual(ids.slice(1).reverse());
     expect((await t.call("GET", "/v1/uploads?status=aborted", { key: otherKey })).body.items.map((u: { id: string }) => u.id)).toEqual([ids[0]]);
     expect((await t.call("GET", "/v1/uploads?status=nope", { key: otherKey })).body.error.code).toBe("invalid_status");
     expect((await t.call("GET", "/v1/uploads?limit=1000", { key: otherKey })).body.error.code).toBe("invalid_limit");

@@ -1,3 +1,4 @@
 export * from "./database.ts";
 export * from "./storage.ts";
 export * from "./ports.ts";
+export * from "./wait.ts";

@@ -3,12 +3,12 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorResponse } from "./errors.ts";
 import { readJsonObject, rejectUnknownFields } from "./json-body.ts";
+import { waitForEvent } from "@intake/test";
 
 // A real HTTP server around the reader: the limit matters on a socket, not on a Buffer.
 const LIMIT = 1024;
 let server: http.Server;
 let url: string;
-let lastSeen = { bytesRead: 0 };
 
 beforeAll(async () => {
   server = http.createServer(async (req, res) => {
@@ -19,8 +19,6 @@ beforeAll(async () => {
     } catch (err) {
       const { status, body } = errorResponse(err);
       res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
-    } finally {
-      lastSeen = { bytesRead: req.socket.bytesRead };
     }
   });
   server.listen(0, "127.0.0.1");
@@ -74,21 +72,51 @@ describe("JSON body reader", () => {
     expect(r.json.error).toMatchObject({ code: "body_too_large", details: { limit: LIMIT } });
   });
 
-  it("cuts off a chunked body as soon as it passes the limit", async () => {
-    // A stream with no Content-Length: the reader can only count as it goes.
-    let sent = 0;
-    const chunk = new TextEncoder().encode(" ".repeat(256));
+  it("answers 413 to a chunked body as soon as it passes the limit, while the client is still sending", async () => {
+    // No Content-Length: the reader can only count as it goes. The client sends one byte
+    // past the limit and then holds the request open: a reader that waited for the end of
+    // the body (or buffered it) would never answer, and the deadline below would fail.
+    const target = new URL(url);
+    const req = http.request({ host: target.hostname, port: target.port, method: "POST", path: "/", headers: { "content-type": "application/json", "transfer-encoding": "chunked" } });
+    const answered = waitForEvent<[http.IncomingMessage]>(req, "response", { timeoutMs: 5000, message: "a 413 before the request body ended" });
+    req.write('{"a":"');
+    req.write(" ".repeat(LIMIT - 6 + 1));
+    const [res] = await answered;
+    expect(req.writableEnded).toBe(false);
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    expect(res.statusCode).toBe(413);
+    expect(JSON.parse(Buffer.concat(chunks).toString()).error.code).toBe("body_too_large");
+    req.destroy();
+  });
+
+  it("accepts a chunked body of exactly the limit", async () => {
+    const body = JSON.stringify({ a: "x".repeat(LIMIT - 8) });
+    expect(body.length).toBe(LIMIT);
     const stream = new ReadableStream<Uint8Array>({
-      pull(controller) {
-        if (sent === 0) controller.enqueue(new TextEncoder().encode('{"a":"'));
-        if (sent > LIMIT * 8) return controller.close();
-        sent += chunk.length;
-        controller.enqueue(chunk);
+      start(controller) {
+        const bytes = new TextEncoder().encode(body);
+        // Split across chunk boundaries, including inside the closing quote and brace.
+        for (let i = 0; i < bytes.length; i += 100) controller.enqueue(bytes.subarray(i, i + 100));
+        controller.close();
       },
     });
-    const r = await post(stream);
-    expect(r.status).toBe(413);
-    expect(r.json.error?.code).toBe("body_too_large");
+    expect((await post(stream)).status).toBe(200);
+  });
+
+  it("cuts the connection of a client that keeps sending far past the limit", async () => {
+    const target = new URL(url);
+    const req = http.request({ host: target.hostname, port: target.port, method: "POST", path: "/", headers: { "content-type": "application/json", "transfer-encoding": "chunked" } });
+    req.on("error", () => undefined);
+    req.on("response", (res) => res.resume());
+    const closed = waitForEvent(req, "close", { timeoutMs: 10_000, message: "the server to close a connection sent 64 times the limit" });
+    const chunk = " ".repeat(LIMIT);
+    // 64 times the limit: four times the discard allowance; the server must hang up.
+    for (let i = 0; i < 64 && !req.destroyed; i++) {
+      if (!req.write(chunk)) await Promise.race([waitForEvent(req, "drain", { timeoutMs: 10_000, message: "drain" }), waitForEvent(req, "close", { timeoutMs: 10_000, message: "close" })]);
+    }
+    await closed;
+    expect(req.writableEnded).toBe(false);
   });
 
   it("names an unknown field", async () => {
