@@ -280,6 +280,35 @@ describe("options and limits", () => {
     }
   });
 
+  it("applies a presigned GET's response-content-disposition and response-content-type, as S3 does", async () => {
+    const storage = await startLocalObjectStorage({ port: 0 });
+    const { s3, sqs } = clients(storage.endpoint);
+    try {
+      await provision(s3, sqs);
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: "verified/t/a.svg", Body: "<svg/>", ContentType: "application/xml" }));
+      const disposition = `attachment; filename="a.svg"; filename*=UTF-8''a.svg`;
+      const url = await getSignedUrl(s3, new GetObjectCommand({ Bucket: BUCKET, Key: "verified/t/a.svg", ResponseContentDisposition: disposition, ResponseContentType: "image/svg+xml" }), { expiresIn: 60 });
+      const res = await fetch(url);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-disposition")).toBe(disposition);
+      expect(res.headers.get("content-type")).toBe("image/svg+xml");
+      expect(await res.text()).toBe("<svg/>");
+      // Without the parameters the stored headers come back unchanged.
+      const plain = await fetch(await getSignedUrl(s3, new GetObjectCommand({ Bucket: BUCKET, Key: "verified/t/a.svg" }), { expiresIn: 60 }));
+      expect(plain.headers.get("content-type")).toBe("application/xml");
+      await plain.arrayBuffer();
+      // A failed read is not dressed up as the file.
+      const missing = await fetch(await getSignedUrl(s3, new GetObjectCommand({ Bucket: BUCKET, Key: "verified/t/none", ResponseContentType: "image/svg+xml" }), { expiresIn: 60 }));
+      expect(missing.status).toBe(404);
+      expect(missing.headers.get("content-type")).not.toBe("image/svg+xml");
+      await missing.arrayBuffer();
+    } finally {
+      s3.destroy();
+      sqs.destroy();
+      await storage.stop();
+    }
+  });
+
   it("answers a body over fauxqs's 11 MiB limit with S3's EntityTooLarge, and no event", async () => {
     const storage = await startLocalObjectStorage({ port: 0 });
     const { s3, sqs } = clients(storage.endpoint);

@@ -21,7 +21,7 @@ import {
   type S3EventMessage,
   type S3TestEventMessage,
 } from "./s3-event.ts";
-import { accessKeyOf, classifyRequest, FormFieldSniffer } from "./s3-request.ts";
+import { accessKeyOf, classifyRequest, FormFieldSniffer, overrideRawHeaders, responseOverrides } from "./s3-request.ts";
 
 export interface LocalObjectStorageLogger {
   info(message: string): void;
@@ -296,7 +296,9 @@ export async function startLocalObjectStorage(
         },
         (ures) => {
           const status = ures.statusCode ?? 502;
-          res.writeHead(status, ures.statusMessage, filterRawHeaders(ures.rawHeaders) as unknown as http.OutgoingHttpHeaders);
+          // S3 applies response-* overrides to successful reads only.
+          const overrides = status >= 200 && status < 300 ? responseOverrides(req.method, req.url, req.headers, bucket) : new Map<string, string>();
+          res.writeHead(status, ures.statusMessage, overrideRawHeaders(filterRawHeaders(ures.rawHeaders), overrides) as unknown as http.OutgoingHttpHeaders);
           ures.pipe(res);
           // fauxqs stores the object before it answers, so the response status is the
           // moment S3 "finished processing the request". A form upload with

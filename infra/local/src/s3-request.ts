@@ -62,6 +62,43 @@ export function classifyRequest(
   return undefined;
 }
 
+/**
+ * The response headers a GetObject/HeadObject asks S3 to override (response-content-type,
+ * response-content-disposition, ...: S3 API "Overriding response header values"). fauxqs
+ * ignores them, so a presigned download would come back with the stored type and no
+ * Content-Disposition: the proxy applies them, so the dev stack shows the safeguard the
+ * API asked for. Empty for anything but a GET/HEAD of an object in our bucket.
+ */
+const RESPONSE_OVERRIDES: Record<string, string> = {
+  "response-content-type": "content-type",
+  "response-content-disposition": "content-disposition",
+  "response-content-language": "content-language",
+  "response-content-encoding": "content-encoding",
+  "response-cache-control": "cache-control",
+  "response-expires": "expires",
+};
+
+export function responseOverrides(method: string | undefined, rawUrl: string | undefined, headers: IncomingHttpHeaders, bucket: string): Map<string, string> {
+  const out = new Map<string, string>();
+  if (method !== "GET" && method !== "HEAD") return out;
+  const target = locate(rawUrl ?? "/", headers.host, bucket);
+  if (!target?.key) return out;
+  for (const [param, header] of Object.entries(RESPONSE_OVERRIDES)) {
+    const value = target.query.get(param);
+    if (value !== null) out.set(header, value);
+  }
+  return out;
+}
+
+/** Raw header pairs with the named headers replaced (case-insensitively) by `overrides`. */
+export function overrideRawHeaders(raw: string[], overrides: Map<string, string>): string[] {
+  if (overrides.size === 0) return raw;
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if (!overrides.has(raw[i]!.toLowerCase())) out.push(raw[i]!, raw[i + 1]!);
+  for (const [name, value] of overrides) out.push(name, value);
+  return out;
+}
+
 /** Splits a request into key and query for our bucket, path-style or virtual-hosted. */
 function locate(
   rawUrl: string,
