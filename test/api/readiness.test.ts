@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createClamdScanner } from "@intake/scanner";
+import { startFakeClamd, type FakeClamd } from "@intake/test";
 import { startApiUnderTest, type ApiUnderTest } from "./harness.ts";
 
 /** A port nothing listens on: bound, read, released. */
@@ -29,19 +29,6 @@ describe("health, readiness, OpenAPI and CORS", () => {
       status: "ready",
       checks: { database: { status: "up" }, redis: { status: "up" }, storage: { status: "up" }, clamd: { status: "up" } },
     });
-    // This API's DATA_DIR holds no marker: the flag comes from clamd's VERSION, which names a
-    // signature database only when official signatures are loaded.
-    const official = (await createClamdScanner({ port: Number(process.env.CLAMD_PORT ?? 3310) }).version()).signatures !== "none";
-    expect(ready.body.scanner.testSignaturesOnly).toBe(!official);
-    if (!official) expect(ready.body.scanner.warning).toMatch(/TEST SIGNATURES ONLY/);
-  });
-
-  it("flags a clamd that runs on test signatures only, from infra/clamd's marker too", async () => {
-    // infra/clamd/up.sh writes this marker when it generated the test database.
-    mkdirSync(join(t.dataDir, "clamd"), { recursive: true });
-    writeFileSync(join(t.dataDir, "clamd", "TEST_SIGNATURES_ONLY"), "");
-    const ready = await t.call("GET", "/readyz");
-    expect(ready.body.scanner).toEqual({ testSignaturesOnly: true, warning: expect.stringMatching(/TEST SIGNATURES ONLY/) });
   });
 
   it("serves the OpenAPI document", async () => {
@@ -100,5 +87,53 @@ describe("readiness with dependencies down", () => {
     expect(done.body.error.code).toBe("queue_unavailable");
     // The arrival is recorded: a retry (or the reaper) re-enqueues an `uploaded` upload.
     expect((await t.uploads.getById(created.body.upload.id))?.status).toBe("uploaded");
+  });
+});
+
+/**
+ * Which database clamd loaded decides the warning. The two VERSION lines clamd gives are
+ * played by a fake clamd, so both cases run on every machine: "ClamAV 1.4.6/27431/<date>"
+ * with the official database, plain "ClamAV 1.4.6" with custom databases only (man clamd,
+ * VERSION; seen here with infra/clamd's test database).
+ */
+describe("readiness names a clamd that runs on test signatures only", () => {
+  const official = "ClamAV 1.4.6/27431/Tue Dec  1 08:24:01 2026";
+  const testOnly = "ClamAV 1.4.6";
+  const apis: ApiUnderTest[] = [];
+  const fakes: FakeClamd[] = [];
+  afterAll(async () => {
+    for (const a of apis) await a.close();
+    for (const f of fakes) await f.close();
+  });
+  async function apiWith(versionLine: string): Promise<ApiUnderTest> {
+    const fake = await startFakeClamd(versionLine);
+    fakes.push(fake);
+    const api = await startApiUnderTest({ storage: "fauxqs", database: "sqlite", env: { CLAMD_PORT: String(fake.port) } });
+    apis.push(api);
+    return api;
+  }
+
+  it("no flag and no warning when clamd's VERSION names an official database", async () => {
+    const api = await apiWith(official);
+    const ready = await api.call("GET", "/readyz");
+    expect(ready.body).toMatchObject({ status: "ready", scanner: { testSignaturesOnly: false } });
+    expect(ready.body.scanner.warning).toBeUndefined();
+    expect(api.logs.join("")).not.toContain("TEST SIGNATURES ONLY");
+  });
+
+  it("the flag, the warning in /readyz and in the log when VERSION names no database", async () => {
+    const api = await apiWith(testOnly);
+    const ready = await api.call("GET", "/readyz");
+    expect(ready.body.scanner).toEqual({ testSignaturesOnly: true, warning: expect.stringMatching(/TEST SIGNATURES ONLY/) });
+    expect(api.logs.join("")).toContain("TEST SIGNATURES ONLY");
+  });
+
+  it("the flag from infra/clamd's marker even when VERSION names an official database", async () => {
+    const api = await apiWith(official);
+    expect((await api.call("GET", "/readyz")).body.scanner).toEqual({ testSignaturesOnly: false });
+    // infra/clamd/up.sh writes this marker when it generated the test database.
+    mkdirSync(join(api.dataDir, "clamd"), { recursive: true });
+    writeFileSync(join(api.dataDir, "clamd", "TEST_SIGNATURES_ONLY"), "");
+    expect((await api.call("GET", "/readyz")).body.scanner).toEqual({ testSignaturesOnly: true, warning: expect.stringMatching(/TEST SIGNATURES ONLY/) });
   });
 });
