@@ -105,6 +105,21 @@ const migrations: Migration[] = [
       });
     },
   },
+  {
+    // The MD5 of the scanned bytes of a multipart upload (whose ETag is not an MD5): finalize
+    // confirms a copy whose ETag the store recomputed (fauxqs, AWS S3) against it.
+    name: "0003_uploads_scanned_md5",
+    async up(knex) {
+      await knex.schema.alterTable("uploads", (t) => {
+        t.string("scanned_md5", 32);
+      });
+    },
+    async down(knex) {
+      await knex.schema.alterTable("uploads", (t) => {
+        t.dropColumn("scanned_md5");
+      });
+    },
+  },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -31,6 +31,7 @@ export interface UploadFindings {
   sniffedType?: string | null;
   checkedETag?: string | null;
   sha256?: string;
+  scannedMd5?: string | null;
   verdict?: "clean" | "quarantine";
   reason?: QuarantineReason | null;
   reasonDetail?: string | null;
@@ -162,6 +163,7 @@ export class UploadRepository {
     if (findings.sniffedType !== undefined) patch.sniffed_type = findings.sniffedType;
     if (findings.checkedETag !== undefined) patch.checked_etag = findings.checkedETag;
     if (findings.sha256 !== undefined) patch.sha256 = findings.sha256;
+    if (findings.scannedMd5 !== undefined) patch.scanned_md5 = findings.scannedMd5;
     if (findings.verdict !== undefined) patch.verdict = findings.verdict;
     if (findings.reason !== undefined) patch.reason = findings.reason;
     if (findings.reasonDetail !== undefined) patch.reason_detail = findings.reasonDetail;
@@ -213,8 +215,10 @@ export class UploadRepository {
     return rows.map(toUpload);
   }
 
-  async markPurged(id: string, now = new Date()): Promise<void> {
-    await this.db("uploads").where({ id }).update({ purged_at: now.getTime(), updated_at: now.getTime() });
+  /** Marks a quarantined upload's bytes as purged; false when it already was. */
+  async markPurged(id: string, now = new Date()): Promise<boolean> {
+    const count = await this.db("uploads").where({ id }).whereNull("purged_at").update({ purged_at: now.getTime(), updated_at: now.getTime() });
+    return count === 1;
   }
 
   /** Touches updated_at so a re-enqueued upload is not picked again on the next sweep. */
@@ -270,6 +274,7 @@ function toUpload(r: Record<string, any>): Upload {
     sniffedType: r.sniffed_type ?? null,
     checkedETag: r.checked_etag ?? null,
     sha256: r.sha256 ?? null,
+    scannedMd5: r.scanned_md5 ?? null,
     verdict: r.verdict ?? null,
     reason: r.reason ?? null,
     reasonDetail: r.reason_detail ?? null,

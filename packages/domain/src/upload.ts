@@ -23,6 +23,12 @@ export interface Upload {
   /** ETag of the object version inspect checked; scan and finalize act on that version only. */
   checkedETag: string | null;
   sha256: string | null;
+  /**
+   * Hex MD5 of the bytes the scan read, recorded only when the checked ETag is not itself
+   * an MD5 (a multipart upload's "-N" ETag): some stores give a copy of such an object the
+   * whole object's MD5 as its ETag, and finalize confirms the copy against this then.
+   */
+  scannedMd5: string | null;
   verdict: "clean" | "quarantine" | null;
   reason: QuarantineReason | null;
   reasonDetail: string | null;

@@ -1,15 +1,18 @@
-import { canonicalType, isTerminal, objectKey, type Upload } from "@intake/domain";
+import { contentDisposition, isTerminal, objectKey, type Upload } from "@intake/domain";
 import type { UploadFindings } from "@intake/db";
-import { ObjectChangedError } from "@intake/storage";
+import { ObjectChangedError, type CopyResult } from "@intake/storage";
 import type { StageDeps } from "./deps.ts";
+import { decideFinalize, promotionOutcome, verifiedContentType, type FinalizeDecision, type FinalizeFacts } from "./finalize-decision.ts";
 import { UploadGoneError, ensureNextStage, type StageJob } from "./progress.ts";
 
 /**
  * The finalize stage: the verdict is already written (status `deciding`); this moves the
- * bytes. A clean upload is copied server-side to verified/{tenant}/{id} with the scan
- * result in its metadata, anything else to quarantine/{tenant}/{id}. The pending object is
- * deleted only after the copy succeeded, and the status changes last, so a crash at any
- * point leaves an upload that a retry (or the reaper) finishes the same way.
+ * bytes. What to do is decided once (finalize-decision.ts) from the row and a HeadObject;
+ * this file only carries it out. A clean upload is copied server-side to
+ * verified/{tenant}/{id}, and counts as promoted only once the copy's result proves it
+ * holds the checked bytes; anything else goes to quarantine/{tenant}/{id}. The pending
+ * object is deleted only after the copy that stays, and the status changes last, so a
+ * crash at any point leaves an upload that a retry (or the reaper) finishes the same way.
  */
 export async function processFinalize(deps: StageDeps, job: StageJob): Promise<void> {
   const { uploadId } = job.data;
@@ -18,80 +21,92 @@ export async function processFinalize(deps: StageDeps, job: StageJob): Promise<v
   if (isTerminal(upload.status)) return;
   if (upload.status !== "deciding") return ensureNextStage(deps, upload);
 
-  let promote = upload.verdict === "clean";
-  let override: UploadFindings = {};
-  const pending = await deps.store.head(upload.objectKey);
-  // The ETag of the version inspect and scan checked (on the row, so a job re-created by
-  // the reaper knows it too). Without it nothing says which bytes were checked.
-  const checked = upload.checkedETag;
-  if (pending && promote && !checked) {
-    promote = false;
-    override = quarantineFindings("scan_error", "storage gave no ETag for the checked bytes: nothing binds the object to what was checked");
-  } else if (pending && promote && pending.eTag !== checked) {
-    // The client overwrote the object after it was scanned: what would be promoted is not
-    // what was checked. Fail closed.
-    promote = false;
-    override = quarantineFindings("checksum_mismatch", "the pending object was replaced after the scan: the stored bytes are not the bytes that were checked");
-  }
-  let target = objectKey(promote ? "verified" : "quarantine", upload.tenantId, upload.id);
-
-  if (pending) {
-    const copyTo = (key: string, clean: boolean, ifMatch?: string) =>
-      deps.store.copy(upload.objectKey, key, {
-        size: pending.size,
-        // Quarantined bytes are never served as what they claim to be.
-        contentType: clean ? (canonicalType(upload.declaredType) ?? "application/octet-stream") : "application/octet-stream",
-        metadata: scanMetadata({ ...upload, ...override }),
-        ...(ifMatch ? { ifMatch } : {}),
-      });
-    if (promote) {
-      try {
-        // The head above and the copy are two requests: a client still holding a valid URL
-        // could overwrite the object between them. Storage itself checks the ETag of the
-        // checked bytes at copy time (CopySourceIfMatch), which closes that gap.
-        await copyTo(target, true, checked!);
-      } catch (err) {
-        if (!(err instanceof ObjectChangedError)) throw err;
-        promote = false;
-        override = quarantineFindings("checksum_mismatch", "the pending object was replaced while it was being promoted: the stored bytes are not the bytes that were checked");
-        target = objectKey("quarantine", upload.tenantId, upload.id);
-        await copyTo(target, false);
-      }
-    } else {
-      await copyTo(target, false);
-    }
-    await deps.store.delete(upload.objectKey);
-  } else if (!(await deps.store.head(target))) {
-    // Neither the pending object nor the copy exists: the object vanished before it could
-    // be moved. Nothing can be promoted; record that instead of waiting forever.
-    deps.logger.error({ uploadId, key: upload.objectKey }, "pending object vanished before finalize");
-    if (promote) override = quarantineFindings("scan_error", "the pending object vanished before it could be promoted");
-    promote = false;
-    target = "";
-  }
-  // (else: a previous attempt copied and deleted, then died before the status change.)
-
-  const findings: UploadFindings = target ? { ...override, finalKey: target } : override;
-  const done = await deps.repository.transition(uploadId, promote ? "promote" : "quarantine", "finalize", findings);
+  const decision = decideFinalize(upload, await gatherFacts(deps, upload));
+  const { event, findings } = await carryOut(deps, upload, decision);
+  const done = await deps.repository.transition(uploadId, event, "finalize", findings);
   if (done.applied) {
-    deps.logger.info({ uploadId, status: done.upload.status, reason: done.upload.reason, finalKey: target || null }, "upload finalized");
+    deps.logger.info({ uploadId, status: done.upload.status, reason: done.upload.reason, finalKey: findings.finalKey ?? null }, "upload finalized");
   }
 }
 
-function quarantineFindings(reason: "checksum_mismatch" | "scan_error", detail: string): UploadFindings {
-  return { verdict: "quarantine", reason, reasonDetail: detail, signature: null };
+async function gatherFacts(deps: StageDeps, upload: Upload): Promise<FinalizeFacts> {
+  const pending = await deps.store.head(upload.objectKey);
+  if (pending) return { pending };
+  // Gone: an earlier attempt may have moved it and died before the status change.
+  const [verified, quarantined] = await Promise.all([
+    deps.store.head(objectKey("verified", upload.tenantId, upload.id)),
+    deps.store.head(objectKey("quarantine", upload.tenantId, upload.id)),
+  ]);
+  return { pending: null, verified, quarantined };
+}
+
+type Outcome = { event: "promote" | "quarantine"; findings: UploadFindings };
+
+async function carryOut(deps: StageDeps, upload: Upload, decision: FinalizeDecision): Promise<Outcome> {
+  if ("discard" in decision && decision.discard) await deps.store.delete(decision.discard);
+  switch (decision.kind) {
+    case "promote": {
+      const outcome = promotionOutcome(upload, decision, await promotingCopy(deps, upload, decision.target, decision.size));
+      if (outcome.kind === "promoted") {
+        await deps.store.delete(upload.objectKey);
+        return { event: "promote", findings: outcome.findings };
+      }
+      deps.logger.warn({ uploadId: upload.id, detail: outcome.findings.reasonDetail }, "the promoted copy is not the checked version; removing it and quarantining");
+      return carryOut(deps, upload, outcome);
+    }
+    case "quarantine":
+      await copy(deps, upload, decision.target, { size: decision.size, findings: decision.findings, clean: false });
+      await deps.store.delete(upload.objectKey);
+      return { event: "quarantine", findings: { ...decision.findings, finalKey: decision.target } };
+    case "settle":
+      return { event: decision.event, findings: decision.findings };
+    case "vanished":
+      deps.logger.error({ uploadId: upload.id, key: upload.objectKey }, "pending object vanished before finalize");
+      return { event: "quarantine", findings: decision.findings };
+  }
+}
+
+/**
+ * The copy to verified/, conditional on the checked ETag (x-amz-copy-source-if-match):
+ * storage that honours it refuses a replaced source (null here); storage that ignores it
+ * (Ceph RGW 16) copies whatever is there, which the result then shows.
+ */
+async function promotingCopy(deps: StageDeps, upload: Upload, target: string, size: number): Promise<CopyResult | null> {
+  try {
+    return await copy(deps, upload, target, { size, findings: {}, clean: true, ifMatch: upload.checkedETag! });
+  } catch (err) {
+    if (err instanceof ObjectChangedError) return null;
+    throw err;
+  }
+}
+
+/**
+ * Every copy carries its own Content-Type and Content-Disposition: attachment, so any GET
+ * of it (a CDN, a presigned URL made elsewhere) serves it as what was verified and never
+ * inline. Quarantined bytes are never served as what they claim to be.
+ */
+function copy(deps: StageDeps, upload: Upload, target: string, o: { size: number; findings: UploadFindings; clean: boolean; ifMatch?: string }): Promise<CopyResult> {
+  return deps.store.copy(upload.objectKey, target, {
+    size: o.size,
+    contentType: o.clean ? verifiedContentType(upload) : "application/octet-stream",
+    contentDisposition: contentDisposition(upload.filename),
+    metadata: scanMetadata({ ...upload, ...o.findings }),
+    ...(o.ifMatch ? { ifMatch: o.ifMatch } : {}),
+  });
 }
 
 /**
  * The scan result carried by the object itself (x-amz-meta-*), so a copy of the bucket
  * still says what was checked. S3 metadata is US-ASCII; anything else is replaced.
  */
-export function scanMetadata(u: Pick<Upload, "id" | "tenantId" | "sha256" | "sniffedType" | "scannerVersion" | "verdict" | "reason" | "signature">): Record<string, string> {
+export function scanMetadata(u: Pick<Upload, "id" | "tenantId" | "sha256" | "sniffedType" | "scannerVersion" | "verdict" | "reason" | "reasonDetail" | "signature">): Record<string, string> {
   const entries: Record<string, string | null> = {
     "upload-id": u.id,
     tenant: u.tenantId,
     verdict: u.verdict,
     reason: u.reason,
+    // Read back by a retried finalize that finds only this copy left (finalize-decision.ts).
+    "reason-detail": u.verdict === "quarantine" ? u.reasonDetail : null,
     signature: u.signature,
     sha256: u.sha256,
     "sniffed-type": u.sniffedType,

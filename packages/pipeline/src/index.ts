@@ -6,6 +6,7 @@ export * from "./progress.ts";
 export * from "./inspect.ts";
 export * from "./scan.ts";
 export * from "./finalize.ts";
+export * from "./finalize-decision.ts";
 export * from "./ingest.ts";
 export * from "./reaper.ts";
 export * from "./stage-workers.ts";

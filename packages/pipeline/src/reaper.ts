@@ -9,7 +9,10 @@ import type { StageQueues } from "./stage-queues.ts";
  * The reaper: what never finished gets finished or cleaned up. The database is the truth
  * and the queues are triggers, so every step starts from rows (or from storage listings)
  * and is safe to run twice or on two replicas at once: transitions are guarded, aborts and
- * deletes of things already gone succeed. Every action is written to the audit table.
+ * deletes of things already gone succeed. The audit trail holds what happened, once: a
+ * state change writes its own row in the transition (upload.expired, upload.uploaded), and
+ * the reaper adds rows only for actions outside the state machine that it carried out
+ * (a multipart upload aborted, a job re-queued, quarantined bytes purged).
  */
 export interface ReaperSettings {
   pendingGraceSeconds: number;
@@ -22,7 +25,7 @@ export interface ReaperDeps {
   repository: UploadRepository;
   audit: AuditLog;
   store: ObjectStore;
-  queues: Pick<StageQueues, "enqueue">;
+  queues: Pick<StageQueues, "enqueue" | "requeue">;
   logger: PipelineLogger;
   settings: ReaperSettings;
 }
@@ -33,6 +36,8 @@ export interface ReapSummary {
   multipartAborted: number;
   orphansAborted: number;
   requeued: number;
+  /** Stuck-looking uploads left alone because their job is live (waiting, delayed, active). */
+  inProgress: number;
   purged: number;
   sweep: "done" | "unsupported";
 }
@@ -51,7 +56,7 @@ export class Reaper {
   }
 
   async reap(now = new Date()): Promise<ReapSummary> {
-    const summary: ReapSummary = { expired: 0, arrivedLate: 0, multipartAborted: 0, orphansAborted: 0, requeued: 0, purged: 0, sweep: "done" };
+    const summary: ReapSummary = { expired: 0, arrivedLate: 0, multipartAborted: 0, orphansAborted: 0, requeued: 0, inProgress: 0, purged: 0, sweep: "done" };
     await this.expirePending(now, summary);
     await this.abortStaleMultipart(now, summary);
     await this.sweepMultipartUploads(now, summary);
@@ -62,14 +67,15 @@ export class Reaper {
     return summary;
   }
 
-  /** Pending uploads whose URL expired (plus grace): expired, unless the object is in fact there. */
+  /**
+   * Pending uploads whose URL expired (plus grace): expired, unless the object is in fact
+   * there. The status changes first and storage is cleaned up only if it did: a client's
+   * complete that won the race keeps its object (and its multipart upload).
+   */
   private async expirePending(now: Date, s: ReapSummary): Promise<void> {
-    const { repository, store, audit } = this.deps;
+    const { repository, store } = this.deps;
     for (const upload of await repository.findExpiredPending(now, this.deps.settings.pendingGraceSeconds * 1000)) {
-      if (upload.multipart) {
-        await this.abortMultipart(upload, "the upload URL expired before the multipart upload was completed");
-        s.multipartAborted++;
-      } else {
+      if (!upload.multipart) {
         const head = await store.head(upload.objectKey);
         if (head) {
           // The object arrived but nobody said so (a lost S3 event, a store that sends none
@@ -82,10 +88,19 @@ export class Reaper {
           continue;
         }
       }
-      await store.delete(upload.objectKey);
-      const expired = await repository.transition(upload.id, "expire", "reaper", { reasonDetail: `URL expired at ${upload.urlExpiresAt.toISOString()}; no object arrived` }, now);
-      if (expired.applied) s.expired++;
-      await audit.record({ actor: "reaper", action: "reaper.pending_expired", uploadId: upload.id, tenantId: upload.tenantId, objectKey: upload.objectKey, detail: { urlExpiresAt: upload.urlExpiresAt.toISOString(), multipart: upload.multipart !== null } }, now);
+      const detail = upload.multipart
+        ? `URL expired at ${upload.urlExpiresAt.toISOString()} before the multipart upload was completed`
+        : `URL expired at ${upload.urlExpiresAt.toISOString()}; no object arrived`;
+      const expired = await repository.transition(upload.id, "expire", "reaper", { reasonDetail: detail }, now);
+      if (!expired.applied) continue;
+      s.expired++;
+      if (upload.multipart) {
+        await this.abortMultipart(upload, "the upload URL expired before the multipart upload was completed", now);
+        s.multipartAborted++;
+      } else {
+        // A PUT racing the HeadObject above may have landed after it: nothing may keep it now.
+        await store.delete(upload.objectKey);
+      }
     }
   }
 
@@ -93,16 +108,22 @@ export class Reaper {
   private async abortStaleMultipart(now: Date, s: ReapSummary): Promise<void> {
     const olderThan = new Date(now.getTime() - this.deps.settings.multipartTtlSeconds * 1000);
     for (const upload of await this.deps.repository.findStaleMultipart(olderThan)) {
-      await this.abortMultipart(upload, `multipart upload older than ${this.deps.settings.multipartTtlSeconds} s`);
+      const expired = await this.deps.repository.transition(upload.id, "expire", "reaper", { reasonDetail: `multipart upload abandoned (older than ${this.deps.settings.multipartTtlSeconds} s)` }, now);
+      if (!expired.applied) continue;
+      s.expired++;
+      await this.abortMultipart(upload, `multipart upload older than ${this.deps.settings.multipartTtlSeconds} s`, now);
       s.multipartAborted++;
-      await this.deps.repository.transition(upload.id, "expire", "reaper", { reasonDetail: "multipart upload abandoned" }, now);
     }
   }
 
-  private async abortMultipart(upload: Upload, reason: string): Promise<void> {
+  /**
+   * Aborts an expired upload's multipart upload. Its row is no longer pending, so nothing
+   * can complete it; should the abort fail, the sweep below finds the orphan.
+   */
+  private async abortMultipart(upload: Upload, reason: string, now: Date): Promise<void> {
     const storageUploadId = upload.multipart!.storageUploadId;
     await this.deps.store.abortMultipart(upload.objectKey, storageUploadId);
-    await this.deps.audit.record({ actor: "reaper", action: "reaper.multipart_aborted", uploadId: upload.id, tenantId: upload.tenantId, objectKey: upload.objectKey, detail: { storageUploadId, reason } });
+    await this.deps.audit.record({ actor: "reaper", action: "reaper.multipart_aborted", uploadId: upload.id, tenantId: upload.tenantId, objectKey: upload.objectKey, detail: { storageUploadId, reason } }, now);
   }
 
   /**
@@ -132,17 +153,21 @@ export class Reaper {
   }
 
   /**
-   * Uploads the pipeline owns that have not moved for stuckAfterSeconds: their job was lost
-   * (Redis restarted or was flushed, a job failed for good). A fresh job id, because the
-   * deterministic one may still be held by a kept failed job, which would make the add a
-   * silent no-op.
+   * Uploads the pipeline owns that have not moved for stuckAfterSeconds and whose job is
+   * gone (Redis restarted or was flushed) or finished without moving them (failed for
+   * good). An upload whose job is waiting, delayed or running is work in progress, however
+   * long it takes (a large scan, a backlog, retries backing off): it is never re-queued.
+   * The row alone cannot tell these apart, the job's own state can (StageQueues.requeue).
    */
   private async requeueStuck(now: Date, s: ReapSummary): Promise<void> {
     const before = new Date(now.getTime() - this.deps.settings.stuckAfterSeconds * 1000);
     for (const upload of await this.deps.repository.findStuck(before)) {
       const stage = stageFor(upload.status);
       if (!stage) continue;
-      await this.deps.queues.enqueue(stage, upload.id, { jobId: `${stage}-${upload.id}-r${now.getTime()}` });
+      if ((await this.deps.queues.requeue(stage, upload.id)) === "live") {
+        s.inProgress++;
+        continue;
+      }
       await this.deps.repository.touch(upload.id, now);
       await this.deps.repository.countAttempt(upload.id);
       await this.deps.audit.record({ actor: "reaper", action: "reaper.requeued", uploadId: upload.id, tenantId: upload.tenantId, objectKey: upload.objectKey, detail: { status: upload.status, stage, idleSince: upload.updatedAt.toISOString() } }, now);
@@ -155,7 +180,8 @@ export class Reaper {
     const before = new Date(now.getTime() - this.deps.settings.quarantineRetentionDays * 86_400_000);
     for (const upload of await this.deps.repository.findQuarantinedBefore(before)) {
       if (upload.finalKey) await this.deps.store.delete(upload.finalKey);
-      await this.deps.repository.markPurged(upload.id, now);
+      // Two replicas may purge the same upload: only the one whose mark applied records it.
+      if (!(await this.deps.repository.markPurged(upload.id, now))) continue;
       await this.deps.audit.record({ actor: "reaper", action: "reaper.quarantine_purged", uploadId: upload.id, tenantId: upload.tenantId, objectKey: upload.finalKey, detail: { reason: upload.reason, retentionDays: this.deps.settings.quarantineRetentionDays } }, now);
       s.purged++;
     }

@@ -1,7 +1,9 @@
+import { createHash, type Hash } from "node:crypto";
 import { pipeline, Transform } from "node:stream";
 import { quarantine } from "@intake/domain";
 import { ObjectChangedError, type ObjectRead } from "@intake/storage";
 import { finalVerdict, scanVerdict } from "./decisions.ts";
+import { needsScannedMd5 } from "./finalize-decision.ts";
 import type { Scanner, StageDeps } from "./deps.ts";
 import { UploadGoneError, ensureNextStage, isLastAttempt, recordVerdict, type StageJob } from "./progress.ts";
 import { contentChecksFor, type ClamdLimits, type ContentCheck } from "./content-checks.ts";
@@ -38,20 +40,30 @@ export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> 
     // The GET carries the ETag of the version inspect checked (If-Match, upheld by the
     // store even where storage ignores the header): bytes replaced since are refused, not
     // scanned. A GET streams one version from its first byte to its last, so no HeadObject
-    // is needed before or after; finalize copies with the same ETag as its condition.
+    // is needed before or after; finalize confirms its copy against the same ETag.
+    // Without that ETag nothing names the bytes inspect checked, and no read can recover
+    // it (a retry would read the same nothing): fail closed, no scan and no promotion.
     const checked = upload.checkedETag;
+    if (!checked) {
+      await recordVerdict(deps, uploadId, "scan", noCheckedVersion(), {});
+      return;
+    }
     let object: ObjectRead | null;
     try {
-      object = await deps.store.read(upload.objectKey, checked ? { ifMatch: checked } : {});
+      object = await deps.store.read(upload.objectKey, { ifMatch: checked });
     } catch (err) {
       if (!(err instanceof ObjectChangedError)) throw err;
       await recordVerdict(deps, uploadId, "scan", objectReplaced(), {});
       return;
     }
     if (!object) throw new Error(`object ${upload.objectKey} is missing`);
+    // A multipart ETag is not an MD5 of the bytes, and some stores give the promoted copy
+    // a recomputed one: hash the bytes once here so finalize can confirm such a copy.
+    const md5 = needsScannedMd5(checked) ? createHash("md5") : null;
+    const body = md5 ? pipeline(object.body, digestTap(md5), () => undefined) : object.body;
     const size = object.size;
     const checks = contentChecksFor({ upload, size, clamdLimits: deps.clamdLimits });
-    const observed = pipeline(object.body, observer(checks), () => undefined);
+    const observed = pipeline(body, observer(checks), () => undefined);
     const report = await deps.scanner.scan(observed);
     const version = await deps.scannerVersion.get();
 
@@ -61,12 +73,26 @@ export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> 
       scanVerdict(report, { size, declaredSha256: upload.declaredSha256 }),
       ...(complete ? checks.map((c) => c.finish()) : []),
     );
-    await recordVerdict(deps, uploadId, "scan", verdict, { sha256: report.sha256, scannerVersion: version, checkedETag: object.eTag });
+    await recordVerdict(deps, uploadId, "scan", verdict, { sha256: report.sha256, scannerVersion: version, ...(md5 && complete ? { scannedMd5: md5.digest("hex") } : {}) });
   } catch (err) {
     if (err instanceof UploadGoneError || !isLastAttempt(job)) throw err;
     deps.logger.error({ uploadId, err }, "scan kept failing until retries ran out; quarantining (fail closed)");
     await recordVerdict(deps, uploadId, "scan", quarantine("scan_error", `scan failed on every attempt: ${(err as Error).message}`), {});
   }
+}
+
+function noCheckedVersion() {
+  return quarantine("scan_error", "no checked ETag on the upload: nothing names the version inspect checked, so no bytes may be scanned or promoted");
+}
+
+/** Feeds every chunk to `hash` on its way through (one pass over the bytes, no buffering). */
+function digestTap(hash: Hash): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      done(null, chunk);
+    },
+  });
 }
 
 function objectReplaced() {

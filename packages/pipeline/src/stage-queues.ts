@@ -107,6 +107,27 @@ export class StageQueues {
     }
   }
 
+  /**
+   * Queues a stage for an upload unless a live job for it exists: the reaper's re-queue.
+   * Waiting, delayed and active jobs are left alone, whatever the row says: BullMQ owns
+   * them, and an active job whose worker died is moved back to waiting by BullMQ's own
+   * stalled check once its lock expires. Duplicating them is what once gave one upload
+   * four concurrent scans. A finished job (completed, or failed for good) still holds the
+   * deterministic id, which would make the add a silent no-op: it is removed first.
+   */
+  async requeue(stage: Stage, uploadId: string): Promise<"queued" | "live"> {
+    const job = await this.queue(stage).getJob(stageJobId(stage, uploadId));
+    if (job) {
+      const state = await job.getState();
+      if (state !== "completed" && state !== "failed" && state !== "unknown") return "live";
+      // Removing a job that was picked up meanwhile fails (it is locked): live after all.
+      const removed = await job.remove().then(() => true, () => false);
+      if (!removed) return "live";
+    }
+    await this.enqueue(stage, uploadId);
+    return "queued";
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map((q) => q.close()));
     this.connection.disconnect();

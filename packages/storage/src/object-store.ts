@@ -60,9 +60,27 @@ export interface ReadOptions {
 
 export interface CopyOptions {
   size: number;
+  /** The copy's own Content-Type (MetadataDirective REPLACE): what any GET of it serves. */
   contentType: string;
+  /** The copy's own Content-Disposition, so a GET from anywhere (a CDN, another presigner) serves it so too. */
+  contentDisposition?: string;
   metadata: Record<string, string>;
+  /**
+   * Asks storage to copy only while the source has this ETag. Not every storage honours
+   * it (Ceph RGW 16 ignores it): callers that must know what was copied check the result.
+   */
   ifMatch?: string;
+}
+
+/** What storage says about the object a copy created. */
+export interface CopyResult {
+  /** The new object's ETag, unquoted; null when storage named none. */
+  eTag: string | null;
+  /**
+   * Hex SHA-256 of the whole new object, where storage computed one on request
+   * (x-amz-checksum-algorithm SHA256: AWS S3 does; fauxqs 2.4.1 and Ceph RGW 16 return none).
+   */
+  sha256: string | null;
 }
 
 export interface ObjectStore {
@@ -85,10 +103,11 @@ export interface ObjectStore {
   read(key: string, opts?: ReadOptions): Promise<ObjectRead | null>;
   /**
    * Server-side copy (multipart copy above 5 GiB); no bytes pass through this process.
-   * With `ifMatch`, storage copies only while the source still has that ETag (S3
-   * x-amz-copy-source-if-match) and the copy fails with ObjectChangedError otherwise.
+   * With `ifMatch`, storage that honours x-amz-copy-source-if-match copies only while the
+   * source still has that ETag and the copy fails with ObjectChangedError otherwise; storage
+   * that ignores it copies whatever is there, which the result's ETag/sha256 then show.
    */
-  copy(sourceKey: string, targetKey: string, opts: CopyOptions): Promise<void>;
+  copy(sourceKey: string, targetKey: string, opts: CopyOptions): Promise<CopyResult>;
   delete(key: string): Promise<void>;
   ping(): Promise<void>;
 }

@@ -18,7 +18,7 @@ import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { PutPresigner } from "./put-presigner.ts";
 import { codeOf, ObjectChangedError, statusOf, StorageUnsupportedError, translateStorageError } from "./errors.ts";
 import { DependencyUnavailableError } from "@intake/domain";
-import type { CopyOptions, MultipartUploadInfo, ObjectHead, ObjectRead, ObjectStore, PresignedRequest, PutBinding, ReadOptions, StoredPart } from "./object-store.ts";
+import type { CopyOptions, CopyResult, MultipartUploadInfo, ObjectHead, ObjectRead, ObjectStore, PresignedRequest, PutBinding, ReadOptions, StoredPart } from "./object-store.ts";
 
 export interface S3Settings {
   region: string;
@@ -218,23 +218,43 @@ export class S3ObjectStore implements ObjectStore {
     return object;
   }
 
-  async copy(sourceKey: string, targetKey: string, o: CopyOptions): Promise<void> {
+  async copy(sourceKey: string, targetKey: string, o: CopyOptions): Promise<CopyResult> {
     const source = `${this.bucket}/${encodeKey(sourceKey)}`;
+    if (o.size > MAX_SINGLE_COPY) return this.copyInParts(source, targetKey, o);
+    let out;
     try {
-      if (o.size <= MAX_SINGLE_COPY) {
-        await this.s3.send(
-          new CopyObjectCommand({ Bucket: this.bucket, Key: targetKey, CopySource: source, CopySourceIfMatch: o.ifMatch, MetadataDirective: "REPLACE", ContentType: o.contentType, Metadata: o.metadata }),
-        );
-        return;
-      }
+      out = await this.s3.send(
+        new CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: targetKey,
+          CopySource: source,
+          CopySourceIfMatch: o.ifMatch,
+          // REPLACE: the copy carries our type, disposition and metadata, not the client's.
+          MetadataDirective: "REPLACE",
+          ContentType: o.contentType,
+          ContentDisposition: o.contentDisposition,
+          Metadata: o.metadata,
+          // Storage that supports it computes the new object's SHA-256 (returned in the
+          // result); the others ignore the header (seen on fauxqs 2.4.1 and Ceph RGW 16).
+          ChecksumAlgorithm: "SHA256",
+        }),
+      );
     } catch (err) {
       throw translateStorageError(err, "CopyObject");
     }
-    await this.copyInParts(source, targetKey, o);
+    const r = out.CopyObjectResult;
+    // A composite checksum is a checksum of part checksums, not of the bytes.
+    const fullObject = r?.ChecksumType === undefined || r.ChecksumType === "FULL_OBJECT";
+    const eTag = unquote(r?.ETag) ?? (await this.head(targetKey))?.eTag ?? null;
+    return { eTag, sha256: r?.ChecksumSHA256 && fullObject ? Buffer.from(r.ChecksumSHA256, "base64").toString("hex") : null };
   }
 
-  private async copyInParts(source: string, targetKey: string, o: CopyOptions): Promise<void> {
-    const uploadId = await this.createMultipartWithMetadata(targetKey, o.contentType, o.metadata);
+  /**
+   * Above 5 GiB (S3's CopyObject limit) the copy goes part by part; the result is a
+   * multipart object whose ETag names its parts, so callers comparing ETags see a new one.
+   */
+  private async copyInParts(source: string, targetKey: string, o: CopyOptions): Promise<CopyResult> {
+    const uploadId = await this.createMultipartWithMetadata(targetKey, o);
     try {
       const parts: { partNumber: number; eTag: string }[] = [];
       for (let start = 0, n = 1; start < o.size; start += COPY_PART_SIZE, n++) {
@@ -250,11 +270,12 @@ export class S3ObjectStore implements ObjectStore {
       await this.abortMultipart(targetKey, uploadId).catch(() => undefined);
       throw err instanceof Error && "kind" in err ? err : translateStorageError(err, "UploadPartCopy");
     }
+    return { eTag: (await this.head(targetKey))?.eTag ?? null, sha256: null };
   }
 
-  private async createMultipartWithMetadata(key: string, contentType: string, metadata: Record<string, string>): Promise<string> {
+  private async createMultipartWithMetadata(key: string, o: CopyOptions): Promise<string> {
     try {
-      const out = await this.s3.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType, Metadata: metadata }));
+      const out = await this.s3.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: o.contentType, ContentDisposition: o.contentDisposition, Metadata: o.metadata }));
       return out.UploadId!;
     } catch (err) {
       throw translateStorageError(err, "CreateMultipartUpload");
@@ -277,6 +298,11 @@ export class S3ObjectStore implements ObjectStore {
       throw translateStorageError(err, "HeadBucket");
     }
   }
+}
+
+/** S3 quotes ETags; some stores (Ceph RGW in CopyObjectResult) do not. */
+function unquote(eTag: string | undefined): string | null {
+  return eTag ? eTag.replace(/"/g, "") : null;
 }
 
 /** CopySource is "bucket/key" with the key URL-encoded, '/' kept. */

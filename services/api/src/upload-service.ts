@@ -18,6 +18,7 @@ import {
   type UploadStatus,
 } from "@intake/domain";
 import type { UploadRepository } from "@intake/db";
+import { verifiedContentType } from "@intake/pipeline";
 import { StorageRequestError, type ObjectStore, type PresignedRequest, type StoredPart } from "@intake/storage";
 
 /**
@@ -265,7 +266,9 @@ export class UploadService {
       throw new ConflictError("upload_not_verified", `only verified uploads can be downloaded; this one is ${upload.status}`, { id, status: upload.status });
     }
     return this.o.store.presignGet(upload.finalKey ?? objectKey("verified", upload.tenantId, upload.id), {
-      contentType: upload.sniffedType ?? upload.declaredType,
+      // The verified type, canonical, as finalize stored it on the object: not the sniffer's
+      // name for the bytes (an SVG starting with <?xml is "application/xml" to file-type).
+      contentType: verifiedContentType(upload),
       contentDisposition: contentDisposition(upload.filename),
       expiresIn: this.o.policy.downloadUrlTtlSeconds,
     });

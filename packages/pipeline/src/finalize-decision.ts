@@ -1,0 +1,129 @@
+import { canonicalType, objectKey, type Upload } from "@intake/domain";
+import type { UploadFindings } from "@intake/db";
+
+/**
+ * What finalize does with an upload, as pure functions of the row and what storage said.
+ * The stage (finalize.ts) gathers the facts (HeadObject, the copy's result), asks these
+ * functions, and acts on the answer; nothing here talks to storage or the database.
+ *
+ * The rule they keep: only the bytes that were checked reach verified/. The row names
+ * them by the ETag inspect recorded (`checkedETag`), and the scan's sha256 (plus, for a
+ * multipart upload, its MD5) describe them. A promoting copy counts only once its result
+ * proves it holds those bytes; storage is asked to copy only that version
+ * (x-amz-copy-source-if-match), but Ceph RGW 16 ignores that header, so the request alone
+ * proves nothing.
+ */
+
+export type FinalizeRow = Pick<Upload, "id" | "tenantId" | "verdict" | "checkedETag" | "sha256" | "scannedMd5">;
+
+/** What a stored object says about itself, as far as these decisions need it. */
+export interface StoredObject {
+  size: number;
+  eTag: string | null;
+  /** Hex SHA-256 of the whole object, where storage computed one; null otherwise. */
+  sha256?: string | null;
+  metadata?: Record<string, string>;
+}
+
+export interface FinalizeFacts {
+  /** HeadObject of the pending key; null when it is gone. */
+  pending: StoredObject | null;
+  /**
+   * Only asked for when the pending object is gone: what an earlier attempt that copied,
+   * deleted the pending object and died before the status change left behind.
+   */
+  verified?: StoredObject | null;
+  quarantined?: StoredObject | null;
+}
+
+export type FinalizeDecision =
+  /** Copy the pending object to `target` (verified/), then confirm the copy (promotionOutcome). */
+  | { kind: "promote"; target: string; size: number }
+  /** Delete `discard` if set, copy the pending object to `target` (quarantine/), delete it, record. */
+  | { kind: "quarantine"; target: string; size: number; findings: UploadFindings; discard?: string }
+  /** The bytes were moved by an earlier attempt: only the status change is left. */
+  | { kind: "settle"; event: "promote" | "quarantine"; findings: UploadFindings; discard?: string }
+  /** Nothing to move: the pending object vanished before it could be. */
+  | { kind: "vanished"; findings: UploadFindings; discard?: string };
+
+/** The stage's one decision for an upload in `deciding`. */
+export function decideFinalize(upload: FinalizeRow, facts: FinalizeFacts): FinalizeDecision {
+  const verified = objectKey("verified", upload.tenantId, upload.id);
+  const quarantine = objectKey("quarantine", upload.tenantId, upload.id);
+  const clean = upload.verdict === "clean";
+  const pending = facts.pending;
+  if (pending) {
+    // A clean upload overruled here may have left an unconfirmed verified/ copy in an
+    // earlier attempt that died before it could remove it: removed now (a no-op otherwise).
+    const moveTo = (findings: UploadFindings): FinalizeDecision => ({ kind: "quarantine", target: quarantine, size: pending.size, findings, ...(clean ? { discard: verified } : {}) });
+    if (!clean) return moveTo({}); // the verdict on the row stands
+    if (!upload.checkedETag) return moveTo(overrule("scan_error", "no checked ETag on the upload: nothing binds the object to what was checked"));
+    // The client overwrote the object after it was checked: fail closed.
+    if (pending.eTag !== upload.checkedETag) return moveTo(overrule("checksum_mismatch", "the pending object was replaced after the scan: the stored bytes are not the bytes that were checked"));
+    return { kind: "promote", target: verified, size: pending.size };
+  }
+  // An earlier attempt deletes the pending object only after a confirmed promoting copy or
+  // after the quarantine copy, so a confirmed verified/ copy means "promoted".
+  const verifiedHolds = facts.verified ? copyConfirmed(upload, facts.verified) : false;
+  const discard = facts.verified && !verifiedHolds ? verified : undefined;
+  if (clean && verifiedHolds) return { kind: "settle", event: "promote", findings: { finalKey: verified } };
+  if (facts.quarantined) {
+    // A clean verdict overruled by that attempt: the quarantined object's metadata says why.
+    const findings = clean ? recoveredOverrule(facts.quarantined.metadata ?? {}) : {};
+    return { kind: "settle", event: "quarantine", findings: { ...findings, finalKey: quarantine }, ...(discard ? { discard } : {}) };
+  }
+  const findings = clean ? overrule("scan_error", "the pending object vanished before it could be promoted") : {};
+  return { kind: "vanished", findings, ...(discard ? { discard } : {}) };
+}
+
+/**
+ * After the promoting copy: promoted when the copy is proven to hold the checked bytes,
+ * otherwise a quarantine that first removes the copy. `copy` is null when storage refused
+ * the copy because the source had changed (it honoured x-amz-copy-source-if-match).
+ */
+export function promotionOutcome(upload: FinalizeRow, decision: { target: string; size: number }, copy: Pick<StoredObject, "eTag" | "sha256"> | null): { kind: "promoted"; findings: UploadFindings } | Extract<FinalizeDecision, { kind: "quarantine" }> {
+  if (copy && copyConfirmed(upload, copy)) return { kind: "promoted", findings: { finalKey: decision.target } };
+  const findings = copy
+    ? overrule("checksum_mismatch", `the object copied to verified/ is not the checked version (ETag ${copy.eTag ?? "none"}, checked ${upload.checkedETag}): the pending object was replaced while it was being promoted`)
+    : overrule("checksum_mismatch", "the pending object was replaced while it was being promoted: the stored bytes are not the bytes that were checked");
+  return { kind: "quarantine", target: objectKey("quarantine", upload.tenantId, upload.id), size: decision.size, findings, ...(copy ? { discard: decision.target } : {}) };
+}
+
+/**
+ * Whether a stored copy is the checked version. A SHA-256 that storage computed settles it
+ * (AWS S3 answers CopyObject's x-amz-checksum-algorithm). Otherwise the ETag: a copy of a
+ * single-PUT object keeps its MD5 ETag everywhere, a copy of a multipart object keeps its
+ * "-N" ETag on Ceph RGW 16 but gets the whole object's MD5 on fauxqs 2.4.1 (and on AWS S3),
+ * which the scan recorded for exactly this (scannedMd5). Anything else is not proven.
+ */
+export function copyConfirmed(upload: Pick<Upload, "checkedETag" | "sha256" | "scannedMd5">, copy: Pick<StoredObject, "eTag" | "sha256">): boolean {
+  if (!upload.checkedETag) return false;
+  if (copy.sha256) return upload.sha256 !== null && copy.sha256 === upload.sha256;
+  if (!copy.eTag) return false;
+  if (copy.eTag === upload.checkedETag) return true;
+  return upload.scannedMd5 !== null && copy.eTag === upload.scannedMd5;
+}
+
+/** An ETag that is not a plain MD5 (a multipart upload's "<md5>-<parts>"): the scan must hash the bytes itself. */
+export function needsScannedMd5(checkedETag: string): boolean {
+  return !/^[0-9a-f]{32}$/i.test(checkedETag);
+}
+
+/**
+ * The type a verified upload is stored and served as: its declared type, canonical. The
+ * checks made the content agree with it (a binary format's magic bytes name the same type;
+ * a text format passed its content check), while the sniffer's own name for the bytes can
+ * be a looser one (an SVG that starts with <?xml is "application/xml" to file-type).
+ */
+export function verifiedContentType(upload: Pick<Upload, "declaredType">): string {
+  return canonicalType(upload.declaredType) ?? "application/octet-stream";
+}
+
+function overrule(reason: "checksum_mismatch" | "scan_error", detail: string): UploadFindings {
+  return { verdict: "quarantine", reason, reasonDetail: detail, signature: null };
+}
+
+function recoveredOverrule(metadata: Record<string, string>): UploadFindings {
+  const reason = metadata.reason === "checksum_mismatch" ? "checksum_mismatch" : "scan_error";
+  return overrule(reason, metadata["reason-detail"] ?? "an earlier finalize attempt quarantined the upload before it could record why");
+}
