@@ -9,6 +9,7 @@ export type ErrorKind =
   | "not_found"
   | "conflict" // the upload is not in a state that allows this
   | "too_large"
+  | "limited" // a rate limit or quota is reached; the same request may succeed later
   | "unavailable" // a dependency could not be reached; retry later
   | "unsupported"; // a dependency lacks the operation altogether; retrying will not help
 
@@ -52,6 +53,19 @@ export class ConflictError extends IntakeError {
 export class PayloadTooLargeError extends IntakeError {
   constructor(code: string, message: string, details?: Record<string, unknown>) {
     super("too_large", code, message, details);
+  }
+}
+
+/**
+ * A rate limit or a quota is reached. `retryAfterSeconds` is when the same request can
+ * succeed again, where that is known (a window that ends); a quota on open uploads frees
+ * up only as they finish, so it has none.
+ */
+export class LimitExceededError extends IntakeError {
+  readonly retryAfterSeconds?: number;
+  constructor(code: string, message: string, details?: Record<string, unknown>, retryAfterSeconds?: number) {
+    super("limited", code, message, details);
+    if (retryAfterSeconds !== undefined) this.retryAfterSeconds = Math.max(1, Math.ceil(retryAfterSeconds));
   }
 }
 

@@ -6,5 +6,6 @@ export * from "./filename.ts";
 export * from "./object-keys.ts";
 export * from "./multipart.ts";
 export * from "./upload-policy.ts";
+export * from "./quota.ts";
 export * from "./upload.ts";
 export * from "./storage-event.ts";

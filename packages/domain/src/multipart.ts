@@ -34,15 +34,24 @@ export function partLength(size: number, plan: MultipartPlan, partNumber: number
   return size - plan.partSize * (plan.partCount - 1);
 }
 
-export function validatePartNumbers(raw: unknown, plan: MultipartPlan): number[] {
-  if (!Array.isArray(raw) || raw.length === 0 || raw.length > 1000) {
-    throw new InvalidRequestError("invalid_part_numbers", "partNumbers must be a non-empty array of at most 1000 part numbers");
+/**
+ * The part numbers of one request for part URLs. At most `maxPerRequest` of them (each is
+ * a signature computed and a URL handed out), each once, each within the plan: a repeat or
+ * an out-of-range number is a client bug, refused rather than silently dropped.
+ */
+export function validatePartNumbers(raw: unknown, plan: MultipartPlan, maxPerRequest: number): number[] {
+  if (!Array.isArray(raw) || raw.length === 0) {
+    throw new InvalidRequestError("invalid_part_numbers", "partNumbers must be a non-empty array of part numbers");
+  }
+  if (raw.length > maxPerRequest) {
+    throw new InvalidRequestError("too_many_part_numbers", `at most ${maxPerRequest} part URLs can be requested at once; ${raw.length} were asked for`, { maxPerRequest, requested: raw.length });
   }
   const seen = new Set<number>();
   for (const n of raw) {
     if (!Number.isInteger(n) || n < 1 || n > plan.partCount) {
       throw new InvalidRequestError("invalid_part_numbers", `part numbers must be integers from 1 to ${plan.partCount}`, { partNumber: n });
     }
+    if (seen.has(n)) throw new InvalidRequestError("duplicate_part_number", `part ${n} is listed twice`, { partNumber: n });
     seen.add(n);
   }
   return [...seen].sort((a, b) => a - b);

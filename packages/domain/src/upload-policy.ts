@@ -1,6 +1,6 @@
 import { InvalidRequestError, PayloadTooLargeError } from "./errors.ts";
 import { canonicalType } from "./content-types.ts";
-import { validateFilename } from "./filename.ts";
+import { textFault, textFaultMessage, validateFilename } from "./filename.ts";
 import { MAX_SINGLE_PUT, planMultipart, type MultipartPlan } from "./multipart.ts";
 
 /** The rules an upload declaration is checked against; built once from configuration. */
@@ -108,6 +108,11 @@ function validateMetadata(raw: unknown): Record<string, string> {
     if (typeof v !== "string" || v.length > MAX_METADATA_VALUE) {
       throw new InvalidRequestError("invalid_metadata", `metadata value of ${k} must be a string of at most ${MAX_METADATA_VALUE} characters`);
     }
+    // Metadata is echoed like the filename (UIs, audit, object metadata): the same control
+    // and bidi rules. Zero-width joiners stay allowed here: they belong to emoji sequences and
+    // to Persian or Indic words, and a value is never shown as a file's name.
+    const fault = textFault(v, { invisible: false });
+    if (fault) throw new InvalidRequestError("invalid_metadata", textFaultMessage(`metadata value of ${k}`, fault), { key: k, rule: fault.rule, ...(fault.character ? { character: fault.character } : {}) });
     out[k] = v;
   }
   return out;

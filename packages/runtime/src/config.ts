@@ -10,6 +10,18 @@ import { z } from "zod";
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
+/**
+ * clamd size limits, measured on ClamAV 1.4.6 with AlertExceedsMax (infra/clamd/README.md):
+ * every SIZE option is capped at 4 GiB; a PDF FlateDecode stream inflating past MaxFileSize
+ * alerts with MaxFileSize at 1024 MiB but is cut silently ("stream: OK") with 1500 MiB and
+ * more, so MaxFileSize may not exceed 1 GiB. The default keeps 24 MiB of margin below it,
+ * and the largest upload is at most MaxFileSize: clamd scans an object of exactly
+ * MaxFileSize bytes whole and alerts at one byte more.
+ */
+export const CLAMD_SIZE_OPTION_CAP = 4095 * MiB;
+export const CLAMD_MAX_FILE_SIZE_CAP = 1024 * MiB;
+export const DEFAULT_MAX_UPLOAD_BYTES = 1000 * MiB;
+
 const bool = z
   .enum(["true", "false", "1", "0", "yes", "no"])
   .transform((v) => v === "true" || v === "1" || v === "yes");
@@ -65,16 +77,21 @@ const EnvSchema = z.object({
   CLAMD_TIMEOUT_MS: int(1000).default(330_000),
   // clamd's MaxFileSize and MaxScanSize (infra/clamd/up.sh writes them to limits.env). The
   // scan stage needs them: clamd cuts a deflated ZIP member at MaxFileSize without an alert,
-  // so archives that would be cut are refused before clamd's OK can count.
-  CLAMD_MAX_FILE_SIZE: int(1).default(2_147_483_645),
-  CLAMD_MAX_SCAN_SIZE: int(1).default(4095 * MiB),
+  // so archives that would be cut are refused before clamd's OK can count. The caps are
+  // where ClamAV 1.4.6 still alerts when a limit is exceeded (infra/clamd/README.md).
+  CLAMD_MAX_FILE_SIZE: int(1, CLAMD_MAX_FILE_SIZE_CAP).default(DEFAULT_MAX_UPLOAD_BYTES),
+  CLAMD_MAX_SCAN_SIZE: int(1, CLAMD_SIZE_OPTION_CAP).default(CLAMD_SIZE_OPTION_CAP),
+  // clamd's MaxRecursion (infra/clamd/up.sh: 17, clamd's default): the ZIP walk refuses
+  // members nested that deep rather than trust clamd to have followed them.
+  CLAMD_MAX_RECURSION: int(1, 255).default(17),
   // clamd's StreamMaxLength: the scanner stops feeding past it and reports "unscannable"
-  // instead of racing clamd's reset. Unset: the smaller of MAX_UPLOAD_BYTES and 4095 MiB,
-  // which is what infra/clamd/up.sh configures.
-  CLAMD_STREAM_MAX_BYTES: int(1).optional(),
+  // instead of racing clamd's reset. Unset: MAX_UPLOAD_BYTES, which is what
+  // infra/clamd/up.sh configures.
+  CLAMD_STREAM_MAX_BYTES: int(1, CLAMD_SIZE_OPTION_CAP).optional(),
 
   ALLOWED_TYPES: csv.default(DEFAULT_ALLOWED_TYPES.split(",")),
-  MAX_UPLOAD_BYTES: int(1).default(5 * GiB),
+  // At most what clamd can really scan: see clamdLimitProblems.
+  MAX_UPLOAD_BYTES: int(1).default(DEFAULT_MAX_UPLOAD_BYTES),
   MULTIPART_THRESHOLD_BYTES: int(5 * MiB).default(100 * MiB),
   PART_SIZE_BYTES: int(5 * MiB, 5 * GiB).default(16 * MiB),
   UPLOAD_URL_TTL_SECONDS: int(60, 3600).default(600),
@@ -92,6 +109,28 @@ const EnvSchema = z.object({
   FINALIZE_CONCURRENCY: int(1, 256).default(8),
   JOB_ATTEMPTS: int(1, 100).default(8),
   JOB_BACKOFF_MS: int(10).default(2000),
+
+  // Abuse limits, counted in Redis so every API process shares them (fixed windows).
+  // Requests per window per API key and per client address (a NAT holds many clients).
+  RATE_LIMIT_WINDOW_SECONDS: int(1, 3600).default(60),
+  RATE_LIMIT_PER_KEY: int(1).default(3000),
+  RATE_LIMIT_PER_ADDRESS: int(1).default(6000),
+  // Failed authentications: past the limit an address (or a key id) is refused for the block
+  // time without its credentials being looked at. A 256-bit secret cannot be guessed; this
+  // bounds the load and the noise of trying.
+  AUTH_FAILURES_PER_ADDRESS: int(1).default(20),
+  AUTH_FAILURES_PER_KEY: int(1).default(50),
+  AUTH_FAILURE_WINDOW_SECONDS: int(1).default(900),
+  AUTH_FAILURE_BLOCK_SECONDS: int(1).default(900),
+  // Proxies in front of the API whose X-Forwarded-For entry is trusted (0: the socket's
+  // address is the client's). Without it, behind a load balancer every client is one address.
+  TRUSTED_PROXY_HOPS: int(0, 10).default(0),
+  MAX_PARTS_PER_REQUEST: int(1, 10_000).default(100),
+  // Per tenant: uploads not yet verified/quarantined/expired/aborted, their declared bytes,
+  // and uploads declared per UTC day.
+  QUOTA_PENDING_UPLOADS: int(1).default(1000),
+  QUOTA_PENDING_BYTES: int(1).default(200 * GiB),
+  QUOTA_UPLOADS_PER_DAY: int(1).default(100_000),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -114,7 +153,7 @@ export interface Config {
     queueName: string;
     provision: boolean;
   };
-  clamd: { host: string; port: number; timeoutMs: number; maxFileSize: number; maxScanSize: number; maxStreamBytes: number };
+  clamd: { host: string; port: number; timeoutMs: number; maxFileSize: number; maxScanSize: number; maxRecursion: number; maxStreamBytes: number };
   policy: {
     allowedTypes: string[];
     maxSize: number;
@@ -131,6 +170,15 @@ export interface Config {
     quarantineRetentionDays: number;
     everySeconds: number;
   };
+  limits: {
+    windowSeconds: number;
+    perKey: number;
+    perAddress: number;
+    authFailures: { perAddress: number; perKey: number; windowSeconds: number; blockSeconds: number };
+    trustedProxyHops: number;
+    maxPartsPerRequest: number;
+  };
+  quotas: { pendingUploads: number; pendingBytes: number; uploadsPerDay: number };
   worker: {
     roles: string[];
     concurrency: { inspect: number; scan: number; finalize: number };
@@ -148,6 +196,25 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * The largest accepted upload must be one clamd really scans: the API and the worker load
+ * this same check, so neither can accept what the other (or clamd) cannot honour.
+ */
+function clamdLimitProblems(e: Env): string[] {
+  const problems: string[] = [];
+  const stream = e.CLAMD_STREAM_MAX_BYTES ?? e.MAX_UPLOAD_BYTES;
+  if (e.MAX_UPLOAD_BYTES > e.CLAMD_MAX_FILE_SIZE) {
+    problems.push(`MAX_UPLOAD_BYTES (${e.MAX_UPLOAD_BYTES}) must not exceed CLAMD_MAX_FILE_SIZE (${e.CLAMD_MAX_FILE_SIZE}): clamd does not scan past MaxFileSize, so a larger upload could never be verified`);
+  }
+  if (e.MAX_UPLOAD_BYTES > stream) {
+    problems.push(`MAX_UPLOAD_BYTES (${e.MAX_UPLOAD_BYTES}) must not exceed CLAMD_STREAM_MAX_BYTES (${stream}): clamd refuses a longer INSTREAM`);
+  }
+  if (e.CLAMD_MAX_SCAN_SIZE < e.MAX_UPLOAD_BYTES || e.CLAMD_MAX_SCAN_SIZE < e.CLAMD_MAX_FILE_SIZE) {
+    problems.push(`CLAMD_MAX_SCAN_SIZE (${e.CLAMD_MAX_SCAN_SIZE}) must be at least MAX_UPLOAD_BYTES (${e.MAX_UPLOAD_BYTES}) and CLAMD_MAX_FILE_SIZE (${e.CLAMD_MAX_FILE_SIZE})`);
+  }
+  return problems;
+}
+
 /** Parses the environment; throws a ConfigError naming every bad or missing variable. */
 export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
   // Empty strings mean "unset": shells and compose files often export VAR= .
@@ -160,6 +227,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   const problems: string[] = [];
   if (e.UPLOAD_URL_TTL_SECONDS > e.MAX_UPLOAD_URL_TTL_SECONDS) problems.push("UPLOAD_URL_TTL_SECONDS: must not exceed MAX_UPLOAD_URL_TTL_SECONDS");
   if (e.MULTIPART_THRESHOLD_BYTES > 5 * GiB) problems.push("MULTIPART_THRESHOLD_BYTES: must be at most 5 GiB (S3's single PUT limit)");
+  problems.push(...clamdLimitProblems(e));
+  if (e.QUOTA_PENDING_BYTES < e.MAX_UPLOAD_BYTES) problems.push("QUOTA_PENDING_BYTES: must be at least MAX_UPLOAD_BYTES, or the largest allowed upload could never be declared");
+  if (e.QUOTA_UPLOADS_PER_DAY < e.QUOTA_PENDING_UPLOADS) problems.push("QUOTA_UPLOADS_PER_DAY: must be at least QUOTA_PENDING_UPLOADS");
   const knownRoles = ["all", "ingest", "inspect", "scan", "finalize", "reaper"];
   for (const r of e.WORKER_ROLES) if (!knownRoles.includes(r)) problems.push(`WORKER_ROLES: unknown role ${r} (known: ${knownRoles.join(", ")})`);
   if (e.NODE_ENV === "production" && !e.DATABASE_URL) problems.push("DATABASE_URL: required in production");
@@ -184,7 +254,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       queueName: e.SQS_QUEUE_NAME,
       provision: e.PROVISION_STORAGE,
     },
-    clamd: { host: e.CLAMD_HOST, port: e.CLAMD_PORT, timeoutMs: e.CLAMD_TIMEOUT_MS, maxFileSize: e.CLAMD_MAX_FILE_SIZE, maxScanSize: e.CLAMD_MAX_SCAN_SIZE, maxStreamBytes: e.CLAMD_STREAM_MAX_BYTES ?? Math.min(e.MAX_UPLOAD_BYTES, 4095 * MiB) },
+    clamd: { host: e.CLAMD_HOST, port: e.CLAMD_PORT, timeoutMs: e.CLAMD_TIMEOUT_MS, maxFileSize: e.CLAMD_MAX_FILE_SIZE, maxScanSize: e.CLAMD_MAX_SCAN_SIZE, maxRecursion: e.CLAMD_MAX_RECURSION, maxStreamBytes: e.CLAMD_STREAM_MAX_BYTES ?? e.MAX_UPLOAD_BYTES },
     policy: {
       allowedTypes: e.ALLOWED_TYPES,
       maxSize: e.MAX_UPLOAD_BYTES,
@@ -201,6 +271,15 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       quarantineRetentionDays: e.QUARANTINE_RETENTION_DAYS,
       everySeconds: e.REAPER_EVERY_SECONDS,
     },
+    limits: {
+      windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
+      perKey: e.RATE_LIMIT_PER_KEY,
+      perAddress: e.RATE_LIMIT_PER_ADDRESS,
+      authFailures: { perAddress: e.AUTH_FAILURES_PER_ADDRESS, perKey: e.AUTH_FAILURES_PER_KEY, windowSeconds: e.AUTH_FAILURE_WINDOW_SECONDS, blockSeconds: e.AUTH_FAILURE_BLOCK_SECONDS },
+      trustedProxyHops: e.TRUSTED_PROXY_HOPS,
+      maxPartsPerRequest: e.MAX_PARTS_PER_REQUEST,
+    },
+    quotas: { pendingUploads: e.QUOTA_PENDING_UPLOADS, pendingBytes: e.QUOTA_PENDING_BYTES, uploadsPerDay: e.QUOTA_UPLOADS_PER_DAY },
     worker: {
       roles: e.WORKER_ROLES,
       concurrency: { inspect: e.INSPECT_CONCURRENCY, scan: e.SCAN_CONCURRENCY, finalize: e.FINALIZE_CONCURRENCY },

@@ -6,6 +6,7 @@ import type { ObjectStore } from "@intake/storage";
 import { requireApiKey, type ApiKeyAuthenticator } from "./http/auth.ts";
 import { cors } from "./http/cors.ts";
 import { errorMiddleware, HttpError } from "./http/errors.ts";
+import type { RateLimits } from "./http/rate-limits.ts";
 import { requestLog } from "./http/request-log.ts";
 import { openApiDocument } from "./openapi.ts";
 import { mountHealthRoutes, type Readiness } from "./routes/health.ts";
@@ -22,6 +23,8 @@ export interface ApiDeps {
   logger: Logger;
   uploads: UploadRecords;
   apiKeys: ApiKeyAuthenticator;
+  /** Request budgets and failed-authentication limits, shared by every API process. */
+  rateLimits: RateLimits;
   store: ObjectStore;
   processing: Processing;
   readiness: Readiness;
@@ -36,6 +39,8 @@ export function createRouter(deps: ApiDeps): Router {
     processing: deps.processing,
     policy: config.policy,
     multipartWindowSeconds: config.reaper.multipartTtlSeconds,
+    maxPartsPerRequest: config.limits.maxPartsPerRequest,
+    quotas: config.quotas,
     ...(deps.now ? { now: deps.now } : {}),
   });
   const openapi = JSON.stringify(
@@ -55,7 +60,7 @@ export function createRouter(deps: ApiDeps): Router {
     ctx.body = openapi;
   });
   // Authentication before any body is read or URL signed.
-  router.use("/v1", requireApiKey(deps.apiKeys));
+  router.use("/v1", requireApiKey({ keys: deps.apiKeys, limits: deps.rateLimits, logger: deps.logger }));
   mountUploadRoutes(router, service, config.http.bodyLimitBytes);
   return router;
 }
@@ -65,6 +70,12 @@ export function createApp(deps: ApiDeps): Koa {
   // Errors are answered and logged by errorMiddleware; Koa's own stderr printing would
   // duplicate them outside the logger (and outside its redaction).
   app.silent = true;
+  // Behind N trusted proxies the client is the Nth address from the right of
+  // X-Forwarded-For; anything further left was written by the client and is ignored.
+  if (deps.config.limits.trustedProxyHops > 0) {
+    app.proxy = true;
+    app.maxIpsCount = deps.config.limits.trustedProxyHops;
+  }
   const router = createRouter(deps);
   app.use(requestLog(deps.logger));
   app.use(errorMiddleware(deps.logger));

@@ -7,7 +7,9 @@ import { createLogger, type Config, type Logger } from "@intake/runtime";
 import { createClamdScanner, hasTestSignaturesOnly, loadsTestSignaturesOnly, TEST_SIGNATURES_WARNING } from "@intake/scanner";
 import { createS3Client, createSqsClient, provisionStorage, S3ObjectStore } from "@intake/storage";
 import { createApp } from "./app.ts";
+import { Redis } from "ioredis";
 import { cacheAuthentications } from "./http/auth.ts";
+import { createRedisRateLimits } from "./http/redis-rate-limits.ts";
 
 export interface RunningApi {
   url: string;
@@ -20,6 +22,8 @@ const CLAMD_PING_TIMEOUT_MS = 2000;
 const REDIS_CONNECT_WAIT_MS = 3000;
 /** How long a revoked API key may keep working in a running API (see cacheAuthentications). */
 const AUTH_CACHE_TTL_MS = 5000;
+/** A rate-limit count that Redis has not answered by then goes to the in-memory insurance. */
+const RATE_LIMIT_COMMAND_TIMEOUT_MS = 500;
 
 /**
  * Wires the real adapters around createApp and listens. One S3 client, one database pool
@@ -69,6 +73,14 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
     // client gets a 503 and retries; the upload's state is already recorded.
     const enqueueInspection = (uploadId: string) => queues.enqueue("inspect", uploadId);
 
+    // The limits' own connection: every request waits on it, so it fails fast (no offline
+    // queue, a command timeout) and the limiter falls back to its insurance instead.
+    const limitsRedis = new Redis(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: RATE_LIMIT_COMMAND_TIMEOUT_MS });
+    limitsRedis.on("error", (err: Error) => logger.debug({ code: (err as { code?: string }).code }, "rate-limit redis connection error"));
+    cleanups.push(() => limitsRedis.quit().catch(() => limitsRedis.disconnect()));
+    await waitForReady(limitsRedis, REDIS_CONNECT_WAIT_MS);
+    const rateLimits = createRedisRateLimits(limitsRedis, config.limits, config.redis.prefix);
+
     const scanner = createClamdScanner({ host: config.clamd.host, port: config.clamd.port, connectTimeoutMs: CLAMD_PING_TIMEOUT_MS });
     // Two witnesses: the marker infra/clamd/up.sh leaves next to a generated database (same
     // host), and clamd's own VERSION, which also holds when clamd runs elsewhere. The
@@ -82,6 +94,7 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
       logger,
       uploads: new UploadRepository(db),
       apiKeys: cacheAuthentications(new ApiKeyRepository(db), { ttlMs: AUTH_CACHE_TTL_MS }),
+      rateLimits,
       store,
       processing: { enqueueInspection },
       readiness: {

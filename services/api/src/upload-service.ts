@@ -12,6 +12,7 @@ import {
   validateDeclaration,
   validatePartNumbers,
   type RawDeclaration,
+  type TenantQuotas,
   type Upload,
   type UploadDeclaration,
   type UploadPolicy,
@@ -39,8 +40,12 @@ export interface UploadServiceOptions {
   store: ObjectStore;
   processing: Processing;
   policy: UploadPolicy & { downloadUrlTtlSeconds: number };
-  /** How long part URLs may be requested for a multipart upload (the reaper's multipart TTL). */
+  /** The longest (and default) life of a multipart upload (the reaper's multipart TTL). */
   multipartWindowSeconds: number;
+  /** Part URLs one request may ask for. */
+  maxPartsPerRequest: number;
+  /** Per-tenant quotas, claimed atomically with the upload's row. */
+  quotas: TenantQuotas;
   now?: () => Date;
 }
 
@@ -84,7 +89,7 @@ export class UploadService {
    */
   async create(tenantId: string, input: CreateInput, idempotencyKey?: string): Promise<CreateResult> {
     const declaration = validateDeclaration(input, this.o.policy);
-    const ttl = urlTtl(input.expiresIn, this.o.policy);
+    const ttl = declaration.multipart ? multipartLifetime(input.expiresIn, this.o.multipartWindowSeconds) : urlTtl(input.expiresIn, this.o.policy);
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw new InvalidRequestError("invalid_idempotency_key", "Idempotency-Key must be 1-255 visible ASCII characters");
     }
@@ -106,7 +111,7 @@ export class UploadService {
     };
 
     if (!declaration.multipart) {
-      const { upload, created } = await this.o.uploads.create({ ...base, multipart: null, urlExpiresAt: new Date(now.getTime() + ttl * 1000) }, now);
+      const { upload, created } = await this.o.uploads.create({ ...base, multipart: null, urlExpiresAt: new Date(now.getTime() + ttl * 1000) }, now, this.o.quotas);
       if (upload.multipart) throw new ConflictError("idempotency_key_reused", "this Idempotency-Key was already used for a different request");
       const expiresIn = created ? ttl : this.replayLifetime(upload, now);
       const request = await this.o.store.presignPut(upload.objectKey, putBinding(upload, expiresIn));
@@ -114,13 +119,15 @@ export class UploadService {
     }
 
     // The storage's UploadId must be in the row, so the multipart upload is created first;
-    // if the row is not written (replay, conflict, database down) it is aborted again, so
-    // no parts can be stored under an upload nobody knows about.
+    // if the row is not written (replay, conflict, quota, database down) it is aborted
+    // again, so no parts can be stored under an upload nobody knows about.
+    // The row's urlExpiresAt is the multipart upload's whole life (expiresIn): part URLs end
+    // by then, complete is refused after it, and the reaper aborts it from that field alone.
     const storageUploadId = await this.o.store.createMultipart(key, declaration.contentType);
     let result: { upload: Upload; created: boolean };
     try {
-      const windowEnd = new Date(now.getTime() + this.o.multipartWindowSeconds * 1000);
-      result = await this.o.uploads.create({ ...base, multipart: { ...declaration.multipart, storageUploadId }, urlExpiresAt: windowEnd }, now);
+      const lifeEnd = new Date(now.getTime() + ttl * 1000);
+      result = await this.o.uploads.create({ ...base, multipart: { ...declaration.multipart, storageUploadId }, urlExpiresAt: lifeEnd }, now, this.o.quotas);
     } catch (err) {
       await this.o.store.abortMultipart(key, storageUploadId).catch(() => undefined);
       throw err;
@@ -169,11 +176,11 @@ export class UploadService {
   async signParts(tenantId: string, id: string, input: { partNumbers?: unknown; expiresIn?: unknown }): Promise<SignedPart[]> {
     const upload = await this.pendingMultipart(tenantId, id);
     const plan = upload.multipart!;
-    if (this.now().getTime() > upload.urlExpiresAt.getTime()) {
-      throw new ConflictError("multipart_window_closed", "part URLs can no longer be issued for this upload; declare a new upload", { id });
-    }
-    const numbers = validatePartNumbers(input.partNumbers, plan);
-    const ttl = urlTtl(input.expiresIn, this.o.policy);
+    const numbers = validatePartNumbers(input.partNumbers, plan, this.o.maxPartsPerRequest);
+    // A part URL never outlives its upload: its lifetime is cut to what the upload has left.
+    const left = Math.floor((upload.urlExpiresAt.getTime() - this.now().getTime()) / 1000);
+    if (left < 1) throw multipartExpired(upload);
+    const ttl = Math.min(urlTtl(input.expiresIn, this.o.policy), left);
     return Promise.all(
       numbers.map(async (partNumber) => {
         const size = partLength(upload.declaredSize, plan, partNumber);
@@ -204,6 +211,8 @@ export class UploadService {
     }
     assertPending(upload);
     if (upload.multipart) {
+      // Past its life the reaper may be aborting it at this moment: refuse rather than race.
+      if (this.now().getTime() >= upload.urlExpiresAt.getTime()) throw multipartExpired(upload);
       const parts = validateCompletedParts(input.parts, upload.multipart.partCount);
       await this.completeMultipart(upload, parts);
     } else if (input.parts !== undefined) {
@@ -298,6 +307,19 @@ function assertPending(upload: Upload): void {
   }
 }
 
+function multipartExpired(upload: Upload): ConflictError {
+  return new ConflictError("multipart_upload_expired", `this multipart upload expired at ${upload.urlExpiresAt.toISOString()}; declare a new upload`, { id: upload.id, expiresAt: upload.urlExpiresAt.toISOString() });
+}
+
+/** A multipart upload's whole life: expiresIn when given, from 60 s up to the reaper's multipart TTL. */
+function multipartLifetime(requested: unknown, maxSeconds: number): number {
+  if (requested === undefined) return maxSeconds;
+  if (typeof requested !== "number" || !Number.isInteger(requested) || requested < 60 || requested > maxSeconds) {
+    throw new InvalidRequestError("invalid_expiry", `expiresIn of a multipart upload must be an integer from 60 to ${maxSeconds} seconds`);
+  }
+  return requested;
+}
+
 function notMultipart(id: string): InvalidRequestError {
   return new InvalidRequestError("not_multipart", "this upload is a single PUT: it has no parts", { id });
 }
@@ -327,7 +349,7 @@ export function validateCompletedParts(raw: unknown, partCount: number): { partN
       throw new InvalidRequestError("invalid_parts", `partNumber must be an integer from 1 to ${partCount}`, { partNumber });
     }
     if (typeof etag !== "string" || !ETAG.test(etag)) throw new InvalidRequestError("invalid_parts", "etag must be the ETag storage returned for the part", { partNumber });
-    if (seen.has(partNumber as number)) throw new InvalidRequestError("invalid_parts", `part ${partNumber} is listed twice`, { partNumber });
+    if (seen.has(partNumber as number)) throw new InvalidRequestError("duplicate_part_number", `part ${partNumber} is listed twice`, { partNumber });
     seen.set(partNumber as number, etag);
   }
   if (seen.size !== partCount) {

@@ -1,6 +1,8 @@
 import type { Context, Next } from "koa";
 import { createHash } from "node:crypto";
 import { UnauthenticatedError } from "@intake/domain";
+import type { Logger } from "@intake/runtime";
+import { keyIdOf, limitAddress, type RateLimits } from "./rate-limits.ts";
 
 /** What the API needs to know about the caller: one tenant, one key. */
 export interface Caller {
@@ -14,18 +16,39 @@ export interface ApiKeyAuthenticator {
 
 const BEARER = /^Bearer[ ]+([^\s]+)[ ]*$/i;
 
+export interface AuthOptions {
+  keys: ApiKeyAuthenticator;
+  limits: RateLimits;
+  logger: Logger;
+}
+
 /**
  * `Authorization: Bearer <key>` (RFC 6750). Authentication happens before any body is read
  * or any URL is signed. Unknown, malformed and revoked keys get the same answer, so the
  * response does not tell an attacker which of them they hold.
+ *
+ * The abuse limits come first: an address or key id past its failed-authentication limit is
+ * refused (429) without its credentials being checked at all, so guessing stops there; the
+ * same round trip counts the request against the address's and the key id's budgets.
+ * Every failure is logged with the key id (never the secret) and the address.
  */
-export function requireApiKey(keys: ApiKeyAuthenticator) {
+export function requireApiKey(o: AuthOptions) {
   return async function authenticate(ctx: Context, next: Next): Promise<void> {
     const header = ctx.get("authorization");
-    const match = BEARER.exec(header);
-    if (!match) throw new UnauthenticatedError();
-    const caller = await keys.authenticate(match[1]!);
-    if (!caller) throw new UnauthenticatedError("the API key is unknown or revoked");
+    const presented = BEARER.exec(header)?.[1];
+    const keyId = presented ? keyIdOf(presented) : null;
+    const who = { address: limitAddress(ctx.ip), keyId };
+    await o.limits.admit(who);
+    const caller = presented ? await o.keys.authenticate(presented) : null;
+    if (!caller) {
+      const outcome = await o.limits.recordFailure(who);
+      const reason = !header ? "missing" : !presented ? "not_bearer" : keyId ? "unknown_or_revoked" : "malformed";
+      o.logger.warn({ event: "authentication_failed", reason, keyId, address: ctx.ip, blocked: outcome.blocked, requestId: ctx.state.requestId }, "authentication failed");
+      if (outcome.blocked) throw outcome.error;
+      throw presented ? new UnauthenticatedError("the API key is unknown or revoked") : new UnauthenticatedError();
+    }
+    // A seeded development key has no key id of its own format: count it now that it is known.
+    if (caller.keyId !== keyId) await o.limits.admitKey(caller.keyId);
     ctx.state.caller = caller;
     await next();
   };

@@ -9,7 +9,7 @@ import { HttpError } from "./errors.ts";
  */
 const ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS";
 const ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key";
-const EXPOSED_HEADERS = "Location, X-Request-Id, Idempotent-Replayed";
+const EXPOSED_HEADERS = "Location, X-Request-Id, Idempotent-Replayed, Retry-After";
 
 export function cors(origins: readonly string[]) {
   const allowed = new Set(origins.map((o) => o.replace(/\/+$/, "").toLowerCase()));

@@ -1,5 +1,5 @@
 import type { Context, Next } from "koa";
-import { IntakeError, type ErrorKind } from "@intake/domain";
+import { IntakeError, LimitExceededError, type ErrorKind } from "@intake/domain";
 import type { Logger } from "@intake/runtime";
 
 /**
@@ -14,6 +14,7 @@ export const STATUS_BY_KIND: Record<ErrorKind, number> = {
   not_found: 404,
   conflict: 409,
   too_large: 413,
+  limited: 429,
   unavailable: 503,
   unsupported: 501,
 };
@@ -73,6 +74,8 @@ export function errorMiddleware(logger: Logger) {
       ctx.status = status;
       ctx.body = body;
       if (status === 401) ctx.set("WWW-Authenticate", 'Bearer realm="intake"');
+      // RFC 9110 10.2.3: seconds until the same request may succeed (a window's end).
+      if (err instanceof LimitExceededError && err.retryAfterSeconds !== undefined) ctx.set("Retry-After", String(err.retryAfterSeconds));
       if (err instanceof HttpError && err.status === 405 && Array.isArray(err.details?.allowed)) {
         ctx.set("Allow", (err.details.allowed as string[]).join(", "));
       }

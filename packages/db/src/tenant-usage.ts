@@ -1,0 +1,67 @@
+import type { Knex } from "knex";
+import { LimitExceededError, quotaBreach, utcDay, type TenantQuotas, type TenantUsage } from "@intake/domain";
+import type { Atomic } from "./connection.ts";
+
+/**
+ * The counters behind the per-tenant quotas (table tenant_usage, one row per tenant). They
+ * change only inside the atomic unit that creates an upload or moves one to a terminal
+ * status, so they cannot drift from the rows they count.
+ *
+ * The check at create is one conditional UPDATE: it adds the upload only where every quota
+ * still holds. On PostgreSQL the row lock it takes serialises the tenant's concurrent
+ * creates (the second waits for the first to commit, then re-evaluates the WHERE on the new
+ * row), so two creates cannot both take the last place; on SQLite every unit runs under the
+ * one write lock anyway. It runs last in its unit, so the lock is held only until the commit.
+ */
+export async function claimQuota(db: Knex, tx: Atomic, tenantId: string, size: number, quotas: TenantQuotas, now: Date): Promise<void> {
+  const day = utcDay(now);
+  const claim = () =>
+    tx.run(
+      db("tenant_usage")
+        .where({ tenant_id: tenantId })
+        .andWhere("pending_uploads", "<", quotas.pendingUploads)
+        .andWhereRaw("pending_bytes + ? <= ?", [size, quotas.pendingBytes])
+        .andWhere((w) => w.whereNot("day", day).orWhere("day_uploads", "<", quotas.uploadsPerDay))
+        // Every right-hand side sees the row as it was, so `day` below is the old day.
+        .update({
+          pending_uploads: db.raw("pending_uploads + 1"),
+          pending_bytes: db.raw("pending_bytes + ?", [size]),
+          day_uploads: db.raw("case when day = ? then day_uploads + 1 else 1 end", [day]),
+          day,
+        }),
+    );
+  if ((await claim()) === 1) return;
+  let usage = await readUsage(db, tx, tenantId);
+  if (!usage) {
+    // A tenant's first upload (tenants created after migration 0004 get their row here).
+    await tx.run(db("tenant_usage").insert({ tenant_id: tenantId, pending_uploads: 0, pending_bytes: 0, day, day_uploads: 0 }).onConflict("tenant_id").ignore());
+    if ((await claim()) === 1) return;
+    usage = await readUsage(db, tx, tenantId);
+  }
+  throw (usage && quotaBreach(usage, size, quotas, now)) ?? new LimitExceededError("quota_exceeded", "a tenant quota is reached", { tenantId });
+}
+
+/** An upload reached a terminal status: its place and its bytes are free again. */
+export async function releaseQuota(db: Knex, tx: Atomic, tenantId: string, size: number): Promise<void> {
+  // Clamped at zero: rows written before the counters existed must not drive them negative.
+  await tx.run(
+    db("tenant_usage")
+      .where({ tenant_id: tenantId })
+      .update({
+        pending_uploads: db.raw("case when pending_uploads > 0 then pending_uploads - 1 else 0 end"),
+        pending_bytes: db.raw("case when pending_bytes > ? then pending_bytes - ? else 0 end", [size, size]),
+      }),
+  );
+}
+
+async function readUsage(db: Knex, tx: Atomic, tenantId: string): Promise<TenantUsage | null> {
+  const row = await tx.first<Record<string, unknown>>(db("tenant_usage").where({ tenant_id: tenantId }));
+  if (!row) return null;
+  return { pendingUploads: Number(row.pending_uploads), pendingBytes: Number(row.pending_bytes), day: Number(row.day), uploadsToday: Number(row.day_uploads) };
+}
+
+/** A tenant's counters, for tests and operators. */
+export async function tenantUsage(db: Knex, tenantId: string): Promise<TenantUsage | null> {
+  const row = await db("tenant_usage").where({ tenant_id: tenantId }).first();
+  return row ? { pendingUploads: Number(row.pending_uploads), pendingBytes: Number(row.pending_bytes), day: Number(row.day), uploadsToday: Number(row.day_uploads) } : null;
+}

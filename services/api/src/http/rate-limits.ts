@@ -1,0 +1,52 @@
+import { isIPv6 } from "node:net";
+
+/**
+ * The API's abuse limits as a port: the auth middleware asks these questions, an adapter
+ * (redis-rate-limits.ts, on rate-limiter-flexible) keeps the counts where every API process
+ * sees them. Refusals are LimitExceededError (429 with Retry-After).
+ */
+export interface Requester {
+  /** The client's address as limits count it (see limitAddress). */
+  address: string;
+  /** The key id of a well-formed presented key, before anyone checked its secret. */
+  keyId: string | null;
+}
+
+export interface RateLimits {
+  /**
+   * Before the credentials are looked at: refuses a requester whose address or key id
+   * failed authentication too often, or whose address or key id is over its request budget,
+   * and counts this request against both budgets. All in one round trip to the store.
+   */
+  admit(who: Requester): Promise<void>;
+  /** Counts a request against a key id that only authentication revealed (a seeded dev key). */
+  admitKey(keyId: string): Promise<void>;
+  /** Counts a failed authentication; `blocked` (with the error to answer) once past the limit. */
+  recordFailure(who: Requester): Promise<{ blocked: false } | { blocked: true; error: Error }>;
+}
+
+/**
+ * The key id of a well-formed key (`ik_<kind>_<id>_<secret>`, the format ApiKeyRepository
+ * issues), read without any lookup so the failure limit per key id can be asked before the
+ * secret is checked. Anything else has no key id: only the address limits apply to it.
+ */
+const KEY_ID = /^ik_(?:live|dev)_([a-z0-9]{16})_[A-Za-z0-9_-]{43}$/;
+export function keyIdOf(presented: string): string | null {
+  return KEY_ID.exec(presented)?.[1] ?? null;
+}
+
+/**
+ * The address a limit counts. IPv4-mapped IPv6 is the IPv4 address. Other IPv6 addresses
+ * count by their /64: one subscriber is routinely given a whole /64, so counting single
+ * addresses would let one client rotate through 2^64 of them.
+ */
+export function limitAddress(ip: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped) return mapped[1]!;
+  if (!isIPv6(ip)) return ip;
+  const [head = "", tail = ""] = ip.split("%")[0]!.split("::") as [string?, string?];
+  const left = head ? head.split(":") : [];
+  const right = ip.includes("::") ? (tail ? tail.split(":") : []) : [];
+  const groups = ip.includes("::") ? [...left, ...Array(8 - left.length - right.length).fill("0"), ...right] : left;
+  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(":")}::/64`;
+}
