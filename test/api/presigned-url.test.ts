@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
+import { beforeAllOrFailEach } from "@intake/test";
 import { objectKey } from "@intake/domain";
 import { putTo, queryOf, randomBytesOf, startApiUnderTest, type ApiUnderTest } from "./harness.ts";
 
@@ -10,7 +11,7 @@ import { putTo, queryOf, randomBytesOf, startApiUnderTest, type ApiUnderTest } f
 describe.each(["fauxqs", "rgw"] as const)("issued upload URL on %s", (storageKind) => {
   let t: ApiUnderTest;
   let key: string;
-  beforeAll(async () => {
+  beforeAllOrFailEach(async () => {
     t = await startApiUnderTest({ storage: storageKind, database: "sqlite", env: { UPLOAD_URL_TTL_SECONDS: "300", MAX_UPLOAD_URL_TTL_SECONDS: "900", MULTIPART_THRESHOLD_BYTES: String(5 * 1024 * 1024), PART_SIZE_BYTES: String(5 * 1024 * 1024) } });
     key = await t.newKey("acme");
   });

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
+import { beforeAllOrFailEach } from "@intake/test";
 import { objectKey } from "@intake/domain";
 import { MiB, markVerified, putTo, randomBytesOf, readAll, STACKS, startApiUnderTest, type ApiUnderTest } from "./harness.ts";
 
@@ -9,7 +10,7 @@ const ENV = { MULTIPART_THRESHOLD_BYTES: String(5 * MiB), PART_SIZE_BYTES: Strin
 describe.each(STACKS)("upload flow on %s with %s", (storageKind, databaseKind) => {
   let t: ApiUnderTest;
   let key: string;
-  beforeAll(async () => {
+  beforeAllOrFailEach(async () => {
     t = await startApiUnderTest({ storage: storageKind, database: databaseKind, env: ENV });
     key = await t.newKey("acme");
   });

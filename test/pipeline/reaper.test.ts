@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
+import { beforeAllOrFailEach } from "@intake/test";
 import { objectKey } from "@intake/domain";
 import { ORPHAN_MULTIPART_MIN_AGE_MS, Reaper, StageQueues } from "@intake/pipeline";
 import { createLogger } from "@intake/runtime";
@@ -35,7 +36,7 @@ const later = (ms: number) => new Date(Date.now() + ms);
 
 describe("reaper on fauxqs", () => {
   let s: PipelineStack;
-  beforeAll(async () => {
+  beforeAllOrFailEach(async () => {
     s = await startPipelineStack({ storage: "fauxqs", database: "pg", env: ENV });
   });
   afterAll(async () => s?.close());
@@ -93,7 +94,7 @@ describe("reaper on fauxqs", () => {
 
 describe("reaper on Ceph RGW (real ListMultipartUploads, no S3 events)", () => {
   let s: PipelineStack;
-  beforeAll(async () => {
+  beforeAllOrFailEach(async () => {
     s = await startPipelineStack({ storage: "rgw", database: "sqlite", env: ENV });
   });
   afterAll(async () => s?.close());

@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
+import { beforeAllOrFailEach } from "@intake/test";
 import { objectKey } from "@intake/domain";
 import { docx, eicar, pdf, png } from "./fixtures.ts";
 import { sha256Of, startPipelineStack, type PipelineStack } from "./support/stack.ts";
@@ -11,7 +12,7 @@ import { sha256Of, startPipelineStack, type PipelineStack } from "./support/stac
  */
 describe.each(["sqlite", "pg"] as const)("pipeline on Ceph RGW with %s", (database) => {
   let s: PipelineStack;
-  beforeAll(async () => {
+  beforeAllOrFailEach(async () => {
     s = await startPipelineStack({ storage: "rgw", database });
   });
   afterAll(async () => s?.close());

@@ -1,9 +1,9 @@
 import { PutObjectCommand } from "@aws-sdk/client-s3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { objectKey } from "@intake/domain";
 import type { ObjectStore } from "@intake/storage";
 import { eicar, png } from "./fixtures.ts";
-import { storeIgnoringIfMatch } from "@intake/test";
+import { beforeAllOrFailEach, storeIgnoringIfMatch } from "@intake/test";
 import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
 
 /**
@@ -21,7 +21,7 @@ describe.each([
 ] as const)("an object replaced between inspect and scan (%s, %s)", (storage, mode) => {
   let s: PipelineStack;
   let closeIgnoring = () => {};
-  beforeAll(async () => {
+  beforeAllOrFailEach(async () => {
     s = await startPipelineStack({ storage, database: "sqlite", workerRoles: null });
     let inner = s.storage.store;
     if (mode === "storage ignores If-Match") {

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { startLocalObjectStorage, type LocalObjectStorage } from "@intake/local-infra";
-import { createS3Client, createSqsClient, provisionStorage, S3ObjectStore, SqsEventQueue } from "@intake/storage";
+import { LOCAL_STORAGE_CAPABILITIES, startLocalObjectStorage, type LocalObjectStorage } from "@intake/local-infra";
+import { CEPH_RGW_CAPABILITIES, createS3Client, createSqsClient, provisionStorage, S3ObjectStore, SqsEventQueue } from "@intake/storage";
 
 export const TEST_REGION = "us-east-1";
 export const FAUXQS_CREDENTIALS = { accessKeyId: "test", secretAccessKey: "test" };
@@ -38,7 +38,7 @@ export async function startFauxqsStorage(opts: { bucket?: string; queueName?: st
     bucket,
     credentials: FAUXQS_CREDENTIALS,
     s3,
-    store: new S3ObjectStore(s3, bucket),
+    store: new S3ObjectStore(s3, bucket, LOCAL_STORAGE_CAPABILITIES),
     sqs,
     events: new SqsEventQueue(sqs, provisioned.queueUrl),
     queueName,
@@ -85,7 +85,7 @@ export async function startRgwStorage(): Promise<TestStorage> {
     bucket,
     credentials,
     s3,
-    store: new S3ObjectStore(s3, bucket),
+    store: new S3ObjectStore(s3, bucket, CEPH_RGW_CAPABILITIES),
     env: {
       S3_ENDPOINT: endpoint,
       S3_FORCE_PATH_STYLE: "true",
@@ -121,5 +121,5 @@ export function storeIgnoringIfMatch(storage: TestStorage): { store: S3ObjectSto
     },
     { step: "build", name: "dropIfMatch" },
   );
-  return { store: new S3ObjectStore(s3, storage.bucket), close: () => s3.destroy() };
+  return { store: new S3ObjectStore(s3, storage.bucket, storage.store.capabilities), close: () => s3.destroy() };
 }

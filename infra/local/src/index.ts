@@ -14,3 +14,4 @@ export {
   type S3EventRecord,
   type S3TestEventMessage,
 } from "./s3-event.ts";
+export { LOCAL_STORAGE_CAPABILITIES } from "./capabilities.ts";

@@ -1,4 +1,5 @@
 export * from "./object-store.ts";
+export * from "./capabilities.ts";
 export * from "./errors.ts";
 export * from "./s3-object-store.ts";
 export * from "./provision.ts";

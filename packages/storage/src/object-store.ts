@@ -1,4 +1,5 @@
 import type { Readable } from "node:stream";
+import type { StoreCapabilities } from "./capabilities.ts";
 
 /**
  * What the product needs from object storage, in its own words. The S3 adapter implements
@@ -85,6 +86,8 @@ export interface CopyResult {
 
 export interface ObjectStore {
   readonly bucket: string;
+  /** What this storage guarantees (signature checks, conditional copy, listings). */
+  readonly capabilities: StoreCapabilities;
   presignPut(key: string, binding: PutBinding): Promise<PresignedRequest>;
   presignGet(key: string, opts: { contentType: string; contentDisposition: string; expiresIn: number }): Promise<PresignedRequest>;
   createMultipart(key: string, contentType: string): Promise<string>;

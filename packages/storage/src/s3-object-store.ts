@@ -16,6 +16,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { PutPresigner } from "./put-presigner.ts";
+import { AWS_S3_CAPABILITIES, type StoreCapabilities } from "./capabilities.ts";
 import { codeOf, ObjectChangedError, statusOf, StorageUnsupportedError, translateStorageError } from "./errors.ts";
 import { DependencyUnavailableError } from "@intake/domain";
 import type { CopyOptions, CopyResult, MultipartUploadInfo, ObjectHead, ObjectRead, ObjectStore, PresignedRequest, PutBinding, ReadOptions, StoredPart } from "./object-store.ts";
@@ -48,13 +49,16 @@ export function createS3Client(s: Omit<S3Settings, "bucket">): S3Client {
 
 export class S3ObjectStore implements ObjectStore {
   readonly bucket: string;
+  readonly capabilities: StoreCapabilities;
   private readonly s3: S3Client;
 
   private readonly putPresigner: PutPresigner;
 
-  constructor(s3: S3Client, bucket: string) {
+  /** `capabilities`: what the storage behind this endpoint guarantees (AWS S3 by default). */
+  constructor(s3: S3Client, bucket: string, capabilities: StoreCapabilities = AWS_S3_CAPABILITIES) {
     this.s3 = s3;
     this.bucket = bucket;
+    this.capabilities = capabilities;
     this.putPresigner = new PutPresigner(s3, bucket);
   }
 

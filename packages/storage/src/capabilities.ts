@@ -1,0 +1,40 @@
+/**
+ * What an S3-compatible storage really does, declared rather than discovered by a failing
+ * call in production. test/conformance/object-store.test.ts runs the same contract on
+ * every backend and checks each declaration against the backend's behaviour: a store
+ * that claims a guarantee it does not give fails there.
+ */
+export interface StoreCapabilities {
+  /**
+   * Storage verifies presigned signatures, so a PUT with another Content-Type or length
+   * than the URL was signed for is refused (403). Without it the binding is advisory and
+   * the pipeline's own size and type checks are all there is.
+   */
+  verifiesSignatures: boolean;
+  /** CopyObject with x-amz-copy-source-if-match copies only while the source has that ETag (else 412). */
+  honoursCopyIfMatch: boolean;
+  /** ListMultipartUploads works (else listMultipartUploads throws StorageUnsupportedError). */
+  listsMultipartUploads: boolean;
+  /** ListParts works (else listParts throws StorageUnsupportedError). */
+  listsParts: boolean;
+}
+
+/** AWS S3 as documented: every guarantee above. */
+export const AWS_S3_CAPABILITIES: StoreCapabilities = Object.freeze({
+  verifiesSignatures: true,
+  honoursCopyIfMatch: true,
+  listsMultipartUploads: true,
+  listsParts: true,
+});
+
+/**
+ * Ceph RGW 16 (Debian radosgw), seen here: verifies SigV4 for PUT and POST, implements
+ * ListMultipartUploads and ListParts, and copies whatever the source holds whatever
+ * x-amz-copy-source-if-match says.
+ */
+export const CEPH_RGW_CAPABILITIES: StoreCapabilities = Object.freeze({
+  verifiesSignatures: true,
+  honoursCopyIfMatch: false,
+  listsMultipartUploads: true,
+  listsParts: true,
+});
