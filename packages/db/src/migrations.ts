@@ -120,6 +120,32 @@ const migrations: Migration[] = [
       });
     },
   },
+  {
+    // Per-tenant counters for the quotas (open uploads, their declared bytes, uploads per
+    // UTC day), changed in the same atomic units as the rows they count: one conditional
+    // UPDATE enforces all three at create, without counting rows on the hot path. Open means
+    // not yet in a terminal status; the terminal statuses are written out because a
+    // migration must not change meaning when the code does.
+    name: "0004_tenant_usage",
+    async up(knex) {
+      await knex.schema.createTable("tenant_usage", (t) => {
+        t.string("tenant_id", 64).primary().references("tenants.id");
+        t.bigInteger("pending_uploads").notNullable().defaultTo(0);
+        t.bigInteger("pending_bytes").notNullable().defaultTo(0);
+        t.integer("day").notNullable().defaultTo(0); // UTC days since the epoch
+        t.bigInteger("day_uploads").notNullable().defaultTo(0);
+      });
+      await knex.raw(
+        `insert into tenant_usage (tenant_id, pending_uploads, pending_bytes, day, day_uploads)
+         select t.id, count(u.id), coalesce(sum(u.declared_size), 0), 0, 0
+         from tenants t left join uploads u on u.tenant_id = t.id and u.status not in ('verified', 'quarantined', 'expired', 'aborted')
+         group by t.id`,
+      );
+    },
+    async down(knex) {
+      await knex.schema.dropTable("tenant_usage");
+    },
+  },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

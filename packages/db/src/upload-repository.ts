@@ -2,13 +2,16 @@ import type { Knex } from "knex";
 import {
   ConflictError,
   transitionFor,
+  isTerminal,
   type QuarantineReason,
+  type TenantQuotas,
   type Upload,
   type UploadEvent,
   type UploadStatus,
 } from "@intake/domain";
 import { AuditLog, type Actor } from "./audit-log.ts";
-import { atomically, writeAtomically } from "./connection.ts";
+import { atomically } from "./connection.ts";
+import { claimQuota, releaseQuota } from "./tenant-usage.ts";
 
 export interface NewUpload {
   id: string;
@@ -73,8 +76,10 @@ export class UploadRepository {
    * Writes the upload as `pending`. With an idempotency key, a second call with the same
    * key returns the first upload instead (a unique index decides races between two
    * concurrent retries), and a reuse of the key for a different request is a conflict.
+   * With `quotas`, the tenant's quotas are claimed in the same unit (see tenant-usage.ts): a
+   * create that would break one writes nothing and throws LimitExceededError.
    */
-  async create(input: NewUpload, now = new Date()): Promise<{ upload: Upload; created: boolean }> {
+  async create(input: NewUpload, now = new Date(), quotas?: TenantQuotas): Promise<{ upload: Upload; created: boolean }> {
     if (input.idempotency) {
       const existing = await this.findByIdempotencyKey(input.tenantId, input.idempotency.key);
       if (existing) return { upload: this.checkFingerprint(existing, input.idempotency.fingerprint), created: false };
@@ -102,11 +107,12 @@ export class UploadRepository {
       updated_at: ts,
     };
     try {
-      // The row and its audit entry commit together or not at all.
-      await writeAtomically(this.db, [
-        this.db("uploads").insert(row),
-        this.audit.insertion({ actor: "api", action: "upload.created", uploadId: input.id, tenantId: input.tenantId, objectKey: input.objectKey, detail: { declaredType: input.declaredType, declaredSize: input.declaredSize } }, now),
-      ]);
+      // The row, its audit entry and its share of the quotas commit together or not at all.
+      await atomically(this.db, async (tx) => {
+        await tx.run(this.db("uploads").insert(row));
+        await tx.run(this.audit.insertion({ actor: "api", action: "upload.created", uploadId: input.id, tenantId: input.tenantId, objectKey: input.objectKey, detail: { declaredType: input.declaredType, declaredSize: input.declaredSize } }, now));
+        if (quotas) await claimQuota(this.db, tx, input.tenantId, input.declaredSize, quotas, now);
+      });
     } catch (err) {
       if (input.idempotency && isUniqueViolation(err)) {
         const existing = await this.findByIdempotencyKey(input.tenantId, input.idempotency.key);
@@ -175,9 +181,11 @@ export class UploadRepository {
     // lock (BEGIN IMMEDIATE), on PostgreSQL the conditional UPDATE decides between racers.
     // The row is read back inside it, so the caller sees the state its event produced.
     return atomically(this.db, async (tx) => {
-      const before = await tx.first<{ status: UploadStatus; tenant_id: string; object_key: string }>(this.db("uploads").where({ id }).select("status", "tenant_id", "object_key"));
+      const before = await tx.first<{ status: UploadStatus; tenant_id: string; object_key: string; declared_size: number | string }>(this.db("uploads").where({ id }).select("status", "tenant_id", "object_key", "declared_size"));
       if (!before) return { applied: false, upload: null };
       const count = await tx.run(this.db("uploads").where({ id }).whereIn("status", from as UploadStatus[]).update(patch));
+      // Leaving the open statuses frees the upload's share of the tenant's quotas.
+      if (count === 1 && isTerminal(to) && !isTerminal(before.status)) await releaseQuota(this.db, tx, before.tenant_id, Number(before.declared_size));
       if (count === 1 && before.status !== to) {
         await tx.run(this.audit.insertion({ actor, action: `upload.${to}`, uploadId: id, tenantId: before.tenant_id, objectKey: before.object_key, detail: { from: before.status, event, ...auditFindings(findings) } }, now));
       }
