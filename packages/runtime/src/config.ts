@@ -230,6 +230,12 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   problems.push(...clamdLimitProblems(e));
   if (e.QUOTA_PENDING_BYTES < e.MAX_UPLOAD_BYTES) problems.push("QUOTA_PENDING_BYTES: must be at least MAX_UPLOAD_BYTES, or the largest allowed upload could never be declared");
   if (e.QUOTA_UPLOADS_PER_DAY < e.QUOTA_PENDING_UPLOADS) problems.push("QUOTA_UPLOADS_PER_DAY: must be at least QUOTA_PENDING_UPLOADS");
+  // A scan may leave its row untouched for as long as clamd may go without progress: a
+  // threshold below that calls a healthy scan stuck (the reaper then also asks BullMQ
+  // whether the job is live, but a contradiction in the settings is refused outright).
+  if (e.STUCK_AFTER_SECONDS * 1000 <= e.CLAMD_TIMEOUT_MS) {
+    problems.push(`STUCK_AFTER_SECONDS (${e.STUCK_AFTER_SECONDS} s) must exceed CLAMD_TIMEOUT_MS (${e.CLAMD_TIMEOUT_MS} ms): a scan may rightly go that long without touching its upload, and must not be taken for a stuck one`);
+  }
   const knownRoles = ["all", "ingest", "inspect", "scan", "finalize", "reaper"];
   for (const r of e.WORKER_ROLES) if (!knownRoles.includes(r)) problems.push(`WORKER_ROLES: unknown role ${r} (known: ${knownRoles.join(", ")})`);
   if (e.NODE_ENV === "production" && !e.DATABASE_URL) problems.push("DATABASE_URL: required in production");

@@ -1,0 +1,34 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "./config.ts";
+
+const base = { S3_BUCKET: "intake-uploads" };
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig({ ...base, ...env });
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe("the reaper's stuck threshold against clamd's no-progress timeout", () => {
+  it("refuses a stuck threshold at or below the scan timeout, naming both settings", () => {
+    // The settings of the incident: a 20 s verdict took 130 s after eleven re-queues.
+    const below = problemsOf({ STUCK_AFTER_SECONDS: "10", CLAMD_TIMEOUT_MS: "20000" });
+    expect(below).toHaveLength(1);
+    expect(below[0]).toMatch(/STUCK_AFTER_SECONDS \(10 s\).*CLAMD_TIMEOUT_MS \(20000 ms\)/);
+    // Equal is a contradiction too: the reaper would look exactly when clamd may still answer.
+    expect(problemsOf({ STUCK_AFTER_SECONDS: "330", CLAMD_TIMEOUT_MS: "330000" })).toHaveLength(1);
+    // Against the default timeout (330 s) as well.
+    expect(problemsOf({ STUCK_AFTER_SECONDS: "300" })[0]).toMatch(/CLAMD_TIMEOUT_MS \(330000 ms\)/);
+  });
+
+  it("accepts a threshold above the timeout, and the defaults", () => {
+    expect(problemsOf({ STUCK_AFTER_SECONDS: "331", CLAMD_TIMEOUT_MS: "330000" })).toEqual([]);
+    expect(problemsOf({ STUCK_AFTER_SECONDS: "10", CLAMD_TIMEOUT_MS: "9999" })).toEqual([]);
+    const c = loadConfig(base);
+    expect(c.reaper.stuckAfterSeconds * 1000).toBeGreaterThan(c.clamd.timeoutMs);
+  });
+});
