@@ -6,6 +6,7 @@
 #   2. the workspace's npm dependencies (npm ci when node_modules is missing or stale)
 #   3. Redis at REDIS_URL (started from Debian's redis-server when nothing answers)
 #   4. clamd with the project's config (infra/clamd/up.sh; installs clamav-daemon)
+#   5. the tools tests build fixtures with (zip), for infra/bin/test
 _root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 say() { echo "[intake] $*" >&2; }
 
@@ -61,6 +62,12 @@ intake_ensure_postgres() {
   local i
   for i in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && return 0; sleep 0.2; done
   say "PostgreSQL did not come up on 127.0.0.1:5432"; return 1
+}
+
+# Tools the tests build their fixtures with (encrypted and stored ZIPs from Info-ZIP's zip):
+# installed here, by the setup, never by a test.
+intake_ensure_test_tools() {
+  command -v zip >/dev/null || intake_apt_install zip
 }
 
 intake_ensure_clamd() {
