@@ -7,8 +7,8 @@
 #   DATA_DIR                 data root (default: <repo>/.data); clamd lives in $DATA_DIR/clamd
 #   CLAMD_PORT               TCP port (default 3310)
 #   CLAMD_ADDR               listen address (default 127.0.0.1)
-#   MAX_UPLOAD_BYTES         largest upload the platform accepts (default 5 GiB); the size
-#                            limits below are derived from it
+#   MAX_UPLOAD_BYTES         largest upload the platform accepts (default 1000 MiB, at most
+#                            1024 MiB); the size limits below are derived from it
 #   CLAMD_DATABASE           auto (default) | official | test
 #   CLAMD_OFFICIAL_DB_DIR    where freshclam keeps official databases (default /var/lib/clamav)
 #   CLAMD_STREAM_MAX_LENGTH, CLAMD_MAX_FILE_SIZE, CLAMD_MAX_SCAN_SIZE, CLAMD_MAX_SCAN_TIME_MS,
@@ -29,7 +29,7 @@ ADDR="${CLAMD_ADDR:-127.0.0.1}"
 DATABASE_MODE="${CLAMD_DATABASE:-auto}"
 OFFICIAL_DB_DIR="${CLAMD_OFFICIAL_DB_DIR:-/var/lib/clamav}"
 START_TIMEOUT="${CLAMD_START_TIMEOUT:-60}"
-MAX_UPLOAD_BYTES="${MAX_UPLOAD_BYTES:-5368709120}"
+MAX_UPLOAD_BYTES="${MAX_UPLOAD_BYTES:-1048576000}"
 
 log() { echo "[clamd] $*" >&2; }
 die() { echo "[clamd] ERROR: $*" >&2; exit 1; }
@@ -61,29 +61,35 @@ exec 9>"$CLAMD_DIR/.lock"
 flock -w 120 9 || die "could not take the lock $CLAMD_DIR/.lock"
 
 # --- 2. size limits -------------------------------------------------------------------
-# ClamAV 1.4: every SIZE option is capped at 4 GiB ("values in excess will be reset to
-# the maximum", man clamd.conf), and since 1.2.1 a single file of 2 GiB or more is never
-# scanned: MaxFileSize is clamped just below 2 GiB and such files are reported as
-# Heuristics.Limits.Exceeded.MaxFileSize when AlertExceedsMax is on.
-# So with the default MAX_UPLOAD_BYTES = 5 GiB:
-#   object <= 2147483645 bytes    -> really scanned
-#   up to 4095 MiB                -> "Heuristics.Limits.Exceeded.MaxFileSize FOUND"
-#   object > 4095 MiB             -> "INSTREAM size limit exceeded. ERROR"
-# and @intake/scanner reports both latter cases as "unscannable": the pipeline fails
-# closed (never promoted). Smaller MAX_UPLOAD_BYTES shrink all limits with it.
-SIZE_CAP=$((4095 * 1024 * 1024))    # 4293918720, highest whole-MiB value below the 4 GiB cap
-# clamd 1.4.6 logs "File size limit set to 2147483645 bytes" for anything larger: use that.
-FILE_CAP=2147483645
+# Measured on ClamAV 1.4.6 with AlertExceedsMax yes (infra/clamd/README.md has the table):
+# every SIZE option is capped at 4 GiB, no single file of 2 GiB or more is ever scanned,
+# and a PDF FlateDecode stream inflating past MaxFileSize raises
+# Heuristics.Limits.Exceeded.MaxFileSize only while MaxFileSize is at most 1024 MiB: at
+# 1500 MiB and above clamd cuts the stream and answers "stream: OK". gzip, bzip2, xz, tar,
+# 7z (LZMA), ARJ and SWF alert at 1000 MiB too. So:
+#   MaxFileSize     = MAX_UPLOAD_BYTES, at most 1024 MiB (default 1000 MiB: 24 MiB margin)
+#   StreamMaxLength = MAX_UPLOAD_BYTES (INSTREAM counts the object's raw bytes)
+# and an object larger than the largest upload is refused by the API before it exists.
+# clamd scans an object of exactly MaxFileSize bytes whole and alerts at one byte more.
+SIZE_CAP=$((4095 * 1024 * 1024))       # 4293918720, highest whole-MiB value below the 4 GiB cap
+FILE_CAP=$((1024 * 1024 * 1024))       # largest MaxFileSize measured to alert for every format
 min() { if [ "$1" -lt "$2" ]; then echo "$1"; else echo "$2"; fi; }
-# INSTREAM counts raw bytes of the object: exactly the largest upload.
-STREAM_MAX_LENGTH="${CLAMD_STREAM_MAX_LENGTH:-$(min "$MAX_UPLOAD_BYTES" "$SIZE_CAP")}"
-# The object itself and every member inside it (archives, documents).
-MAX_FILE_SIZE="${CLAMD_MAX_FILE_SIZE:-$(min "$MAX_UPLOAD_BYTES" "$FILE_CAP")}"
+[ "$MAX_UPLOAD_BYTES" -le "$FILE_CAP" ] \
+  || die "MAX_UPLOAD_BYTES=$MAX_UPLOAD_BYTES is above $FILE_CAP: clamd would cut such content without alerting (see infra/clamd/README.md)"
+STREAM_MAX_LENGTH="${CLAMD_STREAM_MAX_LENGTH:-$MAX_UPLOAD_BYTES}"
+MAX_FILE_SIZE="${CLAMD_MAX_FILE_SIZE:-$MAX_UPLOAD_BYTES}"
 # Archive bytes plus everything extracted from it count toward MaxScanSize (man page:
 # a 1M archive holding a 1M file counts 2M), so allow 4x the upload for expansion;
 # beyond that it is Heuristics.Limits.Exceeded.MaxScanSize (unscannable), not OK.
 MAX_SCAN_SIZE="${CLAMD_MAX_SCAN_SIZE:-$(min $((MAX_UPLOAD_BYTES * 4)) "$SIZE_CAP")}"
-# 5 minutes: a 2 GiB file scans in well under that here (~60 MB/s); longer means a
+# The same rules as packages/runtime/src/config.ts, so a bad override fails here too.
+[ "$MAX_FILE_SIZE" -le "$FILE_CAP" ] || die "CLAMD_MAX_FILE_SIZE=$MAX_FILE_SIZE is above $FILE_CAP (see above)"
+[ "$MAX_FILE_SIZE" -ge "$MAX_UPLOAD_BYTES" ] || die "CLAMD_MAX_FILE_SIZE=$MAX_FILE_SIZE is below MAX_UPLOAD_BYTES=$MAX_UPLOAD_BYTES"
+[ "$STREAM_MAX_LENGTH" -ge "$MAX_UPLOAD_BYTES" ] && [ "$STREAM_MAX_LENGTH" -le "$SIZE_CAP" ] \
+  || die "CLAMD_STREAM_MAX_LENGTH=$STREAM_MAX_LENGTH must lie between MAX_UPLOAD_BYTES=$MAX_UPLOAD_BYTES and $SIZE_CAP"
+[ "$MAX_SCAN_SIZE" -ge "$MAX_FILE_SIZE" ] && [ "$MAX_SCAN_SIZE" -le "$SIZE_CAP" ] \
+  || die "CLAMD_MAX_SCAN_SIZE=$MAX_SCAN_SIZE must lie between MaxFileSize=$MAX_FILE_SIZE and $SIZE_CAP"
+# 5 minutes: a 1000 MiB file scans in well under that here (~60 MB/s); longer means a
 # pathological file, reported as Heuristics.Limits.Exceeded.MaxScanTime.
 MAX_SCAN_TIME_MS="${CLAMD_MAX_SCAN_TIME_MS:-300000}"
 MAX_RECURSION="${CLAMD_MAX_RECURSION:-17}"     # clamd default; deeper nesting -> Limits.Exceeded
@@ -169,6 +175,8 @@ CLAMD_PORT=$PORT
 CLAMD_STREAM_MAX_BYTES=$STREAM_MAX_LENGTH
 CLAMD_MAX_FILE_SIZE=$MAX_FILE_SIZE
 CLAMD_MAX_SCAN_SIZE=$MAX_SCAN_SIZE
+MAX_UPLOAD_BYTES=$MAX_UPLOAD_BYTES
+CLAMD_MAX_RECURSION=$MAX_RECURSION
 CLAMD_MAX_SCAN_TIME_MS=$MAX_SCAN_TIME_MS
 EOF
 

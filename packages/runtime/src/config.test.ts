@@ -15,9 +15,9 @@ describe("loadConfig", () => {
   });
 
   it("mirrors clamd's StreamMaxLength as infra/clamd derives it, unless limits.env says otherwise", () => {
-    expect(loadConfig(base).clamd.maxStreamBytes).toBe(4095 * 1024 * 1024);
+    expect(loadConfig(base).clamd.maxStreamBytes).toBe(1000 * 1024 * 1024);
     expect(loadConfig({ ...base, MAX_UPLOAD_BYTES: "1048576" }).clamd.maxStreamBytes).toBe(1048576);
-    expect(loadConfig({ ...base, CLAMD_STREAM_MAX_BYTES: "5000" }).clamd.maxStreamBytes).toBe(5000);
+    expect(loadConfig({ ...base, MAX_UPLOAD_BYTES: "5000", CLAMD_STREAM_MAX_BYTES: "6000" }).clamd.maxStreamBytes).toBe(6000);
   });
 
   it("uses PostgreSQL when DATABASE_URL is set", () => {

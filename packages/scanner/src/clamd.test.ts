@@ -148,8 +148,11 @@ describe("real clamd with tiny limits (StreamMaxLength 1 MiB, MaxFileSize 256 Ki
     const out = run(UP, {
       DATA_DIR: lowDataDir,
       CLAMD_PORT: String(lowPort),
-      MAX_UPLOAD_BYTES: String(LOW_LIMIT),
+      // up.sh refuses an upload limit above MaxFileSize; StreamMaxLength may be larger.
+      MAX_UPLOAD_BYTES: String(LOW_FILE),
       CLAMD_MAX_FILE_SIZE: String(LOW_FILE),
+      CLAMD_STREAM_MAX_LENGTH: String(LOW_LIMIT),
+      CLAMD_MAX_SCAN_SIZE: String(4 * LOW_LIMIT),
       CLAMD_DATABASE: "test",
     });
     expect(out).toMatch(/^ClamAV /);
