@@ -107,10 +107,11 @@ describe("pipeline resilience", () => {
     await once(proc, "exit");
     expect((await s.uploads.getById(id))?.status).toBe("scanning");
 
-    // Another worker: BullMQ's stalled-job check (after the dead worker's lock expires) or
-    // the reaper's reconcile (stuck past STUCK_AFTER_SECONDS) picks the upload up again.
+    // Another worker: BullMQ's stalled-job check (every second here) moves the job back once
+    // the dead worker's lock expires. The reaper runs too, but leaves a job BullMQ still
+    // holds alone: it re-queues only uploads whose job is gone or finished.
     proxy.throttle(0);
-    await s.startWorker(`${PROCESSING},reaper`, {}, { STUCK_AFTER_SECONDS: "10", REAPER_EVERY_SECONDS: "1" });
+    await s.startWorker(`${PROCESSING},reaper`, { stalledIntervalMs: 1000 }, { STUCK_AFTER_SECONDS: "10", CLAMD_TIMEOUT_MS: "9000", REAPER_EVERY_SECONDS: "1" });
     const done = await s.waitFor(id, ["verified", "quarantined"], 60_000);
     expect(done).toMatchObject({ status: "verified", sha256: sha256Of(bytes) });
     expect((await s.auditActions(id)).filter((a) => a === "upload.verified")).toHaveLength(1);
@@ -161,7 +162,7 @@ describe("pipeline resilience", () => {
     expect(await s.flushQueues()).toBeGreaterThan(0);
     expect(await s.queues.queue("inspect").getJob(`inspect-${id}`)).toBeUndefined();
 
-    await s.startWorker(`${PROCESSING},reaper`, {}, { STUCK_AFTER_SECONDS: "10", REAPER_EVERY_SECONDS: "1" });
+    await s.startWorker(`${PROCESSING},reaper`, {}, { STUCK_AFTER_SECONDS: "10", CLAMD_TIMEOUT_MS: "9000", REAPER_EVERY_SECONDS: "1" });
     const done = await s.waitFor(id, ["verified", "quarantined"], 40_000);
     expect(done.status).toBe("verified");
     const actions = await s.auditActions(id);
