@@ -1,48 +1,39 @@
 import { canonicalType } from "@intake/domain";
+import { SvgContentCheck } from "./svg-content.ts";
 
 /**
  * Content checks for formats without magic bytes (text/plain, text/csv, application/json,
  * image/svg+xml). The sniffer cannot vouch for them, so their bytes are read instead: they
- * must be valid UTF-8 without NUL bytes, JSON must parse, and an SVG must not carry active
- * content (a browser runs <script>, on* handlers and javascript: URLs of an SVG opened
- * directly; <foreignObject> embeds arbitrary HTML; <!ENTITY> enables entity-expansion bombs).
+ * must be valid UTF-8 without NUL bytes, JSON must parse, and an SVG must hold nothing but
+ * allowlisted, inert SVG (svg-content.ts: a namespace-aware XML parse, because a browser
+ * runs <script>, on* handlers and javascript: URLs of an SVG opened directly, and a regex
+ * cannot know what a prefix, a namespace or a character reference turns a name into).
  *
  * The check is incremental: the scan stage feeds it the same chunks it streams to clamd, so
  * the object is read once. Only JSON is kept (up to JSON_LIMIT) because JSON.parse needs it
- * whole; a larger JSON cannot be validated and is refused rather than waved through.
+ * whole; a larger JSON cannot be validated and is refused rather than waved through. The
+ * SVG parser keeps only what its limits allow (SVG_LIMITS).
  */
 export const JSON_LIMIT = 16 * 1024 * 1024;
-/** Characters kept between chunks so a pattern split across two chunks is still seen. */
-const CARRY = 256;
-
-const SVG_ACTIVE: { pattern: RegExp; what: string }[] = [
-  { pattern: /<script[\s>/]/i, what: "a <script> element" },
-  // Matched without requiring the enclosing tag: a tag may span two chunks, and a stray
-  // " onfoo=" in text content is a false positive we accept (fail closed).
-  { pattern: /\son[a-z]+\s*=/i, what: "an on* event handler attribute" },
-  { pattern: /(?:java|vb)script\s*:/i, what: "a javascript: URL" },
-  { pattern: /data\s*:\s*text\/html/i, what: "a data:text/html URL" },
-  { pattern: /<foreignobject[\s>/]/i, what: "a <foreignObject> element" },
-  { pattern: /<!entity/i, what: "an <!ENTITY> declaration" },
-];
 
 export class TextContentCheck {
   readonly type: string;
   private readonly decoder = new TextDecoder("utf-8", { fatal: true });
   private problem: string | null = null;
-  private tail = "";
   private json: string[] | null;
   private jsonLength = 0;
-  private sawSvgRoot = false;
+  private readonly svg: SvgContentCheck | null;
   private offset = 0;
 
   constructor(declaredType: string) {
     this.type = canonicalType(declaredType) ?? declaredType;
     this.json = this.type === "application/json" ? [] : null;
+    this.svg = this.type === "image/svg+xml" ? new SvgContentCheck() : null;
   }
 
   push(chunk: Uint8Array): void {
-    if (this.problem) return;
+    // Once the SVG parser has refused, nothing later can change the answer: skip the rest.
+    if (this.problem || this.svg?.finding) return;
     const nul = chunk.indexOf(0);
     if (nul !== -1) return this.fail(`NUL byte at offset ${this.offset + nul}: not a text file`);
     let text: string;
@@ -65,7 +56,7 @@ export class TextContentCheck {
       }
     }
     if (this.problem) return this.problem;
-    if (this.type === "image/svg+xml" && !this.sawSvgRoot) return "no <svg> root element: not an SVG image";
+    if (this.svg) return this.svg.finish();
     if (this.json) {
       try {
         JSON.parse(this.json.join(""));
@@ -83,14 +74,7 @@ export class TextContentCheck {
       if (this.jsonLength > JSON_LIMIT) return this.fail(`JSON larger than ${JSON_LIMIT} characters cannot be validated`);
       this.json.push(text);
     }
-    if (this.type === "image/svg+xml") {
-      const window = this.tail + text;
-      if (/<svg[\s>/]/i.test(window)) this.sawSvgRoot = true;
-      for (const { pattern, what } of SVG_ACTIVE) {
-        if (pattern.test(window)) return this.fail(`SVG with active content: ${what}`);
-      }
-      this.tail = window.slice(-CARRY);
-    }
+    this.svg?.push(text);
   }
 
   private fail(problem: string): void {
