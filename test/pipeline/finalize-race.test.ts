@@ -1,41 +1,90 @@
 import { PutObjectCommand } from "@aws-sdk/client-s3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { objectKey } from "@intake/domain";
-import type { ObjectStore } from "@intake/storage";
+import { createS3Client, S3ObjectStore, type ObjectStore } from "@intake/storage";
+import { beforeAllOrFailEach, TEST_REGION, type TestStorage } from "@intake/test";
 import { eicar, png } from "./fixtures.ts";
 import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
 
 /**
  * The gap between finalize's HeadObject and its CopyObject: a client still holding a valid
- * PUT URL overwrites the pending object right then. The copy carries the ETag of the checked
- * bytes (x-amz-copy-source-if-match), so storage refuses it with 412 and the upload is
- * quarantined instead. AWS S3 enforces that header; fauxqs does not, so the local S3
- * stand-in enforces it in front of fauxqs. Ceph RGW 16 was seen here to ignore it (it reads
- * a non-standard x-amz-copy-if-match), which is why this does not run on RGW.
+ * PUT URL overwrites the pending object right then. The copy asks storage to copy only the
+ * checked version (x-amz-copy-source-if-match), but that is a request, not a proof: Ceph
+ * RGW 16 ignores the header and copies the new bytes. So finalize confirms what the copy
+ * holds (its ETag against the checked one) before the upload becomes verified, and
+ * otherwise removes the copy and quarantines. Three ways the race plays out:
+ * - storage refuses the copy (AWS S3; the local stand-in in front of fauxqs);
+ * - the condition is lost on the wire (a proxy dropping it: what the store must survive);
+ * - storage ignores it (Ceph RGW 16, seen here).
  */
-describe.each(["sqlite", "pg"] as const)("promotion when the object is replaced just before the copy (%s)", (database) => {
+const CASES = [
+  ["fauxqs", "sqlite", "storage refuses the copy"],
+  ["fauxqs", "pg", "storage refuses the copy"],
+  ["fauxqs", "sqlite", "the copy condition is dropped on the wire"],
+  ["rgw", "sqlite", "storage ignores the copy condition"],
+] as const;
+
+describe.each(CASES)("promotion when the object is replaced just before the copy (%s, %s: %s)", (storage, database, mode) => {
   let s: PipelineStack;
-  beforeAll(async () => {
-    s = await startPipelineStack({ storage: "fauxqs", database, workerRoles: null });
-    const inner = s.storage.store;
+  let copies: { target: string; eTag: string | null }[] = [];
+  let closeDropping = () => {};
+  beforeAllOrFailEach(async () => {
+    s = await startPipelineStack({ storage, database, workerRoles: null });
+    let inner: ObjectStore = s.storage.store;
+    if (mode === "the copy condition is dropped on the wire") {
+      const dropping = storeDroppingCopyCondition(s.storage);
+      inner = dropping.store;
+      closeDropping = dropping.close;
+    }
     const racing: ObjectStore = Object.create(inner);
     racing.copy = async (source, target, o) => {
       if (target.startsWith("verified/")) {
         await s.storage.s3.send(new PutObjectCommand({ Bucket: s.storage.bucket, Key: source, Body: eicar(), ContentType: "image/png" }));
       }
-      return inner.copy(source, target, o);
+      const result = await inner.copy(source, target, o);
+      copies.push({ target, eTag: result.eTag });
+      return result;
     };
     await s.startWorker("inspect,scan,finalize", { store: racing });
   });
-  afterAll(async () => s?.close());
+  afterAll(async () => {
+    await s?.close();
+    closeDropping();
+  });
 
-  it("quarantines as checksum_mismatch and never writes verified/", async () => {
-    const bytes = png(16, 16);
-    const { id } = await s.upload(bytes, { contentType: "image/png", complete: true });
+  it("quarantines as checksum_mismatch and leaves nothing in verified/", async () => {
+    copies = [];
+    const { id } = await s.upload(png(16, 16), { contentType: "image/png", complete: true });
     const done = await s.waitFor(id, ["verified", "quarantined"]);
     expect({ status: done.status, reason: done.reason }).toEqual({ status: "quarantined", reason: "checksum_mismatch" });
+    expect(done.finalKey).toBe(objectKey("quarantine", s.tenant, id));
     expect(await s.storage.store.head(objectKey("verified", s.tenant, id))).toBeNull();
     expect(await s.storage.store.head(objectKey("pending", s.tenant, id))).toBeNull();
-    expect((await s.storage.store.head(objectKey("quarantine", s.tenant, id)))?.metadata).toMatchObject({ verdict: "quarantine", reason: "checksum_mismatch" });
+    const quarantined = await s.storage.store.head(objectKey("quarantine", s.tenant, id));
+    expect(quarantined?.metadata).toMatchObject({ verdict: "quarantine", reason: "checksum_mismatch" });
+    expect(quarantined?.contentType).toBe("application/octet-stream");
+    if (mode === "storage refuses the copy") {
+      // Refused with 412: the only copy made is the quarantine one.
+      expect(copies.map((c) => c.target)).toEqual([objectKey("quarantine", s.tenant, id)]);
+    } else {
+      // Storage copied the replacement into verified/: its ETag gave it away, and it was removed.
+      expect(copies.map((c) => c.target)).toEqual([objectKey("verified", s.tenant, id), objectKey("quarantine", s.tenant, id)]);
+      expect(copies[0]!.eTag).not.toBe(done.checkedETag);
+      expect(done.reasonDetail).toMatch(/not the checked version/);
+    }
   });
 });
+
+/** A store whose CopyObject requests lose x-amz-copy-source-if-match on the way. */
+function storeDroppingCopyCondition(storage: TestStorage): { store: S3ObjectStore; close(): void } {
+  const s3 = createS3Client({ region: TEST_REGION, endpoint: storage.endpoint, forcePathStyle: true, credentials: storage.credentials });
+  s3.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (request.headers) delete request.headers["x-amz-copy-source-if-match"];
+      return next(args);
+    },
+    { step: "build", name: "dropCopySourceIfMatch" },
+  );
+  return { store: new S3ObjectStore(s3, storage.bucket, storage.store.capabilities), close: () => s3.destroy() };
+}
