@@ -54,3 +54,35 @@ describe.each([
     expect((await s.storage.store.head(objectKey("quarantine", s.tenant, id)))?.metadata).toMatchObject({ verdict: "quarantine", reason: "checksum_mismatch" });
   });
 });
+
+/**
+ * Storage that names no ETag for what inspect read (a gateway that strips it): the row then
+ * has no checked ETag, and nothing names the bytes that were checked. Reading "whatever is
+ * there" and calling that the checked version would undo the rule above, so scan does not
+ * read at all: the upload is quarantined (scan_error) and never promoted.
+ */
+describe.each(["fauxqs", "rgw"] as const)("an upload whose checked ETag is unknown (%s)", (storage) => {
+  let s: PipelineStack;
+  const fullReads: string[] = [];
+  beforeAllOrFailEach(async () => {
+    s = await startPipelineStack({ storage, database: "sqlite", workerRoles: null });
+    const inner = s.storage.store;
+    const etagless: ObjectStore = Object.create(inner);
+    etagless.read = async (key, opts = {}) => {
+      if (!opts.range) fullReads.push(key);
+      const object = await inner.read(key, opts);
+      return object && opts.range ? { ...object, eTag: null } : object;
+    };
+    await s.startWorker("inspect,scan,finalize", { store: etagless });
+  });
+  afterAll(async () => s?.close());
+
+  it("is neither scanned nor promoted: quarantined as scan_error without a read of its bytes", async () => {
+    const { id } = await s.upload(png(8, 8), { contentType: "image/png", complete: true });
+    const done = await s.waitFor(id, ["verified", "quarantined"]);
+    expect({ status: done.status, reason: done.reason, checkedETag: done.checkedETag, sha256: done.sha256 }).toEqual({ status: "quarantined", reason: "scan_error", checkedETag: null, sha256: null });
+    expect(done.reasonDetail).toMatch(/no checked ETag/);
+    expect(fullReads).not.toContain(objectKey("pending", s.tenant, id));
+    expect(await s.storage.store.head(objectKey("verified", s.tenant, id))).toBeNull();
+  });
+});
