@@ -30,15 +30,20 @@ export async function claimQuota(db: Knex, tx: Atomic, tenantId: string, size: n
           day,
         }),
     );
-  if ((await claim()) === 1) return;
-  let usage = await readUsage(db, tx, tenantId);
-  if (!usage) {
-    // A tenant's first upload (tenants created after migration 0004 get their row here).
-    await tx.run(db("tenant_usage").insert({ tenant_id: tenantId, pending_uploads: 0, pending_bytes: 0, day, day_uploads: 0 }).onConflict("tenant_id").ignore());
+  // A refused claim is either a quota (named from the row) or a row that was not there when
+  // the UPDATE ran: a tenant's first upload (tenants created after migration 0004 get their
+  // row here), or, on PostgreSQL, one that a concurrent first create committed meanwhile.
+  for (let attempt = 0; attempt < 3; attempt++) {
     if ((await claim()) === 1) return;
-    usage = await readUsage(db, tx, tenantId);
+    const usage = await readUsage(db, tx, tenantId);
+    if (!usage) {
+      await tx.run(db("tenant_usage").insert({ tenant_id: tenantId, pending_uploads: 0, pending_bytes: 0, day, day_uploads: 0 }).onConflict("tenant_id").ignore());
+      continue;
+    }
+    const breach = quotaBreach(usage, size, quotas, now);
+    if (breach) throw breach;
   }
-  throw (usage && quotaBreach(usage, size, quotas, now)) ?? new LimitExceededError("quota_exceeded", "a tenant quota is reached", { tenantId });
+  throw new LimitExceededError("quota_busy", "the tenant's quotas could not be checked; retry the request", { tenantId }, 1);
 }
 
 /** An upload reached a terminal status: its place and its bytes are free again. */
