@@ -130,6 +130,20 @@ write_test_db() {
   mv -f "$db/intake-test.hdb.new" "$db/intake-test.hdb"
 }
 
+# Containers clamd unpacks but cuts short without any alert, even with AlertExceedsMax
+# (measured on 1.4.6, infra/clamd/README.md): a CAB folder past MaxFileSize or MaxScanSize,
+# and 7z members whose coder clamd lacks (deflate, bzip2: never scanned at all). clamd
+# matches body signatures against every file it extracts at every depth (a mail
+# attachment, a gzip or tar member, a PDF stream), so these make it name such a container
+# wherever it sits; @intake/scanner reports "Intake.Unscannable.*" as unscannable.
+#   CAB:  "MSCF", reserved1 = 0, cbCabinet, reserved2 = 0, coffFiles, reserved3 = 0, version 1.3
+#   7z:   signature 37 7A BC AF 27 1C and major version 0
+write_limits_db() { # dir
+  printf 'Intake.Unscannable.CAB:0:*:4d53434600000000{4}00000000{4}000000000301\nIntake.Unscannable.7z:0:*:377abcaf271c00\n' \
+    >"$1/intake-unscannable.ndb.new"
+  mv -f "$1/intake-unscannable.ndb.new" "$1/intake-unscannable.ndb"
+}
+
 case "$DATABASE_MODE" in
   auto) if has_official_db; then DATABASE_MODE=official; else DATABASE_MODE=test; fi ;;
   official) has_official_db || die "CLAMD_DATABASE=official but $OFFICIAL_DB_DIR holds no main/daily database (run freshclam)" ;;
@@ -137,11 +151,19 @@ case "$DATABASE_MODE" in
   *) die "CLAMD_DATABASE must be auto, official or test (got '$DATABASE_MODE')" ;;
 esac
 if [ "$DATABASE_MODE" = official ]; then
-  DATABASE_DIR="$OFFICIAL_DB_DIR"
+  # clamd reads one DatabaseDirectory: the official files (linked, so freshclam's updates
+  # are seen on reload) next to the project's unscannable-container signatures.
+  DATABASE_DIR="$CLAMD_DIR/db-official"
+  rm -rf "$DATABASE_DIR" && mkdir -p "$DATABASE_DIR"
+  for f in "$OFFICIAL_DB_DIR"/*.cvd "$OFFICIAL_DB_DIR"/*.cld "$OFFICIAL_DB_DIR"/*.cud; do
+    [ -e "$f" ] && ln -s "$f" "$DATABASE_DIR/$(basename "$f")"
+  done
+  write_limits_db "$DATABASE_DIR"
   rm -f "$CLAMD_DIR/TEST_SIGNATURES_ONLY"
 else
   DATABASE_DIR="$CLAMD_DIR/db"
   write_test_db
+  write_limits_db "$DATABASE_DIR"
   cat >"$CLAMD_DIR/TEST_SIGNATURES_ONLY" <<EOF
 test signatures only
 clamd at $ADDR:$PORT loads $DATABASE_DIR: EICAR and Intake test markers, no official ClamAV

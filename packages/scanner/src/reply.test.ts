@@ -71,6 +71,14 @@ describe("classifyClamdReply", () => {
     }
   });
 
+  it("the project's Intake.Unscannable.* container signatures -> unscannable, anything else named Intake.* stays infected", () => {
+    for (const sig of ["Intake.Unscannable.CAB.UNOFFICIAL", "Intake.Unscannable.7z.UNOFFICIAL"]) {
+      expect(classifyClamdReply(`stream: ${sig} FOUND\0`)).toMatchObject({ outcome: "unscannable", kind: "unsupported_container", signature: sig });
+    }
+    expect(classifyClamdReply("stream: Intake.Test.EICAR.UNOFFICIAL FOUND\0")).toEqual({ outcome: "infected", signature: "Intake.Test.EICAR.UNOFFICIAL" });
+    expect(classifyClamdReply("stream: Win.Unscannable.CAB FOUND\0")).toMatchObject({ outcome: "infected" });
+  });
+
   it("stream size limit -> unscannable; other ERROR replies -> error", () => {
     expect(classifyClamdReply("INSTREAM size limit exceeded. ERROR\0")).toMatchObject({ outcome: "unscannable", kind: "stream_limit_exceeded" });
     for (const raw of [

@@ -20,7 +20,13 @@ export type UnscannableKind =
   /** Heuristics.Limits.Exceeded.*: MaxFileSize, MaxScanSize, MaxRecursion, MaxFiles, MaxScanTime. */
   | "scan_limit_exceeded"
   /** Heuristics.Encrypted.*: encrypted archive or document, contents not inspectable. */
-  | "encrypted";
+  | "encrypted"
+  /**
+   * Intake.Unscannable.*: a container clamd unpacks but cuts short without any alert (CAB
+   * past MaxFileSize/MaxScanSize, 7z with coders clamd lacks), named by the project's own
+   * signatures (infra/clamd/up.sh) wherever clamd meets it.
+   */
+  | "unsupported_container";
 
 /** Transient failure kinds; the caller retries these, and they are never a verdict. */
 export type ReplyErrorKind = "empty_reply" | "unknown_reply" | "error_reply";
@@ -37,6 +43,8 @@ const CLEAN_LINE = "stream: OK";
 const SIZE_LIMIT_LINE = "INSTREAM size limit exceeded. ERROR";
 const LIMITS_PREFIX = "Heuristics.Limits.Exceeded";
 const ENCRYPTED_PREFIX = "Heuristics.Encrypted";
+/** Signature names infra/clamd/up.sh gives containers clamd would skip silently. */
+export const UNSCANNABLE_SIGNATURE_PREFIX = "Intake.Unscannable.";
 
 /** Split on NUL and LF (z- and n-prefixed commands), drop CRs and empty records. */
 function records(raw: string): string[] {
@@ -102,6 +110,12 @@ export function classifyClamdReply(raw: string): ClamdReplyClass {
         unscannable ??= {
           kind: "scan_limit_exceeded",
           reason: `clamd scan limits exceeded (${signature}): the content was not fully inspected`,
+          signature,
+        };
+      } else if (signature.startsWith(UNSCANNABLE_SIGNATURE_PREFIX)) {
+        unscannable ??= {
+          kind: "unsupported_container",
+          reason: `a container clamd cannot fully unpack (${signature}): its content was not all inspected`,
           signature,
         };
       } else if (signature.startsWith(ENCRYPTED_PREFIX)) {
