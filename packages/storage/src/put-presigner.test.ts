@@ -1,7 +1,7 @@
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { describe, expect, it } from "vitest";
-import { expectedSignature, signatureHolds } from "@intake/test";
+import { expectedSignature, signatureHolds } from "@intake/testkit";
 import { createS3Client } from "./s3-object-store.ts";
 import { PutPresigner } from "./put-presigner.ts";
 import type { PutBinding } from "./object-store.ts";

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorResponse } from "./errors.ts";
 import { readJsonObject, rejectUnknownFields } from "./json-body.ts";
-import { waitForEvent } from "@intake/test";
+import { waitForEvent } from "@intake/testkit";
 
 // A real HTTP server around the reader: the limit matters on a socket, not on a Buffer.
 const LIMIT = 1024;
