@@ -1,4 +1,5 @@
-import { isTextType, quarantine, type Upload, type Verdict } from "@intake/domain";
+import { isTextType, quarantine, type ActiveContentReason, type Upload, type Verdict } from "@intake/domain";
+import { activeContentChecks } from "./active-content/active-content-check.ts";
 import { ZipLimitCheck } from "./archive-limits.ts";
 import { TextContentCheck } from "./text-content.ts";
 
@@ -26,6 +27,8 @@ export interface ContentCheckContext {
   /** The object's size as storage reports it for the version being read. */
   size: number;
   clamdLimits: ClamdLimits;
+  /** Active content the policy lets through (ACTIVE_CONTENT_ALLOW); absent: none, the secure default. */
+  activeContentAllowed?: readonly ActiveContentReason[];
 }
 
 /** Every check that applies to this upload, in the order their findings take precedence. */
@@ -33,6 +36,7 @@ export function contentChecksFor(ctx: ContentCheckContext): ContentCheck[] {
   const checks: ContentCheck[] = [archiveCheck(ctx)];
   const text = textCheck(ctx);
   if (text) checks.push(text);
+  checks.push(...activeContentChecks(ctx));
   return checks;
 }
 

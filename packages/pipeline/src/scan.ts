@@ -1,6 +1,6 @@
 import { createHash, type Hash } from "node:crypto";
 import { pipeline, Transform } from "node:stream";
-import { quarantine } from "@intake/domain";
+import { quarantine, type ActiveContentReason } from "@intake/domain";
 import { ObjectChangedError, type ObjectRead } from "@intake/storage";
 import { finalVerdict, scanVerdict } from "./decisions.ts";
 import { needsScannedMd5 } from "./finalize-decision.ts";
@@ -24,6 +24,8 @@ export type ScanDeps = StageDeps & {
   scannerVersion: ScannerVersionCache;
   /** clamd's MaxFileSize and MaxScanSize, for the ZIP check below. */
   clamdLimits: ClamdLimits;
+  /** Active content the policy lets through (config ACTIVE_CONTENT_ALLOW); absent: none. */
+  activeContentAllowed?: readonly ActiveContentReason[];
 };
 
 export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> {
@@ -62,7 +64,7 @@ export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> 
     const md5 = needsScannedMd5(checked) ? createHash("md5") : null;
     const body = md5 ? pipeline(object.body, digestTap(md5), () => undefined) : object.body;
     const size = object.size;
-    const checks = contentChecksFor({ upload, size, clamdLimits: deps.clamdLimits });
+    const checks = contentChecksFor({ upload, size, clamdLimits: deps.clamdLimits, activeContentAllowed: deps.activeContentAllowed });
     const observed = pipeline(body, observer(checks), () => undefined);
     const report = await deps.scanner.scan(observed);
     const version = await deps.scannerVersion.get();

@@ -28,6 +28,14 @@ const bool = z
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const csv = z.string().transform((v) => v.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean));
 
+/**
+ * Active content a policy may let through (ACTIVE_CONTENT_ALLOW): the domain's
+ * ACTIVE_CONTENT_REASONS, spelled out here because runtime imports no domain code (a test,
+ * test/pipeline/active-content.test.ts, keeps the two lists equal). Default: none allowed.
+ */
+export const ACTIVE_CONTENT_KINDS = ["pdf_javascript", "pdf_launch_action", "pdf_embedded_file", "office_macros", "office_ole_object", "trailing_data"] as const;
+export type ActiveContentKind = (typeof ACTIVE_CONTENT_KINDS)[number];
+
 export const DEFAULT_ALLOWED_TYPES = [
   "image/png",
   "image/jpeg",
@@ -90,6 +98,7 @@ const EnvSchema = z.object({
   CLAMD_STREAM_MAX_BYTES: int(1, CLAMD_SIZE_OPTION_CAP).optional(),
 
   ALLOWED_TYPES: csv.default(DEFAULT_ALLOWED_TYPES.split(",")),
+  ACTIVE_CONTENT_ALLOW: csv.default([]),
   // At most what clamd can really scan: see clamdLimitProblems.
   MAX_UPLOAD_BYTES: int(1).default(DEFAULT_MAX_UPLOAD_BYTES),
   MULTIPART_THRESHOLD_BYTES: int(5 * MiB).default(100 * MiB),
@@ -156,6 +165,8 @@ export interface Config {
   clamd: { host: string; port: number; timeoutMs: number; maxFileSize: number; maxScanSize: number; maxRecursion: number; maxStreamBytes: number };
   policy: {
     allowedTypes: string[];
+    /** Active-content reasons that do not quarantine (everything else does). */
+    activeContentAllow: ActiveContentKind[];
     maxSize: number;
     multipartThreshold: number;
     partSize: number;
@@ -236,6 +247,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   if (e.STUCK_AFTER_SECONDS * 1000 <= e.CLAMD_TIMEOUT_MS) {
     problems.push(`STUCK_AFTER_SECONDS (${e.STUCK_AFTER_SECONDS} s) must exceed CLAMD_TIMEOUT_MS (${e.CLAMD_TIMEOUT_MS} ms): a scan may rightly go that long without touching its upload, and must not be taken for a stuck one`);
   }
+  for (const k of e.ACTIVE_CONTENT_ALLOW) if (!(ACTIVE_CONTENT_KINDS as readonly string[]).includes(k)) problems.push(`ACTIVE_CONTENT_ALLOW: unknown kind ${k} (known: ${ACTIVE_CONTENT_KINDS.join(", ")})`);
   const knownRoles = ["all", "ingest", "inspect", "scan", "finalize", "reaper"];
   for (const r of e.WORKER_ROLES) if (!knownRoles.includes(r)) problems.push(`WORKER_ROLES: unknown role ${r} (known: ${knownRoles.join(", ")})`);
   if (e.NODE_ENV === "production" && !e.DATABASE_URL) problems.push("DATABASE_URL: required in production");
@@ -263,6 +275,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     clamd: { host: e.CLAMD_HOST, port: e.CLAMD_PORT, timeoutMs: e.CLAMD_TIMEOUT_MS, maxFileSize: e.CLAMD_MAX_FILE_SIZE, maxScanSize: e.CLAMD_MAX_SCAN_SIZE, maxRecursion: e.CLAMD_MAX_RECURSION, maxStreamBytes: e.CLAMD_STREAM_MAX_BYTES ?? e.MAX_UPLOAD_BYTES },
     policy: {
       allowedTypes: e.ALLOWED_TYPES,
+      activeContentAllow: e.ACTIVE_CONTENT_ALLOW as ActiveContentKind[],
       maxSize: e.MAX_UPLOAD_BYTES,
       multipartThreshold: e.MULTIPART_THRESHOLD_BYTES,
       partSize: e.PART_SIZE_BYTES,

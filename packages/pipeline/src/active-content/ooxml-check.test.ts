@@ -1,0 +1,95 @@
+import { strToU8, zipSync, type Zippable } from "fflate";
+import { describe, expect, it } from "vitest";
+import { OoxmlActiveContentCheck } from "./ooxml-check.ts";
+
+/** Real .docx packages, zipped with fflate (parts deflated unless stored is asked for). */
+const CT_NS = "http://schemas.openxmlformats.org/package/2006/content-types";
+const contentTypes = (overrides = "") =>
+  `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Types xmlns="${CT_NS}"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>${overrides}</Types>`;
+const RELS = '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>';
+const DOCUMENT = '<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>Intake</w:t></w:r></w:p></w:body></w:document>';
+
+function docx(extra: Zippable = {}, types = contentTypes(), level: 0 | 6 = 6): Buffer {
+  return Buffer.from(
+    zipSync({ "[Content_Types].xml": strToU8(types), "_rels/.rels": strToU8(RELS), "word/document.xml": strToU8(DOCUMENT), ...extra }, { level }),
+  );
+}
+
+function check(bytes: Uint8Array, chunk = 0) {
+  const c = new OoxmlActiveContentCheck({ maxTotalBytes: 1 << 30 });
+  if (chunk === 0) c.push(bytes);
+  else for (let i = 0; i < bytes.length; i += chunk) c.push(bytes.subarray(i, i + chunk));
+  return c.finish();
+}
+
+function reasons(bytes: Uint8Array): string[] {
+  const whole = check(bytes);
+  expect(check(bytes, 1)).toEqual(whole);
+  expect(check(bytes, 5)).toEqual(whole);
+  return whole.map((f) => f.reason);
+}
+
+const VBA = { "word/vbaProject.bin": new Uint8Array([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1, 0, 0, 0, 0]) };
+
+describe("OOXML active content", () => {
+  it("passes a clean docx, deflated or stored", () => {
+    expect(reasons(docx())).toEqual([]);
+    expect(reasons(docx({}, contentTypes(), 0))).toEqual([]);
+  });
+
+  it("passes a docx embedding an .xlsx (a chart's data), which holds no macros", () => {
+    expect(reasons(docx({ "word/embeddings/Microsoft_Excel_Worksheet.xlsx": new Uint8Array([1, 2, 3]) }))).toEqual([]);
+  });
+
+  it("refuses a docx with a vbaProject.bin part, at any path and in any case", () => {
+    expect(reasons(docx(VBA))).toEqual(["office_macros"]);
+    expect(reasons(docx({ "customXml/VBAPROJECT.BIN": new Uint8Array([1]) }))).toEqual(["office_macros"]);
+    expect(check(docx({ "word\\vbaProject.bin": new Uint8Array([1]) }))[0]!.detail).toMatch(/word\/vbaproject\.bin/);
+  });
+
+  it("refuses a docx whose macro-enabled content type is only in the deflated [Content_Types].xml", () => {
+    const types = contentTypes().replace("wordprocessingml.document.main+xml", "").replace("application/vnd.openxmlformats-officedocument.", "application/vnd.ms-word.document.macroEnabled.main+xml");
+    const file = docx({}, types);
+    expect(file.includes("macroEnabled")).toBe(false); // deflated: only the inflated part says it
+    expect(check(file)).toEqual([{ reason: "office_macros", detail: "OOXML document whose [Content_Types].xml declares a macro-enabled content type" }]);
+    expect(reasons(file)).toEqual(["office_macros"]);
+  });
+
+  it("refuses a vbaProject content type, also when written with character references", () => {
+    const vba = '<Default Extension="bin" ContentType="application/vnd.ms-office.vbaProject"/>';
+    expect(reasons(docx({}, contentTypes(vba)))).toEqual(["office_macros"]);
+    expect(reasons(docx({}, contentTypes(vba.replace("vbaProject", "vba&#x50;roject"))))).toEqual(["office_macros"]);
+    expect(reasons(docx({}, contentTypes().replace(/ContentType="application\/xml"/, 'ContentType="application/vnd.ms-word.document.macro&#69;nabled.main+xml"')))).toEqual(["office_macros"]);
+  });
+
+  it("refuses ActiveX controls and OLE objects", () => {
+    expect(reasons(docx({ "word/activeX/activeX1.xml": strToU8("<ax/>") }))).toEqual(["office_ole_object"]);
+    expect(reasons(docx({ "word/embeddings/oleObject1.bin": new Uint8Array([1]) }))).toEqual(["office_ole_object"]);
+    expect(reasons(docx({}, contentTypes('<Default Extension="bin" ContentType="application/vnd.openxmlformats-officedocument.oleObject"/>')))).toEqual(["office_ole_object"]);
+    expect(reasons(docx({ "word/embeddings/Doc.docm": new Uint8Array([1]) }))).toEqual(["office_macros"]);
+  });
+
+  it("finds a part name that only the central directory gives (local header renamed)", () => {
+    const file = docx(VBA, contentTypes(), 0);
+    const local = file.indexOf("word/vbaProject.bin");
+    file.write("word/vbaProjecX.bin", local, "latin1"); // the first occurrence is the local header
+    expect(file.indexOf("word/vbaProject.bin")).toBeGreaterThan(local);
+    expect(reasons(file)).toEqual(["office_macros"]);
+  });
+
+  it("refuses a [Content_Types].xml it cannot read: truncated, another method, a DTD, named only in the central directory", () => {
+    const whole = docx();
+    const data = whole.indexOf("[Content_Types].xml") + "[Content_Types].xml".length; // fflate writes no extra field
+    expect(reasons(whole.subarray(0, data + 20))).toEqual(["unscannable"]);
+
+    const method = docx();
+    method.writeUInt16LE(12, method.indexOf("PK\x03\x04") + 8); // bzip2: not read here
+    expect(check(method)[0]).toMatchObject({ reason: "unscannable", detail: expect.stringMatching(/compression method 12/) });
+
+    expect(reasons(docx({}, `<!DOCTYPE Types [<!ENTITY m "macroEnabled">]>${contentTypes()}`))).toEqual(["unscannable"]);
+
+    const renamed = docx({}, contentTypes(), 0);
+    renamed.write("[Content_Typez].xml", renamed.indexOf("[Content_Types].xml"), "latin1");
+    expect(check(renamed)[0]).toMatchObject({ reason: "unscannable", detail: expect.stringMatching(/central directory names/) });
+  });
+});

@@ -1,0 +1,211 @@
+import { BoundedInflate, type InflateBudget } from "./bounded-inflate.ts";
+import { Findings, type Finding } from "./findings.ts";
+
+/**
+ * Macros and embedded objects in an OOXML package (.docx, .xlsx, .pptx: ECMA-376 part 2,
+ * a ZIP of parts), found on the scan stage's single pass.
+ *
+ * Part names sit uncompressed in every ZIP local file header and again in the central
+ * directory, so both are read: every "PK\3\4" and "PK\1\2" signature anywhere in the
+ * object starts a header read, whatever the headers before it said about sizes (a header
+ * hidden in another entry's data is read too; Office opens parts through the central
+ * directory, which may disagree with the local headers). Names are compared without case
+ * and with "\" read as "/", as OPC part names are.
+ *
+ * [Content_Types].xml is usually deflated, so its data is inflated (bounded) and its
+ * content types read after XML character references are decoded. Refused as unscannable:
+ * a [Content_Types].xml that is encrypted, uses another compression method, does not
+ * inflate to its end, is larger than CONTENT_TYPES_LIMIT or declares a DTD; and a central
+ * directory entry named [Content_Types].xml whose local header was not read as one.
+ */
+const CONTENT_TYPES_LIMIT = 4 * 1024 * 1024;
+/** Header reads in flight at once: legitimate packages never overlap two headers. */
+const MAX_OPEN_HEADERS = 64;
+
+const LOCAL = 0x04034b50;
+const CENTRAL = 0x02014b50;
+const DESCRIPTOR = 0x08074b50;
+const CONTENT_TYPES = "[content_types].xml";
+
+interface HeaderRead {
+  kind: "local" | "central";
+  offset: number; // absolute offset of the signature
+  fixed: number[]; // header bytes after the signature
+  nameLength: number;
+  name: number[];
+}
+
+interface ContentTypesRead {
+  inflate: BoundedInflate | null; // null: stored
+  /** Compressed bytes still to come, or -1 when unknown (the data descriptor follows). */
+  remaining: number;
+  text: Uint8Array[];
+  length: number;
+  /** Data bytes not yet handed to the inflater (batched: fflate copies its window per push). */
+  batch: number[];
+  problem: string | null;
+}
+
+export class OoxmlActiveContentCheck {
+  private readonly findings = new Findings();
+  private readonly budget: InflateBudget;
+  private offset = 0;
+  private window = 0; // the last four bytes, little-endian as a ZIP signature reads
+  private headers: HeaderRead[] = [];
+  private contentTypes: ContentTypesRead | null = null;
+  private skipExtra = 0; // extra-field bytes between a [Content_Types].xml header and its data
+  private pendingContentTypes: ContentTypesRead | null = null;
+  private readonly contentTypesAt = new Set<number>();
+  private readonly centralContentTypesAt: number[] = [];
+
+  constructor(limits: { maxTotalBytes: number }) {
+    this.budget = { remaining: limits.maxTotalBytes };
+  }
+
+  push(chunk: Uint8Array): void {
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i]!;
+      this.window = ((this.window >>> 8) | (b << 24)) >>> 0;
+      this.contentTypesByte(b);
+      if (this.headers.length === 1) this.headerByte(this.headers[0]!, b);
+      else if (this.headers.length > 1) for (const h of this.headers.slice()) this.headerByte(h, b);
+      this.offset++;
+      if (this.window === LOCAL || this.window === CENTRAL) this.openHeader(this.window === LOCAL ? "local" : "central");
+      else if (this.window === DESCRIPTOR && this.contentTypes?.remaining === -1) this.endContentTypes();
+    }
+    if (this.contentTypes) this.flushContentTypes(this.contentTypes);
+  }
+
+  finish(): Finding[] {
+    if (this.contentTypes) this.endContentTypes();
+    for (const at of this.centralContentTypesAt) {
+      if (!this.contentTypesAt.has(at)) this.findings.add("unscannable", "OOXML package whose central directory names [Content_Types].xml for an entry whose local header does not: its content types cannot be read");
+    }
+    return this.findings.list();
+  }
+
+  private openHeader(kind: HeaderRead["kind"]): void {
+    if (this.headers.length >= MAX_OPEN_HEADERS) return this.findings.add("unscannable", "OOXML package with overlapping ZIP headers: its parts cannot be listed");
+    this.headers.push({ kind, offset: this.offset - 4, fixed: [], nameLength: -1, name: [] });
+    // A new header ends a [Content_Types].xml of unknown size (written with a data descriptor).
+    if (kind === "local" && this.contentTypes?.remaining === -1) this.endContentTypes();
+  }
+
+  private headerByte(h: HeaderRead, b: number): void {
+    const fixedLength = h.kind === "local" ? 26 : 42;
+    if (h.fixed.length < fixedLength) {
+      h.fixed.push(b);
+      if (h.fixed.length === fixedLength) h.nameLength = u16(h.fixed, h.kind === "local" ? 22 : 24);
+      if (h.nameLength !== 0) return;
+    } else h.name.push(b);
+    if (h.name.length < h.nameLength) return;
+    this.headers.splice(this.headers.indexOf(h), 1);
+    this.examine(h);
+  }
+
+  private examine(h: HeaderRead): void {
+    const name = Buffer.from(h.name).toString("latin1").toLowerCase().replace(/\\/g, "/");
+    this.checkPartName(name);
+    if (name.replace(/^\//, "") !== CONTENT_TYPES) return;
+    if (h.kind === "central") {
+      const localOffset = u32(h.fixed, 38);
+      this.centralContentTypesAt.push(localOffset);
+      return;
+    }
+    this.contentTypesAt.add(h.offset);
+    const flags = u16(h.fixed, 2);
+    const method = u16(h.fixed, 4);
+    const size = u32(h.fixed, 14);
+    const read: ContentTypesRead = { inflate: null, remaining: flags & 0x08 || size === 0xffffffff ? -1 : size, text: [], length: 0, batch: [], problem: null };
+    if (flags & 0x01) read.problem = "is encrypted";
+    else if (method === 8) read.inflate = new BoundedInflate({ zlib: false, maxBytes: CONTENT_TYPES_LIMIT, budget: this.budget, onData: (d) => this.keepText(read, d) });
+    else if (method !== 0) read.problem = `uses compression method ${method}`;
+    if (read.problem) return this.contentTypesProblem(read.problem);
+    if (this.contentTypes) this.endContentTypes();
+    this.skipExtra = u16(h.fixed, 24);
+    this.pendingContentTypes = read;
+    if (this.skipExtra === 0) this.startContentTypes();
+  }
+
+  private checkPartName(name: string): void {
+    const base = name.slice(name.lastIndexOf("/") + 1);
+    const inEmbeddings = /(^|\/)embeddings\//.test(name);
+    if (name.includes("vbaproject") || base === "vbadata.xml") this.findings.add("office_macros", `OOXML document with a VBA project (${name})`);
+    else if (inEmbeddings && /\.(docm|dotm|xlsm|xltm|xlsb|xlam|pptm|potm|ppsm|ppam|sldm)$/.test(base)) this.findings.add("office_macros", `OOXML document embedding a macro-enabled document (${name})`);
+    if (/(^|\/)activex/.test(name)) this.findings.add("office_ole_object", `OOXML document with an ActiveX control (${name})`);
+    else if (base.startsWith("oleobject") || (inEmbeddings && base.endsWith(".bin"))) this.findings.add("office_ole_object", `OOXML document with an embedded OLE object (${name})`);
+  }
+
+  private startContentTypes(): void {
+    this.contentTypes = this.pendingContentTypes;
+    this.pendingContentTypes = null;
+    if (this.contentTypes?.remaining === 0) this.endContentTypes();
+  }
+
+  private contentTypesByte(b: number): void {
+    if (this.pendingContentTypes) {
+      // The extra field between the header's name and its data.
+      if (this.skipExtra > 0 && --this.skipExtra === 0) this.startContentTypes();
+      return;
+    }
+    const read = this.contentTypes;
+    if (!read) return;
+    read.batch.push(b);
+    if (read.batch.length >= 16 * 1024) this.flushContentTypes(read);
+    if (read.remaining > 0 && --read.remaining === 0) this.endContentTypes();
+  }
+
+  private flushContentTypes(read: ContentTypesRead): void {
+    if (read.batch.length === 0) return;
+    const data = Uint8Array.from(read.batch);
+    read.batch.length = 0;
+    if (read.inflate) read.inflate.push(data);
+    else this.keepText(read, data);
+  }
+
+  private keepText(read: ContentTypesRead, data: Uint8Array): void {
+    read.length += data.length;
+    if (read.length > CONTENT_TYPES_LIMIT) read.problem ??= `is larger than ${CONTENT_TYPES_LIMIT} bytes`;
+    else read.text.push(data.slice());
+  }
+
+  private endContentTypes(): void {
+    const read = this.contentTypes;
+    this.contentTypes = null;
+    if (!read) return;
+    this.flushContentTypes(read);
+    const problem = read.problem ?? read.inflate?.end() ?? null;
+    if (problem) return this.contentTypesProblem(problem);
+    const xml = decodeText(Buffer.concat(read.text));
+    if (/<!DOCTYPE/i.test(xml)) return this.contentTypesProblem("declares a DTD");
+    const types = decodeCharacterReferences(xml).toLowerCase();
+    if (types.includes("vbaproject")) this.findings.add("office_macros", "OOXML document whose [Content_Types].xml declares a VBA project");
+    else if (types.includes("macroenabled")) this.findings.add("office_macros", "OOXML document whose [Content_Types].xml declares a macro-enabled content type");
+    if (types.includes("activex")) this.findings.add("office_ole_object", "OOXML document whose [Content_Types].xml declares ActiveX controls");
+    else if (types.includes("oleobject")) this.findings.add("office_ole_object", "OOXML document whose [Content_Types].xml declares OLE objects");
+  }
+
+  private contentTypesProblem(problem: string): void {
+    this.findings.add("unscannable", `OOXML package whose [Content_Types].xml ${problem}: its content types cannot be read`);
+  }
+}
+
+const u16 = (b: number[], at: number) => b[at]! | (b[at + 1]! << 8);
+const u32 = (b: number[], at: number) => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+
+/** XML text in the encoding its byte-order mark names (UTF-8 without one). */
+function decodeText(bytes: Buffer): string {
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return new TextDecoder("utf-16le").decode(bytes);
+  if (bytes[0] === 0xfe && bytes[1] === 0xff) return new TextDecoder("utf-16be").decode(bytes);
+  return bytes.toString("utf8");
+}
+
+/** &#NN; and &#xHH; references and the predefined entities, as an XML parser reads them. */
+function decodeCharacterReferences(xml: string): string {
+  const named: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+  return xml.replace(/&(#x[0-9a-f]+|#[0-9]+|amp|lt|gt|quot|apos);/gi, (_m, ref: string) => {
+    if (ref[0] !== "#") return named[ref.toLowerCase()]!;
+    const code = ref[1] === "x" || ref[1] === "X" ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
+    return code <= 0x10ffff ? String.fromCodePoint(code) : "";
+  });
+}

@@ -1,0 +1,158 @@
+import type { Findings, FindingReason } from "./findings.ts";
+
+/**
+ * PDF name tokens (ISO 32000-1 7.3.5), read byte by byte across chunk boundaries.
+ *
+ * A name runs from "/" to the next white-space or delimiter character; "#" followed by
+ * two hex digits stands for that byte, so /J#61vaScript is /JavaScript to every reader.
+ * Names are compared without case: readers are case-sensitive, but refusing /javascript
+ * costs nothing and a lenient reader may not be.
+ */
+export const WHITESPACE = new Uint8Array(256);
+for (const b of [0x00, 0x09, 0x0a, 0x0c, 0x0d, 0x20]) WHITESPACE[b] = 1;
+export const DELIMITER = new Uint8Array(256);
+for (const c of "()<>[]{}/%") DELIMITER[c.charCodeAt(0)] = 1;
+export const isRegular = (b: number) => !WHITESPACE[b] && !DELIMITER[b];
+
+const MAX_NAME = 32; // longer than any name we look for; longer names are not compared
+
+function hexValue(b: number): number {
+  if (b >= 0x30 && b <= 0x39) return b - 0x30;
+  const l = b | 0x20;
+  return l >= 0x61 && l <= 0x66 ? l - 0x61 + 10 : -1;
+}
+
+/** Collects one name's decoded bytes (after the "/"); `value()` is the lower-cased name. */
+export class NameCollector {
+  private readonly bytes: number[] = [];
+  private hex = 0; // 0: none, 1: after "#", 2: after "#" and one hex digit
+  private hi = 0;
+  private overflow = false;
+
+  reset(): void {
+    this.bytes.length = 0;
+    this.hex = 0;
+    this.overflow = false;
+  }
+
+  /** A regular byte of the name. */
+  push(b: number): void {
+    if (this.hex === 1) {
+      const v = hexValue(b);
+      if (v >= 0) return void ((this.hi = v), (this.hex = 2));
+      this.hex = 0;
+      this.add(0x23); // "#" not followed by hex is kept literally (as pdf.js does)
+    } else if (this.hex === 2) {
+      const v = hexValue(b);
+      this.hex = 0;
+      if (v >= 0) return this.add((this.hi << 4) | v);
+      this.add(0x23);
+      this.add(this.hi < 10 ? 0x30 + this.hi : 0x61 + this.hi - 10);
+    }
+    if (b === 0x23) this.hex = 1;
+    else this.add(b);
+  }
+
+  value(): string | null {
+    if (this.hex === 1) this.add(0x23);
+    if (this.hex === 2) this.add(0x23), this.add(0x30);
+    this.hex = 0;
+    if (this.overflow) return null;
+    return String.fromCharCode(...this.bytes).toLowerCase();
+  }
+
+  private add(b: number): void {
+    if (this.bytes.length >= MAX_NAME) this.overflow = true;
+    else this.bytes.push(b);
+  }
+}
+
+/**
+ * The names that make a PDF active. `everywhere` names are long enough that finding them
+ * in binary stream data by chance is negligible (at least 5 bytes), so they are looked for
+ * in every byte of the file: an object can be placed inside another stream's data and still
+ * be reached through the cross-reference table. Short names (/JS, /EF, /XFA) would turn up
+ * by chance in megabytes of image data, so they count only outside stream data and in
+ * decoded object streams; a JavaScript action needs /S /JavaScript anyway, and an embedded
+ * file is reachable only through /EmbeddedFiles, /FileAttachment, /GoToE or a Launch.
+ */
+const ACTIVE_NAMES: Record<string, { reason: FindingReason; what: string; everywhere: boolean }> = {
+  javascript: { reason: "pdf_javascript", what: "JavaScript (/JavaScript)", everywhere: true },
+  js: { reason: "pdf_javascript", what: "JavaScript (/JS)", everywhere: false },
+  xfa: { reason: "pdf_javascript", what: "an XFA form (/XFA), which can carry scripts", everywhere: false },
+  launch: { reason: "pdf_launch_action", what: "a Launch action (/Launch)", everywhere: true },
+  embeddedfile: { reason: "pdf_embedded_file", what: "an embedded file (/EmbeddedFile)", everywhere: true },
+  embeddedfiles: { reason: "pdf_embedded_file", what: "embedded files (/EmbeddedFiles)", everywhere: true },
+  fileattachment: { reason: "pdf_embedded_file", what: "a file attachment (/FileAttachment)", everywhere: true },
+  gotoe: { reason: "pdf_embedded_file", what: "a go-to-embedded action (/GoToE)", everywhere: true },
+  richmedia: { reason: "pdf_embedded_file", what: "embedded rich media (/RichMedia)", everywhere: true },
+  ef: { reason: "pdf_embedded_file", what: "an embedded file stream (/EF)", everywhere: false },
+  encrypt: { reason: "unscannable", what: "encryption (/Encrypt): names inside encrypted strings and streams cannot be read", everywhere: true },
+};
+
+const STREAM = [0x73, 0x74, 0x72, 0x65, 0x61, 0x6d]; // "stream"
+
+/**
+ * Context-free: finds active names wherever they sit, without trusting the string, comment
+ * or stream boundaries a tokenizer would draw (a reader that jumps to an object through the
+ * cross-reference table never sees those boundaries). It also counts "stream" keywords
+ * ending their line, so the caller can tell when a stream starts where its own tokenizer
+ * did not see one (inside a string, a comment or other stream data).
+ */
+export class NameSniffer {
+  private readonly findings: Findings;
+  private readonly where: string;
+  private readonly name = new NameCollector();
+  private inName = false;
+  private shortNames = true;
+  /** Position in "stream" of the current regular run (-1: not a candidate). */
+  private word = 0;
+  private afterStream = false; // "stream" seen, only blanks since
+  streamKeywords = 0;
+
+  constructor(findings: Findings, where: string) {
+    this.findings = findings;
+    this.where = where;
+  }
+
+  /** Whether short names count for the bytes that follow (false inside stream data). */
+  setShortNames(on: boolean): void {
+    this.shortNames = on;
+  }
+
+  push(chunk: Uint8Array, from = 0, to = chunk.length): void {
+    for (let i = from; i < to; i++) this.byte(chunk[i]!);
+  }
+
+  finish(): void {
+    if (this.inName) this.endName();
+  }
+
+  byte(b: number): void {
+    if (isRegular(b)) {
+      if (this.inName) this.name.push(b);
+      this.afterStream = false;
+      if (this.word >= 0) this.word = this.word < STREAM.length && STREAM[this.word] === b ? this.word + 1 : -1;
+      return;
+    }
+    if (this.inName) this.endName();
+    if (this.word === STREAM.length) this.afterStream = true;
+    if (this.afterStream && (b === 0x0a || b === 0x0d)) {
+      this.streamKeywords++;
+      this.afterStream = false;
+    } else if (b !== 0x20 && b !== 0x09 && b !== 0x00 && b !== 0x0c) this.afterStream = false;
+    this.word = 0;
+    if (b === 0x2f) {
+      this.inName = true;
+      this.name.reset();
+      this.word = -1; // a name /stream is no keyword
+    }
+  }
+
+  private endName(): void {
+    this.inName = false;
+    const value = this.name.value();
+    const active = value === null ? undefined : ACTIVE_NAMES[value];
+    if (active && (active.everywhere || this.shortNames)) this.findings.add(active.reason, `PDF with ${active.what} ${this.where}`);
+  }
+}
