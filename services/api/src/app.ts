@@ -49,6 +49,7 @@ export function createRouter(deps: ApiDeps): Router {
       maxSize: config.policy.maxSize,
       multipartThreshold: config.policy.multipartThreshold,
       bodyLimitBytes: config.http.bodyLimitBytes,
+      maxPartsPerRequest: config.limits.maxPartsPerRequest,
       ...(config.http.publicUrl ? { publicUrl: config.http.publicUrl } : {}),
     }),
   );

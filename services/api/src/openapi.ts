@@ -2,12 +2,16 @@
  * The OpenAPI 3.1 description of every route. Written by hand, next to the routes; a unit
  * test compares its paths and methods with the router's stack so the two cannot drift.
  */
+import { UPLOAD_STATUSES } from "@intake/domain";
+
 export interface OpenApiOptions {
   allowedTypes: readonly string[];
   maxSize: number;
   multipartThreshold: number;
   bodyLimitBytes: number;
   publicUrl?: string;
+  /** Part URLs one request may ask for (MAX_PARTS_PER_REQUEST). */
+  maxPartsPerRequest?: number;
 }
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -15,12 +19,16 @@ const json = (schema: object) => ({ "application/json": { schema } });
 const error = (description: string) => ({ description, content: json(ref("Error")) });
 const idParam = { name: "id", in: "path", required: true, schema: { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" } };
 
+const retryAfter = { "Retry-After": { description: "Seconds until the same request may succeed", schema: { type: "integer", minimum: 1 } } };
+const limited = (description: string) => ({ description, headers: retryAfter, content: json(ref("Error")) });
+
 const COMMON_ERRORS = {
   "400": error("Invalid request: malformed JSON, unknown field, or a value that breaks the policy"),
   "401": error("Missing, unknown or revoked API key"),
   "404": error("No such upload for this tenant (another tenant's upload is also 404)"),
   "413": error("Body or declared size too large"),
   "415": error("Body is not application/json"),
+  "429": limited("Rate limited: the API key's or the address's request budget is spent (rate_limited), or too many failed authentications from this address or for this key id (too_many_failed_authentications); Retry-After says when to try again"),
   "503": error("A dependency is unavailable; retry later"),
 };
 
@@ -65,6 +73,9 @@ export function openApiDocument(o: OpenApiOptions): Record<string, unknown> {
             "200": { description: "Idempotent replay: the upload created by the first request (Idempotent-Replayed: true)", content: json({ oneOf: [ref("SingleUploadCreated"), ref("MultipartUploadCreated")] }) },
             "409": error("Idempotency-Key reused for a different request, or its upload is no longer pending"),
             ...COMMON_ERRORS,
+            "429": limited(
+              "Rate limited (as everywhere), or a tenant quota is reached: quota_pending_uploads (open uploads: not yet verified, quarantined, expired or aborted), quota_pending_bytes (their declared bytes), quota_uploads_per_day (per UTC day; Retry-After until midnight UTC). details names the quota, its limit and the current use",
+            ),
           },
         },
         get: {
@@ -94,11 +105,19 @@ export function openApiDocument(o: OpenApiOptions): Record<string, unknown> {
           parameters: [idParam],
           requestBody: {
             required: true,
-            content: json({ type: "object", additionalProperties: false, required: ["partNumbers"], properties: { partNumbers: { type: "array", items: { type: "integer", minimum: 1, maximum: 10000 }, maxItems: 1000 }, expiresIn: { type: "integer", minimum: 60 } } }),
+            content: json({
+              type: "object",
+              additionalProperties: false,
+              required: ["partNumbers"],
+              properties: {
+                partNumbers: { type: "array", items: { type: "integer", minimum: 1, maximum: 10000 }, minItems: 1, maxItems: o.maxPartsPerRequest ?? 100, uniqueItems: true, description: "Each within the upload's part count, each once (too_many_part_numbers, duplicate_part_number, invalid_part_numbers)" },
+                expiresIn: { type: "integer", minimum: 60, description: "Part URL lifetime; never past the multipart upload's own expiry" },
+              },
+            }),
           },
           responses: {
             "200": { description: "Part URLs", content: json({ type: "object", properties: { parts: { type: "array", items: { allOf: [presigned, { type: "object", properties: { partNumber: { type: "integer" }, size: { type: "integer" } } }] } } } }) },
-            "409": error("The upload is no longer pending"),
+            "409": error("The upload is no longer pending, or its life (expiresAt) is over (multipart_upload_expired)"),
             ...COMMON_ERRORS,
           },
         },
@@ -120,7 +139,7 @@ export function openApiDocument(o: OpenApiOptions): Record<string, unknown> {
             required: false,
             content: json({ type: "object", additionalProperties: false, properties: { parts: { type: "array", description: "Multipart only: every part with the ETag storage returned", items: { type: "object", additionalProperties: false, required: ["partNumber", "etag"], properties: { partNumber: { type: "integer" }, etag: { type: "string" } } } } } }),
           },
-          responses: { "200": { description: "Uploaded (repeating is harmless)", content: json(ref("UploadEnvelope")) }, "409": error("Object missing, size mismatch, or upload not pending; state unchanged"), ...COMMON_ERRORS },
+          responses: { "200": { description: "Uploaded (repeating is harmless)", content: json(ref("UploadEnvelope")) }, "409": error("Object missing, size mismatch, upload not pending, or a multipart upload past its expiresAt (multipart_upload_expired); state unchanged"), ...COMMON_ERRORS },
         },
       },
       "/v1/uploads/{id}/download": {
@@ -139,19 +158,19 @@ export function openApiDocument(o: OpenApiOptions): Record<string, unknown> {
           required: ["error"],
           properties: { error: { type: "object", required: ["code", "message"], properties: { code: { type: "string" }, message: { type: "string" }, details: { type: "object" } } } },
         },
-        Status: { type: "string", enum: ["pending", "uploaded", "inspecting", "scanning", "deciding", "verified", "quarantined", "expired", "aborted"] },
+        Status: { type: "string", enum: [...UPLOAD_STATUSES] },
         CreateUpload: {
           type: "object",
           additionalProperties: false,
           required: ["filename", "contentType", "size"],
           properties: {
-            filename: { type: "string", maxLength: 255, description: "Display name only; never part of the object key. No control, bidi or path characters." },
+            filename: { type: "string", maxLength: 255, description: "Display name only; never part of the object key. No control, bidi, zero-width or other invisible characters (U+200B-U+200D, U+2060, U+FEFF, ...), no path separators." },
             contentType: { type: "string", enum: [...o.allowedTypes] },
             size: { type: "integer", minimum: 1, maximum: o.maxSize, description: `Exact size in bytes, bound into the signature. Above ${o.multipartThreshold} bytes the upload is multipart.` },
             sha256: { type: "string", pattern: "^[0-9a-fA-F]{64}$", description: "Bound as x-amz-checksum-sha256; the pipeline recomputes it." },
             md5: { type: "string", description: "Base64 MD5 as in Content-MD5; bound into the signature (single PUT only)." },
-            metadata: { type: "object", additionalProperties: { type: "string", maxLength: 512 }, maxProperties: 16 },
-            expiresIn: { type: "integer", minimum: 60, description: "URL lifetime in seconds (default and cap from configuration)." },
+            metadata: { type: "object", additionalProperties: { type: "string", maxLength: 512, description: "No control or bidi characters" }, maxProperties: 16 },
+            expiresIn: { type: "integer", minimum: 60, description: "Single PUT: the URL's lifetime. Multipart: the whole upload's life (default and cap: the multipart TTL); part URLs end by then, complete is refused after it, and the reaper aborts it." },
           },
           description: `JSON bodies are limited to ${o.bodyLimitBytes} bytes.`,
         },
