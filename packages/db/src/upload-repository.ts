@@ -3,6 +3,7 @@ import {
   ConflictError,
   transitionFor,
   isTerminal,
+  PROCESSING_STATUSES,
   type QuarantineReason,
   type TenantQuotas,
   type Upload,
@@ -214,7 +215,7 @@ export class UploadRepository {
 
   /** Uploads the pipeline owns that have not moved since `before`. */
   async findStuck(before: Date, limit = 100): Promise<Upload[]> {
-    const rows = await this.db("uploads").whereIn("status", ["uploaded", "inspecting", "scanning", "deciding"]).andWhere("updated_at", "<", before.getTime()).orderBy("updated_at").limit(limit);
+    const rows = await this.db("uploads").whereIn("status", PROCESSING_STATUSES as UploadStatus[]).andWhere("updated_at", "<", before.getTime()).orderBy("updated_at").limit(limit);
     return rows.map(toUpload);
   }
 

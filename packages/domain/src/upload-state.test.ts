@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { nextStatus, UPLOAD_STATUSES, type UploadEvent, type UploadStatus } from "./upload-state.ts";
+import { ARRIVED_STATUSES, nextStatus, PROCESSING_STATUSES, reachableFrom, TERMINAL_STATUSES, UPLOAD_STATUSES, type UploadEvent, type UploadStatus } from "./upload-state.ts";
 
 describe("upload state machine", () => {
   it("follows the happy path to verified", () => {
@@ -35,5 +35,15 @@ describe("upload state machine", () => {
     expect(nextStatus("pending", "expire")).toBe("expired");
     expect(nextStatus("uploaded", "expire")).toBeNull();
     expect(nextStatus("scanning", "abort")).toBeNull();
+  });
+
+  it("derives the status lists the rest of the system uses from the table", () => {
+    // Written out here, not recomputed: a transition added to the table that changes a list
+    // must change this expectation too.
+    expect(TERMINAL_STATUSES).toEqual(["verified", "quarantined", "expired", "aborted"]);
+    expect(PROCESSING_STATUSES).toEqual(["uploaded", "inspecting", "scanning", "deciding"]);
+    expect(ARRIVED_STATUSES).toEqual(["uploaded", "inspecting", "scanning", "deciding", "verified", "quarantined"]);
+    expect(reachableFrom("pending")).toEqual(UPLOAD_STATUSES);
+    expect(reachableFrom("verified")).toEqual(["verified"]);
   });
 });

@@ -58,9 +58,24 @@ export function nextStatus(current: UploadStatus, event: UploadEvent): UploadSta
   return t.from.includes(current) ? t.to : null;
 }
 
-export const TERMINAL_STATUSES: readonly UploadStatus[] = ["verified", "quarantined", "expired", "aborted"];
-/** Statuses in which the pipeline owns the upload; the reaper re-enqueues ones stuck here. */
-export const PROCESSING_STATUSES: readonly UploadStatus[] = ["uploaded", "inspecting", "scanning", "deciding"];
+/** Every status `from` can lead to through the table, `from` included. */
+export function reachableFrom(from: UploadStatus): readonly UploadStatus[] {
+  const seen = new Set<UploadStatus>([from]);
+  for (const status of seen) {
+    for (const t of Object.values(TRANSITIONS)) if (t.from.includes(status)) seen.add(t.to);
+  }
+  return UPLOAD_STATUSES.filter((s) => seen.has(s));
+}
+
+/** Statuses no event leaves. */
+export const TERMINAL_STATUSES: readonly UploadStatus[] = UPLOAD_STATUSES.filter((s) => reachableFrom(s).length === 1);
+/**
+ * Statuses in which the pipeline owns the upload (its object arrived, no verdict is final
+ * yet); the reaper re-enqueues ones stuck here.
+ */
+export const PROCESSING_STATUSES: readonly UploadStatus[] = reachableFrom(TRANSITIONS.arrived.to).filter((s) => !isTerminal(s));
+/** Statuses of an upload whose object has arrived: `arrived` and everything after it. */
+export const ARRIVED_STATUSES: readonly UploadStatus[] = reachableFrom(TRANSITIONS.arrived.to);
 
 export function isTerminal(status: UploadStatus): boolean {
   return TERMINAL_STATUSES.includes(status);

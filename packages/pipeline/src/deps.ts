@@ -1,5 +1,6 @@
 import type { Readable } from "node:stream";
-import type { UploadRepository } from "@intake/db";
+import type { Actor, AuditEntry, TransitionResult, UploadFindings } from "@intake/db";
+import type { Upload, UploadEvent } from "@intake/domain";
 import type { ObjectStore } from "@intake/storage";
 import type { ScanOutcome } from "./decisions.ts";
 import type { StageQueues } from "./stage-queues.ts";
@@ -29,9 +30,38 @@ export interface InspectionPolicy {
   maxSize: number;
 }
 
+/**
+ * The upload rows as the stages read and change them. @intake/db's UploadRepository is
+ * one (on PostgreSQL or SQLite); the stages see nothing of how it stores them.
+ */
+export interface UploadStore {
+  getById(id: string): Promise<Upload | null>;
+  getByObjectKey(key: string): Promise<Upload | null>;
+  /** Applies a state-machine event as one guarded change (applied: false when it lost). */
+  transition(id: string, event: UploadEvent, actor: Actor, findings?: UploadFindings, now?: Date): Promise<TransitionResult>;
+  /** Counts a processing attempt (retries, stalled recoveries, reaper re-enqueues). */
+  countAttempt(id: string): Promise<void>;
+}
+
+/** The reaper's sweeps over the rows, on top of UploadStore (UploadRepository again). */
+export interface UploadSweeps extends UploadStore {
+  findExpiredPending(now: Date, graceMs: number): Promise<Upload[]>;
+  findStaleMultipart(olderThan: Date): Promise<Upload[]>;
+  findStuck(before: Date): Promise<Upload[]>;
+  findQuarantinedBefore(before: Date): Promise<Upload[]>;
+  /** False when the row was already purged (another replica got there first). */
+  markPurged(id: string, now?: Date): Promise<boolean>;
+  touch(id: string, now?: Date): Promise<void>;
+}
+
+/** Rows for actions outside the state machine (@intake/db's AuditLog). */
+export interface AuditTrail {
+  record(entry: AuditEntry, now?: Date): Promise<void>;
+}
+
 /** Explicit dependencies of the stage processors; each takes only what it uses. */
 export interface StageDeps {
-  repository: UploadRepository;
+  repository: UploadStore;
   store: ObjectStore;
   queues: Pick<StageQueues, "enqueue">;
   logger: PipelineLogger;

@@ -1,7 +1,6 @@
-import type { AuditLog, UploadRepository } from "@intake/db";
 import { compareSequencers, isPendingKey, isTerminal, parsePendingKey, parseStorageMessage, type ObjectCreated } from "@intake/domain";
 import type { EventQueue, ObjectStore, QueuedMessage } from "@intake/storage";
-import type { PipelineLogger } from "./deps.ts";
+import type { AuditTrail, PipelineLogger, UploadStore } from "./deps.ts";
 import type { StageQueues } from "./stage-queues.ts";
 
 /**
@@ -26,8 +25,8 @@ import type { StageQueues } from "./stage-queues.ts";
  */
 export interface IngestDeps {
   events: EventQueue;
-  repository: UploadRepository;
-  audit: AuditLog;
+  repository: UploadStore;
+  audit: AuditTrail;
   store: ObjectStore;
   queues: Pick<StageQueues, "enqueue">;
   logger: PipelineLogger;

@@ -1,8 +1,7 @@
-import type { AuditLog, UploadRepository } from "@intake/db";
 import { parsePendingKey, PREFIX, type Upload } from "@intake/domain";
 import { StorageUnsupportedError, type ObjectStore } from "@intake/storage";
 import { stageFor } from "./decisions.ts";
-import type { PipelineLogger } from "./deps.ts";
+import type { AuditTrail, PipelineLogger, UploadSweeps } from "./deps.ts";
 import type { StageQueues } from "./stage-queues.ts";
 
 /**
@@ -22,8 +21,8 @@ export interface ReaperSettings {
 }
 
 export interface ReaperDeps {
-  repository: UploadRepository;
-  audit: AuditLog;
+  repository: UploadSweeps;
+  audit: AuditTrail;
   store: ObjectStore;
   queues: Pick<StageQueues, "enqueue" | "requeue">;
   logger: PipelineLogger;

@@ -8,6 +8,7 @@ import {
   objectKey,
   partLength,
   UPLOAD_STATUSES,
+  ARRIVED_STATUSES,
   urlTtl,
   validateDeclaration,
   validatePartNumbers,
@@ -71,7 +72,7 @@ export interface ListQuery {
 const UPLOAD_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 const ETAG = /^"?[A-Za-z0-9._-]{1,128}"?$/;
-const ALREADY_ARRIVED: readonly UploadStatus[] = ["uploaded", "inspecting", "scanning", "deciding", "verified", "quarantined"];
+const ALREADY_ARRIVED = ARRIVED_STATUSES;
 
 export class UploadService {
   private readonly o: UploadServiceOptions;
