@@ -36,7 +36,7 @@ describe("ZIP members that clamd would cut short", () => {
     s = await startPipelineStack({
       storage: "fauxqs",
       database: "sqlite",
-      env: { CLAMD_PORT: String(port), CLAMD_MAX_FILE_SIZE: String(MiB), CLAMD_MAX_SCAN_SIZE: String(4 * MiB) },
+      env: { CLAMD_PORT: String(port), MAX_UPLOAD_BYTES: String(MiB), CLAMD_MAX_FILE_SIZE: String(MiB), CLAMD_MAX_SCAN_SIZE: String(4 * MiB) },
     });
   }, 120_000);
   afterAll(async () => {
