@@ -61,6 +61,8 @@ export const ATTACKS: SvgAttack[] = [
   { name: "a url() hidden between two strings holding comment markers", svg: svg(`<rect style="font-family:'/*';fill:url(http://evil.example/t);x:'*/'" width="1" height="1"/>`), detail: /url\("http:\/\/evil\.example\/t"\)/ },
   { name: "a <style> url() split by a CDATA section", svg: svg("<style>rect{fill:u<![CDATA[rl(http://evil.example/t)}]]></style>"), detail: /<style> .* url\("http:\/\/evil\.example\/t"\)/ },
   { name: "a <style> url() split by an XML comment", svg: svg("<style>rect{fill:u<!-- x -->rl(http://evil.example/t)}</style>"), detail: /<style> .* url\("http:\/\/evil\.example\/t"\)/ },
+  { name: "a <style> nested in a <style>", svg: svg("<style>rect{fill:url(http://evil.example/t)}<style>g{}</style></style>"), detail: /an element inside <style>/ },
+  { name: "an escaped quote in a CSS string", svg: svg(`<style>text{font-family:"x\\""; fill:url(http://evil.example/t); y:"z" "}</style>`), detail: /<style> .* a CSS escape/ },
   { name: "a CDATA <style> with expression()", svg: svg("<style><![CDATA[rect{width:expression(alert(1))}]]></style>"), detail: /the CSS function "expression"\(\)/ },
   { name: "fill with an external url()", svg: svg('<rect fill="url(http://evil.example/p.svg#g)" width="1" height="1"/>'), detail: /attribute fill on <rect>/ },
   { name: "filter with an external url()", svg: svg('<rect filter="url(https://evil.example/f.svg#f)" width="1" height="1"/>'), detail: /attribute filter on <rect>/ },

@@ -93,6 +93,7 @@ describe("SVG content check: bytes and limits", () => {
   it.each([
     ["a text run", (n: number) => svg(`<text>${"a".repeat(n)}</text>`)],
     ["an attribute value", (n: number) => svg(`<path d="M0 0${" 1".repeat(n / 2)}"/>`)],
+    ["an open tag whose attributes are each under the cap", (n: number) => svg(`<rect data-a="${"a".repeat(n / 2)}" data-b="${"b".repeat(n / 2)}"/>`)],
     ["a comment", (n: number) => svg(`<!--${"a".repeat(n)}-->`)],
     ["a CDATA section", (n: number) => svg(`<text><![CDATA[${"a".repeat(n)}]]></text>`)],
     ["a DOCTYPE", (n: number) => svg("", `<!DOCTYPE svg [<!-- ${"a".repeat(n)} -->]>`)],

@@ -95,7 +95,7 @@ export class SvgContentCheck {
       // Measured with our own count: saxes' position getter is only right inside its handlers.
       this.fed += text.length;
       if (this.fed - this.eventAt > this.limits.maxTokenChars) {
-        this.refuse(`SVG with a single text run, attribute value, comment or CDATA section longer than ${this.limits.maxTokenChars} characters${this.here()}`);
+        this.refuse(`SVG with a single tag, text run, comment or CDATA section longer than ${this.limits.maxTokenChars} characters${this.here()}`);
       }
     });
   }
@@ -149,33 +149,37 @@ export class SvgContentCheck {
     this.tagAt = { line: this.parser.line, column: this.parser.column + 1 };
     this.attributeCount = 0;
     if (this.depth >= this.limits.maxDepth) this.refuse(`SVG nested deeper than ${this.limits.maxDepth} elements${this.here(this.tagAt)}`);
+    // <style> holds text only; an element inside it would also split what is checked
+    // from what the browser applies (the stylesheet is all of its text children).
+    if (this.style !== null) this.refuse(`SVG with an element inside <style>${this.here(this.tagAt)}`);
   }
 
   private attribute(): void {
-    this.sawEvent();
+    // Not an event that empties saxes' buffers: it keeps every attribute of the tag until
+    // the tag ends, so the whole open tag counts as one token against maxTokenChars.
     if (++this.attributeCount > this.limits.maxAttributes) this.refuse(`SVG element with more than ${this.limits.maxAttributes} attributes${this.here(this.tagAt)}`);
   }
 
   private openTag(tag: SaxesTagNS): void {
     this.sawEvent();
-    const element = `<${tag.name}>${this.here(this.tagAt)}`;
+    const element = () => `<${tag.name}>${this.here(this.tagAt)}`; // only built for a refusal
     const attributes = Object.values(tag.attributes);
     for (const a of attributes) {
       const scheme = scriptUrlIn(a.value);
-      if (scheme) this.refuse(`SVG attribute ${a.name} on ${element}: a ${scheme} URL (after decoding character references)`);
-      if (/^on/i.test(a.local)) this.refuse(`SVG event-handler attribute ${a.name} on ${element}`);
+      if (scheme) this.refuse(`SVG attribute ${a.name} on ${element()}: a ${scheme} URL (after decoding character references)`);
+      if (/^on/i.test(a.local)) this.refuse(`SVG event-handler attribute ${a.name} on ${element()}`);
     }
     if (this.depth === 0 && (tag.uri !== SVG_NS || tag.local !== "svg")) {
       this.refuse(`no <svg> root element in the SVG namespace: the root is <${tag.name}> (namespace ${tag.uri || "none"})`);
     }
     const isSvg = tag.uri === SVG_NS;
-    if (isSvg && !SVG_ELEMENTS.has(tag.local)) this.refuse(`SVG element ${element} is not on the allowlist of SVG elements (script, foreignObject, animation and links are refused)`);
+    if (isSvg && !SVG_ELEMENTS.has(tag.local)) this.refuse(`SVG element ${element()} is not on the allowlist of SVG elements (script, foreignObject, animation and links are refused)`);
     if (!isSvg && !INERT_NAMESPACES.has(tag.uri)) {
-      this.refuse(`SVG with the element ${element} in the namespace ${tag.uri || "none"}: only SVG elements (and editors' inert metadata) are allowed`);
+      this.refuse(`SVG with the element ${element()} in the namespace ${tag.uri || "none"}: only SVG elements (and editors' inert metadata) are allowed`);
     }
     for (const a of attributes) {
       const problem = attributeProblem(a, isSvg ? tag.local : null);
-      if (problem) this.refuse(`SVG attribute ${a.name} on ${element}: ${problem}`);
+      if (problem) this.refuse(`SVG attribute ${a.name} on ${element()}: ${problem}`);
     }
     this.depth++;
     if (isSvg && CSS_TEXT_ELEMENTS.has(tag.local)) this.style = { parts: [], length: 0, at: this.tagAt };

@@ -35,11 +35,17 @@ const SPACE = /[ \t\n\r\f]/;
 
 /** The first thing in this CSS text outside the subset above, or null. */
 export function cssProblem(css: string): string | null {
+  // Anywhere, strings included: an escaped quote would end a string later for the browser
+  // than for this scanner, and what the browser reads as code would pass here as a string.
+  if (css.includes("\\")) return "a CSS escape (backslash)";
+  // Without '(' there is no function (so no url()) and without '@' no at-rule: nothing
+  // left that could fetch, whatever the strings and comments look like. Most attribute
+  // values (path data, numbers, colours) end here.
+  if (!css.includes("(") && !css.includes("@")) return null;
   const n = css.length;
   let i = 0;
   while (i < n) {
     const c = css[i]!;
-    if (c === "\\") return "a CSS escape (backslash)";
     if (c === "@") return `a CSS at-rule (${JSON.stringify(css.slice(i, i + 20))})`;
     if (c === "/" && css[i + 1] === "*") {
       const end = css.indexOf("*/", i + 2);

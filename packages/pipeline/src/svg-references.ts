@@ -18,6 +18,7 @@ const SCRIPT_URL = /(?:java|vb|live)script:|data:(?:text\/html|application\/(?:x
 
 /** The script-capable URL scheme this value contains, or null. */
 export function scriptUrlIn(value: string): string | null {
+  if (!value.includes(":")) return null; // every scheme ends in one, and nothing removed below is one
   const m = SCRIPT_URL.exec(value.replace(IGNORED_IN_URL, "").toLowerCase());
   return m ? m[0] : null;
 }
