@@ -68,6 +68,12 @@ intake_ensure_postgres() {
 # installed here, by the setup, never by a test.
 intake_ensure_test_tools() {
   command -v zip >/dev/null || intake_apt_install zip
+  # Every container format test/pipeline/containers.test.ts builds: 7z, CAB, ARJ, bzip2, xz.
+  local missing=() pair
+  for pair in 7z:p7zip-full gcab:gcab arj:arj bzip2:bzip2 xz:xz-utils; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+  done
+  [ "${#missing[@]}" -eq 0 ] || intake_apt_install "${missing[@]}"
 }
 
 intake_ensure_clamd() {
