@@ -153,6 +153,6 @@ export class NameSniffer {
     this.inName = false;
     const value = this.name.value();
     const active = value === null ? undefined : ACTIVE_NAMES[value];
-    if (active && (active.everywhere || this.shortNames)) this.findings.add(active.reason, `PDF with ${active.what} ${this.where}`);
+    if (active && (active.everywhere || this.shortNames)) this.findings.add(active.reason, `PDF with ${active.what}${this.where ? ` ${this.where}` : ""}`);
   }
 }
