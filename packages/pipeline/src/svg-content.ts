@@ -110,8 +110,8 @@ export class SvgContentCheck {
     try {
       step();
     } catch (err) {
-      if (!(err instanceof SvgRefusal)) throw err;
-      this.problem ??= err.message;
+      // Anything saxes throws on its own is input it could not handle: refused, not a crash.
+      this.problem ??= err instanceof SvgRefusal ? err.message : `SVG could not be parsed: ${(err as Error).message}`;
     }
   }
 
