@@ -11,6 +11,10 @@ export interface StoreCapabilities {
    * the pipeline's own size and type checks are all there is.
    */
   verifiesSignatures: boolean;
+  /** A PUT whose body does not match its signed Content-MD5 is refused (400 BadDigest). */
+  verifiesContentMd5: boolean;
+  /** A PUT whose body does not match its x-amz-checksum-sha256 header is refused (400 BadDigest). */
+  verifiesSha256Checksum: boolean;
   /** CopyObject with x-amz-copy-source-if-match copies only while the source has that ETag (else 412). */
   honoursCopyIfMatch: boolean;
   /** ListMultipartUploads works (else listMultipartUploads throws StorageUnsupportedError). */
@@ -22,18 +26,22 @@ export interface StoreCapabilities {
 /** AWS S3 as documented: every guarantee above. */
 export const AWS_S3_CAPABILITIES: StoreCapabilities = Object.freeze({
   verifiesSignatures: true,
+  verifiesContentMd5: true,
+  verifiesSha256Checksum: true,
   honoursCopyIfMatch: true,
   listsMultipartUploads: true,
   listsParts: true,
 });
 
 /**
- * Ceph RGW 16 (Debian radosgw), seen here: verifies SigV4 for PUT and POST, implements
- * ListMultipartUploads and ListParts, and copies whatever the source holds whatever
- * x-amz-copy-source-if-match says.
+ * Ceph RGW 16 (Debian radosgw), seen here: verifies SigV4 for PUT and POST and Content-MD5,
+ * ignores x-amz-checksum-sha256, implements ListMultipartUploads and ListParts, and copies
+ * whatever the source holds whatever x-amz-copy-source-if-match says.
  */
 export const CEPH_RGW_CAPABILITIES: StoreCapabilities = Object.freeze({
   verifiesSignatures: true,
+  verifiesContentMd5: true,
+  verifiesSha256Checksum: false,
   honoursCopyIfMatch: false,
   listsMultipartUploads: true,
   listsParts: true,
