@@ -1,0 +1,148 @@
+import { randomBytes } from "node:crypto";
+import { UnrecoverableError, Worker } from "bullmq";
+import { Redis } from "ioredis";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { queueName, Reaper, stageJobId, type ReapSummary, type Scanner } from "@intake/pipeline";
+import { createLogger } from "@intake/runtime";
+import { createClamdScanner } from "@intake/scanner";
+import { beforeAllOrFailEach } from "@intake/test";
+import { png, zip } from "./fixtures.ts";
+import { startClamdProxy, type ClamdProxy } from "./support/clamd-proxy.ts";
+import { MiB, REDIS_URL, startPipelineStack, type PipelineStack } from "./support/stack.ts";
+
+/**
+ * The reaper re-queues uploads whose job is lost, never work in progress. The incident:
+ * an upload re-queued eleven times while it was being scanned (four scans of one object at
+ * once), because the row alone cannot tell "stuck" from "busy". The job's own state can:
+ * BullMQ keeps a running job's lock alive, and waiting or delayed jobs are queued work.
+ *
+ * The reaper is driven with a clock moved past the stuck threshold (the same code path as
+ * the schedule), so every row it looks at counts as stuck: whatever keeps it from
+ * re-queuing is the job-state check, not the threshold.
+ */
+const STUCK_AFTER_SECONDS = 10;
+// Each pass a stuck threshold later than the one before: a re-queue touches the row at the
+// reaper's clock, and the next pass must still see it as stuck.
+let clock = Date.now();
+const pastStuck = () => new Date((clock = Math.max(clock, Date.now()) + (STUCK_AFTER_SECONDS + 5) * 1000));
+const silent = createLogger({ level: "silent", name: "reaper" });
+
+function reaperFor(s: PipelineStack): Reaper {
+  return new Reaper({ repository: s.uploads, audit: s.audit, store: s.storage.store, queues: s.queues, logger: silent, settings: s.config.reaper });
+}
+
+/** Counts the scans clamd is asked for, and how many run at once. */
+function countingScanner(inner: Scanner) {
+  const state = { calls: 0, inFlight: 0, maxInFlight: 0 };
+  const scanner: Scanner = {
+    version: () => inner.version(),
+    scan: async (stream) => {
+      state.calls++;
+      state.maxInFlight = Math.max(state.maxInFlight, ++state.inFlight);
+      try {
+        return await inner.scan(stream);
+      } finally {
+        state.inFlight--;
+      }
+    },
+  };
+  return { scanner, state };
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe("the reaper and work in progress", () => {
+  let s: PipelineStack;
+  let proxy: ClamdProxy;
+  beforeAllOrFailEach(async () => {
+    proxy = await startClamdProxy();
+    s = await startPipelineStack({
+      storage: "fauxqs",
+      database: "sqlite",
+      workerRoles: null,
+      env: { CLAMD_PORT: String(proxy.port), STUCK_AFTER_SECONDS: String(STUCK_AFTER_SECONDS), CLAMD_TIMEOUT_MS: "5000" },
+    });
+  });
+  afterEach(async () => {
+    proxy.throttle(0);
+    await s.stopWorkers();
+  });
+  afterAll(async () => {
+    await s?.close();
+    await proxy?.close();
+  });
+
+  it("never re-queues an upload while it is being scanned, however often it runs: one scan, one verdict", async () => {
+    const counted = countingScanner(createClamdScanner({ port: proxy.port, timeoutMs: 5000 }));
+    await s.startWorker("inspect,scan,finalize", { scanner: counted.scanner });
+    proxy.throttle(1 * MiB); // a scan of ~3 s: clamd is fed slowly, never stalled past its timeout
+    const bytes = zip([{ name: "payload.bin", data: randomBytes(3 * MiB) }]);
+    const { id } = await s.upload(bytes, { contentType: "application/zip", complete: true });
+    await until("the scan to start", () => counted.state.inFlight === 1);
+    const fedBefore = proxy.forwarded;
+
+    // A reaper pass every 20 ms while the scan runs, each seeing the row as stuck. It stops
+    // while clamd still has a tenth of the bytes to come, so no pass overlaps the moment the
+    // verdict is written and finalize is queued (a pass then would queue finalize itself,
+    // under the same job id as the scan stage's own enqueue: harmless, but not this test).
+    const reaper = reaperFor(s);
+    const passes: ReapSummary[] = [];
+    while (counted.state.inFlight > 0 && proxy.forwarded - fedBefore < bytes.length * 0.9) {
+      passes.push(await reaper.reap(pastStuck()));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const done = await s.waitFor(id, ["verified", "quarantined"]);
+
+    expect({ calls: counted.state.calls, maxInFlight: counted.state.maxInFlight }).toEqual({ calls: 1, maxInFlight: 1 });
+    expect(passes.reduce((n, p) => n + p.requeued, 0)).toBe(0);
+    expect(passes.length).toBeGreaterThanOrEqual(20);
+    expect(passes.every((p) => p.inProgress === 1)).toBe(true);
+    expect({ status: done.status, attempts: done.attempts }).toEqual({ status: "verified", attempts: 0 });
+    const actions = await s.auditActions(id);
+    expect(actions).not.toContain("reaper.requeued");
+    expect(actions.filter((a) => a === "upload.verified")).toHaveLength(1);
+  });
+
+  it("leaves a waiting job alone, re-queues a lost one and one that failed for good, once each", async () => {
+    // No workers: the complete call leaves a waiting inspect job.
+    const { id } = await s.upload(png(4, 4), { contentType: "image/png", complete: true });
+    await until("the upload to arrive", async () => (await s.uploads.getById(id))?.status === "uploaded");
+    const reaper = reaperFor(s);
+    const queue = s.queues.queue("inspect");
+    const jobState = async () => (await queue.getJob(stageJobId("inspect", id)))?.getState() ?? "missing";
+    expect(await jobState()).toBe("waiting");
+    expect(await reaper.reap(pastStuck())).toMatchObject({ requeued: 0, inProgress: 1 });
+
+    // Redis lost it: re-queued under the same deterministic id.
+    await s.flushQueues();
+    expect(await jobState()).toBe("missing");
+    expect(await reaper.reap(pastStuck())).toMatchObject({ requeued: 1 });
+    expect(await jobState()).toBe("waiting");
+    expect(await reaper.reap(pastStuck())).toMatchObject({ requeued: 0, inProgress: 1 });
+
+    // It failed for good (its attempts spent): the kept failed job would make a plain add a
+    // silent no-op, so it is removed and added again.
+    const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const failing = new Worker(queueName("inspect"), async () => { throw new UnrecoverableError("gave up"); }, { connection, prefix: s.config.redis.prefix });
+    try {
+      await until("the job to fail", async () => (await jobState()) === "failed");
+    } finally {
+      await failing.close();
+      connection.disconnect();
+    }
+    expect(await reaper.reap(pastStuck())).toMatchObject({ requeued: 1 });
+    expect(await jobState()).toBe("waiting");
+
+    expect((await s.auditActions(id)).filter((a) => a === "reaper.requeued")).toHaveLength(2);
+    expect((await s.uploads.getById(id))?.attempts).toBe(2);
+    // And a worker now brings it to its verdict.
+    await s.startWorker("inspect,scan,finalize");
+    expect((await s.waitFor(id, ["verified", "quarantined"])).status).toBe("verified");
+  });
+});
