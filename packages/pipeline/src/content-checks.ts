@@ -20,6 +20,8 @@ export interface ContentCheck {
 export interface ClamdLimits {
   maxFileSize: number;
   maxScanSize: number;
+  /** clamd's MaxRecursion: how deep nested archives are followed. */
+  maxRecursion: number;
 }
 
 export interface ContentCheckContext {
@@ -41,10 +43,12 @@ export function contentChecksFor(ctx: ContentCheckContext): ContentCheck[] {
 }
 
 function archiveCheck(ctx: ContentCheckContext): ContentCheck {
-  // clamd inflates a deflated ZIP member only up to MaxFileSize and then says OK about the
-  // part it saw (cli_unzip "trimming output size to maxfilesize", no alert). MaxScanSize
-  // counts the archive's own bytes plus everything extracted from it.
-  const zip = new ZipLimitCheck({ maxMemberBytes: ctx.clamdLimits.maxFileSize, maxTotalBytes: Math.max(0, ctx.clamdLimits.maxScanSize - ctx.size) });
+  // clamd extracts a ZIP member (found anywhere in the object, at any depth) only up to
+  // MaxFileSize and then says OK about the part it saw (cli_unzip "trimming output size to
+  // maxfilesize", no alert): every ZIP structure is walked and measured here instead.
+  // MaxScanSize counts the object's own bytes plus everything extracted from it.
+  const { maxFileSize, maxScanSize, maxRecursion } = ctx.clamdLimits;
+  const zip = new ZipLimitCheck({ maxFileSize, maxTotalBytes: Math.max(0, maxScanSize - ctx.size), maxRecursion });
   return {
     push: (chunk) => zip.push(chunk),
     finish: () => {

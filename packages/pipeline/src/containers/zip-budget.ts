@@ -1,0 +1,81 @@
+/**
+ * What every level of the ZIP walk shares: clamd's limits, the running totals, the caps that
+ * keep memory bounded, and the first problem found. The first problem sticks and stops all
+ * further work: one reason is enough to refuse, and an attacker cannot make us spend more.
+ */
+export interface ZipLimits {
+  /** clamd's MaxFileSize: a member whose content is larger is cut silently (cli_unzip "trimming output size to maxfilesize"). */
+  maxFileSize: number;
+  /** clamd's MaxScanSize less the object itself: what all extracted members may add up to. */
+  maxTotalBytes: number;
+  /** clamd's MaxRecursion: members at that depth or deeper are refused. */
+  maxRecursion: number;
+  /** Inflaters alive at once (each holds a 32 KiB window plus its output); above it: refused, not skipped. */
+  maxInflaters?: number;
+  /** Doubtful members (corrupt data, methods we cannot decode) remembered until a central directory names them. */
+  maxSuspects?: number;
+}
+
+export const DEFAULT_MAX_INFLATERS = 32;
+export const DEFAULT_MAX_SUSPECTS = 1024;
+
+export class ZipBudget {
+  readonly maxFileSize: number;
+  readonly maxTotalBytes: number;
+  readonly maxRecursion: number;
+  readonly maxInflaters: number;
+  private readonly maxSuspects: number;
+  problem: string | null = null;
+  totalBytes = 0;
+  inflaters = 0;
+  /** Doubtful members by name (as clamd reads it: the first 255 bytes), with what is wrong. */
+  private readonly suspects = new Map<string, string>();
+
+  constructor(limits: ZipLimits) {
+    this.maxFileSize = limits.maxFileSize;
+    this.maxTotalBytes = limits.maxTotalBytes;
+    this.maxRecursion = limits.maxRecursion;
+    this.maxInflaters = limits.maxInflaters ?? DEFAULT_MAX_INFLATERS;
+    this.maxSuspects = limits.maxSuspects ?? DEFAULT_MAX_SUSPECTS;
+  }
+
+  fail(problem: string): void {
+    this.problem ??= problem;
+  }
+
+  /** Counts `n` more extracted bytes toward MaxScanSize. */
+  addExtracted(n: number): void {
+    this.totalBytes += n;
+    if (this.totalBytes > this.maxTotalBytes) this.fail(`ZIP members unpack to more than ${this.maxTotalBytes} bytes in all, above what the scanner reads`);
+  }
+
+  acquireInflater(name: string): boolean {
+    if (this.inflaters >= this.maxInflaters) {
+      this.fail(`more than ${this.maxInflaters} compressed ZIP members open at once (at ${name}): cannot be established within bounded memory`);
+      return false;
+    }
+    this.inflaters++;
+    return true;
+  }
+
+  releaseInflater(): void {
+    this.inflaters--;
+  }
+
+  /**
+   * A local header alone is not evidence: "PK\x03\x04" turns up in random bytes, and then its
+   * deflate data fails or its method is nonsense. Such a member becomes a finding only when a
+   * central directory entry names it too (corroborated: a real archive, which unzip tools
+   * open, holding a member clamd discards or cannot decode).
+   */
+  noteSuspect(name: string, problem: string): void {
+    if (this.suspects.size >= this.maxSuspects) this.fail(`more than ${this.maxSuspects} doubtful ZIP members (corrupt data or unknown methods)`);
+    else if (!this.suspects.has(name)) this.suspects.set(name, problem);
+  }
+
+  /** A central directory lists `name`: a doubtful local member of that name is now a finding. */
+  corroborate(name: string): void {
+    const problem = this.suspects.get(name);
+    if (problem) this.fail(problem);
+  }
+}

@@ -1,0 +1,130 @@
+import type { ZipBudget } from "./zip-budget.ts";
+import { RawInflater } from "./zip-inflate.ts";
+
+/** Where a member's content goes: a nested walker one level deeper (a ZIP may hold ZIPs). */
+export interface ByteSink {
+  push(chunk: Uint8Array): void;
+  finish(): void;
+}
+
+/** A member of a ZIP found in the stream, fed its data bytes (the ones after its local header). */
+export interface MemberSink {
+  readonly done: boolean;
+  feed(data: Uint8Array): void;
+  /** The member's data ended (its stated size was reached, or the stream at this level ended). */
+  end(): void;
+}
+
+/** Counts a member's content against MaxFileSize (per member) and MaxScanSize (in all). */
+class ContentMeter {
+  private bytes = 0;
+  private readonly budget: ZipBudget;
+  private readonly name: string;
+  constructor(budget: ZipBudget, name: string) {
+    this.budget = budget;
+    this.name = name;
+  }
+
+  add(n: number): void {
+    this.bytes += n;
+    this.budget.addExtracted(n);
+    if (this.bytes > this.budget.maxFileSize) {
+      this.budget.fail(`ZIP member ${this.name} unpacks to more than ${this.budget.maxFileSize} bytes, above the limit the scanner reads whole`);
+    }
+  }
+}
+
+/**
+ * Method 0: the member's bytes are its content. Counted as they pass (clamd trims a stored
+ * member at MaxFileSize too) and handed to a nested walker when given one.
+ */
+export class StoredMember implements MemberSink {
+  done = false;
+  private readonly meter: ContentMeter;
+  private readonly nested: ByteSink | null;
+
+  constructor(budget: ZipBudget, name: string, nested: ByteSink | null) {
+    this.meter = new ContentMeter(budget, name);
+    this.nested = nested;
+  }
+
+  feed(data: Uint8Array): void {
+    this.meter.add(data.length);
+    this.nested?.push(data);
+  }
+
+  /** Counts bytes known only by their offsets (a member whose bytes are searched at its own level). */
+  count(n: number): void {
+    this.meter.add(n);
+  }
+
+  end(): void {
+    if (this.done) return;
+    this.done = true;
+    this.nested?.finish();
+  }
+}
+
+/**
+ * Method 8: inflated here, counting the bytes it really yields (not the size its header
+ * states), the output walked one level deeper. Invalid data ends the member quietly but
+ * is remembered by name: see ZipBudget.noteSuspect.
+ */
+export class DeflatedMember implements MemberSink {
+  done = false;
+  private readonly meter: ContentMeter;
+  private readonly inflater: RawInflater;
+  private readonly budget: ZipBudget;
+  private readonly name: string;
+  private readonly key: string;
+  private readonly nested: ByteSink;
+
+  constructor(budget: ZipBudget, name: string, key: string, nested: ByteSink) {
+    this.budget = budget;
+    this.name = name;
+    this.key = key;
+    this.nested = nested;
+    this.meter = new ContentMeter(budget, name);
+    this.inflater = new RawInflater((chunk) => {
+      this.meter.add(chunk.length);
+      if (!budget.problem) nested.push(chunk);
+    });
+    if (!budget.acquireInflater(name)) this.done = true;
+  }
+
+  feed(data: Uint8Array): void {
+    if (this.done) return;
+    try {
+      this.inflater.push(data, () => this.budget.problem !== null);
+    } catch {
+      this.budget.noteSuspect(this.key, `ZIP member ${this.name} has corrupt deflate data: clamd discards such a member unscanned, while lenient tools extract part of it`);
+      this.end();
+      return;
+    }
+    if (this.inflater.ended) this.end();
+  }
+
+  end(): void {
+    if (this.done) return;
+    this.done = true;
+    this.budget.releaseInflater();
+    this.nested.finish();
+  }
+}
+
+/** Both at once: clamd inflates a stored member whose stated size is below its length, then also scans it stored. */
+export class BothMember implements MemberSink {
+  private readonly members: MemberSink[];
+  constructor(members: MemberSink[]) {
+    this.members = members;
+  }
+  get done(): boolean {
+    return this.members.every((m) => m.done);
+  }
+  feed(data: Uint8Array): void {
+    for (const m of this.members) if (!m.done) m.feed(data);
+  }
+  end(): void {
+    for (const m of this.members) m.end();
+  }
+}
