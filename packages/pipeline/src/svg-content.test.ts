@@ -114,6 +114,11 @@ describe("SVG content check: bytes and limits", () => {
     expect(check.finding).toMatch(/longer than 16777216 characters/);
     expect(pushed).toBe(SVG_LIMITS.maxTokenChars / mib.length + 1);
   });
+  it("caps the file's total length: at the limit passes, one character more is refused", () => {
+    const file = svg("<rect width='1' height='1'/>");
+    expect(checkWith({ maxTotalChars: file.length }, file)).toBeNull();
+    expect(checkWith({ maxTotalChars: file.length - 1 }, file)).toBe(`SVG larger than ${file.length - 1} characters: not parsed`);
+  });
   it("caps the CSS of one <style> element", () => {
     expect(checkWith({ maxStyleChars: 100 }, svg(`<style>${"rect{fill:red}".repeat(5)}</style>`))).toBeNull();
     expect(checkWith({ maxStyleChars: 100 }, svg(`<style>${"rect{fill:red}".repeat(8)}</style>`))).toMatch(/<style> at line 1, column \d+ longer than 100 characters/);

@@ -28,14 +28,17 @@ import { hrefProblem, scriptUrlIn } from "./svg-references.ts";
  * control characters through character references), and anything not well-formed.
  *
  * Memory stays bounded whatever the file's size: element depth, attributes per element and
- * the length of any one token saxes buffers (text run, attribute value, comment, CDATA,
- * DOCTYPE) are capped, as is the CSS of one <style> element.
+ * the length of any one token saxes buffers (open tag, text run, comment, CDATA, DOCTYPE)
+ * are capped, as is the CSS of one <style> element; the file's total length is capped too,
+ * for the CPU time.
  */
 export interface SvgLimits {
   maxDepth: number;
   maxAttributes: number;
   maxTokenChars: number;
   maxStyleChars: number;
+  /** The whole file, in characters: parsing is CPU-bound (saxes, a few MiB/s on one core). */
+  maxTotalChars: number;
 }
 
 export const SVG_LIMITS: Readonly<SvgLimits> = {
@@ -44,6 +47,9 @@ export const SVG_LIMITS: Readonly<SvgLimits> = {
   /** Large enough for an embedded base64 raster of ~12 MB, as Inkscape writes them. */
   maxTokenChars: 16 * 1024 * 1024,
   maxStyleChars: 1024 * 1024,
+  // No drawing is this large; a file that is would hold a worker for a minute or more and,
+  // near MAX_UPLOAD_BYTES, run into CLAMD_TIMEOUT_MS: refused with a reason instead.
+  maxTotalChars: 256 * 1024 * 1024,
 };
 
 /** Thrown inside saxes handlers to stop the parse at the first finding. */
@@ -91,6 +97,7 @@ export class SvgContentCheck {
   push(text: string): void {
     if (this.problem !== null || text.length === 0) return;
     this.run(() => {
+      if (this.fed + text.length > this.limits.maxTotalChars) this.refuse(`SVG larger than ${this.limits.maxTotalChars} characters: not parsed`);
       this.parser.write(text);
       // Measured with our own count: saxes' position getter is only right inside its handlers.
       this.fed += text.length;
