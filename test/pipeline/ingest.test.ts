@@ -4,7 +4,8 @@ import { objectKey } from "@intake/domain";
 import { IngestLoop, StageQueues, stageJobId } from "@intake/pipeline";
 import { createLogger } from "@intake/runtime";
 import { pdf, png } from "./fixtures.ts";
-import { drainBodies, fastRedrive, objectCreatedBody, send } from "./support/events.ts";
+import { waitFor } from "@intake/testkit";
+import { fastRedrive, objectCreatedBody, queueDepth, receiveBodies, send } from "./support/events.ts";
 import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
 
 /**
@@ -36,11 +37,9 @@ describe("ingest", () => {
     loop.start();
     const { id } = await s.upload(bytes, { contentType: "image/png" });
     await s.waitFor(id, ["uploaded"]);
-    const deadline = Date.now() + 10_000;
-    while (!logs.some((l) => l.includes("stays in the queue")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => logs.some((l) => l.includes("stays in the queue")), { timeoutMs: 10_000, message: "ingest to log that the event stays in the queue while Redis is down" });
     await loop.stop();
     await deadRedis.close();
-    expect(logs.some((l) => l.includes("stays in the queue"))).toBe(true);
     expect(await jobsFor("inspect", id)).toHaveLength(0);
 
     // The same message, delivered again, now reaches a working Redis.
@@ -59,7 +58,8 @@ describe("ingest", () => {
     expect(done.status).toBe("verified");
     // A late duplicate after the verdict changes nothing either.
     await send(s.storage.sqs!, queueUrl, objectCreatedBody(s.storage.bucket, key, bytes.length));
-    await new Promise((r) => setTimeout(r, 1500));
+    // Handled once ingest deleted it: nothing visible or in flight on the queue any more.
+    await waitFor(async () => (await queueDepth(s.storage.sqs!, queueUrl)) === 0, { timeoutMs: 15_000, message: "ingest to take and delete the late duplicate" });
 
     const actions = await s.auditActions(id);
     expect(actions.filter((a) => a === "upload.verified")).toHaveLength(1);
@@ -93,9 +93,7 @@ describe("ingest", () => {
     const { id } = await s.upload(bytes, { contentType: "image/png" });
     expect((await s.waitFor(id, ["verified", "quarantined"])).status).toBe("verified");
 
-    const deadline = Date.now() + 15_000;
-    while ((await s.storage.store.head(forged)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(await s.storage.store.head(forged)).toBeNull();
+    await waitFor(async () => (await s.storage.store.head(forged)) === null, { timeoutMs: 15_000, intervalMs: 100, message: `ingest to delete the forged object ${forged}` });
     expect(await s.storage.store.head("pending/acme/with space")).toBeNull();
     const strays = await s.audit.byAction("object.stray_deleted");
     expect(strays.map((r) => r.objectKey).sort()).toEqual([forged, "pending/acme/with space"]);
@@ -103,7 +101,7 @@ describe("ingest", () => {
 
     // The two it could not understand went to the dead-letter queue through the redrive
     // policy; the understood ones (TestEvent, foreign keys and buckets) were deleted.
-    const dead = await drainBodies(s.storage.sqs!, dlqUrl, 8000);
+    const dead = await receiveBodies(s.storage.sqs!, dlqUrl, 2, 15_000);
     expect(dead.sort()).toEqual([notS3, notJson].sort());
     const logText = s.workerLogs.join("");
     expect(logText).toContain("body is not JSON: left for the dead-letter queue");

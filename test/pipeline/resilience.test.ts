@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "@intake/testkit";
 import { zip } from "./fixtures.ts";
 import { startClamdProxy, type ClamdProxy } from "./support/clamd-proxy.ts";
 import { MiB, sha256Of, startPipelineStack, type PipelineStack } from "./support/stack.ts";
@@ -70,10 +71,8 @@ describe("pipeline resilience", () => {
     await cut; // clamd "died" in the middle of the INSTREAM
 
     // clamd stays down: the scan fails and is retried with backoff, the upload waits.
-    const deadline = Date.now() + 20_000;
     const retries = () => s.workerLogs.filter((l) => l.includes('"stage":"scan"') && l.includes(id) && l.includes("job failed; will retry")).length;
-    while (retries() < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(retries()).toBeGreaterThanOrEqual(3);
+    await waitFor(() => retries() >= 3, { timeoutMs: 20_000, message: `three failed scan attempts of ${id} while clamd is down`, describeLast: () => `${retries()} retries` });
     const waiting = await s.uploads.getById(id);
     expect(waiting?.status).toBe("scanning");
     expect(await s.auditActions(id)).not.toContain("upload.verified");
@@ -102,7 +101,7 @@ describe("pipeline resilience", () => {
     const { id } = await s.upload(bytes, { contentType: "application/zip" });
     await s.waitFor(id, ["scanning"], 20_000);
     const before = proxy.forwarded;
-    while (proxy.forwarded - before < 2 * MiB) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => proxy.forwarded - before >= 2 * MiB, { timeoutMs: 20_000, message: "2 MiB of the scan to reach clamd", describeLast: () => `${proxy.forwarded - before} bytes` });
     proc.kill("SIGKILL");
     await once(proc, "exit");
     expect((await s.uploads.getById(id))?.status).toBe("scanning");
@@ -124,7 +123,7 @@ describe("pipeline resilience", () => {
     const { id } = await s.upload(bytes, { contentType: "application/zip" });
     await s.waitFor(id, ["scanning"], 20_000);
     const before = proxy.forwarded;
-    while (proxy.forwarded - before < 1 * MiB) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => proxy.forwarded - before >= 1 * MiB, { timeoutMs: 20_000, message: "1 MiB of the scan to reach clamd", describeLast: () => `${proxy.forwarded - before} bytes` });
     proc.kill("SIGTERM");
     const [code] = await once(proc, "exit");
     expect(code).toBe(0);
@@ -141,10 +140,13 @@ describe("pipeline resilience", () => {
 
   it("stops its SQS long poll at once on SIGTERM instead of waiting out the 20 s poll", async () => {
     const { proc, output } = spawnWorker({ WORKER_ROLES: "ingest" });
-    while (!output.join("").includes("worker started")) {
-      if (proc.exitCode !== null) throw new Error(`worker exited: ${output.join("")}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(
+      () => {
+        if (proc.exitCode !== null) throw new Error(`worker exited: ${output.join("")}`);
+        return output.join("").includes("worker started");
+      },
+      { timeoutMs: 20_000, message: "the ingest worker to start", describeLast: () => output.join("").slice(-500) },
+    );
     await new Promise((r) => setTimeout(r, 500)); // inside its long poll by now
     const t0 = Date.now();
     proc.kill("SIGTERM");

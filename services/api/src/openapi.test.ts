@@ -40,6 +40,8 @@ function documentedOperations(): string[] {
   return ops.sort();
 }
 
+// Paths and methods only here; that every real response has a documented status and a
+// body its schema accepts is test/api/openapi-responses.test.ts (against the running API).
 describe("OpenAPI document", () => {
   it("describes exactly the routes the router serves", () => {
     const routes = routerOperations();

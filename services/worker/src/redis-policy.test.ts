@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "@intake/testkit";
+import { freePort, waitFor } from "@intake/testkit";
 import { warnUnlessNoEviction } from "./worker.ts";
 
 function capture() {
@@ -19,10 +19,7 @@ describe("the worker's Redis eviction-policy check, against a real redis-server"
     server = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--maxmemory-policy", "allkeys-lru"], { stdio: "ignore" });
     redis = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null });
     redis.on("error", () => undefined); // the first connects race the server's start
-    for (let i = 0; i < 50; i++) {
-      if (await redis.connect().then(() => true, () => false)) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor(() => redis.connect().then(() => true, () => false), { timeoutMs: 5000, intervalMs: 100, message: `the private redis-server on port ${port} to accept connections` });
   });
   afterAll(async () => {
     redis?.disconnect();

@@ -1,3 +1,4 @@
+import { waitFor } from "@intake/testkit";
 import { GetQueueUrlCommand, ReceiveMessageCommand, SendMessageCommand, SetQueueAttributesCommand, GetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
 
 /** An S3 ObjectCreated notification as AWS documents it (Records[], URL-encoded key). */
@@ -36,12 +37,22 @@ export async function fastRedrive(sqs: SQSClient, queueUrl: string, dlqName: str
   return dlqUrl;
 }
 
-export async function drainBodies(sqs: SQSClient, queueUrl: string, waitMs: number): Promise<string[]> {
+/** Messages on the queue, visible or in flight: 0 once every message sent was deleted. */
+export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
+  const out = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }));
+  return Number(out.Attributes?.ApproximateNumberOfMessages ?? NaN) + Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible ?? NaN);
+}
+
+/** Receives (and keeps) bodies until `count` arrived; fails at the deadline naming what came. */
+export async function receiveBodies(sqs: SQSClient, queueUrl: string, count: number, timeoutMs: number): Promise<string[]> {
   const bodies: string[] = [];
-  const deadline = Date.now() + waitMs;
-  while (Date.now() < deadline) {
-    const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
-    for (const m of out.Messages ?? []) bodies.push(m.Body ?? "");
-  }
+  await waitFor(
+    async () => {
+      const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+      for (const m of out.Messages ?? []) bodies.push(m.Body ?? "");
+      return bodies.length >= count;
+    },
+    { timeoutMs, intervalMs: 0, message: `${count} message(s) on ${queueUrl}`, describeLast: () => bodies },
+  );
   return bodies;
 }

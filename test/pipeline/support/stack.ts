@@ -8,6 +8,7 @@ import { ApiKeyRepository, AuditLog, UploadRepository } from "@intake/db";
 import type { Upload, UploadStatus } from "@intake/domain";
 import { StageQueues } from "@intake/pipeline";
 import { createLogger, loadConfig, type Config } from "@intake/runtime";
+import { waitFor } from "@intake/testkit";
 import { freshDatabase, startStorage, type DatabaseKind, type StorageKind, type TestDatabase, type TestStorage } from "@intake/test";
 import { startWorker, type RunningWorker, type WorkerOptions } from "@intake/worker";
 
@@ -138,14 +139,14 @@ export async function startPipelineStack(o: StackOptions): Promise<PipelineStack
     },
     complete: (id) => call("POST", `/v1/uploads/${id}/complete`, {}),
     waitFor: async (id, statuses, timeoutMs = 30_000) => {
-      const deadline = Date.now() + timeoutMs;
       let last: Upload | null = null;
-      while (Date.now() < deadline) {
-        last = await uploads.getById(id);
-        if (last && statuses.includes(last.status)) return last;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      throw new Error(`upload ${id} did not reach ${statuses.join("|")} within ${timeoutMs} ms (status ${last?.status}, reason ${last?.reason}: ${last?.reasonDetail})`);
+      return waitFor(
+        async () => {
+          last = await uploads.getById(id);
+          return last && statuses.includes(last.status) ? last : null;
+        },
+        { timeoutMs, intervalMs: 50, message: `upload ${id} to reach ${statuses.join("|")}`, describeLast: () => ({ status: last?.status, reason: last?.reason, detail: last?.reasonDetail }) },
+      );
     },
     download: async (id) => {
       const res = await call("GET", `/v1/uploads/${id}/download`);
