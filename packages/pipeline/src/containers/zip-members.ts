@@ -97,7 +97,7 @@ export class DeflatedMember implements MemberSink {
     try {
       this.inflater.push(data, () => this.budget.problem !== null);
     } catch {
-      this.budget.noteSuspect(this.key, `ZIP member ${this.name} has corrupt deflate data: clamd discards such a member unscanned, while lenient tools extract part of it`);
+      this.budget.noteSuspect(this.key, `ZIP member ${this.name} has corrupt deflate data: clamd discards such a member unscanned (zlib Z_DATA_ERROR), whatever came before the fault`);
       this.end();
       return;
     }
