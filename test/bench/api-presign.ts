@@ -1,29 +1,38 @@
 /**
- * Benchmark: POST /v1/uploads (auth, validation, database insert, presign) under many
- * concurrent clients, next to a bare loop of getSignedUrl for PutObject with the same
- * client settings, in the same run. The bare loop is the floor: the endpoint can never be
- * faster than signing alone. Target: endpoint >= 50% of the bare loop's rate.
+ * Benchmark: POST /v1/uploads (auth, rate limits, validation, quota claim, database insert
+ * with its audit row, presign, response, request log) under concurrent keep-alive clients,
+ * in the same run as:
+ * - the peer users would pick instead: Uppy Companion's GET /s3/params (a presigned POST),
+ *   its own process, signing for the same storage, bucket and credentials, driven the same
+ *   way (fetched on first use into .data/bench-companion: companion-peer.ts);
+ * - the bare signer the endpoint uses (PutPresigner, packages/storage/src/put-presigner.ts)
+ *   in a loop: the floor, the endpoint can never be faster than its own signing;
+ * - the bare SDK getSignedUrl for the same PutObject and signing options in a loop (what
+ *   PutPresigner replaces).
  *
  *   node test/bench/api-presign.ts                       # API started here on fauxqs + SQLite
  *   API_URL=http://127.0.0.1:3000 API_KEY=ik_... node test/bench/api-presign.ts
  *
- * Environment: CONCURRENCY (64), DURATION_SECONDS (10), WARMUP_SECONDS (2), LOG_LEVEL (info).
+ * Environment: CONCURRENCY (32), DURATION_SECONDS (10), WARMUP_SECONDS (2), LOG_LEVEL (info).
  *
- * Without API_URL the API runs in a child process (this script with --serve), so the
- * clients and the server do not share one event loop: on a 2-core machine the server gets
- * a core of its own, as it would in a deployment, and the bare loop also runs on one core.
+ * Servers run in child processes, one process each, so the clients and a server do not
+ * share one event loop: on a 2-core machine the server gets a core of its own, as it would
+ * in a deployment; the bare loops run on one core in this process.
  */
 import { spawn } from "node:child_process";
 import http from "node:http";
 import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { createS3Client } from "@intake/storage";
+import { PutPresigner } from "../../packages/storage/src/put-presigner.ts";
+import { ensureCompanion, type PeerStorage } from "./companion-peer.ts";
 
-const CONCURRENCY = Number(process.env.CONCURRENCY ?? 64);
+const CONCURRENCY = Number(process.env.CONCURRENCY ?? 32);
 const DURATION_S = Number(process.env.DURATION_SECONDS ?? 10);
 const WARMUP_S = Number(process.env.WARMUP_SECONDS ?? 2);
 const BODY = JSON.stringify({ filename: "photo.png", contentType: "image/png", size: 123_456 });
@@ -34,7 +43,7 @@ if (process.argv.includes("--serve")) {
   await main();
 }
 
-/** Child mode: the real API (startApi) on fauxqs + a fresh SQLite file; prints {url, key}. */
+/** Child mode: the real API (startApi) on fauxqs + a fresh SQLite file; prints {url, key, storage}. */
 async function serve(): Promise<void> {
   const { startFauxqsStorage } = await import("@intake/test");
   const { startApi } = await import("@intake/api");
@@ -60,7 +69,8 @@ async function serve(): Promise<void> {
   process.on("message", (m: unknown) => {
     if (m === "cpu") process.send!({ cpu: process.cpuUsage() });
   });
-  process.stdout.write(`${JSON.stringify({ url: api.url, key, endpoint: storage.endpoint })}\n`);
+  const peerStorage: PeerStorage = { endpoint: storage.endpoint, bucket: storage.bucket, region: storage.env.AWS_REGION, ...storage.credentials };
+  process.stdout.write(`${JSON.stringify({ url: api.url, key, storage: peerStorage })}\n`);
   process.stdin.resume();
   process.stdin.on("end", async () => {
     await api.close();
@@ -71,44 +81,82 @@ async function serve(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  let target: { url: string; key: string; endpoint?: string };
-  let child: ReturnType<typeof spawn> | undefined;
+  let ours: Server;
   if (process.env.API_URL && process.env.API_KEY) {
-    target = { url: process.env.API_URL, key: process.env.API_KEY };
+    const storage: PeerStorage = {
+      endpoint: process.env.S3_ENDPOINT ?? "http://127.0.0.1:4566",
+      bucket: process.env.S3_BUCKET ?? "intake-uploads",
+      region: process.env.AWS_REGION ?? "us-east-1",
+      accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? "test",
+      secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? "test",
+    };
+    ours = { info: { url: process.env.API_URL, key: process.env.API_KEY, storage } };
   } else {
-    child = spawn(process.execPath, [import.meta.filename, "--serve"], { stdio: ["pipe", "pipe", "inherit", "ipc"] });
-    const first = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child!.stdout! }).once("line", resolve);
-      child!.once("exit", (code) => reject(new Error(`API child exited with ${code}`)));
-    });
-    target = JSON.parse(first);
+    ours = await startServer([import.meta.filename, "--serve"], {});
   }
+  ensureCompanion(); // before anything is timed: the first run installs it
+  const peer = await startServer([join(import.meta.dirname, "companion-peer.ts"), "--serve-companion"], { COMPANION_S3: JSON.stringify(ours.info.storage) });
+  const { url, key, storage } = ours.info as { url: string; key: string; storage: PeerStorage };
 
-  console.log(`POST ${target.url}/v1/uploads: ${CONCURRENCY} concurrent clients, ${WARMUP_S} s warm-up, ${DURATION_S} s measured`);
-  await drive(target, WARMUP_S, CONCURRENCY);
-  const cpuBefore = await serverCpu(child);
-  const endpoint = await drive(target, DURATION_S, CONCURRENCY);
-  const cpuAfter = await serverCpu(child);
-  child?.stdin?.end();
-  await new Promise((r) => (child ? child.once("exit", r) : r(undefined)));
+  const create: Call = { method: "POST", url: `${url}/v1/uploads`, headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: BODY, ok: 201 };
+  // What Uppy's AwsS3 plugin asks Companion for one file (filename and type).
+  const params: Call = { method: "GET", url: `${peer.info.url}/s3/params?filename=photo.png&type=image%2Fpng`, headers: {}, ok: 200 };
+  console.log(`${CONCURRENCY} concurrent keep-alive clients each, ${WARMUP_S} s warm-up, ${DURATION_S} s measured; bare loops ${DURATION_S} s on one core`);
+  const endpoint = await measure(ours, create);
+  const companion = await measure(peer, params);
+  await Promise.all([stopServer(ours), stopServer(peer)]);
 
-  const bare = await bareLoop(target.endpoint ?? "http://127.0.0.1:4566", DURATION_S);
-  const ratio = endpoint.rate / bare.rate;
+  const presigner = await bareLoop("PutPresigner", storage, DURATION_S);
+  const sdk = await bareLoop("getSignedUrl", storage, DURATION_S);
   console.log("");
-  console.log(`endpoint  ${endpoint.rate.toFixed(0).padStart(7)} req/s   p50 ${endpoint.p50.toFixed(2)} ms   p99 ${endpoint.p99.toFixed(2)} ms   (${endpoint.ok} ok, ${endpoint.errors} errors)`);
-  console.log(`bare      ${bare.rate.toFixed(0).padStart(7)} sig/s   p50 ${bare.p50.toFixed(3)} ms   p99 ${bare.p99.toFixed(3)} ms   (getSignedUrl PutObject, one loop)`);
-  console.log(`ratio     ${ratio.toFixed(2)}   (target >= 0.50: ${ratio >= 0.5 ? "met" : "NOT met"})`);
-  if (cpuBefore && cpuAfter) {
-    // CPU time is what a request costs the server whatever else runs on the machine: on a
-    // shared or loaded host the wall-clock ratio above also measures the neighbours.
-    const serverUs = (cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system) / endpoint.ok;
-    const bareUs = bare.cpuUs / bare.ok;
-    console.log(`cpu       endpoint ${serverUs.toFixed(0)} µs/request in the API process, bare ${bareUs.toFixed(0)} µs/signature -> ratio ${(bareUs / serverUs).toFixed(2)} at equal CPU`);
+  console.log(line("endpoint", endpoint, "req/s", `POST /v1/uploads`));
+  console.log(line("companion", companion, "req/s", `GET /s3/params, @uppy/companion`));
+  console.log(line("presigner", presigner, "sig/s", "PutPresigner.presign, the endpoint's signer, one loop"));
+  console.log(line("sdk", sdk, "sig/s", "getSignedUrl PutObject, same signing options, one loop"));
+  console.log("");
+  console.log(`ours / companion           ${(endpoint.rate / companion.rate).toFixed(2)}`);
+  console.log(`endpoint / its signer      ${(endpoint.rate / presigner.rate).toFixed(2)}   endpoint / getSignedUrl ${(endpoint.rate / sdk.rate).toFixed(2)}`);
+  // CPU time is what a request costs whatever else runs on the machine: on a shared or
+  // loaded host the wall-clock rates above also measure the neighbours.
+  if (endpoint.cpuUs && companion.cpuUs) {
+    console.log(`cpu per request            endpoint ${endpoint.cpuUs.toFixed(0)} µs, companion ${companion.cpuUs.toFixed(0)} µs, PutPresigner ${presigner.cpuUs.toFixed(0)} µs, getSignedUrl ${sdk.cpuUs.toFixed(0)} µs`);
   }
-  if (endpoint.errors > 0) process.exitCode = 1;
+  if (endpoint.errors > 0 || companion.errors > 0) process.exitCode = 1;
 }
 
-async function serverCpu(child: ReturnType<typeof spawn> | undefined): Promise<NodeJS.CpuUsage | undefined> {
+interface Server {
+  child?: ReturnType<typeof spawn>;
+  info: Record<string, any>;
+}
+
+/** A server in a child process; its first JSON line on stdout describes it. */
+async function startServer(args: string[], env: Record<string, string>): Promise<Server> {
+  const child = spawn(process.execPath, args, { stdio: ["pipe", "pipe", "inherit", "ipc"], env: { ...process.env, ...env } });
+  const info = await new Promise<Record<string, any>>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on("line", (l) => {
+      try {
+        const parsed = JSON.parse(l);
+        if (typeof parsed?.url === "string") return resolve(parsed);
+      } catch {
+        // a log line before the announcement
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`${args[0]} exited with ${code} before announcing itself`)));
+  });
+  child.stdout!.resume(); // keep draining whatever it logs
+  return { child, info };
+}
+
+async function stopServer(s: Server): Promise<void> {
+  if (!s.child) return;
+  const exited = new Promise((r) => s.child!.once("exit", r));
+  s.child.stdin!.end();
+  await exited;
+}
+
+async function serverCpu(s: Server): Promise<NodeJS.CpuUsage | undefined> {
+  const child = s.child;
   if (!child) return undefined;
   return new Promise((resolve) => {
     child.once("message", (m: unknown) => resolve((m as { cpu: NodeJS.CpuUsage }).cpu));
@@ -117,6 +165,7 @@ async function serverCpu(child: ReturnType<typeof spawn> | undefined): Promise<N
 }
 
 interface Figures {
+  /** CPU per request or signature, in µs (0 when the server is not ours to ask). */
   cpuUs: number;
   rate: number;
   p50: number;
@@ -125,7 +174,23 @@ interface Figures {
   errors: number;
 }
 
-async function drive(target: { url: string; key: string }, seconds: number, clients: number): Promise<Figures> {
+interface Call {
+  method: "GET" | "POST";
+  url: string;
+  headers: Record<string, string>;
+  body?: string;
+  ok: number;
+}
+
+async function measure(server: Server, call: Call): Promise<Figures> {
+  await drive(call, WARMUP_S, CONCURRENCY);
+  const before = await serverCpu(server);
+  const f = await drive(call, DURATION_S, CONCURRENCY);
+  const after = await serverCpu(server);
+  return { ...f, cpuUs: before && after ? (after.user + after.system - before.user - before.system) / f.ok : 0 };
+}
+
+async function drive(call: Call, seconds: number, clients: number): Promise<Figures> {
   const latencies: number[] = [];
   let errors = 0;
   const started = performance.now();
@@ -133,24 +198,24 @@ async function drive(target: { url: string; key: string }, seconds: number, clie
   // node:http with keep-alive rather than fetch: the load generator shares this 2-core
   // machine with the server, and fetch's WHATWG streams cost the client several times what
   // plain http does per request, which capped the measurable rate below the server's.
-  const url = new URL(`${target.url}/v1/uploads`);
+  const url = new URL(call.url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
-  const headers = { authorization: `Bearer ${target.key}`, "content-type": "application/json", "content-length": String(Buffer.byteLength(BODY)) };
-  const post = () =>
+  const headers = call.body === undefined ? call.headers : { ...call.headers, "content-length": String(Buffer.byteLength(call.body)) };
+  const once = () =>
     new Promise<number>((resolve, reject) => {
-      const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: "POST", headers, agent }, (res) => {
+      const req = http.request({ host: url.hostname, port: url.port, path: url.pathname + url.search, method: call.method, headers, agent }, (res) => {
         res.resume();
         res.on("end", () => resolve(res.statusCode ?? 0));
       });
       req.on("error", reject);
-      req.end(BODY);
+      req.end(call.body);
     });
   await Promise.all(
     Array.from({ length: clients }, async () => {
       while (performance.now() < deadline) {
         const t0 = performance.now();
-        const status = await post().catch(() => 0);
-        if (status === 201) latencies.push(performance.now() - t0);
+        const status = await once().catch(() => 0);
+        if (status === call.ok) latencies.push(performance.now() - t0);
         else errors++;
       }
     }),
@@ -160,30 +225,41 @@ async function drive(target: { url: string; key: string }, seconds: number, clie
   return { cpuUs: 0, rate: latencies.length / elapsed, ...percentiles(latencies), ok: latencies.length, errors };
 }
 
-/** The floor: the same presign the API does (same client settings), nothing else. */
-async function bareLoop(endpoint: string, seconds: number): Promise<Figures> {
-  const s3 = createS3Client({ region: "us-east-1", endpoint, forcePathStyle: true, credentials: { accessKeyId: "test", secretAccessKey: "test" } });
-  const latencies: number[] = [];
-  const sign = (i: number) =>
-    getSignedUrl(s3, new PutObjectCommand({ Bucket: "intake-uploads", Key: `pending/bench/${i}`, ContentType: "image/png", ContentLength: 123_456 }), {
-      expiresIn: 600,
-      signableHeaders: new Set(["content-type", "content-length", "content-md5"]),
-      unhoistableHeaders: new Set(["x-amz-checksum-sha256"]),
-    });
+/** A bare signing loop on the same storage settings: the endpoint's signer, or the SDK's. */
+async function bareLoop(kind: "PutPresigner" | "getSignedUrl", storage: PeerStorage, seconds: number): Promise<Figures> {
+  const s3 = createS3Client({ region: storage.region, endpoint: storage.endpoint, forcePathStyle: true, credentials: { accessKeyId: storage.accessKeyId, secretAccessKey: storage.secretAccessKey } });
+  const presigner = new PutPresigner(s3, storage.bucket);
+  const binding = { contentType: "image/png", contentLength: 123_456, expiresIn: 600 };
+  // Keys shaped like the API's: pending/{tenant}/{random id}.
+  const keyOf = (i: number) => `pending/bench/${randomBytes(8).toString("hex")}${i}`;
+  const sign =
+    kind === "PutPresigner"
+      ? (i: number) => presigner.presign(keyOf(i), binding)
+      : (i: number) =>
+          getSignedUrl(s3, new PutObjectCommand({ Bucket: storage.bucket, Key: keyOf(i), ContentType: binding.contentType, ContentLength: binding.contentLength }), {
+            expiresIn: binding.expiresIn,
+            signableHeaders: new Set(["content-type", "content-length", "content-md5"]),
+            unhoistableHeaders: new Set(["x-amz-checksum-sha256"]),
+          });
   for (let i = 0; i < 2000; i++) await sign(i); // warm-up
+  const latencies: number[] = [];
   const cpu = process.cpuUsage();
   const started = performance.now();
   const deadline = started + seconds * 1000;
-  let i = 0;
-  while (performance.now() < deadline) {
+  for (let i = 0; performance.now() < deadline; i++) {
     const t0 = performance.now();
-    await sign(i++);
+    await sign(i);
     latencies.push(performance.now() - t0);
   }
   const elapsed = (performance.now() - started) / 1000;
   const used = process.cpuUsage(cpu);
   s3.destroy();
-  return { cpuUs: used.user + used.system, rate: latencies.length / elapsed, ...percentiles(latencies), ok: latencies.length, errors: 0 };
+  return { cpuUs: (used.user + used.system) / latencies.length, rate: latencies.length / elapsed, ...percentiles(latencies), ok: latencies.length, errors: 0 };
+}
+
+function line(name: string, f: Figures, unit: string, what: string): string {
+  const errors = unit === "req/s" ? `, ${f.ok} ok, ${f.errors} errors` : "";
+  return `${name.padEnd(10)} ${f.rate.toFixed(0).padStart(7)} ${unit}   p50 ${f.p50.toFixed(3)} ms   p99 ${f.p99.toFixed(3)} ms   (${what}${errors})`;
 }
 
 function percentiles(values: number[]): { p50: number; p99: number } {
