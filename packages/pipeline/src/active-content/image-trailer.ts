@@ -49,6 +49,12 @@ export class ImageTrailerCheck {
         i += n;
         if (this.skip === 0) this.continue([]);
       } else if (this.entropy) {
+        if (!this.sawFF) {
+          // Only 0xFF matters in entropy-coded data: jump to the next one.
+          const p = chunk.indexOf(0xff, i);
+          if (p === -1) return;
+          i = p;
+        }
         this.entropyByte(chunk[i++]!);
       } else {
         this.got.push(chunk[i++]!);

@@ -25,7 +25,7 @@ function check(bytes: Uint8Array, chunk = 0) {
 function reasons(bytes: Uint8Array): string[] {
   const whole = check(bytes);
   expect(check(bytes, 1)).toEqual(whole);
-  expect(check(bytes, 5)).toEqual(whole);
+  for (const size of [5, 64, 4096]) expect(check(bytes, size), `chunks of ${size}`).toEqual(whole);
   return whole.map((f) => f.reason);
 }
 
@@ -67,6 +67,12 @@ describe("OOXML active content", () => {
     expect(reasons(docx({ "word/embeddings/oleObject1.bin": new Uint8Array([1]) }))).toEqual(["office_ole_object"]);
     expect(reasons(docx({}, contentTypes('<Default Extension="bin" ContentType="application/vnd.openxmlformats-officedocument.oleObject"/>')))).toEqual(["office_ole_object"]);
     expect(reasons(docx({ "word/embeddings/Doc.docm": new Uint8Array([1]) }))).toEqual(["office_macros"]);
+  });
+
+  it("finds a vbaProject.bin after a large stored part, wherever the chunks split its header", () => {
+    const noise = new Uint8Array(200_000).map((_, i) => (i * 7919 + (i >> 9)) & 0xff); // holds many "P" bytes
+    expect(reasons(docx({ "word/media/image1.bin": noise, ...VBA }, contentTypes(), 0))).toEqual(["office_macros"]);
+    expect(reasons(docx({ "word/media/image1.bin": noise }, contentTypes(), 0))).toEqual([]);
   });
 
   it("finds a part name that only the central directory gives (local header renamed)", () => {

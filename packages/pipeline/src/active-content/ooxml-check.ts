@@ -64,6 +64,8 @@ export class OoxmlActiveContentCheck {
 
   push(chunk: Uint8Array): void {
     for (let i = 0; i < chunk.length; i++) {
+      if (this.idle()) i = this.skipToSignature(chunk, i);
+      if (i >= chunk.length) break;
       const b = chunk[i]!;
       this.window = ((this.window >>> 8) | (b << 24)) >>> 0;
       this.contentTypesByte(b);
@@ -74,6 +76,26 @@ export class OoxmlActiveContentCheck {
       else if (this.window === DESCRIPTOR && this.contentTypes?.remaining === -1) this.endContentTypes();
     }
     if (this.contentTypes) this.flushContentTypes(this.contentTypes);
+  }
+
+  /** Nothing in progress but the search for the next signature. */
+  private idle(): boolean {
+    return this.headers.length === 0 && this.contentTypes === null && this.pendingContentTypes === null;
+  }
+
+  /**
+   * Bytes that hold no "P" cannot start a signature: jump to the next "P" (a native
+   * search), unless one of the last three bytes was a "P" whose signature may go on here.
+   */
+  private skipToSignature(chunk: Uint8Array, from: number): number {
+    const w = this.window;
+    if ((w >>> 24) === 0x50 || ((w >>> 16) & 0xff) === 0x50 || ((w >>> 8) & 0xff) === 0x50) return from;
+    const p = chunk.indexOf(0x50, from);
+    const to = p === -1 ? chunk.length : p;
+    if (to - from < 4) return from;
+    this.window = (chunk[to - 4]! | (chunk[to - 3]! << 8) | (chunk[to - 2]! << 16) | (chunk[to - 1]! << 24)) >>> 0;
+    this.offset += to - from;
+    return to;
   }
 
   finish(): Finding[] {

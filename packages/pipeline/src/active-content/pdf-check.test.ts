@@ -102,7 +102,7 @@ function check(bytes: Buffer, limits = LIMITS, chunk = 0): { reason: string; det
 function reasons(bytes: Buffer, limits = LIMITS): string[] {
   const whole = check(bytes, limits);
   expect(check(bytes, limits, 1)).toEqual(whole);
-  expect(check(bytes, limits, 7)).toEqual(whole);
+  for (const size of [7, 64, 4096]) expect(check(bytes, limits, size), `chunks of ${size}`).toEqual(whole);
   return whole.map((f) => f.reason);
 }
 
@@ -212,6 +212,15 @@ describe("PDF active content", () => {
     const inImage = (data: string) => withCatalog("<< /Type /Catalog /Pages 2 0 R >>", stream("/Type /XObject /Subtype /Image /Width 1 /Height 1 /BitsPerComponent 8 /ColorSpace /DeviceGray /Filter /DCTDecode", Buffer.from(data, "latin1")));
     expect(reasons(inImage("\xff\xd8 9 0 obj << /S /JavaScript /JS (x) >> endobj \xff\xd9"))).toEqual(["pdf_javascript"]);
     expect(reasons(inImage("\xff\xd8\x00/JS \x01/EF\x02\xff\xd9"))).toEqual([]);
+  });
+
+  it("finds a long name in megabytes of binary stream data wherever the chunks split it", () => {
+    const noise = Buffer.alloc(300_000);
+    for (let i = 0; i < noise.length; i++) noise[i] = (i * 7919 + (i >> 8) * 31) & 0xff; // deterministic binary
+    const data = Buffer.concat([noise, Buffer.from(" /Laun#63h "), noise]);
+    const file = withCatalog("<< /Type /Catalog /Pages 2 0 R >>", stream("/Subtype /Image /Filter /DCTDecode", data));
+    expect(reasons(file)).toEqual(["pdf_launch_action"]);
+    expect(reasons(withCatalog("<< /Type /Catalog /Pages 2 0 R >>", stream("/Subtype /Image /Filter /DCTDecode", Buffer.concat([noise, noise]))))).toEqual([]);
   });
 
   it("refuses a stream keyword the tokenizer did not see as one (an object stream hidden in a string or other stream)", () => {

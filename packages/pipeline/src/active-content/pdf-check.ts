@@ -37,6 +37,7 @@ export interface PdfCheckLimits {
 const TOP = 0, COMMENT = 1, STRING = 2, STRING_ESCAPE = 3, HEX = 4, NAME = 5, WORD = 6, LT = 7, GT = 8, STREAM_LINE = 9, STREAM_CR = 10, DATA = 11;
 
 const END = Buffer.from("endstream", "latin1");
+const STREAM = Buffer.from("stream", "latin1");
 /** KMP failure table of "endstream", so a partial match never hides a byte from the inflater. */
 const FAIL = (() => {
   const f = new Array<number>(END.length).fill(0);
@@ -85,13 +86,82 @@ export class PdfActiveContentCheck {
   }
 
   push(chunk: Uint8Array): void {
-    for (let i = 0; i < chunk.length; i++) {
-      const b = chunk[i]!;
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.state === DATA && !this.reader) {
+        i = this.skipData(chunk, i);
+        continue;
+      }
+      const b = chunk[i++]!;
       this.sniffer.setShortNames(this.state < STREAM_LINE);
       this.sniffer.byte(b);
       this.step(b);
     }
     this.flush();
+  }
+
+  /**
+   * Data of a stream that holds no objects (most of a PDF's bytes: images, fonts) is only
+   * sniffed for long names and searched for "endstream". Native searches find the next
+   * "/", "stream" and "endstream"; the sniffer reads the bytes around each, and bytes that
+   * can start none of them are skipped, so this runs at memory speed on binary data.
+   */
+  private skipData(chunk: Uint8Array, from: number): number {
+    const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    this.sniffer.setShortNames(false);
+    let i = from;
+    // A partial "endstream" carried over from the previous chunk is finished byte by byte.
+    while (this.matched > 0 && i < buf.length) if (this.dataStep(buf[i++]!)) return i;
+    const end = buf.indexOf(END, i);
+    // Without an "endstream" here, its first bytes may sit in the last 8: those go byte by byte.
+    const bulkEnd = end === -1 ? Math.max(i, buf.length - (END.length - 1)) : end;
+    i = this.sniffRange(buf, i, bulkEnd);
+    if (end !== -1) {
+      for (; i < end + END.length; i++) this.sniffer.byte(buf[i]!);
+      this.endStream();
+      this.state = TOP;
+      return i;
+    }
+    while (i < buf.length) if (this.dataStep(buf[i++]!)) return i;
+    return i;
+  }
+
+  /** Sniffs buf[from, to), reading byte by byte only where a name or "stream" may be. */
+  private sniffRange(buf: Buffer, from: number, to: number): number {
+    const sniffer = this.sniffer;
+    const next = (what: number | Buffer, at: number) => {
+      const p = buf.indexOf(what, at);
+      return p === -1 || p >= to ? to : p;
+    };
+    let slash = next(0x2f, from);
+    let keyword = next(STREAM, from);
+    let i = from;
+    while (i < to) {
+      if (!sniffer.busy) {
+        const p = Math.min(slash, keyword);
+        const start = Math.max(i, p - 1); // the byte before tells whether "stream" starts a word
+        if (start > i) sniffer.skipped(buf[start - 1]!);
+        i = start;
+        if (i >= to) break;
+      }
+      sniffer.byte(buf[i++]!);
+      if (slash < i) slash = next(0x2f, i);
+      if (keyword < i) keyword = next(STREAM, i);
+    }
+    return to;
+  }
+
+  /** One byte of stream data without a reader; true when it ended the stream. */
+  private dataStep(b: number): boolean {
+    this.sniffer.byte(b);
+    let k = this.matched;
+    while (k > 0 && END[k] !== b) k = FAIL[k - 1]!;
+    if (END[k] === b) k++;
+    this.matched = k;
+    if (k < END.length) return false;
+    this.endStream();
+    this.state = TOP;
+    return true;
   }
 
   /** Every finding, once the whole file has been pushed. */

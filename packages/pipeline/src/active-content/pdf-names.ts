@@ -12,9 +12,10 @@ export const WHITESPACE = new Uint8Array(256);
 for (const b of [0x00, 0x09, 0x0a, 0x0c, 0x0d, 0x20]) WHITESPACE[b] = 1;
 export const DELIMITER = new Uint8Array(256);
 for (const c of "()<>[]{}/%") DELIMITER[c.charCodeAt(0)] = 1;
-export const isRegular = (b: number) => !WHITESPACE[b] && !DELIMITER[b];
+export const REGULAR = new Uint8Array(256).map((_, b) => (WHITESPACE[b] || DELIMITER[b] ? 0 : 1));
+export const isRegular = (b: number) => REGULAR[b] === 1;
 
-const MAX_NAME = 32; // longer than any name we look for; longer names are not compared
+const MAX_NAME = 16; // longer than any name we look for; longer names are not compared
 
 function hexValue(b: number): number {
   if (b >= 0x30 && b <= 0x39) return b - 0x30;
@@ -24,19 +25,21 @@ function hexValue(b: number): number {
 
 /** Collects one name's decoded bytes (after the "/"); `value()` is the lower-cased name. */
 export class NameCollector {
-  private readonly bytes: number[] = [];
+  private readonly bytes = new Uint8Array(MAX_NAME);
+  private length = 0;
   private hex = 0; // 0: none, 1: after "#", 2: after "#" and one hex digit
   private hi = 0;
   private overflow = false;
 
   reset(): void {
-    this.bytes.length = 0;
+    this.length = 0;
     this.hex = 0;
     this.overflow = false;
   }
 
   /** A regular byte of the name. */
   push(b: number): void {
+    if (this.overflow) return; // too long to be a name we look for: nothing left to decode
     if (this.hex === 1) {
       const v = hexValue(b);
       if (v >= 0) return void ((this.hi = v), (this.hex = 2));
@@ -53,17 +56,22 @@ export class NameCollector {
     else this.add(b);
   }
 
+  /** Whether the decoded bytes so far can still be one of `names` (cheap, before value()). */
+  couldBe(lengths: Uint8Array, firsts: Uint8Array): boolean {
+    return !this.overflow && this.hex === 0 && lengths[this.length] === 1 && firsts[this.bytes[0]! | 0x20] === 1;
+  }
+
   value(): string | null {
     if (this.hex === 1) this.add(0x23);
     if (this.hex === 2) this.add(0x23), this.add(0x30);
     this.hex = 0;
     if (this.overflow) return null;
-    return String.fromCharCode(...this.bytes).toLowerCase();
+    return String.fromCharCode(...this.bytes.subarray(0, this.length)).toLowerCase();
   }
 
   private add(b: number): void {
-    if (this.bytes.length >= MAX_NAME) this.overflow = true;
-    else this.bytes.push(b);
+    if (this.length >= MAX_NAME) this.overflow = true;
+    else this.bytes[this.length++] = b;
   }
 }
 
@@ -76,7 +84,7 @@ export class NameCollector {
  * decoded object streams; a JavaScript action needs /S /JavaScript anyway, and an embedded
  * file is reachable only through /EmbeddedFiles, /FileAttachment, /GoToE or a Launch.
  */
-const ACTIVE_NAMES: Record<string, { reason: FindingReason; what: string; everywhere: boolean }> = {
+const ACTIVE_NAMES = new Map<string, { reason: FindingReason; what: string; everywhere: boolean }>(Object.entries({
   javascript: { reason: "pdf_javascript", what: "JavaScript (/JavaScript)", everywhere: true },
   js: { reason: "pdf_javascript", what: "JavaScript (/JS)", everywhere: false },
   xfa: { reason: "pdf_javascript", what: "an XFA form (/XFA), which can carry scripts", everywhere: false },
@@ -88,7 +96,15 @@ const ACTIVE_NAMES: Record<string, { reason: FindingReason; what: string; everyw
   richmedia: { reason: "pdf_embedded_file", what: "embedded rich media (/RichMedia)", everywhere: true },
   ef: { reason: "pdf_embedded_file", what: "an embedded file stream (/EF)", everywhere: false },
   encrypt: { reason: "unscannable", what: "encryption (/Encrypt): names inside encrypted strings and streams cannot be read", everywhere: true },
-};
+} satisfies Record<string, { reason: FindingReason; what: string; everywhere: boolean }>));
+
+/** Lengths and first letters of the active names: most names are ruled out without a string. */
+const ACTIVE_LENGTHS = new Uint8Array(MAX_NAME + 1);
+const ACTIVE_FIRSTS = new Uint8Array(256);
+for (const n of ACTIVE_NAMES.keys()) {
+  ACTIVE_LENGTHS[n.length] = 1;
+  ACTIVE_FIRSTS[n.charCodeAt(0)] = 1;
+}
 
 const STREAM = [0x73, 0x74, 0x72, 0x65, 0x61, 0x6d]; // "stream"
 
@@ -115,6 +131,16 @@ export class NameSniffer {
     this.where = where;
   }
 
+  /** Whether skipping bytes could change what is found (a name or a "stream" keyword in progress). */
+  get busy(): boolean {
+    return this.inName || this.afterStream || this.word > 0;
+  }
+
+  /** The caller skipped bytes holding no "/" and no "stream"; `last` is the last of them. */
+  skipped(last: number): void {
+    this.word = REGULAR[last] === 1 ? -1 : 0;
+  }
+
   /** Whether short names count for the bytes that follow (false inside stream data). */
   setShortNames(on: boolean): void {
     this.shortNames = on;
@@ -129,10 +155,11 @@ export class NameSniffer {
   }
 
   byte(b: number): void {
-    if (isRegular(b)) {
+    if (REGULAR[b] === 1) {
+      // The hot path (most bytes of stream data): kept small so it stays cheap.
       if (this.inName) this.name.push(b);
+      else if (this.word >= 0) this.word = this.word < STREAM.length && STREAM[this.word] === b ? this.word + 1 : -1;
       this.afterStream = false;
-      if (this.word >= 0) this.word = this.word < STREAM.length && STREAM[this.word] === b ? this.word + 1 : -1;
       return;
     }
     if (this.inName) this.endName();
@@ -151,8 +178,11 @@ export class NameSniffer {
 
   private endName(): void {
     this.inName = false;
+    // Cheap exclusion first (length, first letter; a name ending inside a "#" escape holds a
+    // literal "#", which no active name has).
+    if (!this.name.couldBe(ACTIVE_LENGTHS, ACTIVE_FIRSTS)) return;
     const value = this.name.value();
-    const active = value === null ? undefined : ACTIVE_NAMES[value];
+    const active = value === null ? undefined : ACTIVE_NAMES.get(value);
     if (active && (active.everywhere || this.shortNames)) this.findings.add(active.reason, `PDF with ${active.what}${this.where ? ` ${this.where}` : ""}`);
   }
 }
