@@ -13,7 +13,9 @@ export type ScanFailureKind =
   /** The caller's AbortSignal fired. */
   | "aborted"
   /** Reading the body failed (e.g. the object store stream broke). */
-  | "source";
+  | "source"
+  /** clamd does not behave as configured (limits-probe.ts): no scan of it counts. */
+  | "misconfigured";
 
 /**
  * The scan could not produce a verdict. Transient: the caller retries (or, after its retry

@@ -18,9 +18,40 @@ import {
   type StageDeps,
 } from "@intake/pipeline";
 import { createLogger, type Config, type Logger } from "@intake/runtime";
-import { createClamdScanner, loadsTestSignaturesOnly, TEST_SIGNATURES_WARNING } from "@intake/scanner";
+import { createClamdScanner, loadsTestSignaturesOnly, ScanFailedError, TEST_SIGNATURES_WARNING, withLimitsProbe, type ProbedScanner } from "@intake/scanner";
 import { createS3Client, createSqsClient, resolveQueueUrl, S3ObjectStore, SqsEventQueue, type EventQueue, type ObjectStore } from "@intake/storage";
 
+
+/** clamd does not behave as the configuration says (limits, alerts, signatures): the worker does not start. */
+export class ScannerMisconfiguredError extends Error {
+  readonly code = "scanner_misconfigured" as const;
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`clamd does not behave as configured:\n  - ${problems.join("\n  - ")}`);
+    this.name = "ScannerMisconfiguredError";
+    this.problems = problems;
+  }
+}
+
+/**
+ * The worker's own clamd scanner, checked at start against clamd's real behaviour
+ * (@intake/scanner limits-probe): a clamd that would let content past CLAMD_MAX_FILE_SIZE
+ * through without an alert, or lacks the container signatures, stops the worker here. A
+ * clamd that cannot be asked yet is not fatal: every scan waits for the probe to pass.
+ */
+async function probedClamd(config: Config, logger: Logger): Promise<ProbedScanner> {
+  const clamd = createClamdScanner({ host: config.clamd.host, port: config.clamd.port, timeoutMs: config.clamd.timeoutMs, maxStreamBytes: config.clamd.maxStreamBytes });
+  const scanner = withLimitsProbe(clamd, { maxFileSize: config.clamd.maxFileSize });
+  try {
+    const probe = await scanner.limitsProbe();
+    if (!probe.ok) throw new ScannerMisconfiguredError(probe.problems);
+    logger.info({ durationMs: probe.durationMs, maxFileSize: config.clamd.maxFileSize }, "clamd limits probe passed");
+  } catch (err) {
+    if (!(err instanceof ScanFailedError)) throw err;
+    logger.error({ err, clamd: `${config.clamd.host}:${config.clamd.port}` }, "clamd limits probe could not run; scans wait until it passes");
+  }
+  return scanner;
+}
 
 export const ROLES = ["ingest", "inspect", "scan", "finalize", "reaper"] as const;
 export type Role = (typeof ROLES)[number];
@@ -91,14 +122,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
 
     if (roles.includes("inspect")) start("inspect", (job) => processInspect({ ...stageDeps, policy: config.policy }, job));
     if (roles.includes("scan")) {
-      const scanner =
-        opts.scanner ??
-        createClamdScanner({
-          host: config.clamd.host,
-          port: config.clamd.port,
-          timeoutMs: config.clamd.timeoutMs,
-          maxStreamBytes: config.clamd.maxStreamBytes,
-        });
+      const scanner = opts.scanner ?? (await probedClamd(config, logger));
       const version = new ScannerVersionCache(scanner);
       try {
         const v = await version.details();

@@ -1,0 +1,177 @@
+import { Readable } from "node:stream";
+import { crc32 } from "node:zlib";
+import type { MalwareScanner, ScanBody } from "./clamd.ts";
+import { ScanFailedError } from "./errors.ts";
+
+/**
+ * A start-up check that clamd really behaves as the configuration says, by asking it: the
+ * configuration can agree with itself (packages/runtime) while the clamd it talks to was
+ * started with other limits, without AlertExceedsMax, or without the project's container
+ * signatures (a clamd not started by infra/clamd/up.sh). Each probe is a file whose only
+ * right answer proves one property:
+ *
+ * - a gzip inflating to MaxFileSize + 1 zero bytes must answer
+ *   Heuristics.Limits.Exceeded.MaxFileSize: AlertExceedsMax is on and clamd's MaxFileSize is
+ *   no larger than ours (were it larger, the stream would be "OK" and our limit a lie);
+ * - a CAB header and a 7z signature must answer Intake.Unscannable.*: the signatures that
+ *   make clamd name containers it would otherwise cut short silently are loaded.
+ *
+ * Cost, measured here (ClamAV 1.4.6, MaxFileSize 1000 MiB): the gzip is ~6.5 MB, built in
+ * well under a second, and clamd inflates it in ~2 s; the container probes take milliseconds.
+ */
+export interface LimitsProbeResult {
+  ok: boolean;
+  /** Why the clamd does not behave as configured, one line per failed probe. */
+  problems: string[];
+  durationMs: number;
+}
+
+/** Deflate's fixed-Huffman codes, written LSB first as RFC 1951 3.1.1 says. */
+class BitWriter {
+  private readonly out: Buffer;
+  private pos = 0;
+  private bit = 0;
+  constructor(capacity: number) {
+    this.out = Buffer.alloc(capacity);
+  }
+  /** Writes `len` bits of `v` LSB first (header fields and extra bits). */
+  bits(v: number, len: number): void {
+    for (let i = 0; i < len; i++) this.push((v >> i) & 1);
+  }
+  /** Writes a Huffman code of `len` bits MSB first (RFC 1951: codes are packed starting with the most significant bit). */
+  code(v: number, len: number): void {
+    for (let i = len - 1; i >= 0; i--) this.push((v >> i) & 1);
+  }
+  private push(b: number): void {
+    if (b) this.out[this.pos]! |= 1 << this.bit;
+    if (++this.bit === 8) {
+      this.bit = 0;
+      this.pos++;
+    }
+  }
+  bytes(): Buffer {
+    return this.out.subarray(0, this.pos + (this.bit ? 1 : 0));
+  }
+}
+
+/**
+ * A gzip member (RFC 1952) of `size` zero bytes, built directly: one literal zero, then
+ * matches of length 258 at distance 1 (13 bits each with the fixed codes), so a GiB costs
+ * ~6.5 MB and no compression work.
+ */
+export function gzipOfZeros(size: number): Buffer {
+  if (!Number.isSafeInteger(size) || size < 1) throw new RangeError("size must be a positive integer");
+  const matches = Math.floor((size - 1) / 258);
+  const tail = (size - 1) % 258;
+  const w = new BitWriter(Math.ceil((3 + 8 + matches * 13 + tail * 8 + 7) / 8) + 1);
+  w.bits(1, 1); // BFINAL
+  w.bits(1, 2); // BTYPE 01: fixed Huffman codes
+  w.code(0x30, 8); // literal 0 (literals 0..143 are 0x30 + value, 8 bits)
+  for (let i = 0; i < matches; i++) {
+    w.code(0xc5, 8); // length code 285 (codes 280..287 are 0xc0 + (code - 280), 8 bits): length 258, no extra bits
+    w.code(0, 5); // distance code 0: distance 1
+  }
+  for (let i = 0; i < tail; i++) w.code(0x30, 8);
+  w.code(0, 7); // end of block (code 256: 7 zero bits)
+  let crc = 0;
+  const zeros = Buffer.alloc(Math.min(size, 16 * 1024 * 1024));
+  for (let left = size; left > 0; left -= zeros.length) crc = crc32(left >= zeros.length ? zeros : zeros.subarray(0, left), crc);
+  const trailer = Buffer.alloc(8);
+  trailer.writeUInt32LE(crc >>> 0, 0);
+  trailer.writeUInt32LE(size % 2 ** 32, 4);
+  return Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]), w.bytes(), trailer]);
+}
+
+/** The 36-byte header of a Microsoft Cabinet (one folder, one file, MSZIP), version 1.3. */
+export function cabHeaderProbe(): Buffer {
+  const h = Buffer.alloc(36);
+  h.write("MSCF", 0, "latin1");
+  h.writeUInt32LE(36, 8); // cbCabinet
+  h.writeUInt32LE(36, 16); // coffFiles
+  h[24] = 3; // versionMinor
+  h[25] = 1; // versionMajor
+  h.writeUInt16LE(1, 26); // cFolders
+  h.writeUInt16LE(1, 28); // cFiles
+  return h;
+}
+
+/** A 7z signature header (signature, version 0.4, start header of an empty archive). */
+export function sevenZipHeaderProbe(): Buffer {
+  const h = Buffer.alloc(32);
+  Buffer.from([0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c, 0, 4]).copy(h);
+  h.writeUInt32LE(crc32(h.subarray(12, 32)) >>> 0, 8);
+  return h;
+}
+
+async function expectSignature(scanner: MalwareScanner, body: Buffer, prefix: string, what: string): Promise<string | null> {
+  const r = await scanner.scan(Readable.from([body]));
+  const signature = r.outcome === "clean" ? undefined : r.signature;
+  if (signature?.startsWith(prefix)) return null;
+  return `${what}: clamd answered ${JSON.stringify(r.raw)}, expected ${prefix}*`;
+}
+
+/**
+ * Runs every probe. Transient failures (clamd down, a reset) throw ScanFailedError from
+ * the scanner: they say nothing about clamd's behaviour and the caller tries again later.
+ */
+export async function probeClamdLimits(scanner: MalwareScanner, limits: { maxFileSize: number }): Promise<LimitsProbeResult> {
+  const started = performance.now();
+  const problems = (
+    await Promise.all([
+      expectSignature(scanner, gzipOfZeros(limits.maxFileSize + 1), "Heuristics.Limits.Exceeded.MaxFileSize", `a gzip inflating to MaxFileSize + 1 (${limits.maxFileSize + 1}) bytes (is clamd's MaxFileSize larger than CLAMD_MAX_FILE_SIZE, or AlertExceedsMax off?)`),
+      expectSignature(scanner, cabHeaderProbe(), "Intake.Unscannable.CAB", "a CAB header (are infra/clamd's Intake.Unscannable signatures loaded?)"),
+      expectSignature(scanner, sevenZipHeaderProbe(), "Intake.Unscannable.7z", "a 7z header (are infra/clamd's Intake.Unscannable signatures loaded?)"),
+    ])
+  ).filter((p): p is string => p !== null);
+  return { ok: problems.length === 0, problems, durationMs: Math.round(performance.now() - started) };
+}
+
+/** A scanner that first proves clamd's behaviour (above) and refuses to scan until it has. */
+export interface ProbedScanner extends MalwareScanner {
+  /**
+   * The probe's result, run once (and again after a transient failure, never more often
+   * than every `retryMs`). Throws ScanFailedError while clamd cannot be asked.
+   */
+  limitsProbe(): Promise<LimitsProbeResult>;
+}
+
+export function withLimitsProbe(scanner: MalwareScanner, limits: { maxFileSize: number }, opts: { retryMs?: number } = {}): ProbedScanner {
+  const retryMs = opts.retryMs ?? 5_000;
+  let result: Promise<LimitsProbeResult> | null = null;
+  let failedAt = 0;
+  const limitsProbe = (): Promise<LimitsProbeResult> => {
+    if (result && !(failedAt && Date.now() - failedAt >= retryMs)) return result;
+    failedAt = 0;
+    result = probeClamdLimits(scanner, limits).catch((err: unknown) => {
+      failedAt = Date.now();
+      throw err;
+    });
+    return result;
+  };
+  return {
+    limitsProbe,
+    ping: () => scanner.ping(),
+    version: () => scanner.version(),
+    async scan(body, scanOpts) {
+      let probe: LimitsProbeResult;
+      try {
+        probe = await limitsProbe();
+      } catch (err) {
+        destroyBody(body);
+        throw err;
+      }
+      if (!probe.ok) {
+        destroyBody(body);
+        throw new ScanFailedError("misconfigured", `clamd does not behave as configured, so no scan counts: ${probe.problems.join("; ")}`);
+      }
+      return scanner.scan(body, scanOpts);
+    },
+  };
+}
+
+/** The MalwareScanner contract: on failure the body is closed. */
+function destroyBody(body: ScanBody): void {
+  const s = body as { destroy?: () => void; return?: () => unknown };
+  if (typeof s.destroy === "function") s.destroy();
+  else if (typeof s.return === "function") void Promise.resolve(s.return()).catch(() => {});
+}

@@ -1,0 +1,106 @@
+import { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig, createLogger } from "@intake/runtime";
+import { createClamdScanner, probeClamdLimits, ScanFailedError, withLimitsProbe } from "@intake/scanner";
+import { ScannerMisconfiguredError, startWorker } from "@intake/worker";
+import { startSmallClamd, type SmallClamd } from "../support/small-clamd.ts";
+import { eicar } from "./fixtures.ts";
+import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
+
+/**
+ * The configuration agrees with itself (packages/runtime); these prove the worker also
+ * checks that clamd really behaves so, and that the API refuses what cannot be scanned.
+ */
+const MiB = 1024 * 1024;
+
+describe("clamd limits probe", () => {
+  let clamd: SmallClamd;
+  beforeAll(async () => {
+    clamd = await startSmallClamd({ maxFileSize: MiB }, { plain: true });
+  }, 180_000);
+  afterAll(() => clamd?.close());
+
+  it("passes against clamd as infra/clamd configures it", async () => {
+    const r = await probeClamdLimits(createClamdScanner({ port: clamd.port }), { maxFileSize: MiB });
+    expect(r).toMatchObject({ ok: true, problems: [] });
+  });
+
+  it("fails when clamd's MaxFileSize is larger than the configured one (content past ours would be scanned in part and called OK)", async () => {
+    const r = await probeClamdLimits(createClamdScanner({ port: clamd.port }), { maxFileSize: MiB / 2 });
+    expect(r.ok).toBe(false);
+    expect(r.problems.join("\n")).toMatch(/MaxFileSize \+ 1 \(524289\).*stream: OK/);
+  });
+
+  it("fails when the Intake.Unscannable container signatures are not loaded", async () => {
+    const r = await probeClamdLimits(createClamdScanner({ port: clamd.plainPort! }), { maxFileSize: MiB });
+    expect(r.ok).toBe(false);
+    expect(r.problems).toHaveLength(2);
+    expect(r.problems.join("\n")).toMatch(/CAB header/);
+    expect(r.problems.join("\n")).toMatch(/7z header/);
+  });
+
+  it("a probed scanner refuses every scan of a misconfigured clamd, and scans normally once the probe passed", async () => {
+    const bad = withLimitsProbe(createClamdScanner({ port: clamd.plainPort! }), { maxFileSize: MiB });
+    await expect(bad.scan(Readable.from([Buffer.from("harmless")]))).rejects.toMatchObject({ name: "ScanFailedError", kind: "misconfigured" });
+    const good = withLimitsProbe(createClamdScanner({ port: clamd.port }), { maxFileSize: MiB });
+    expect(await good.scan(Readable.from([eicar()]))).toMatchObject({ outcome: "infected" });
+    expect(await good.scan(Readable.from([Buffer.from("harmless")]))).toMatchObject({ outcome: "clean" });
+  });
+
+  it("a clamd that cannot be asked is a transient failure, never a pass", async () => {
+    const down = withLimitsProbe(createClamdScanner({ port: 1, connectTimeoutMs: 500 }), { maxFileSize: MiB }, { retryMs: 0 });
+    await expect(down.limitsProbe()).rejects.toBeInstanceOf(ScanFailedError);
+    await expect(down.scan(Readable.from([Buffer.from("x")]))).rejects.toMatchObject({ kind: "connect" });
+  });
+
+  describe("the worker checks at start", () => {
+    const base = { S3_BUCKET: "intake-probe-test", WORKER_ROLES: "scan", SQLITE_PATH: ":memory:", LOG_LEVEL: "silent" };
+    const quiet = () => createLogger({ level: "silent", name: "worker" });
+
+    it("refuses to start against a clamd without the container signatures", async () => {
+      const config = loadConfig({ ...base, ...clamd.env, CLAMD_PORT: String(clamd.plainPort) });
+      await expect(startWorker(config, { logger: quiet() })).rejects.toBeInstanceOf(ScannerMisconfiguredError);
+    });
+
+    it("refuses to start when CLAMD_MAX_FILE_SIZE is below clamd's real MaxFileSize", async () => {
+      const config = loadConfig({ ...base, ...clamd.env, MAX_UPLOAD_BYTES: String(MiB / 2), CLAMD_MAX_FILE_SIZE: String(MiB / 2) });
+      await expect(startWorker(config, { logger: quiet() })).rejects.toThrow(/MaxFileSize \+ 1/);
+    });
+
+    it("starts against the matching clamd", async () => {
+      const w = await startWorker(loadConfig({ ...base, ...clamd.env }), { logger: quiet() });
+      expect(w.roles).toEqual(["scan"]);
+      await w.close();
+    });
+  });
+});
+
+describe("the API refuses a declaration larger than what can be scanned", () => {
+  let clamd: SmallClamd;
+  let s: PipelineStack;
+  beforeAll(async () => {
+    clamd = await startSmallClamd({ maxFileSize: MiB });
+    s = await startPipelineStack({ storage: "fauxqs", database: "sqlite", env: clamd.env, workerRoles: null });
+  }, 180_000);
+  afterAll(async () => {
+    await s?.close();
+    clamd?.close();
+  });
+
+  const create = (size: number) =>
+    fetch(`${s.apiUrl}/v1/uploads`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${s.apiKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ filename: "big.pdf", contentType: "application/pdf", size }),
+    });
+
+  it("413 size_too_large naming the limit, one byte over MaxFileSize; the limit itself is accepted", async () => {
+    expect(s.config.policy.maxSize).toBe(MiB);
+    const over = await create(MiB + 1);
+    expect(over.status).toBe(413);
+    const body = (await over.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe("size_too_large");
+    expect(body.error.message).toContain(String(MiB));
+    expect((await create(MiB)).status).toBe(201);
+  });
+});
