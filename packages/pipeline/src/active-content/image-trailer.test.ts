@@ -133,6 +133,14 @@ describe("image structure", () => {
     expect(verdict("gif", gif())).toBeNull();
   });
 
+  it("refuses a PNG whose IEND chunk carries data (hidden as well as after it)", () => {
+    const clean = png();
+    const iend = clean.length - 12;
+    const payload = Buffer.from("PK\x05\x06 hidden");
+    const stuffed = Buffer.concat([clean.subarray(0, iend), u32be(payload.length), Buffer.from("IEND"), payload, u32be(0)]);
+    expect(verdict("png", stuffed)).toMatchObject({ reason: "invalid_content", detail: `not a valid PNG: IEND chunk carrying ${payload.length} bytes` });
+  });
+
   it("refuses data past a WebP's RIFF size, and a RIFF size past the file", () => {
     const grown = webp();
     grown.writeUInt32LE(grown.readUInt32LE(4) + 2, 4);

@@ -106,6 +106,8 @@ export class ImageTrailerCheck {
       const length = ((h[0]! << 24) | (h[1]! << 16) | (h[2]! << 8) | h[3]!) >>> 0;
       if (length > 0x7fffffff) return this.fail("chunk length above 2^31-1");
       const type = String.fromCharCode(...h.slice(4));
+      // IEND is empty by definition; data in it is as invisible as data after it.
+      if (type === "IEND" && length !== 0) return this.fail(`IEND chunk carrying ${length} bytes`);
       this.skipThen(length + 4, () => (type === "IEND" ? this.end() : this.pngChunk()));
     });
   }

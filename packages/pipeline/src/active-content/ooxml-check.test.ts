@@ -75,6 +75,25 @@ describe("OOXML active content", () => {
     expect(reasons(docx({ "word/media/image1.bin": noise }, contentTypes(), 0))).toEqual([]);
   });
 
+  it("reads a [Content_Types].xml written with a data descriptor (sizes unknown in its local header)", () => {
+    const types = contentTypes('<Override PartName="/word/x.xml" ContentType="application/vnd.ms-word.document.macroEnabled.main+xml"/>');
+    const file = docx({}, types);
+    const local = file.indexOf("PK\x03\x04");
+    expect(file.toString("latin1", local + 30, local + 49)).toBe("[Content_Types].xml");
+    file.writeUInt16LE(file.readUInt16LE(local + 6) | 0x08, local + 6); // bit 3: sizes follow the data
+    file.writeUInt32LE(0, local + 18);
+    file.writeUInt32LE(0, local + 22);
+    expect(reasons(file)).toEqual(["office_macros"]);
+  });
+
+  it("reads a UTF-16 [Content_Types].xml", () => {
+    const types = contentTypes('<Default Extension="bin" ContentType="application/vnd.ms-office.vbaProject"/>').replace('encoding="UTF-8"', 'encoding="UTF-16"');
+    const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(types, "utf16le")]);
+    const file = Buffer.from(zipSync({ "[Content_Types].xml": utf16, "word/document.xml": strToU8(DOCUMENT) }));
+    expect(file.includes("vbaProject")).toBe(false);
+    expect(reasons(file)).toEqual(["office_macros"]);
+  });
+
   it("finds a part name that only the central directory gives (local header renamed)", () => {
     const file = docx(VBA, contentTypes(), 0);
     const local = file.indexOf("word/vbaProject.bin");

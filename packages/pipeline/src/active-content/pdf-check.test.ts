@@ -122,6 +122,10 @@ describe("PDF active content", () => {
     expect(reasons(withCatalog(`<< /Type /Catalog /Pages 2 0 R /OpenAction ${JS_ACTION} >>`))).toEqual(["pdf_javascript"]);
   });
 
+  it("refuses the JavaScript action written without white space (/S/JavaScript/JS(x))", () => {
+    expect(reasons(withCatalog("<</Type/Catalog/Pages 2 0 R/OpenAction<</S/JavaScript/JS(x)>>>>"))).toEqual(["pdf_javascript"]);
+  });
+
   it("refuses the JavaScript action with hex-escaped names (/J#61vaScript, /#4A#53)", () => {
     expect(reasons(withCatalog("<< /Type /Catalog /Pages 2 0 R /OpenAction << /S /J#61vaScript /#4A#53 (x) >> >>"))).toEqual(["pdf_javascript"]);
     expect(check(withCatalog("<< /Type /Catalog /Pages 2 0 R /AA << /O << /S /Foo /#4a#53 (x) >> >> >>"))[0]?.detail).toMatch(/\/JS/);
