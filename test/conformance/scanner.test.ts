@@ -1,7 +1,5 @@
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { createClamdScanner } from "@intake/scanner";
-import { freePort, loadedSignatures } from "@intake/test";
+import { freePort, PROJECT_CLAMD, projectSignatures } from "@intake/test";
 import { startClamdProxy, type ClamdProxy } from "../pipeline/support/clamd-proxy.ts";
 import { scannerContract } from "./scanner-contract.ts";
 
@@ -9,10 +7,8 @@ import { scannerContract } from "./scanner-contract.ts";
  * The scanner contract on the project's clamd (infra/clamd/up.sh, started by the setup)
  * directly, and through the TCP proxy the pipeline tests cut to play a dying clamd.
  */
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const DATA_DIR = process.env.DATA_DIR ?? join(REPO, ".data");
-const CLAMD = { host: "127.0.0.1", port: Number(process.env.CLAMD_PORT ?? 3310) };
-const signatures = () => loadedSignatures(DATA_DIR);
+const CLAMD = { host: PROJECT_CLAMD.host, port: PROJECT_CLAMD.port };
+const signatures = projectSignatures;
 const unreachable = async () => createClamdScanner({ port: await freePort(), connectTimeoutMs: 2000 });
 
 scannerContract(

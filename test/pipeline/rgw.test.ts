@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { beforeAllOrFailEach } from "@intake/test";
+import { beforeAllOrFailEach, projectSignatures } from "@intake/test";
 import { objectKey } from "@intake/domain";
 import { docx, eicar, pdf, png } from "./fixtures.ts";
 import { sha256Of, startPipelineStack, type PipelineStack } from "./support/stack.ts";
@@ -38,12 +38,12 @@ describe.each(["sqlite", "pg"] as const)("pipeline on Ceph RGW with %s", (databa
     const bytes = eicar();
     const { id } = await s.upload(bytes, { contentType: "text/plain", complete: true });
     const done = await s.waitFor(id, ["verified", "quarantined"]);
-    expect(done).toMatchObject({ status: "quarantined", reason: "malware", signature: "Intake.Test.EICAR.UNOFFICIAL", finalKey: objectKey("quarantine", s.tenant, id) });
+    expect(done).toMatchObject({ status: "quarantined", reason: "malware", signature: projectSignatures().nameFor(bytes), finalKey: objectKey("quarantine", s.tenant, id) });
     expect(await s.storage.store.head(objectKey("pending", s.tenant, id))).toBeNull();
     expect(await s.storage.store.head(objectKey("verified", s.tenant, id))).toBeNull();
     const q = await s.storage.store.head(objectKey("quarantine", s.tenant, id));
     expect(q?.size).toBe(bytes.length);
-    expect(q?.metadata).toMatchObject({ verdict: "quarantine", reason: "malware", signature: "Intake.Test.EICAR.UNOFFICIAL" });
+    expect(q?.metadata).toMatchObject({ verdict: "quarantine", reason: "malware", signature: projectSignatures().nameFor(bytes) });
     expect((await s.download(id)).status).toBe(409);
   });
 });

@@ -2,3 +2,4 @@ export * from "./database.ts";
 export * from "./storage.ts";
 export * from "./ports.ts";
 export * from "./suite.ts";
+export * from "./clamd.ts";

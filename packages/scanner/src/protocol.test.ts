@@ -9,6 +9,7 @@ import { Readable } from "node:stream";
 import v8 from "node:v8";
 import vm from "node:vm";
 import { afterEach, describe, expect, it } from "vitest";
+import { within } from "@intake/testkit";
 import { createClamdScanner, ScanFailedError, type ScanReport } from "./index.ts";
 
 type Handler = (socket: net.Socket, session: Session) => void;
@@ -19,6 +20,8 @@ class Session {
   frames: number[] = [];
   received = 0; // payload bytes
   terminated = false;
+  /** Settles when the client's connection is gone (the scanner closed or reset it). */
+  closed: Promise<void> = Promise.resolve();
   private buf = Buffer.alloc(0);
   private need: number | null = null;
   onPayload: (n: number) => void = () => {};
@@ -73,6 +76,7 @@ async function fakeClamd(handler: Handler): Promise<{ port: number; sessions: Se
     sockets.add(socket);
     socket.on("error", () => {});
     const session = new Session();
+    session.closed = new Promise((resolve) => socket.once("close", () => resolve()));
     sessions.push(session);
     handler(socket, session);
   });
@@ -298,7 +302,8 @@ describe("limits", () => {
     const scanner = createClamdScanner({ port, maxStreamBytes: 4500 });
     const report = await scanner.scan(Readable.from(parts));
     expect(report).toMatchObject({ outcome: "unscannable", kind: "stream_limit_exceeded", bytes: 10_000, sha256: sha(Buffer.concat(parts)) });
-    await new Promise((r) => setTimeout(r, 50));
+    // Once the scanner has let go of the connection, nothing more can arrive.
+    await within(sessions[0]!.closed, { timeoutMs: 5000, message: "the scanner to close its clamd connection after the limit" });
     expect(sessions[0]!.received).toBeLessThanOrEqual(4500);
     expect(sessions[0]!.terminated).toBe(false);
     // exactly at the limit is scanned
