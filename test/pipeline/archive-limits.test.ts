@@ -4,40 +4,83 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
+import { constants, deflateRawSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClamdScanner } from "@intake/scanner";
-import { eicar, zip } from "./fixtures.ts";
+import { deflatedZerosThen, zipOf, type MemberSpec } from "../../packages/pipeline/src/containers/zip.fixtures.ts";
+import { docx, eicar, jpeg, pdf, png, zip } from "./fixtures.ts";
 import { freePort } from "@intake/test";
 import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
 
 /**
- * clamd inflates a deflated ZIP member only up to MaxFileSize and answers OK about what it
- * saw, with no alert even with AlertExceedsMax (cli_unzip "trimming output size to
- * maxfilesize"). A few kilobytes of ZIP can hide malware behind gigabytes of zeros. This
- * runs a clamd of its own with MaxFileSize 1 MiB (the shared one has 2 GiB), proves that
- * clamd alone calls such an archive clean, and that the pipeline quarantines it anyway.
+ * clamd extracts a ZIP member only up to MaxFileSize and answers OK about what it saw, with
+ * no alert even with AlertExceedsMax (cli_unzip "trimming output size to maxfilesize"), and
+ * it finds ZIPs anywhere in a file. It also answers OK for members it cannot extract at all
+ * (ZIP64 sizes, corrupt deflate data, a data descriptor in a ZIP that does not start the
+ * file). This runs a clamd of its own with MaxFileSize 1 MiB and MaxRecursion 6, shows for
+ * each shape that clamd alone calls EICAR inside it clean, and that the pipeline quarantines
+ * it as unscannable, with the walk's own reason (not clamd's).
  */
 const UP = fileURLToPath(new URL("../../infra/clamd/up.sh", import.meta.url));
 const DOWN = fileURLToPath(new URL("../../infra/clamd/down.sh", import.meta.url));
 const MiB = 1024 * 1024;
+const MAX_RECURSION = 6;
 
+/** 3 MiB of zeros, then EICAR, in one deflated member whose headers state 100 bytes: a ~3 KiB archive. */
+const hiding = (name = "report.bin", extra: Partial<MemberSpec> = {}): MemberSpec => ({
+  name, body: deflatedZerosThen(3 * MiB, eicar()), statedSize: 100, ...extra,
+});
+const bomb = () => zipOf([{ name: "readme.txt", data: "hello" }, hiding()]);
+/** Four bytes that make file-type call the object a JPEG. */
+const JPEG_PREFIX = Buffer.from([0xff, 0xd8, 0xff, 0xe0]);
+const nested = (levels: number): Buffer => {
+  let z = zipOf([{ name: "leaf.txt", data: eicar() }]);
+  for (let i = 1; i < levels; i++) z = zipOf([{ name: `level${i}.zip`, data: z }]);
+  return z;
+};
+const corruptAfterPayload = Buffer.concat([deflateRawSync(eicar(), { finishFlush: constants.Z_SYNC_FLUSH }), Buffer.from([0x07, 0, 0, 0])]);
 
-describe("ZIP members that clamd would cut short", () => {
+type Attack = { name: string; bytes: () => Buffer; contentType: string; detail: RegExp; clamdAlone: "clean" | "unscannable" };
+const attacks: Attack[] = [
+  { name: "a member stating a small size that inflates past MaxFileSize, ZIP at offset 0", bytes: bomb, contentType: "application/zip", detail: /"report\.bin" unpacks to more than 1048576 bytes/, clamdAlone: "clean" },
+  { name: "the same ZIP after a 4-byte prefix", bytes: () => Buffer.concat([JPEG_PREFIX, bomb()]), contentType: "image/jpeg", detail: /"report\.bin" unpacks to more than/, clamdAlone: "clean" },
+  { name: "the same ZIP appended to a real PNG", bytes: () => Buffer.concat([png(), bomb()]), contentType: "image/png", detail: /"report\.bin" unpacks to more than/, clamdAlone: "clean" },
+  { name: "the same ZIP appended to a PDF", bytes: () => Buffer.concat([pdf(), bomb()]), contentType: "application/pdf", detail: /"report\.bin" unpacks to more than/, clamdAlone: "clean" },
+  { name: "the ZIP stored inside a ZIP", bytes: () => zipOf([{ name: "inner.zip", data: bomb(), method: 0 }]), contentType: "application/zip", detail: /"report\.bin" unpacks to more than/, clamdAlone: "clean" },
+  { name: "the ZIP deflated inside a ZIP", bytes: () => zipOf([{ name: "inner.zip", data: bomb(), method: 8 }]), contentType: "application/zip", detail: /"report\.bin" unpacks to more than/, clamdAlone: "clean" },
+  { name: "a data-descriptor member with zero sizes in its local header", bytes: () => zipOf([hiding("report.bin", { descriptor: true })]), contentType: "application/zip", detail: /"report\.bin" unpacks to more than/, clamdAlone: "clean" },
+  { name: "a data-descriptor member (EICAR, small) in a ZIP after a prefix", bytes: () => Buffer.concat([JPEG_PREFIX, zipOf([{ name: "d.bin", data: eicar(), descriptor: true }])]), contentType: "image/jpeg", detail: /"d\.bin" has a data descriptor in a ZIP that does not start the file/, clamdAlone: "clean" },
+  { name: "a ZIP64 member (EICAR, small)", bytes: () => zipOf([{ name: "e.txt", data: eicar(), zip64: true }]), contentType: "application/zip", detail: /"e\.txt" has ZIP64 sizes/, clamdAlone: "clean" },
+  { name: "a member whose deflate data turns corrupt after EICAR", bytes: () => zipOf([{ name: "c.bin", body: corruptAfterPayload }]), contentType: "application/zip", detail: /"c\.bin" has corrupt deflate data/, clamdAlone: "clean" },
+  // clamd alerts on this one itself (Heuristics.Limits.Exceeded.MaxRecursion, whose verdict the scan
+  // stage reports first), so the old code caught it too; the walk's own refusal is in the unit tests.
+  { name: "ZIPs nested to MaxRecursion", bytes: () => nested(MAX_RECURSION), contentType: "application/zip", detail: /MaxRecursion/, clamdAlone: "unscannable" },
+];
+
+/** A minimal SpreadsheetML (.xlsx) package, deflated the way office suites write them. */
+function xlsx(): Buffer {
+  const ct = '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>';
+  const rels = '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>';
+  const wb = '<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>';
+  const wbRels = '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>';
+  const sheet = '<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>Intake</t></is></c></row></sheetData></worksheet>';
+  return zipOf([
+    { name: "[Content_Types].xml", data: ct }, { name: "_rels/.rels", data: rels }, { name: "xl/workbook.xml", data: wb },
+    { name: "xl/_rels/workbook.xml.rels", data: wbRels }, { name: "xl/worksheets/sheet1.xml", data: sheet },
+  ]);
+}
+
+describe("ZIP structures clamd would not scan whole", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "intake-clamd-low-"));
-  const clamdEnv = { ...process.env, DATA_DIR: dataDir, MAX_UPLOAD_BYTES: String(MiB), CLAMD_DATABASE: "test" };
+  const limits = { MAX_UPLOAD_BYTES: String(MiB), CLAMD_MAX_FILE_SIZE: String(MiB), CLAMD_MAX_SCAN_SIZE: String(4 * MiB), CLAMD_MAX_RECURSION: String(MAX_RECURSION) };
+  const clamdEnv = { ...process.env, DATA_DIR: dataDir, CLAMD_DATABASE: "test", ...limits };
   let port: number;
   let s: PipelineStack;
-  // 3 MiB of zeros, then EICAR, in one deflated member: a ~3 KiB archive.
-  const bomb = zip([{ name: "report.bin", data: Buffer.concat([Buffer.alloc(3 * MiB), eicar()]) }], { deflate: true });
 
   beforeAll(async () => {
     port = await freePort();
     execFileSync("bash", [UP], { env: { ...clamdEnv, CLAMD_PORT: String(port) }, stdio: ["ignore", "pipe", "pipe"] });
-    s = await startPipelineStack({
-      storage: "fauxqs",
-      database: "sqlite",
-      env: { CLAMD_PORT: String(port), MAX_UPLOAD_BYTES: String(MiB), CLAMD_MAX_FILE_SIZE: String(MiB), CLAMD_MAX_SCAN_SIZE: String(4 * MiB) },
-    });
+    s = await startPipelineStack({ storage: "fauxqs", database: "sqlite", env: { CLAMD_PORT: String(port), ...limits } });
   }, 120_000);
   afterAll(async () => {
     await s?.close();
@@ -45,24 +88,36 @@ describe("ZIP members that clamd would cut short", () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it("clamd alone reads the archive as clean (the hole), and finds EICAR in a small one", async () => {
-    const scanner = createClamdScanner({ port });
-    expect(bomb.length).toBeLessThan(64 * 1024);
-    expect(await scanner.scan(Readable.from([bomb]))).toMatchObject({ outcome: "clean" });
+  it("clamd finds EICAR in a small deflated ZIP (the signatures work)", async () => {
     const small = zip([{ name: "report.bin", data: Buffer.concat([Buffer.alloc(1000), eicar()]) }], { deflate: true });
-    expect(await scanner.scan(Readable.from([small]))).toMatchObject({ outcome: "infected" });
+    expect(await createClamdScanner({ port }).scan(Readable.from([small]))).toMatchObject({ outcome: "infected" });
   });
 
-  it("the pipeline quarantines it as unscannable, naming the member", async () => {
-    const { id } = await s.upload(bomb, { contentType: "application/zip" });
-    const done = await s.waitFor(id, ["verified", "quarantined"]);
-    expect(done).toMatchObject({ status: "quarantined", reason: "unscannable" });
-    expect(done.reasonDetail).toContain('"report.bin"');
-  });
+  for (const a of attacks) {
+    it(`${a.name}: clamd alone says ${a.clamdAlone}, the pipeline quarantines it as unscannable`, async () => {
+      const bytes = a.bytes();
+      expect(bytes.length).toBeLessThan(64 * 1024);
+      expect(await createClamdScanner({ port }).scan(Readable.from([bytes]))).toMatchObject({ outcome: a.clamdAlone });
+      const { id } = await s.upload(bytes, { contentType: a.contentType });
+      const done = await s.waitFor(id, ["verified", "quarantined"]);
+      expect(done).toMatchObject({ status: "quarantined", reason: "unscannable" });
+      expect(done.reasonDetail).toMatch(a.detail);
+    });
+  }
 
-  it("still verifies a deflated archive within the limits", async () => {
-    const fine = zip([{ name: "notes.txt", data: "nothing to see here\n".repeat(20_000) }], { deflate: true });
-    const { id } = await s.upload(fine, { contentType: "application/zip" });
-    expect((await s.waitFor(id, ["verified", "quarantined"])).status).toBe("verified");
-  });
+  const clean: [string, () => Buffer, string][] = [
+    ["a .docx", docx, "application/vnd.openxmlformats-officedocument.wordprocessingml.document"],
+    ["an .xlsx", xlsx, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"],
+    ["a deflated ZIP within the limits", () => zip([{ name: "notes.txt", data: "nothing to see here\n".repeat(20_000) }], { deflate: true }), "application/zip"],
+    ["a ZIP inside a ZIP with nothing to hide", () => zipOf([{ name: "outer.zip", data: zipOf([{ name: "leaf.txt", data: "leaf" }]) }]), "application/zip"],
+    ["a PNG with nothing after it", png, "image/png"],
+    ["a JPEG", jpeg, "image/jpeg"],
+  ];
+  for (const [name, bytes, contentType] of clean) {
+    it(`verifies ${name}`, async () => {
+      const { id } = await s.upload(bytes(), { contentType });
+      const done = await s.waitFor(id, ["verified", "quarantined"]);
+      expect(done, done.reasonDetail ?? "").toMatchObject({ status: "verified" });
+    });
+  }
 });
