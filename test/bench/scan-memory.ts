@@ -21,6 +21,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startApi } from "@intake/api";
 import { ApiKeyRepository, UploadRepository } from "@intake/db";
+import { reachableFrom } from "@intake/domain";
 import { createLogger, loadConfig } from "@intake/runtime";
 import { freshDatabase, startRgwStorage } from "@intake/test";
 import { sampleRss } from "./pipeline-support.ts";
@@ -84,7 +85,8 @@ const child = spawn(process.execPath, [fileURLToPath(new URL("../../services/wor
 const rss = sampleRss(child.pid!, 50);
 const scanStart = Date.now();
 let row = await uploads.getById(id);
-while (row && !["deciding", "verified", "quarantined"].includes(row.status)) {
+// The verdict is written once the row reaches deciding (or anything after it).
+while (row && !reachableFrom("deciding").includes(row.status)) {
   if (Date.now() - scanStart > 900_000) throw new Error("the scan did not finish in 15 minutes");
   await new Promise((r) => setTimeout(r, 200));
   row = await uploads.getById(id);

@@ -1,5 +1,5 @@
 import { fileTypeFromBuffer } from "file-type";
-import { quarantine } from "@intake/domain";
+import { quarantine, transitionFor } from "@intake/domain";
 import type { UploadFindings } from "@intake/db";
 import type { ObjectStore } from "@intake/storage";
 import { finalVerdict, sizeVerdict, typeVerdict } from "./decisions.ts";
@@ -23,7 +23,7 @@ export async function processInspect(deps: InspectDeps, job: StageJob): Promise<
   const { uploadId } = job.data;
   const upload = await deps.repository.getById(uploadId);
   if (!upload) throw new UploadGoneError(uploadId);
-  if (upload.status !== "uploaded" && upload.status !== "inspecting") {
+  if (!transitionFor("inspect").from.includes(upload.status)) {
     // Already past this stage (a duplicate or retried job): only make sure it moves on.
     return ensureNextStage(deps, upload);
   }
