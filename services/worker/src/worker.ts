@@ -33,6 +33,8 @@ export class ScannerMisconfiguredError extends Error {
   }
 }
 
+const probedScanners = new Map<string, ProbedScanner>();
+
 /**
  * The worker's own clamd scanner, checked at start against clamd's real behaviour
  * (@intake/scanner limits-probe): a clamd that would let content past CLAMD_MAX_FILE_SIZE
@@ -40,8 +42,16 @@ export class ScannerMisconfiguredError extends Error {
  * clamd that cannot be asked yet is not fatal: every scan waits for the probe to pass.
  */
 async function probedClamd(config: Config, logger: Logger): Promise<ProbedScanner> {
-  const clamd = createClamdScanner({ host: config.clamd.host, port: config.clamd.port, timeoutMs: config.clamd.timeoutMs, maxStreamBytes: config.clamd.maxStreamBytes });
-  const scanner = withLimitsProbe(clamd, { maxFileSize: config.clamd.maxFileSize });
+  const { host, port, timeoutMs, maxStreamBytes, maxFileSize } = config.clamd;
+  // Once per process and clamd: the probe makes clamd inflate MaxFileSize bytes (~2 s at
+  // 1000 MiB on an idle machine here, 10-30 s on a loaded one), and a process that starts
+  // several workers (tests, restarts after a lost Redis) need not pay it each time.
+  const key = `${host}:${port}:${maxFileSize}:${maxStreamBytes}:${timeoutMs}`;
+  let scanner = probedScanners.get(key);
+  if (!scanner) {
+    scanner = withLimitsProbe(createClamdScanner({ host, port, timeoutMs, maxStreamBytes }), { maxFileSize });
+    probedScanners.set(key, scanner);
+  }
   try {
     const probe = await scanner.limitsProbe();
     if (!probe.ok) throw new ScannerMisconfiguredError(probe.problems);
