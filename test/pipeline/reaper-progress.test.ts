@@ -20,7 +20,10 @@ import { MiB, REDIS_URL, startPipelineStack, type PipelineStack } from "./suppor
  * the schedule), so every row it looks at counts as stuck: whatever keeps it from
  * re-queuing is the job-state check, not the threshold.
  */
-const STUCK_AFTER_SECONDS = 10;
+// Generous, as in production: the shared clamd may be busy with other test files' scans.
+// The passes below move their clock past the threshold instead of waiting for it.
+const STUCK_AFTER_SECONDS = 120;
+const CLAMD_TIMEOUT_MS = 60_000;
 // Each pass a stuck threshold later than the one before: a re-queue touches the row at the
 // reaper's clock, and the next pass must still see it as stuck.
 let clock = Date.now();
@@ -66,7 +69,7 @@ describe("the reaper and work in progress", () => {
       storage: "fauxqs",
       database: "sqlite",
       workerRoles: null,
-      env: { CLAMD_PORT: String(proxy.port), STUCK_AFTER_SECONDS: String(STUCK_AFTER_SECONDS), CLAMD_TIMEOUT_MS: "5000" },
+      env: { CLAMD_PORT: String(proxy.port), STUCK_AFTER_SECONDS: String(STUCK_AFTER_SECONDS), CLAMD_TIMEOUT_MS: String(CLAMD_TIMEOUT_MS) },
     });
   });
   afterEach(async () => {
@@ -79,12 +82,12 @@ describe("the reaper and work in progress", () => {
   });
 
   it("never re-queues an upload while it is being scanned, however often it runs: one scan, one verdict", async () => {
-    const counted = countingScanner(createClamdScanner({ port: proxy.port, timeoutMs: 5000 }));
+    const counted = countingScanner(createClamdScanner({ port: proxy.port, timeoutMs: CLAMD_TIMEOUT_MS }));
     await s.startWorker("inspect,scan,finalize", { scanner: counted.scanner });
     proxy.throttle(1 * MiB); // a scan of ~3 s: clamd is fed slowly, never stalled past its timeout
     const bytes = zip([{ name: "payload.bin", data: randomBytes(3 * MiB) }]);
     const { id } = await s.upload(bytes, { contentType: "application/zip", complete: true });
-    await until("the scan to start", () => counted.state.inFlight === 1);
+    await until("the scan to start", () => counted.state.inFlight === 1, 60_000);
     const fedBefore = proxy.forwarded;
 
     // A reaper pass every 20 ms while the scan runs, each seeing the row as stuck. It stops
@@ -143,6 +146,24 @@ describe("the reaper and work in progress", () => {
     expect((await s.uploads.getById(id))?.attempts).toBe(2);
     // And a worker now brings it to its verdict.
     await s.startWorker("inspect,scan,finalize");
-    expect((await s.waitFor(id, ["verified", "quarantined"])).status).toBe("verified");
+    const done = await s.waitFor(id, ["verified", "quarantined"], 60_000);
+    expect({ status: done.status, reason: done.reason, detail: done.reasonDetail }).toEqual({ status: "verified", reason: null, detail: null });
+  });
+
+  it("finds a lost job behind more than a page of uploads whose jobs are live", async () => {
+    // 120 uploads waiting in the queue (a backlog), and behind them, idle the shortest, one whose job is gone.
+    const ids: string[] = [];
+    for (let i = 0; i < 121; i++) {
+      const id = `backlog${String(i).padStart(3, "0")}${randomBytes(8).toString("hex")}`;
+      await s.uploads.create({ id, tenantId: s.tenant, filename: "b.png", declaredType: "image/png", declaredSize: 10, metadata: {}, objectKey: `pending/${s.tenant}/${id}`, multipart: null, urlExpiresAt: new Date(Date.now() + 600_000) });
+      expect((await s.uploads.transition(id, "arrived", "api", { storedSize: 10 })).applied).toBe(true);
+      if (i < 120) await s.queues.enqueue("inspect", id);
+      ids.push(id);
+    }
+    const lost = ids.at(-1)!;
+    const summary = await reaperFor(s).reap(pastStuck());
+    expect({ requeued: summary.requeued, inProgress: summary.inProgress }).toEqual({ requeued: 1, inProgress: 120 });
+    expect(await s.auditActions(lost)).toContain("reaper.requeued");
+    expect(await (await s.queues.queue("inspect").getJob(stageJobId("inspect", lost)))?.getState()).toBe("waiting");
   });
 });

@@ -214,8 +214,12 @@ export class UploadRepository {
   }
 
   /** Uploads the pipeline owns that have not moved since `before`. */
-  async findStuck(before: Date, limit = 100): Promise<Upload[]> {
-    const rows = await this.db("uploads").whereIn("status", PROCESSING_STATUSES as UploadStatus[]).andWhere("updated_at", "<", before.getTime()).orderBy("updated_at").limit(limit);
+  async findStuck(before: Date, limit = 100, after?: { updatedAt: Date; id: string }): Promise<Upload[]> {
+    const q = this.db("uploads").whereIn("status", PROCESSING_STATUSES as UploadStatus[]).andWhere("updated_at", "<", before.getTime());
+    // Paged on (updated_at, id): rows the reaper leaves alone (their job is live) must not
+    // hide the ones behind them.
+    if (after) q.andWhere((w) => w.where("updated_at", ">", after.updatedAt.getTime()).orWhere((w2) => w2.where("updated_at", "=", after.updatedAt.getTime()).andWhere("id", ">", after.id)));
+    const rows = await q.orderBy([{ column: "updated_at" }, { column: "id" }]).limit(limit);
     return rows.map(toUpload);
   }
 

@@ -47,7 +47,8 @@ export interface UploadStore {
 export interface UploadSweeps extends UploadStore {
   findExpiredPending(now: Date, graceMs: number): Promise<Upload[]>;
   findStaleMultipart(olderThan: Date): Promise<Upload[]>;
-  findStuck(before: Date): Promise<Upload[]>;
+  /** Oldest first, paged on (updatedAt, id) from `after`. */
+  findStuck(before: Date, limit?: number, after?: { updatedAt: Date; id: string }): Promise<Upload[]>;
   findQuarantinedBefore(before: Date): Promise<Upload[]>;
   /** False when the row was already purged (another replica got there first). */
   markPurged(id: string, now?: Date): Promise<boolean>;

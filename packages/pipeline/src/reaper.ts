@@ -47,6 +47,10 @@ export interface ReapSummary {
  */
 export const ORPHAN_MULTIPART_MIN_AGE_MS = 15 * 60 * 1000;
 
+/** Rows looked at per reaper pass for stuck uploads: bounded, the next pass goes on. */
+const STUCK_PAGE_SIZE = 100;
+const STUCK_PAGES_PER_PASS = 20;
+
 export class Reaper {
   private readonly deps: ReaperDeps;
   private saidSweepUnsupported = false;
@@ -160,7 +164,7 @@ export class Reaper {
    */
   private async requeueStuck(now: Date, s: ReapSummary): Promise<void> {
     const before = new Date(now.getTime() - this.deps.settings.stuckAfterSeconds * 1000);
-    for (const upload of await this.deps.repository.findStuck(before)) {
+    for await (const upload of this.stuckSince(before)) {
       const stage = stageFor(upload.status);
       if (!stage) continue;
       if ((await this.deps.queues.requeue(stage, upload.id)) === "live") {
@@ -171,6 +175,18 @@ export class Reaper {
       await this.deps.repository.countAttempt(upload.id);
       await this.deps.audit.record({ actor: "reaper", action: "reaper.requeued", uploadId: upload.id, tenantId: upload.tenantId, objectKey: upload.objectKey, detail: { status: upload.status, stage, idleSince: upload.updatedAt.toISOString() } }, now);
       s.requeued++;
+    }
+  }
+
+  /** Every stuck-looking row, page by page: a backlog of live jobs must not hide a lost one. */
+  private async *stuckSince(before: Date): AsyncGenerator<Upload> {
+    let after: { updatedAt: Date; id: string } | undefined;
+    for (let page = 0; page < STUCK_PAGES_PER_PASS; page++) {
+      const rows = await this.deps.repository.findStuck(before, STUCK_PAGE_SIZE, after);
+      yield* rows;
+      if (rows.length < STUCK_PAGE_SIZE) return;
+      const last = rows.at(-1)!;
+      after = { updatedAt: last.updatedAt, id: last.id };
     }
   }
 
