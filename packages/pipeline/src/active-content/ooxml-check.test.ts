@@ -67,6 +67,7 @@ describe("OOXML active content", () => {
     expect(reasons(docx({ "word/embeddings/oleObject1.bin": new Uint8Array([1]) }))).toEqual(["office_ole_object"]);
     expect(reasons(docx({}, contentTypes('<Default Extension="bin" ContentType="application/vnd.openxmlformats-officedocument.oleObject"/>')))).toEqual(["office_ole_object"]);
     expect(reasons(docx({ "word/embeddings/Doc.docm": new Uint8Array([1]) }))).toEqual(["office_macros"]);
+    expect(reasons(docx({ "word/embeddings/Microsoft_Excel_97-2003_Worksheet.xls": new Uint8Array([0xd0, 0xcf]) }))).toEqual(["office_ole_object"]);
   });
 
   it("finds a vbaProject.bin after a large stored part, wherever the chunks split its header", () => {

@@ -155,7 +155,8 @@ export class OoxmlActiveContentCheck {
     if (name.includes("vbaproject") || base === "vbadata.xml") this.findings.add("office_macros", `OOXML document with a VBA project (${name})`);
     else if (inEmbeddings && /\.(docm|dotm|xlsm|xltm|xlsb|xlam|pptm|potm|ppsm|ppam|sldm)$/.test(base)) this.findings.add("office_macros", `OOXML document embedding a macro-enabled document (${name})`);
     if (/(^|\/)activex/.test(name)) this.findings.add("office_ole_object", `OOXML document with an ActiveX control (${name})`);
-    else if (base.startsWith("oleobject") || (inEmbeddings && base.endsWith(".bin"))) this.findings.add("office_ole_object", `OOXML document with an embedded OLE object (${name})`);
+    // Legacy binary documents (.doc, .xls, .ppt...) are OLE compound files and may carry VBA.
+    else if (base.startsWith("oleobject") || (inEmbeddings && /\.(bin|doc|dot|xls|xla|xlt|ppt|pps|pot)$/.test(base))) this.findings.add("office_ole_object", `OOXML document with an embedded OLE object (${name})`);
   }
 
   private startContentTypes(): void {

@@ -49,6 +49,15 @@ const FAIL = (() => {
   return f;
 })();
 const MAX_WORD = 16;
+const KEYWORDS = ["stream", "obj", "endobj", "endstream"].map((k) => Buffer.from(k, "latin1"));
+/** The stream dictionary entries that decide how a stream is read (lower case, as names are kept). */
+const STREAM_KEYS = new Set(["type", "first", "filter", "decodeparms", "f"]);
+const KEY_LENGTHS = new Uint8Array(MAX_WORD + 1);
+const KEY_FIRSTS = new Uint8Array(256);
+for (const k of STREAM_KEYS) {
+  KEY_LENGTHS[k.length] = 1;
+  KEY_FIRSTS[k.charCodeAt(0)] = 1;
+}
 const MAX_VALUE_TOKENS = 8;
 
 /** Where an object stream's data goes: straight to a sniffer, or through an inflater first. */
@@ -65,13 +74,17 @@ export class PdfActiveContentCheck {
   private state = TOP;
   private stringDepth = 0;
   private readonly name = new NameCollector();
-  private word = "";
-  // Dictionary tracking: entries of the outermost dictionary being read, its key, and the
-  // last one completed (a stream's dictionary when "stream" follows it directly).
+  private readonly word = new Uint8Array(MAX_WORD + 1);
+  private wordLength = 0;
+  // Dictionary tracking: the entries that matter (STREAM_KEYS) of the outermost dictionary
+  // being read, its current key and how many value tokens it has had, and the last one
+  // completed (a stream's dictionary when "stream" follows it directly). Strings are made
+  // only for those entries: most tokens of a PDF are never turned into one.
   private depth = 0;
   private arrayDepth = 0;
   private entries: Map<string, string[]> | null = null;
   private key: string | null = null;
+  private valueCount = 0;
   private lastDict: Map<string, string[]> | null = null;
   private streams = 0;
   private matched = 0;
@@ -195,15 +208,15 @@ export class PdfActiveContentCheck {
       case NAME:
         if (isRegular(b)) return this.name.push(b);
         this.state = TOP;
-        this.token(`/${this.name.value() ?? "?"}`);
+        this.endName();
         return this.step(b);
       case WORD:
         if (isRegular(b)) {
-          if (this.word.length < MAX_WORD + 1) this.word += String.fromCharCode(b);
+          if (this.wordLength <= MAX_WORD) this.word[this.wordLength++] = b;
           return;
         }
         this.state = TOP;
-        this.token(this.word.length > MAX_WORD ? "?" : this.word);
+        this.endWord();
         return this.step(b);
       case LT:
         this.state = TOP;
@@ -250,19 +263,36 @@ export class PdfActiveContentCheck {
         return;
       case 0x5b: // [
       case 0x5d: // ]
-        return this.token(String.fromCharCode(b));
+        return this.token(String.fromCharCode(b), false);
       case 0x7b: // { } only in PostScript calculator functions
       case 0x7d:
         return;
       default:
         this.state = WORD;
-        this.word = String.fromCharCode(b);
+        this.word[0] = b;
+        this.wordLength = 1;
     }
+  }
+
+  private endName(): void {
+    if (this.depth !== 1) return this.token("?", false);
+    const isKey = this.arrayDepth === 0 && (this.key === null || this.valueCount > 0);
+    const wanted = isKey ? this.name.couldBe(KEY_LENGTHS, KEY_FIRSTS) : this.key !== null && STREAM_KEYS.has(this.key);
+    this.token(wanted ? `/${this.name.value() ?? "?"}` : "/?", true);
+  }
+
+  private endWord(): void {
+    const n = this.wordLength;
+    const keyword = KEYWORDS.find((k) => k.length === n && k.every((c, i) => this.word[i] === c));
+    if (keyword) return this.token(keyword.toString("latin1"), false);
+    // Other words (numbers, R, true...) matter only as values of STREAM_KEYS.
+    const wanted = n <= MAX_WORD && this.depth === 1 && this.key !== null && STREAM_KEYS.has(this.key);
+    this.token(wanted ? Buffer.from(this.word.subarray(0, n)).toString("latin1") : "?", false);
   }
 
   private endString(): void {
     this.state = TOP;
-    this.token("(string)");
+    this.token("(string)", false);
   }
 
   private openDict(): void {
@@ -280,8 +310,8 @@ export class PdfActiveContentCheck {
     if (this.depth === 0) this.lastDict = this.entries;
   }
 
-  /** A complete token outside stream data. */
-  private token(t: string): void {
+  /** A complete token outside stream data ("?" where its text does not matter). */
+  private token(t: string, isName: boolean): void {
     if (t === "stream") return this.startStream();
     if (t === "obj" || t === "endobj" || t === "endstream") {
       // Object boundaries: an unclosed dictionary before them is malformed; start afresh.
@@ -294,10 +324,10 @@ export class PdfActiveContentCheck {
       return;
     }
     if (this.depth > 1) return;
-    const current = this.key === null ? undefined : this.entries!.get(this.key);
-    if (t.startsWith("/") && this.arrayDepth === 0 && (current === undefined || current.length > 0)) {
+    if (isName && this.arrayDepth === 0 && (this.key === null || this.valueCount > 0)) {
       this.key = t.slice(1);
-      this.entries!.set(this.key, []);
+      this.valueCount = 0;
+      if (STREAM_KEYS.has(this.key)) this.entries!.set(this.key, []);
       return;
     }
     this.value(t);
@@ -305,8 +335,9 @@ export class PdfActiveContentCheck {
 
   private value(t: string): void {
     if (this.key === null || this.depth !== 1) return;
-    const values = this.entries!.get(this.key)!;
-    if (values.length < MAX_VALUE_TOKENS) values.push(t);
+    this.valueCount++;
+    const values = this.entries!.get(this.key);
+    if (values && values.length < MAX_VALUE_TOKENS) values.push(t);
     if (t === "[") this.arrayDepth++;
     else if (t === "]" && this.arrayDepth > 0) this.arrayDepth--;
   }
