@@ -65,7 +65,7 @@ flock -w 120 9 || die "could not take the lock $CLAMD_DIR/.lock"
 # every SIZE option is capped at 4 GiB, no single file of 2 GiB or more is ever scanned,
 # and a PDF FlateDecode stream inflating past MaxFileSize raises
 # Heuristics.Limits.Exceeded.MaxFileSize only while MaxFileSize is at most 1024 MiB: at
-# 1500 MiB and above clamd cuts the stream and answers "stream: OK". gzip, bzip2, xz, tar,
+# 1100 MiB and above clamd cuts the stream and answers "stream: OK". gzip, bzip2, xz, tar,
 # 7z (LZMA), ARJ and SWF alert at 1000 MiB too. So:
 #   MaxFileSize     = MAX_UPLOAD_BYTES, at most 1024 MiB (default 1000 MiB: 24 MiB margin)
 #   StreamMaxLength = MAX_UPLOAD_BYTES (INSTREAM counts the object's raw bytes)

@@ -13,7 +13,7 @@ const GiB = 1024 * MiB;
 /**
  * clamd size limits, measured on ClamAV 1.4.6 with AlertExceedsMax (infra/clamd/README.md):
  * every SIZE option is capped at 4 GiB; a PDF FlateDecode stream inflating past MaxFileSize
- * alerts with MaxFileSize at 1024 MiB but is cut silently ("stream: OK") with 1500 MiB and
+ * alerts with MaxFileSize at 1024 MiB but is cut silently ("stream: OK") with 1100 MiB and
  * more, so MaxFileSize may not exceed 1 GiB. The default keeps 24 MiB of margin below it,
  * and the largest upload is at most MaxFileSize: clamd scans an object of exactly
  * MaxFileSize bytes whole and alerts at one byte more.
