@@ -15,23 +15,30 @@ export interface RateLimitSettings {
  * INCR per count, keys under `<prefix>:rl:`, so every API process on the same Redis and
  * prefix shares them.
  *
+ * The hot path is one round trip: admit() consumes the address's and the key id's request
+ * budgets (two EVALSHA, written together). A block for failed authentications lives in those
+ * same budget keys: when the failure count of an address or key id passes its limit, its
+ * budget key is set to BLOCKED for the block time, so the next consume answers "blocked"
+ * without reading the failure counters. Those are touched only when authentication fails.
+ *
  * When Redis cannot be reached (the connection should have enableOfflineQueue: false and a
  * command timeout, so a call fails at once instead of queueing), each limiter falls back to
  * an in-memory insurance limiter with the same limits (the library's insuranceLimiter):
  * - request budgets then hold per process, not across processes (N processes allow N times
  *   the budget): the API keeps serving, the limits stay bounded;
  * - failed authentications are still counted and still blocked, per process: brute force
- *   stays stopped (at N times the limit at most) and valid keys keep working. An error from
- *   the insurance itself (it has no store, so none is expected) refuses the request (503).
+ *   stays stopped (at N times the limit at most) and valid keys keep working. Blocks set in
+ *   Redis before the outage are not seen until it ends.
  */
+const BLOCKED = 1_000_000_000;
+
 export function createRedisRateLimits(redis: Redis, s: RateLimitSettings, prefix: string): RateLimits {
-  const limiter = (name: string, points: number, duration: number, blockDuration = 0) =>
+  const limiter = (name: string, points: number, duration: number) =>
     new RateLimiterRedis({
       storeClient: redis,
       keyPrefix: `${prefix}:rl:${name}`,
       points,
       duration,
-      blockDuration,
       // An ioredis client that is (re)connecting would otherwise accept the command and make
       // the request wait; go to the insurance at once instead.
       rejectIfRedisNotReady: true,
@@ -40,51 +47,56 @@ export function createRedisRateLimits(redis: Redis, s: RateLimitSettings, prefix
   const requestsByKey = limiter("req:key", s.perKey, s.windowSeconds);
   const requestsByAddress = limiter("req:addr", s.perAddress, s.windowSeconds);
   const f = s.authFailures;
-  const failuresByAddress = limiter("authfail:addr", f.perAddress, f.windowSeconds, f.blockSeconds);
-  const failuresByKey = limiter("authfail:key", f.perKey, f.windowSeconds, f.blockSeconds);
+  const failuresByAddress = limiter("authfail:addr", f.perAddress, f.windowSeconds);
+  const failuresByKey = limiter("authfail:key", f.perKey, f.windowSeconds);
 
-  const blockedError = (res: RateLimiterRes, what: string) =>
-    new LimitExceededError("too_many_failed_authentications", `too many failed authentications from this ${what}; try again later`, { limit: what === "address" ? f.perAddress : f.perKey, windowSeconds: f.windowSeconds }, res.msBeforeNext / 1000);
-  const budgetError = (res: RateLimiterRes, what: "key" | "address") =>
-    new LimitExceededError("rate_limited", `too many requests for this ${what === "key" ? "API key" : "address"}: at most ${what === "key" ? s.perKey : s.perAddress} per ${s.windowSeconds} s`, { limit: what === "key" ? s.perKey : s.perAddress, windowSeconds: s.windowSeconds }, res.msBeforeNext / 1000);
+  const blockedError = (res: RateLimiterRes, what: "address" | "key") =>
+    new LimitExceededError(
+      "too_many_failed_authentications",
+      `too many failed authentications ${what === "key" ? "for this API key" : "from this address"}; try again later`,
+      { limit: what === "key" ? f.perKey : f.perAddress, windowSeconds: f.windowSeconds },
+      res.msBeforeNext / 1000,
+    );
+  const refusal = (res: RateLimiterRes, what: "address" | "key") =>
+    res.consumedPoints >= BLOCKED
+      ? blockedError(res, what)
+      : new LimitExceededError("rate_limited", `too many requests for this ${what === "key" ? "API key" : "address"}: at most ${what === "key" ? s.perKey : s.perAddress} per ${s.windowSeconds} s`, { limit: what === "key" ? s.perKey : s.perAddress, windowSeconds: s.windowSeconds }, res.msBeforeNext / 1000);
 
   return {
     async admit(who: Requester): Promise<void> {
-      // Issued together: ioredis writes them without waiting for replies, so the four cost
-      // one round trip.
-      const [byAddress, byKey, addressBudget, keyBudget] = await Promise.allSettled([
-        failuresByAddress.get(who.address),
-        who.keyId ? failuresByKey.get(who.keyId) : Promise.resolve(null),
-        requestsByAddress.consume(who.address),
-        who.keyId ? requestsByKey.consume(who.keyId) : Promise.resolve(null),
-      ]);
-      for (const [outcome, what] of [[byAddress, "address"], [byKey, "API key"]] as const) {
-        // Fail closed: a failure count that cannot be read at all is not taken as zero.
-        if (outcome.status === "rejected") throw new DependencyUnavailableError("rate_limiter", "failed authentications cannot be counted right now; retry later", { cause: outcome.reason });
-        const limit = what === "address" ? f.perAddress : f.perKey;
-        if (outcome.value && outcome.value.consumedPoints > limit) throw blockedError(outcome.value, what);
-      }
-      for (const [outcome, what] of [[addressBudget, "address"], [keyBudget, "key"]] as const) {
-        // Request budgets fail open (an insurance limiter covers Redis errors, see above).
-        if (outcome.status === "rejected" && outcome.reason instanceof RateLimiterRes) throw budgetError(outcome.reason, what);
-      }
+      const [byAddress, byKey] = await Promise.allSettled([requestsByAddress.consume(who.address), who.keyId ? requestsByKey.consume(who.keyId) : Promise.resolve(null)]);
+      // A rejection that is not a RateLimiterRes is a store error the insurance could not
+      // cover (it has no store, so none is expected): request budgets fail open.
+      if (byAddress.status === "rejected" && byAddress.reason instanceof RateLimiterRes) throw refusal(byAddress.reason, "address");
+      if (byKey.status === "rejected" && byKey.reason instanceof RateLimiterRes) throw refusal(byKey.reason, "key");
     },
 
     async admitKey(keyId: string): Promise<void> {
       try {
         await requestsByKey.consume(keyId);
       } catch (err) {
-        if (err instanceof RateLimiterRes) throw budgetError(err, "key");
+        if (err instanceof RateLimiterRes) throw refusal(err, "key");
       }
     },
 
     async recordFailure(who: Requester) {
-      const outcomes = await Promise.allSettled([failuresByAddress.consume(who.address), who.keyId ? failuresByKey.consume(who.keyId) : Promise.resolve(null)]);
-      for (const [outcome, what] of [[outcomes[0], "address"], [outcomes[1], "API key"]] as const) {
-        if (outcome.status === "fulfilled") continue;
-        if (outcome.reason instanceof RateLimiterRes) return { blocked: true as const, error: blockedError(outcome.reason, what) };
-        return { blocked: true as const, error: new DependencyUnavailableError("rate_limiter", "failed authentications cannot be counted right now; retry later", { cause: outcome.reason }) };
+      const counted = await Promise.allSettled([failuresByAddress.consume(who.address), who.keyId ? failuresByKey.consume(who.keyId) : Promise.resolve(null)]);
+      const targets = [
+        [counted[0], requestsByAddress, who.address, "address"],
+        [counted[1], requestsByKey, who.keyId, "key"],
+      ] as const;
+      let answer: { blocked: true; error: Error } | undefined;
+      for (const [outcome, budget, id, what] of targets) {
+        if (outcome.status === "fulfilled" || id === null) continue;
+        // Fail closed: a failure that cannot be counted at all is answered 503, not 401.
+        if (!(outcome.reason instanceof RateLimiterRes)) {
+          answer ??= { blocked: true, error: new DependencyUnavailableError("rate_limiter", "failed authentications cannot be counted right now; retry later", { cause: outcome.reason }) };
+          continue;
+        }
+        await budget.set(id, BLOCKED, f.blockSeconds);
+        answer ??= { blocked: true, error: blockedError(new RateLimiterRes(0, f.blockSeconds * 1000), what) };
       }
+      if (answer) return answer;
       return { blocked: false as const };
     },
   };
