@@ -3,7 +3,8 @@ import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { waitFor } from "@intake/testkit";
+import { startHttpTap } from "@intake/test";
+import { waitFor, waitForEvent } from "@intake/testkit";
 import { zip } from "./fixtures.ts";
 import { startClamdProxy, type ClamdProxy } from "./support/clamd-proxy.ts";
 import { MiB, sha256Of, startPipelineStack, type PipelineStack } from "./support/stack.ts";
@@ -139,21 +140,27 @@ describe("pipeline resilience", () => {
   });
 
   it("stops its SQS long poll at once on SIGTERM instead of waiting out the 20 s poll", async () => {
-    const { proc, output } = spawnWorker({ WORKER_ROLES: "ingest" });
-    await waitFor(
-      () => {
-        if (proc.exitCode !== null) throw new Error(`worker exited: ${output.join("")}`);
-        return output.join("").includes("worker started");
-      },
-      { timeoutMs: 20_000, message: "the ingest worker to start", describeLast: () => output.join("").slice(-500) },
-    );
-    await new Promise((r) => setTimeout(r, 500)); // inside its long poll by now
-    const t0 = Date.now();
-    proc.kill("SIGTERM");
-    const [code] = await once(proc, "exit");
-    expect(code).toBe(0);
-    expect(Date.now() - t0).toBeLessThan(5000);
-    expect(output.join("")).toContain("stopping: SQS loop first, then draining in-flight jobs");
+    // The worker's SQS calls go through a tap, so the test knows when its long poll is in
+    // flight (the request reached the tap) instead of sleeping and hoping it is.
+    const tap = await startHttpTap(s.env.SQS_ENDPOINT!);
+    try {
+      const queueUrl = new URL(s.env.SQS_QUEUE_URL!);
+      const polling = waitForEvent<[{ headers: Record<string, string> }]>(tap, "request", {
+        timeoutMs: 20_000,
+        message: "the ingest worker's SQS ReceiveMessage",
+        match: (r) => /ReceiveMessage/.test(String(r.headers["x-amz-target"] ?? "")),
+      });
+      const { proc, output } = spawnWorker({ WORKER_ROLES: "ingest", SQS_ENDPOINT: tap.endpoint, SQS_QUEUE_URL: `${tap.endpoint}${queueUrl.pathname}` });
+      await polling;
+      const t0 = Date.now();
+      proc.kill("SIGTERM");
+      const [code] = await once(proc, "exit");
+      expect(code).toBe(0);
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(output.join("")).toContain("stopping: SQS loop first, then draining in-flight jobs");
+    } finally {
+      await tap.close();
+    }
   });
 
   it("brings an upload to a verdict through the reaper after Redis lost every job", async () => {

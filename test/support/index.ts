@@ -3,3 +3,4 @@ export * from "./storage.ts";
 export * from "./ports.ts";
 export * from "./suite.ts";
 export * from "./clamd.ts";
+export * from "./http-tap.ts";
