@@ -153,6 +153,8 @@ describe("PDF active content", () => {
       { dict: "/Type /ObjStm /N 1 /First 4 /Filter /LZWDecode" },
       { dict: "/Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /DecodeParms << /Predictor 12 /Columns 4 >>" },
       { dict: "/Type /ObjStm /N 1 /First 4 /Filter 99 0 R" },
+      { dict: "/Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /DP << /Predictor 2 >>" },
+      { dict: "/Type /ObjStm /N 1 /First 4 /F /AHx", encode: asciiHex },
     ];
     for (const c of cases) {
       const found = check(pdfWithObjectStream("<< /Type /Catalog /Pages 2 0 R >>", ["<< /Foo 1 >>"], c));

@@ -1,6 +1,7 @@
 import { BoundedInflate, type InflateBudget } from "./bounded-inflate.ts";
 import { Findings, type Finding } from "./findings.ts";
 import { isRegular, NameCollector, NameSniffer, WHITESPACE } from "./pdf-names.ts";
+import { KEY_FIRSTS, KEY_LENGTHS, MAX_WORD, objectStreamRefusal, STREAM_KEYS } from "./pdf-stream-dict.ts";
 
 /**
  * Active content in a PDF, found on the scan stage's single pass (ISO 32000-1).
@@ -48,16 +49,7 @@ const FAIL = (() => {
   }
   return f;
 })();
-const MAX_WORD = 16;
 const KEYWORDS = ["stream", "obj", "endobj", "endstream"].map((k) => Buffer.from(k, "latin1"));
-/** The stream dictionary entries that decide how a stream is read (lower case, as names are kept). */
-const STREAM_KEYS = new Set(["type", "first", "filter", "decodeparms", "f"]);
-const KEY_LENGTHS = new Uint8Array(MAX_WORD + 1);
-const KEY_FIRSTS = new Uint8Array(256);
-for (const k of STREAM_KEYS) {
-  KEY_LENGTHS[k.length] = 1;
-  KEY_FIRSTS[k.charCodeAt(0)] = 1;
-}
 const MAX_VALUE_TOKENS = 8;
 
 /** Where an object stream's data goes: straight to a sniffer, or through an inflater first. */
@@ -403,16 +395,4 @@ export class PdfActiveContentCheck {
     reader.sniffer.finish();
     if (reader.sniffer.streamKeywords > 0) this.findings.add("unscannable", 'PDF with a "stream" keyword inside an object stream: its structure cannot be established');
   }
-}
-
-/** Why an object stream's dictionary keeps its objects from being read, or null. */
-function objectStreamRefusal(dict: Map<string, string[]>): string | null {
-  if (dict.has("decodeparms")) return "with /DecodeParms (a predictor would hide its names)";
-  if (dict.has("f")) return "with its data in an external file (/F)";
-  const filter = dict.get("filter");
-  if (filter === undefined) return null;
-  const names = filter[0] === "[" && filter.at(-1) === "]" ? filter.slice(1, -1) : filter;
-  // "/Fl" is FlateDecode's abbreviation (inline images), which pdf.js accepts on streams too.
-  if (names.length === 1 && (names[0] === "/flatedecode" || names[0] === "/fl")) return null;
-  return `with filter ${filter.join(" ") || "(empty)"} (only FlateDecode is decoded)`;
 }
