@@ -138,9 +138,18 @@ write_test_db() {
 # wherever it sits; @intake/scanner reports "Intake.Unscannable.*" as unscannable.
 #   CAB:  "MSCF", reserved1 = 0, cbCabinet, reserved2 = 0, coffFiles, reserved3 = 0, version 1.3
 #   7z:   signature 37 7A BC AF 27 1C and major version 0
+# bzip2 and xz streams are unpacked only where a file starts with them: one appended to a
+# PDF, a text or an image is never opened ("stream: OK" with EICAR inside). Offset range
+# "1,4294967294" (offset 1 to 4 GiB) leaves the ones clamd does unpack, at offset 0, alone.
+#   bzip2: "BZh", level 1-9, first block magic 31 41 59 26 53 59 (every decoder requires it)
+#   xz:    magic FD 37 7A 58 5A 00, stream flags 00 and a known check type (none, CRC32/64, SHA-256)
 write_limits_db() { # dir
-  printf 'Intake.Unscannable.CAB:0:*:4d53434600000000{4}00000000{4}000000000301\nIntake.Unscannable.7z:0:*:377abcaf271c00\n' \
-    >"$1/intake-unscannable.ndb.new"
+  {
+    printf 'Intake.Unscannable.CAB:0:*:4d53434600000000{4}00000000{4}000000000301\n'
+    printf 'Intake.Unscannable.7z:0:*:377abcaf271c00\n'
+    printf 'Intake.Unscannable.EmbeddedBzip2:0:1,4294967294:425a68(31|32|33|34|35|36|37|38|39)314159265359\n'
+    printf 'Intake.Unscannable.EmbeddedXz:0:1,4294967294:fd377a585a0000(00|01|04|0a)\n'
+  } >"$1/intake-unscannable.ndb.new"
   mv -f "$1/intake-unscannable.ndb.new" "$1/intake-unscannable.ndb"
 }
 

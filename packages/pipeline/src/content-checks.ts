@@ -1,6 +1,7 @@
 import { isTextType, quarantine, type ActiveContentReason, type Upload, type Verdict } from "@intake/domain";
 import { activeContentChecks } from "./active-content/active-content-check.ts";
 import { ZipLimitCheck } from "./archive-limits.ts";
+import { EmbeddedGzipCheck } from "./embedded-gzip.ts";
 import { TextContentCheck } from "./text-content.ts";
 
 /**
@@ -39,7 +40,21 @@ export function contentChecksFor(ctx: ContentCheckContext): ContentCheck[] {
   const text = textCheck(ctx);
   if (text) checks.push(text);
   checks.push(...activeContentChecks(ctx));
+  checks.push(embeddedGzipCheck());
   return checks;
+}
+
+function embeddedGzipCheck(): ContentCheck {
+  // clamd opens a gzip stream only at the start of a file: one anywhere else in the object
+  // (appended to a PDF, a text, an image) is never scanned (infra/clamd/README.md).
+  const gzip = new EmbeddedGzipCheck();
+  return {
+    push: (chunk) => gzip.push(chunk),
+    finish: () => {
+      const problem = gzip.finish();
+      return problem ? quarantine("unscannable", problem) : null;
+    },
+  };
 }
 
 function archiveCheck(ctx: ContentCheckContext): ContentCheck {
