@@ -86,7 +86,7 @@ describe("ZIP structures clamd would not scan whole", () => {
     await s?.close();
     execFileSync("bash", [DOWN], { env: clamdEnv, stdio: "ignore" });
     rmSync(dataDir, { recursive: true, force: true });
-  });
+  }, 60_000);
 
   it("clamd finds EICAR in a small deflated ZIP (the signatures work)", async () => {
     const small = zip([{ name: "report.bin", data: Buffer.concat([Buffer.alloc(1000), eicar()]) }], { deflate: true });

@@ -134,6 +134,12 @@ describe("ZipLimitCheck: what cannot be established is refused", () => {
     expect(check(nest(4, 8), { ...LIMITS, maxInflaters: 3 })).toMatch(/^more than 3 compressed ZIP members open at once/);
   });
 
+  it("more members open at once at one level than the walk follows", () => {
+    const header = zipOf([{ name: "d", data: "", method: 0, descriptor: true }], { centralDirectory: false }).subarray(0, 31);
+    expect(check(Buffer.concat(Array.from({ length: 256 }, () => header)))).toBeNull();
+    expect(check(Buffer.concat(Array.from({ length: 257 }, () => header)))).toMatch(/^more than 256 ZIP members open at once at one level/);
+  });
+
   it("ZIP64 sizes, in the local header or only in the central directory (clamd 1.4.6 extracts neither)", () => {
     expect(checkAllChunkings(zipOf([{ name: "e.txt", data: "tiny", zip64: true }]))).toMatch(/^ZIP member "e\.txt" has ZIP64 sizes/);
     expect(check(zipOf([{ name: "e.txt", data: "tiny", zip64: true, descriptor: true }]))).toMatch(/^ZIP member "e\.txt" has ZIP64 sizes/);

@@ -25,6 +25,7 @@ const F_ENCRYPTED = 0x1, F_DATA_DESCRIPTOR = 0x8;
 const INCOMPLETE = -1;
 /** clamd copies at most 255 bytes of a name (unzip.c, `char name[256]`). */
 const NAME_KEY_BYTES = 255;
+const MAX_OPEN_MEMBERS = 256;
 /** Methods clamd decodes besides stored and deflate: implode, deflate64, bzip2 (unzip.c unz()). */
 const DECODED_ELSEWHERE: Record<number, string> = { 6: "implode", 9: "deflate64", 12: "bzip2" };
 
@@ -231,6 +232,11 @@ export class ZipWalker implements ByteSink {
   }
 
   private track(member: MemberSink, start: number, end: number, counted: StoredMember | null): void {
+    // Headers 30 bytes apart could otherwise open members without end and make every chunk cost more.
+    if (this.active.length >= MAX_OPEN_MEMBERS) {
+      member.end();
+      return this.budget.fail(`more than ${MAX_OPEN_MEMBERS} ZIP members open at once at one level: cannot be established within bounded work`);
+    }
     this.active.push({ member, start, end, fed: start, counted });
   }
 
