@@ -5,7 +5,7 @@ import { constants, crc32, inflateRawSync } from "node:zlib";
  * a text or an image, or sitting anywhere but at offset 0, is never opened (measured on
  * 1.4.6: "stream: OK" with EICAR inside; infra/clamd/README.md). bzip2 and xz have
  * magic numbers long enough for clamd body signatures (infra/clamd/up.sh); gzip's header
- * is three fixed bytes and a flag byte, which random data matches once in ~128 MiB, so
+ * is three fixed bytes (decoders ignore the rest), which random data matches once in ~16 MiB, so
  * here each candidate is decoded to tell a real gzip from chance:
  *
  * - a complete member whose CRC-32 and length check out is a gzip;
