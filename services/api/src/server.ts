@@ -75,9 +75,9 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
 
     // The limits' own connection: every request waits on it, so it fails fast (no offline
     // queue, a command timeout) and the limiter falls back to its insurance instead.
-    // Auto-pipelining sends the commands of one tick (a request's two counts, and those of
-    // the requests that arrived with it) in one write.
-    const limitsRedis = new Redis(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: RATE_LIMIT_COMMAND_TIMEOUT_MS, enableAutoPipelining: true });
+    // A request's two counts are written back to back without waiting for a reply (one
+    // round trip). Auto-pipelining was measured too: no CPU saved, a tick of latency added.
+    const limitsRedis = new Redis(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: RATE_LIMIT_COMMAND_TIMEOUT_MS });
     limitsRedis.on("error", (err: Error) => logger.debug({ code: (err as { code?: string }).code }, "rate-limit redis connection error"));
     cleanups.push(() => limitsRedis.quit().catch(() => limitsRedis.disconnect()));
     await waitForReady(limitsRedis, REDIS_CONNECT_WAIT_MS);
