@@ -151,12 +151,17 @@ describe("ZipLimitCheck: what cannot be established is refused", () => {
     expect(check(z)).toMatch(/^ZIP member "e\.txt" states 0 compressed bytes but 6 uncompressed/);
   });
 
-  it("corrupt deflate data in a member a central directory lists; the same without a listing passes", () => {
+  it("corrupt deflate data in a member whose extent is confirmed; the same with nothing confirming it passes", () => {
     // A non-final block of content, then a block of the reserved type 3: zlib and fflate both refuse it.
     const corrupt = Buffer.concat([deflateRawSync(Buffer.from("payload ".repeat(500)), { finishFlush: constants.Z_SYNC_FLUSH }), Buffer.from([0x07, 0, 0, 0])]);
     expect(() => inflateRawSync(corrupt)).toThrow(/invalid block type/);
-    expect(check(zipOf([{ name: "c.bin", body: corrupt }]))).toMatch(/^ZIP member "c\.bin" has corrupt deflate data/);
-    expect(check(zipOf([{ name: "c.bin", body: corrupt }], { centralDirectory: false }))).toBeNull();
+    const CORRUPT = /^ZIP member "c\.bin" has corrupt deflate data/;
+    expect(checkAllChunkings(zipOf([{ name: "c.bin", body: corrupt }]))).toMatch(CORRUPT);
+    // No central directory: the next member's header, or the end of the object, where the stated size ends.
+    expect(checkAllChunkings(zipOf([{ name: "c.bin", body: corrupt }, { name: "n.txt", data: "next" }], { centralDirectory: false }))).toMatch(CORRUPT);
+    expect(check(Buffer.concat([png(), zipOf([{ name: "c.bin", body: corrupt }], { centralDirectory: false })]))).toMatch(CORRUPT);
+    // Nothing where it ends: as random bytes with a planted header look.
+    expect(check(Buffer.concat([zipOf([{ name: "c.bin", body: corrupt }], { centralDirectory: false }), Buffer.from("no structure here")]))).toBeNull();
   });
 
   it("a data-descriptor member in a ZIP that does not start the file (clamd skips it: measured 'stream: OK')", () => {
@@ -172,7 +177,9 @@ describe("ZipLimitCheck: what cannot be established is refused", () => {
       expect(check(zipOf([{ name: "m.bin", data: "whatever", method }]))).toMatch(new RegExp(`^ZIP member "m\\.bin" uses ${text} \\(method ${method}\\)`));
     }
     expect(check(zipOf([{ name: "m.bin", data: "whatever", method: 93 }]))).toMatch(/uses compression method 93, which clamd cannot decode/);
-    expect(check(zipOf([{ name: "m.bin", data: "whatever", method: 12 }], { centralDirectory: false }))).toBeNull();
+    expect(check(zipOf([{ name: "m.bin", data: "whatever", method: 12 }], { centralDirectory: false }))).toMatch(/uses bzip2/);
+    expect(check(Buffer.concat([zipOf([{ name: "m.bin", data: "whatever", method: 12 }], { centralDirectory: false }), Buffer.from("junk")]))).toBeNull();
+    expect(check(zipOf([{ name: "m.bin", data: "whatever", method: 4242 }]))).toBeNull(); // no method: noise no tool decodes
   });
 
   it("refuses when fewer bytes were checked than the object holds", () => {

@@ -64,16 +64,16 @@ export class ZipBudget {
 
   /**
    * A local header alone is not evidence: "PK\x03\x04" turns up in random bytes, and then its
-   * deflate data fails or its method is nonsense. Such a member becomes a finding only when a
-   * central directory entry names it too (corroborated: a real archive, which unzip tools
-   * open, holding a member clamd discards or cannot decode).
+   * deflate data fails or its method is nonsense. Such a member becomes a finding only when
+   * something random bytes do not give is there too: a central directory entry naming it, or
+   * a ZIP structure (or the stream's end) exactly where its stated size ends.
    */
   noteSuspect(name: string, problem: string): void {
     if (this.suspects.size >= this.maxSuspects) this.fail(`more than ${this.maxSuspects} doubtful ZIP members (corrupt data or unknown methods)`);
     else if (!this.suspects.has(name)) this.suspects.set(name, problem);
   }
 
-  /** A central directory lists `name`: a doubtful local member of that name is now a finding. */
+  /** Evidence that `name` is a real member: a doubtful one of that name is now a finding. */
   corroborate(name: string): void {
     const problem = this.suspects.get(name);
     if (problem) this.fail(problem);

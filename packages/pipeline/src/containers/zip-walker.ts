@@ -28,6 +28,9 @@ const NAME_KEY_BYTES = 255;
 const MAX_OPEN_MEMBERS = 256;
 /** Methods clamd decodes besides stored and deflate: implode, deflate64, bzip2 (unzip.c unz()). */
 const DECODED_ELSEWHERE: Record<number, string> = { 6: "implode", 9: "deflate64", 12: "bzip2" };
+/** Registered methods (APPNOTE 4.4.5) clamd does not decode; any other number is noise, which no tool decodes either. */
+const UNDECODED = new Set([1, 2, 3, 4, 5, 10, 14, 16, 18, 19, 20, 93, 94, 95, 96, 97, 98]);
+const MAX_EXPECTED = 1024;
 
 type LocalHeader = { flags: number; method: number; csize: number; usize: number; name: string; key: string };
 /** `counted`: a stored member a data descriptor ends, measured by offsets alone (its bytes are searched here). */
@@ -49,6 +52,8 @@ export class ZipWalker implements ByteSink {
   private active: Active[] = [];
   /** Names the central directory entries in this chunk list, checked once the chunk's member data was fed. */
   private listed: string[] = [];
+  /** Where members of stated size end: a ZIP structure found there, or the stream ending there, corroborates a doubtful one. */
+  private expected: { at: number; key: string }[] = [];
   /** The first bytes of this level's stream: clamd reads a central directory only for a ZIP that starts it. */
   private head = "";
   private finished = false;
@@ -81,6 +86,7 @@ export class ZipWalker implements ByteSink {
       if (a.counted) a.counted.count(Math.max(0, Math.min(a.end, this.pos) - a.fed));
       a.member.end();
     }
+    for (const e of this.expected) if (e.at === this.pos) this.budget.corroborate(e.key);
     this.active = [];
     this.pending = [];
     this.pendingLen = 0;
@@ -126,10 +132,17 @@ export class ZipWalker implements ByteSink {
   private structureAt(buf: Buffer, k: number, base: number): number {
     if (k + 4 > buf.length) return this.incomplete(4);
     const type = buf.readUInt16LE(k + 2);
+    if (this.expected.length && (type === LOCAL || type === CENTRAL || type === DESCRIPTOR)) this.reached(base + k);
     if (type === LOCAL) return this.localHeader(buf, k, base);
     if (type === CENTRAL) return this.centralHeader(buf, k);
     if (type === DESCRIPTOR) return this.descriptor(buf, k, base);
     return k + 2;
+  }
+
+  /** A structure begins at `at`: members that end there are corroborated (checked after the chunk's feed). */
+  private reached(at: number): void {
+    for (const e of this.expected) if (e.at === at) this.listed.push(e.key);
+    this.expected = this.expected.filter((e) => e.at > at);
   }
 
   private keep(buf: Buffer, base: number, from: number, need: number): void {
@@ -199,6 +212,7 @@ export class ZipWalker implements ByteSink {
       this.budget.noteSuspect(h.key, `ZIP member ${h.name} has a data descriptor in a ZIP that does not start the file: clamd extracts it only through a central directory it reads at offset 0, so it would go unscanned`);
     }
     const end = dd ? Infinity : dataAt + h.csize;
+    if (!dd && this.expected.length < MAX_EXPECTED) this.expected.push({ at: end, key: h.key });
     if (h.method === 0 && dd) {
       const stored = new StoredMember(this.budget, h.name, null);
       return this.track(stored, dataAt, end, stored);
@@ -220,6 +234,7 @@ export class ZipWalker implements ByteSink {
 
   private undecodable(h: LocalHeader): void {
     const kind = DECODED_ELSEWHERE[h.method];
+    if (!kind && !UNDECODED.has(h.method)) return;
     const problem = kind
       ? `ZIP member ${h.name} uses ${kind} (method ${h.method}), which clamd decodes but whose size cannot be established here`
       : `ZIP member ${h.name} uses compression method ${h.method}, which clamd cannot decode: its content would go unscanned`;
