@@ -160,13 +160,11 @@ case "$DATABASE_MODE" in
   *) die "CLAMD_DATABASE must be auto, official or test (got '$DATABASE_MODE')" ;;
 esac
 if [ "$DATABASE_MODE" = official ]; then
-  # clamd reads one DatabaseDirectory: the official files (linked, so freshclam's updates
-  # are seen on reload) next to the project's unscannable-container signatures.
-  DATABASE_DIR="$CLAMD_DIR/db-official"
-  rm -rf "$DATABASE_DIR" && mkdir -p "$DATABASE_DIR"
-  for f in "$OFFICIAL_DB_DIR"/*.cvd "$OFFICIAL_DB_DIR"/*.cld "$OFFICIAL_DB_DIR"/*.cud; do
-    [ -e "$f" ] && ln -s "$f" "$DATABASE_DIR/$(basename "$f")"
-  done
+  # clamd reads one DatabaseDirectory, so the project's container signatures go next to the
+  # official files (freshclam leaves files it does not know alone, and swaps main/daily
+  # between .cvd and .cld, which links to them would not follow).
+  DATABASE_DIR="$OFFICIAL_DB_DIR"
+  [ -w "$DATABASE_DIR" ] || die "cannot write $DATABASE_DIR: the Intake.Unscannable signatures must sit next to the official databases (run as root or as the clamav user)"
   write_limits_db "$DATABASE_DIR"
   rm -f "$CLAMD_DIR/TEST_SIGNATURES_ONLY"
 else
