@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
-import { startApi, type RunningApi } from "@intake/api";
-import { secretPartOf } from "@intake/db";
+import { createRedisRateLimits, startApi, type RunningApi } from "@intake/api";
+import { AuditLog, secretPartOf } from "@intake/db";
+import { Reaper } from "@intake/pipeline";
 import { createLogger } from "@intake/runtime";
-import { createRedisRateLimits } from "../../services/api/src/http/redis-rate-limits.ts";
 import { MiB, queryOf, REDIS_URL, startApiUnderTest, type ApiUnderTest } from "./harness.ts";
 
 /**
@@ -257,6 +257,21 @@ describe("part URLs, part numbers and a multipart upload's life", () => {
     expect(complete.status).toBe(409);
     expect(complete.body.error.code).toBe("multipart_upload_expired");
     expect((await t.call("GET", `/v1/uploads/${up.uploadId}`, { key })).body.upload.status).toBe("pending");
+  });
+
+  it("is aborted by the reaper once its own expiresIn (plus grace) is over, not the multipart TTL", async () => {
+    const up = await multipart(12 * MiB, 60);
+    const audit = new AuditLog(t.database.db);
+    const logger = createLogger({ level: "silent", name: "reaper" });
+    const reaper = new Reaper({ repository: t.uploads, audit, store: t.storage.store, queues: t.queues, logger, settings: t.config.reaper });
+    const grace = t.config.reaper.pendingGraceSeconds;
+    await reaper.reap(new Date(Date.now() + (60 + grace - 30) * 1000));
+    expect((await t.uploads.getById(up.uploadId))?.status).toBe("pending");
+    // Long before the 24 h multipart TTL: the row's expiry alone decides.
+    expect(60 + grace + 5).toBeLessThan(t.config.reaper.multipartTtlSeconds);
+    await reaper.reap(new Date(Date.now() + (60 + grace + 5) * 1000));
+    expect((await t.uploads.getById(up.uploadId))?.status).toBe("expired");
+    expect((await audit.forUpload(up.uploadId)).map((r) => r.action)).toContain("reaper.multipart_aborted");
   });
 
   it("refuses a multipart expiresIn beyond the multipart TTL or below a minute", async () => {
