@@ -323,4 +323,19 @@ describe("filenames and metadata with invisible, bidi and control characters", (
     const ok = await declare({ metadata: { label: "\u{1F468}\u200D\u{1F469}" } });
     expect(ok.status).toBe(201);
   });
+
+  // Last in this block: it leaves the test machine's address blocked.
+  it("without a trusted proxy, X-Forwarded-For buys a brute force nothing", async () => {
+    const limit = t.config.limits.authFailures.perAddress;
+    expect(t.config.limits.trustedProxyHops).toBe(0);
+    const statuses: number[] = [];
+    for (let i = 0; i <= limit; i++) {
+      const res = await fetch(t.url + "/v1/uploads", { headers: { "x-forwarded-for": `192.0.2.${i}`, "x-real-ip": `192.0.2.${i}`, authorization: `Bearer guess-${i}` } });
+      statuses.push(res.status);
+    }
+    expect(statuses.slice(0, limit).every((s) => s === 401)).toBe(true);
+    expect(statuses[limit]).toBe(429);
+    // The socket's address is blocked now, for the right key too.
+    expect((await t.call("GET", "/v1/uploads", { key })).status).toBe(429);
+  });
 });

@@ -31,6 +31,10 @@ export interface AuthOptions {
  * refused (429) without its credentials being checked at all, so guessing stops there; the
  * same round trip counts the request against the address's and the key id's budgets.
  * Every failure is logged with the key id (never the secret) and the address.
+ *
+ * The key id counts before its secret is checked, or guessing at one key from many
+ * addresses could not be stopped. The price: whoever knows a key id (it is part of the key,
+ * never published) can spend that key's budget or have it blocked for the block time.
  */
 export function requireApiKey(o: AuthOptions) {
   return async function authenticate(ctx: Context, next: Next): Promise<void> {
