@@ -38,6 +38,13 @@ const nested = (levels: number): Buffer => {
   for (let i = 1; i < levels; i++) z = zipOf([{ name: `level${i}.zip`, data: z }]);
   return z;
 };
+/** Sets the encryption flag (bit 0) on every local and central header (the data stays plain: clamd does not look). */
+function encrypted(z: Buffer): Buffer {
+  for (const [sig, flagsAt] of [["PK\x03\x04", 6], ["PK\x01\x02", 8]] as const) {
+    for (let i = z.indexOf(sig); i >= 0; i = z.indexOf(sig, i + 4)) z.writeUInt16LE(z.readUInt16LE(i + flagsAt) | 1, i + flagsAt);
+  }
+  return z;
+}
 const corruptAfterPayload = Buffer.concat([deflateRawSync(eicar(), { finishFlush: constants.Z_SYNC_FLUSH }), Buffer.from([0x07, 0, 0, 0])]);
 
 type Attack = { name: string; bytes: () => Buffer; contentType: string; detail: RegExp; clamdAlone: "clean" | "unscannable" };
@@ -50,6 +57,7 @@ const attacks: Attack[] = [
   { name: "the ZIP deflated inside a ZIP", bytes: () => zipOf([{ name: "inner.zip", data: bomb(), method: 8 }]), contentType: "application/zip", detail: /"report\.bin" unpacks to more than/, clamdAlone: "clean" },
   { name: "a data-descriptor member with zero sizes in its local header", bytes: () => zipOf([hiding("report.bin", { descriptor: true })]), contentType: "application/zip", detail: /"report\.bin" unpacks to more than/, clamdAlone: "clean" },
   { name: "a data-descriptor member (EICAR, small) in a ZIP after a prefix", bytes: () => Buffer.concat([JPEG_PREFIX, zipOf([{ name: "d.bin", data: eicar(), descriptor: true }])]), contentType: "image/jpeg", detail: /"d\.bin" has a data descriptor in a ZIP that does not start the file/, clamdAlone: "clean" },
+  { name: "an encrypted member in a ZIP after a prefix", bytes: () => Buffer.concat([JPEG_PREFIX, encrypted(zipOf([{ name: "x.bin", data: eicar() }]))]), contentType: "image/jpeg", detail: /"x\.bin" is encrypted in a ZIP that does not start the file/, clamdAlone: "clean" },
   { name: "a ZIP64 member (EICAR, small)", bytes: () => zipOf([{ name: "e.txt", data: eicar(), zip64: true }]), contentType: "application/zip", detail: /"e\.txt" has ZIP64 sizes/, clamdAlone: "clean" },
   { name: "a member whose deflate data turns corrupt after EICAR", bytes: () => zipOf([{ name: "c.bin", body: corruptAfterPayload }]), contentType: "application/zip", detail: /"c\.bin" has corrupt deflate data/, clamdAlone: "clean" },
   // clamd alerts on this one itself (Heuristics.Limits.Exceeded.MaxRecursion, whose verdict the scan

@@ -172,6 +172,13 @@ describe("ZipLimitCheck: what cannot be established is refused", () => {
     expect(check(Buffer.concat([Buffer.from("abcd"), zipOf([{ name: "d.bin", data: "x", descriptor: true }], { centralDirectory: false })]))).toBeNull();
   });
 
+  it("an encrypted member in a ZIP that does not start the file (clamd flags it only at offset 0)", () => {
+    const encrypted = zipOf([{ name: "x.bin", data: "secret" }]);
+    for (const [at, flagsAt] of [[0, 6], [encrypted.indexOf("PK\x01\x02"), 8]]) encrypted.writeUInt16LE(encrypted.readUInt16LE(at! + flagsAt!) | 1, at! + flagsAt!);
+    expect(checkAllChunkings(encrypted)).toBeNull();
+    expect(checkAllChunkings(Buffer.concat([jpeg(), encrypted]))).toMatch(/^ZIP member "x\.bin" is encrypted in a ZIP that does not start the file/);
+  });
+
   it("methods clamd decodes but this check cannot (implode, deflate64, bzip2) and methods clamd cannot decode", () => {
     for (const [method, text] of [[6, "implode"], [9, "deflate64"], [12, "bzip2"]] as const) {
       expect(check(zipOf([{ name: "m.bin", data: "whatever", method }]))).toMatch(new RegExp(`^ZIP member "m\\.bin" uses ${text} \\(method ${method}\\)`));

@@ -198,21 +198,26 @@ export class ZipWalker implements ByteSink {
   }
 
   private startMember(h: LocalHeader, dataAt: number): void {
-    // clamd raises Heuristics.Encrypted.Zip itself (AlertEncryptedArchive yes).
-    if (h.flags & F_ENCRYPTED) return;
     const dd = (h.flags & F_DATA_DESCRIPTOR) !== 0;
+    const end = dd ? Infinity : dataAt + h.csize;
+    if (!dd && this.expected.length < MAX_EXPECTED) this.expected.push({ at: end, key: h.key });
+    const zipAtStart = this.head.startsWith("PK\x03\x04");
+    if (h.flags & F_ENCRYPTED) {
+      // At offset 0 clamd raises Heuristics.Encrypted.Zip itself (AlertEncryptedArchive yes);
+      // measured on 1.4.6: the same member after a 4-byte prefix gets "stream: OK".
+      if (!zipAtStart) this.budget.noteSuspect(h.key, `ZIP member ${h.name} is encrypted in a ZIP that does not start the file: clamd neither reads it nor flags it`);
+      return;
+    }
     if (!dd && (h.csize === U32 || h.usize === U32)) return this.zip64(h.name);
     if (!dd && h.csize === 0) {
       // parse_local_file_header: "skipping empty file"; unzip would use the central directory's size.
       if (h.usize > 0 && (h.method === 0 || h.method === 8)) this.budget.fail(`ZIP member ${h.name} states 0 compressed bytes but ${h.usize} uncompressed: clamd skips it as empty`);
       return;
     }
-    if (dd && !this.head.startsWith("PK\x03\x04")) {
+    if (dd && !zipAtStart) {
       // Measured on 1.4.6: such a member after a 4-byte prefix gets "stream: OK" (unzip extracts it).
       this.budget.noteSuspect(h.key, `ZIP member ${h.name} has a data descriptor in a ZIP that does not start the file: clamd extracts it only through a central directory it reads at offset 0, so it would go unscanned`);
     }
-    const end = dd ? Infinity : dataAt + h.csize;
-    if (!dd && this.expected.length < MAX_EXPECTED) this.expected.push({ at: end, key: h.key });
     if (h.method === 0 && dd) {
       const stored = new StoredMember(this.budget, h.name, null);
       return this.track(stored, dataAt, end, stored);
