@@ -52,6 +52,22 @@ describe("pipeline resilience", () => {
     await proxy?.close();
   });
 
+  /**
+   * A worker process, once it has started: its clamd limits probe runs first and sends clamd
+   * bytes of its own, which must not be taken for the scan's.
+   */
+  async function startedWorker(env: Record<string, string> = {}): Promise<{ proc: ChildProcess; output: string[] }> {
+    const worker = spawnWorker(env);
+    await waitFor(
+      () => {
+        if (worker.proc.exitCode !== null) throw new Error(`worker exited: ${worker.output.join("")}`);
+        return worker.output.join("").includes("worker started");
+      },
+      { timeoutMs: 60_000, message: "the worker process to start (after its clamd probe)", describeLast: () => worker.output.join("").slice(-500) },
+    );
+    return worker;
+  }
+
   function spawnWorker(env: Record<string, string> = {}): { proc: ChildProcess; output: string[] } {
     const output: string[] = [];
     const proc = spawn(process.execPath, [WORKER_MAIN], {
@@ -96,8 +112,8 @@ describe("pipeline resilience", () => {
   });
 
   it("reaches a verdict after the worker process is killed with SIGKILL in the middle of a scan", async () => {
+    const { proc } = await startedWorker();
     proxy.throttle(2 * MiB); // ~5 s of scanning for a 10 MiB object
-    const { proc } = spawnWorker();
     const bytes = bigZip(10 * MiB);
     const { id } = await s.upload(bytes, { contentType: "application/zip" });
     await s.waitFor(id, ["scanning"], 20_000);
@@ -115,11 +131,12 @@ describe("pipeline resilience", () => {
     const done = await s.waitFor(id, ["verified", "quarantined"], 60_000);
     expect(done).toMatchObject({ status: "verified", sha256: sha256Of(bytes) });
     expect((await s.auditActions(id)).filter((a) => a === "upload.verified")).toHaveLength(1);
-  });
+    // Two worker starts, each with its clamd limits probe (an inflate of MaxFileSize in clamd).
+  }, 120_000);
 
   it("drains the in-flight scan on SIGTERM and exits 0 without losing the upload", async () => {
+    const { proc, output } = await startedWorker();
     proxy.throttle(4 * MiB);
-    const { proc, output } = spawnWorker();
     const bytes = bigZip(8 * MiB);
     const { id } = await s.upload(bytes, { contentType: "application/zip" });
     await s.waitFor(id, ["scanning"], 20_000);
