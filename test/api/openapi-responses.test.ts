@@ -13,7 +13,7 @@ import { markVerified, putTo, randomBytesOf, startApiUnderTest, type ApiResponse
  * list their properties are closed for this check (unevaluatedProperties: false): a field
  * the API returns and the document does not name fails too.
  */
-type Doc = { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: object }> }> }>> };
+type Doc = { paths: Record<string, Record<string, { responses: Record<string, { headers?: Record<string, object>; content?: Record<string, { schema: object }> }> }>> };
 
 function closed(schema: unknown, allOfMember = false): unknown {
   if (Array.isArray(schema)) return schema.map((s) => closed(s));
@@ -53,7 +53,11 @@ describe("API responses match the OpenAPI document", () => {
     expect(operation, `${method} ${template} is documented`).toBeDefined();
     const documented = operation!.responses[String(res.status)];
     expect(documented, `${method} ${template} answered ${res.status} ${JSON.stringify(res.body)?.slice(0, 200)}; documented: ${Object.keys(operation!.responses)}`).toBeDefined();
+    for (const header of Object.keys(documented!.headers ?? {})) {
+      expect(res.headers.get(header), `${method} ${template} ${res.status}: documented header ${header}`).not.toBeNull();
+    }
     const content = documented!.content?.["application/json"];
+    // Documented without a body schema (the 302, liveness, the document itself): nothing more to check.
     if (!content) return;
     const pointer = `intake-openapi#/paths/${template.replace(/~/g, "~0").replace(/\//g, "~1")}/${method.toLowerCase()}/responses/${res.status}/content/application~1json/schema`;
     let validate = validators.get(pointer);
