@@ -67,14 +67,13 @@ describe.each(["fauxqs", "rgw"] as const)("issued upload URL on %s", (storageKin
       expect(part.headers).toEqual({});
     }
     expect(row.status).toBe("pending");
-    if (storageKind === "rgw") {
-      // The length is part of the signature: a part of another size is refused.
-      const three = signed.body.parts[1];
-      const wrong = await putTo(three, randomBytesOf(three.size + 1));
-      expect(wrong.status).toBe(403);
-      const right = await putTo(three, randomBytesOf(three.size));
-      expect(right.status).toBe(200);
-    }
+    // The length is part of the signature: storage that verifies signatures (as declared)
+    // refuses a part of another size; the stand-in that does not takes it.
+    const three = signed.body.parts[1];
+    const wrong = await putTo(three, randomBytesOf(three.size + 1));
+    expect(wrong.status).toBe(t.storage.store.capabilities.verifiesSignatures ? 403 : 200);
+    const right = await putTo(three, randomBytesOf(three.size));
+    expect(right.status).toBe(200);
     expect((await t.call("DELETE", `/v1/uploads/${id}`, { key })).status).toBeLessThan(300);
   });
 
