@@ -13,7 +13,12 @@
  *   node test/bench/api-presign.ts                       # API started here on fauxqs + SQLite
  *   API_URL=http://127.0.0.1:3000 API_KEY=ik_... node test/bench/api-presign.ts
  *
- * Environment: CONCURRENCY (32), DURATION_SECONDS (10), WARMUP_SECONDS (2), LOG_LEVEL (info).
+ * Environment: CONCURRENCY (32), DURATION_SECONDS (10, per server), ROUNDS (5),
+ * WARMUP_SECONDS (2), LOG_LEVEL (info).
+ *
+ * The two servers are driven in alternating rounds (ours, Companion, ours, ...; each round
+ * DURATION_SECONDS / ROUNDS long) and their figures summed, so a neighbour's load on this
+ * shared machine weighs on both alike instead of on whichever ran during it.
  *
  * Servers run in child processes, one process each, so the clients and a server do not
  * share one event loop: on a 2-core machine the server gets a core of its own, as it would
@@ -35,6 +40,7 @@ import { ensureCompanion, type PeerStorage } from "./companion-peer.ts";
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 32);
 const DURATION_S = Number(process.env.DURATION_SECONDS ?? 10);
 const WARMUP_S = Number(process.env.WARMUP_SECONDS ?? 2);
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const BODY = JSON.stringify({ filename: "photo.png", contentType: "image/png", size: 123_456 });
 
 if (process.argv.includes("--serve")) {
@@ -101,9 +107,16 @@ async function main(): Promise<void> {
   const create: Call = { method: "POST", url: `${url}/v1/uploads`, headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: BODY, ok: 201 };
   // What Uppy's AwsS3 plugin asks Companion for one file (filename and type).
   const params: Call = { method: "GET", url: `${peer.info.url}/s3/params?filename=photo.png&type=image%2Fpng`, headers: {}, ok: 200 };
-  console.log(`${CONCURRENCY} concurrent keep-alive clients each, ${WARMUP_S} s warm-up, ${DURATION_S} s measured; bare loops ${DURATION_S} s on one core`);
-  const endpoint = await measure(ours, create);
-  const companion = await measure(peer, params);
+  console.log(`${CONCURRENCY} concurrent keep-alive clients each, ${WARMUP_S} s warm-up, ${DURATION_S} s measured in ${ROUNDS} alternating rounds; bare loops ${DURATION_S} s on one core`);
+  await drive(create, WARMUP_S, CONCURRENCY);
+  await drive(params, WARMUP_S, CONCURRENCY);
+  const rounds: { endpoint: Measured[]; companion: Measured[] } = { endpoint: [], companion: [] };
+  for (let r = 0; r < ROUNDS; r++) {
+    rounds.endpoint.push(await measure(ours, create, DURATION_S / ROUNDS));
+    rounds.companion.push(await measure(peer, params, DURATION_S / ROUNDS));
+  }
+  const endpoint = combine(rounds.endpoint);
+  const companion = combine(rounds.companion);
   await Promise.all([stopServer(ours), stopServer(peer)]);
 
   const presigner = await bareLoop("PutPresigner", storage, DURATION_S);
@@ -182,15 +195,35 @@ interface Call {
   ok: number;
 }
 
-async function measure(server: Server, call: Call): Promise<Figures> {
-  await drive(call, WARMUP_S, CONCURRENCY);
-  const before = await serverCpu(server);
-  const f = await drive(call, DURATION_S, CONCURRENCY);
-  const after = await serverCpu(server);
-  return { ...f, cpuUs: before && after ? (after.user + after.system - before.user - before.system) / f.ok : 0 };
+/** One measured window: the figures and the latencies they came from. */
+interface Measured {
+  figures: Figures;
+  latencies: number[];
+  seconds: number;
+  cpuMicros: number;
 }
 
-async function drive(call: Call, seconds: number, clients: number): Promise<Figures> {
+async function measure(server: Server, call: Call, seconds: number): Promise<Measured> {
+  const before = await serverCpu(server);
+  const started = performance.now();
+  const { figures, latencies } = await drive(call, seconds, CONCURRENCY);
+  const elapsed = (performance.now() - started) / 1000;
+  const after = await serverCpu(server);
+  const cpuMicros = before && after ? after.user + after.system - before.user - before.system : 0;
+  return { figures, latencies, seconds: elapsed, cpuMicros };
+}
+
+/** The rounds of one server as if they were one window. */
+function combine(windows: Measured[]): Figures {
+  const latencies = windows.flatMap((w) => w.latencies);
+  const seconds = windows.reduce((t, w) => t + w.seconds, 0);
+  const ok = latencies.length;
+  const errors = windows.reduce((t, w) => t + w.figures.errors, 0);
+  const cpu = windows.reduce((t, w) => t + w.cpuMicros, 0);
+  return { cpuUs: cpu / ok, rate: ok / seconds, ...percentiles(latencies), ok, errors };
+}
+
+async function drive(call: Call, seconds: number, clients: number): Promise<{ figures: Figures; latencies: number[] }> {
   const latencies: number[] = [];
   let errors = 0;
   const started = performance.now();
@@ -222,7 +255,7 @@ async function drive(call: Call, seconds: number, clients: number): Promise<Figu
   );
   agent.destroy();
   const elapsed = (performance.now() - started) / 1000;
-  return { cpuUs: 0, rate: latencies.length / elapsed, ...percentiles(latencies), ok: latencies.length, errors };
+  return { figures: { cpuUs: 0, rate: latencies.length / elapsed, ...percentiles(latencies), ok: latencies.length, errors }, latencies };
 }
 
 /** A bare signing loop on the same storage settings: the endpoint's signer, or the SDK's. */
