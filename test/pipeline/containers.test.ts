@@ -32,6 +32,11 @@ interface Case {
 
 const pdfHead = Buffer.from("%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n", "latin1");
 const afterPdf = (b: Buffer) => Buffer.concat([pdfHead, b]);
+const setByte = (b: Buffer, offset: number, value: number) => {
+  const out = Buffer.from(b);
+  out[offset] = value;
+  return out;
+};
 
 const one = (data: Buffer) => ({ "report.bin": data });
 const CASES: Case[] = [
@@ -58,6 +63,11 @@ const CASES: Case[] = [
   { name: "CAB in a stored ZIP member", build: (d) => zip([{ name: "a.cab", data: cab(one(d)) }]), over: "silent", within: "infected" },
   { name: "CAB in a PDF stream", build: (d) => pdfRaw(cab(one(d))), over: "silent", within: "infected" },
   { name: "CAB appended to a PNG", build: (d) => Buffer.concat([png(), cab(one(d))]), over: "silent", within: "infected" },
+  // clamd opens a cabinet whatever its version and later reserved fields say...
+  { name: "CAB version 1.0, reserved2 = 1", build: (d) => setByte(setByte(cab(one(d)), 24, 0), 12, 1), over: "silent", within: "infected" },
+  // ...but not one whose first reserved field is set, which cabextract and gcab extract.
+  { name: "CAB with reserved1 = 1", build: (d) => setByte(cab(one(d)), 4, 1), over: "silent", within: "silent", pipelineOnly: true },
+  { name: "7z major version 1", build: (d) => setByte(sevenZip(one(d)), 6, 1), over: "silent", within: "silent" },
   // Compressed streams are opened only where a file starts with them.
   { name: "bzip2 appended to a PDF", build: (d) => afterPdf(bz2(d)), over: "silent", within: "silent" },
   { name: "xz appended to a PDF", build: (d) => afterPdf(xz(d)), over: "silent", within: "silent" },
@@ -111,7 +121,7 @@ describe("containers clamd unpacks, past its limits", () => {
       expect(classify(await scan(plain, c.build(payload(WITHIN))))).toBe(c.within);
     });
 
-    it(c.pipelineOnly ? "with the project's databases: still OK (no signature can tell a gzip; EmbeddedGzipCheck refuses it)" : "with the project's databases: never clean", async () => {
+    it(c.pipelineOnly ? "with the project's databases: still OK (the pipeline's EmbeddedGzipCheck/EmbeddedCabCheck refuses it)" : "with the project's databases: never clean", async () => {
       if (c.pipelineOnly) {
         expect(await scan(project, c.build(payload(OVER)))).toMatchObject({ outcome: "clean" });
         return;
@@ -174,6 +184,8 @@ describe("the pipeline never verifies what clamd cut short", () => {
     { name: "a PDF with a CAB in a stream", type: "application/pdf", build: () => pdfRaw(cab(one(over()))) },
     { name: "a PDF with a BZip2-coded 7z in a stream", type: "application/pdf", build: () => pdfRaw(sevenZip(one(payload(WITHIN)), "BZip2")) },
     { name: "a PDF with a gzip appended (clamd never opens it)", type: "application/pdf", build: () => afterPdf(gz(payload(WITHIN))) },
+    { name: "a PDF with a CAB clamd does not recognise (reserved1 = 1) appended", type: "application/pdf", build: () => afterPdf(setByte(cab(one(payload(WITHIN))), 4, 1)) },
+    { name: "a ZIP holding a CAB clamd does not recognise", type: "application/zip", build: () => zip([{ name: "a.cab", data: setByte(cab(one(over())), 4, 1) }]) },
     { name: "a PDF with a gzip bomb appended", type: "application/pdf", build: () => afterPdf(gz(over())) },
     { name: "a PDF with a bzip2 appended", type: "application/pdf", build: () => afterPdf(bz2(payload(WITHIN))) },
     { name: "a PDF with an xz appended", type: "application/pdf", build: () => afterPdf(xz(payload(WITHIN))) },
