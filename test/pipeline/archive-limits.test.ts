@@ -15,9 +15,9 @@ import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
 /**
  * clamd extracts a ZIP member only up to MaxFileSize and answers OK about what it saw, with
  * no alert even with AlertExceedsMax (cli_unzip "trimming output size to maxfilesize"), and
- * it finds ZIPs anywhere in a file. It also answers OK for members it cannot extract at all
- * (ZIP64 sizes, corrupt deflate data, a data descriptor in a ZIP that does not start the
- * file). This runs a clamd of its own with MaxFileSize 1 MiB and MaxRecursion 6, shows for
+ * it finds ZIPs anywhere in a file. It also answers OK for members it never extracts (ZIP64
+ * sizes, corrupt deflate data, a data descriptor or encryption in a ZIP that does not start
+ * the file, a member no central directory entry of the ZIP at offset 0 points at). This runs a clamd of its own with MaxFileSize 1 MiB and MaxRecursion 6, shows for
  * each shape that clamd alone calls EICAR inside it clean, and that the pipeline quarantines
  * it as unscannable, with the walk's own reason (not clamd's).
  */
@@ -38,6 +38,11 @@ const nested = (levels: number): Buffer => {
   for (let i = 1; i < levels; i++) z = zipOf([{ name: `level${i}.zip`, data: z }]);
   return z;
 };
+/** `listed`'s entries, then `hidden`'s local entry, then `listed`'s central directory only. */
+function unlisted(listed: Buffer, hidden: Buffer): Buffer {
+  const cd = (z: Buffer) => z.indexOf("PK\x01\x02");
+  return Buffer.concat([listed.subarray(0, cd(listed)), hidden.subarray(0, cd(hidden)), listed.subarray(cd(listed))]);
+}
 /** Sets the encryption flag (bit 0) on every local and central header (the data stays plain: clamd does not look). */
 function encrypted(z: Buffer): Buffer {
   for (const [sig, flagsAt] of [["PK\x03\x04", 6], ["PK\x01\x02", 8]] as const) {
@@ -58,6 +63,8 @@ const attacks: Attack[] = [
   { name: "a data-descriptor member with zero sizes in its local header", bytes: () => zipOf([hiding("report.bin", { descriptor: true })]), contentType: "application/zip", detail: /"report\.bin" unpacks to more than/, clamdAlone: "clean" },
   { name: "a data-descriptor member (EICAR, small) in a ZIP after a prefix", bytes: () => Buffer.concat([JPEG_PREFIX, zipOf([{ name: "d.bin", data: eicar(), descriptor: true }])]), contentType: "image/jpeg", detail: /"d\.bin" has a data descriptor in a ZIP that does not start the file/, clamdAlone: "clean" },
   { name: "an encrypted member in a ZIP after a prefix", bytes: () => Buffer.concat([JPEG_PREFIX, encrypted(zipOf([{ name: "x.bin", data: eicar() }]))]), contentType: "image/jpeg", detail: /"x\.bin" is encrypted in a ZIP that does not start the file/, clamdAlone: "clean" },
+  { name: "a second ZIP (EICAR, small) appended to a first", bytes: () => Buffer.concat([zipOf([{ name: "a.txt", data: "first" }]), zipOf([{ name: "p.bin", data: eicar() }])]), contentType: "application/zip", detail: /"p\.bin" follows a ZIP that starts the file but no central directory entry points at it/, clamdAlone: "clean" },
+  { name: "a local entry (EICAR, small) the central directory leaves out", bytes: () => unlisted(zipOf([{ name: "a.txt", data: "listed" }]), zipOf([{ name: "p.bin", data: eicar() }])), contentType: "application/zip", detail: /"p\.bin" follows a ZIP that starts the file but no central directory entry points at it/, clamdAlone: "clean" },
   { name: "a ZIP64 member (EICAR, small)", bytes: () => zipOf([{ name: "e.txt", data: eicar(), zip64: true }]), contentType: "application/zip", detail: /"e\.txt" has ZIP64 sizes/, clamdAlone: "clean" },
   { name: "a member whose deflate data turns corrupt after EICAR", bytes: () => zipOf([{ name: "c.bin", body: corruptAfterPayload }]), contentType: "application/zip", detail: /"c\.bin" has corrupt deflate data/, clamdAlone: "clean" },
   // clamd alerts on this one itself (Heuristics.Limits.Exceeded.MaxRecursion, whose verdict the scan

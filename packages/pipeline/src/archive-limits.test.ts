@@ -172,6 +172,19 @@ describe("ZipLimitCheck: what cannot be established is refused", () => {
     expect(check(Buffer.concat([Buffer.from("abcd"), zipOf([{ name: "d.bin", data: "x", descriptor: true }], { centralDirectory: false })]))).toBeNull();
   });
 
+  it("a member clamd never reaches: in a second ZIP appended to the first, or left out of the central directory", () => {
+    const first = zipOf([{ name: "a.txt", data: "first archive" }]);
+    const second = zipOf([{ name: "p.bin", data: "payload" }]);
+    const UNREACHED = /^ZIP member "p\.bin" follows a ZIP that starts the file but no central directory entry points at it/;
+    expect(checkAllChunkings(Buffer.concat([first, second]))).toMatch(UNREACHED);
+    expect(checkAllChunkings(Buffer.concat([first, Buffer.from("junk"), second]))).toMatch(UNREACHED);
+    const cd = (z: Buffer) => z.indexOf("PK\x01\x02");
+    const unlisted = Buffer.concat([first.subarray(0, cd(first)), second.subarray(0, cd(second)), first.subarray(cd(first))]);
+    expect(checkAllChunkings(unlisted)).toMatch(UNREACHED); // its stated size ends at the central directory
+    // After a prefix clamd extracts each local entry where it finds it: reached.
+    expect(check(Buffer.concat([jpeg(), first, second]))).toBeNull();
+  });
+
   it("an encrypted member in a ZIP that does not start the file (clamd flags it only at offset 0)", () => {
     const encrypted = zipOf([{ name: "x.bin", data: "secret" }]);
     for (const [at, flagsAt] of [[0, 6], [encrypted.indexOf("PK\x01\x02"), 8]]) encrypted.writeUInt16LE(encrypted.readUInt16LE(at! + flagsAt!) | 1, at! + flagsAt!);

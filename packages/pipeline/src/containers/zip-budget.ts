@@ -18,6 +18,7 @@ export interface ZipLimits {
 
 export const DEFAULT_MAX_INFLATERS = 32;
 export const DEFAULT_MAX_SUSPECTS = 1024;
+const MAX_CONFIRMED = 10_000;
 
 export class ZipBudget {
   readonly maxFileSize: number;
@@ -30,6 +31,8 @@ export class ZipBudget {
   inflaters = 0;
   /** Doubtful members by name (as clamd reads it: the first 255 bytes), with what is wrong. */
   private readonly suspects = new Map<string, string>();
+  /** Names with evidence of being real members (clamd's MaxFiles of them at most). */
+  private readonly confirmed = new Set<string>();
 
   constructor(limits: ZipLimits) {
     this.maxFileSize = limits.maxFileSize;
@@ -69,13 +72,15 @@ export class ZipBudget {
    * a ZIP structure (or the stream's end) exactly where its stated size ends.
    */
   noteSuspect(name: string, problem: string): void {
-    if (this.suspects.size >= this.maxSuspects) this.fail(`more than ${this.maxSuspects} doubtful ZIP members (corrupt data or unknown methods)`);
+    if (this.confirmed.has(name)) this.fail(problem);
+    else if (this.suspects.size >= this.maxSuspects) this.fail(`more than ${this.maxSuspects} doubtful ZIP members (corrupt data or unknown methods)`);
     else if (!this.suspects.has(name)) this.suspects.set(name, problem);
   }
 
-  /** Evidence that `name` is a real member: a doubtful one of that name is now a finding. */
+  /** Evidence that `name` is a real member, before or after it turns out doubtful. */
   corroborate(name: string): void {
     const problem = this.suspects.get(name);
     if (problem) this.fail(problem);
+    else if (this.confirmed.size < MAX_CONFIRMED) this.confirmed.add(name);
   }
 }

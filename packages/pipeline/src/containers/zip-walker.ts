@@ -31,6 +31,8 @@ const DECODED_ELSEWHERE: Record<number, string> = { 6: "implode", 9: "deflate64"
 /** Registered methods (APPNOTE 4.4.5) clamd does not decode; any other number is noise, which no tool decodes either. */
 const UNDECODED = new Set([1, 2, 3, 4, 5, 10, 14, 16, 18, 19, 20, 93, 94, 95, 96, 97, 98]);
 const MAX_EXPECTED = 1024;
+/** clamd's MaxFiles: members of one ZIP awaiting the central directory entry that reaches them. */
+const MAX_UNREACHED = 10_000;
 
 type LocalHeader = { flags: number; method: number; csize: number; usize: number; name: string; key: string };
 /** `counted`: a stored member a data descriptor ends, measured by offsets alone (its bytes are searched here). */
@@ -54,6 +56,13 @@ export class ZipWalker implements ByteSink {
   private listed: string[] = [];
   /** Where members of stated size end: a ZIP structure found there, or the stream ending there, corroborates a doubtful one. */
   private expected: { at: number; key: string }[] = [];
+  /**
+   * In a stream that starts with a ZIP, clamd reaches members only through the central
+   * directory (entry offsets from the stream's start): a member no entry points at (in a
+   * second ZIP appended to the first, or left out of the directory) is never extracted.
+   * Local header offset -> name, until an entry points there.
+   */
+  private unreached = new Map<number, { key: string; name: string }>();
   /** The first bytes of this level's stream: clamd reads a central directory only for a ZIP that starts it. */
   private head = "";
   private finished = false;
@@ -87,6 +96,10 @@ export class ZipWalker implements ByteSink {
       a.member.end();
     }
     for (const e of this.expected) if (e.at === this.pos) this.budget.corroborate(e.key);
+    for (const { key, name } of this.unreached.values()) {
+      this.budget.noteSuspect(key, `ZIP member ${name} follows a ZIP that starts the file but no central directory entry points at it: clamd never extracts it`);
+    }
+    this.unreached.clear();
     this.active = [];
     this.pending = [];
     this.pendingLen = 0;
@@ -170,7 +183,7 @@ export class ZipWalker implements ByteSink {
       name: display(buf.toString("utf8", k + 30, k + 30 + Math.min(n, 200))),
       key: buf.toString("latin1", k + 30, k + 30 + Math.min(n, NAME_KEY_BYTES)),
     };
-    this.startMember(h, base + dataAt);
+    this.startMember(h, base + dataAt, base + k);
     // The header's own name and extra bytes are searched too: clamd's raw search would.
     return k + 4;
   }
@@ -184,6 +197,7 @@ export class ZipWalker implements ByteSink {
     const name = display(buf.toString("utf8", k + 46, k + 46 + Math.min(n, 200)));
     if ((method === 0 || method === 8) && (csize === U32 || usize === U32)) this.zip64(name);
     this.listed.push(buf.toString("latin1", k + 46, k + 46 + Math.min(n, NAME_KEY_BYTES)));
+    this.unreached.delete(buf.readUInt32LE(k + 42));
     return k + 4;
   }
 
@@ -197,11 +211,15 @@ export class ZipWalker implements ByteSink {
     return k + 4;
   }
 
-  private startMember(h: LocalHeader, dataAt: number): void {
+  private startMember(h: LocalHeader, dataAt: number, headerAt: number): void {
     const dd = (h.flags & F_DATA_DESCRIPTOR) !== 0;
     const end = dd ? Infinity : dataAt + h.csize;
     if (!dd && this.expected.length < MAX_EXPECTED) this.expected.push({ at: end, key: h.key });
     const zipAtStart = this.head.startsWith("PK\x03\x04");
+    if (zipAtStart && (dd || h.csize > 0)) {
+      if (this.unreached.size >= MAX_UNREACHED) return this.budget.fail(`more than ${MAX_UNREACHED} ZIP members before their central directory`);
+      this.unreached.set(headerAt, { key: h.key, name: h.name });
+    }
     if (h.flags & F_ENCRYPTED) {
       // At offset 0 clamd raises Heuristics.Encrypted.Zip itself (AlertEncryptedArchive yes);
       // measured on 1.4.6: the same member after a 4-byte prefix gets "stream: OK".
