@@ -38,10 +38,12 @@ const nested = (levels: number): Buffer => {
   for (let i = 1; i < levels; i++) z = zipOf([{ name: `level${i}.zip`, data: z }]);
   return z;
 };
-/** `listed`'s entries, then `hidden`'s local entry, then `listed`'s central directory only. */
+/** `listed`'s entries, then `hidden`'s local entry, then `listed`'s central directory only (its end record's offset corrected). */
 function unlisted(listed: Buffer, hidden: Buffer): Buffer {
   const cd = (z: Buffer) => z.indexOf("PK\x01\x02");
-  return Buffer.concat([listed.subarray(0, cd(listed)), hidden.subarray(0, cd(hidden)), listed.subarray(cd(listed))]);
+  const out = Buffer.concat([listed.subarray(0, cd(listed)), hidden.subarray(0, cd(hidden)), listed.subarray(cd(listed))]);
+  out.writeUInt32LE(cd(listed) + cd(hidden), out.lastIndexOf("PK\x05\x06") + 16);
+  return out;
 }
 /** Sets the encryption flag (bit 0) on every local and central header (the data stays plain: clamd does not look). */
 function encrypted(z: Buffer): Buffer {

@@ -180,6 +180,7 @@ describe("ZipLimitCheck: what cannot be established is refused", () => {
     expect(checkAllChunkings(Buffer.concat([first, Buffer.from("junk"), second]))).toMatch(UNREACHED);
     const cd = (z: Buffer) => z.indexOf("PK\x01\x02");
     const unlisted = Buffer.concat([first.subarray(0, cd(first)), second.subarray(0, cd(second)), first.subarray(cd(first))]);
+    unlisted.writeUInt32LE(cd(first) + cd(second), unlisted.lastIndexOf("PK\x05\x06") + 16); // a well-formed end record
     expect(checkAllChunkings(unlisted)).toMatch(UNREACHED); // its stated size ends at the central directory
     // After a prefix clamd extracts each local entry where it finds it: reached.
     expect(check(Buffer.concat([jpeg(), first, second]))).toBeNull();
