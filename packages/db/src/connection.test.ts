@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DATABASE_KINDS, freshDatabase, type TestDatabase } from "./testing.ts";
+import Database from "better-sqlite3";
 import { atomically, openDatabase, writeAtomically } from "./connection.ts";
 
 // writeAtomically is one transaction per call on PostgreSQL and a group commit on SQLite
@@ -68,5 +69,42 @@ describe.each(DATABASE_KINDS)("writeAtomically on %s", (kind) => {
     expect(outcome.filter((o) => o === "claimed")).toHaveLength(1);
     expect(outcome.slice(2)).toEqual(["the unit changed its mind", "absent"]);
     expect((await keys()).filter((k) => k.startsWith("f") || k.startsWith("g"))).toEqual(["f0-claimed"]);
+  });
+});
+
+describe("the SQLite group commit", () => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await freshDatabase("sqlite");
+    await t.db.schema.createTable("scratch", (table) => table.string("k").primary());
+  });
+  afterAll(async () => t?.drop());
+
+  it("holds the write lock from its first statement, before a unit has written anything (BEGIN IMMEDIATE's effect)", async () => {
+    // A second process's view: with the lock held, it cannot start a write transaction.
+    // A deferred transaction that has only read would let it, and then lose the race on
+    // its own first write (SQLITE_BUSY_SNAPSHOT, which busy_timeout does not retry).
+    if (t.settings.client !== "sqlite") throw new Error("expected a SQLite database");
+    const other = new Database(t.settings.filename, { timeout: 0 });
+    const tryWrite = () => {
+      try {
+        other.exec("BEGIN IMMEDIATE");
+        other.exec("ROLLBACK");
+        return "free";
+      } catch (err) {
+        return (err as { code?: string }).code ?? String(err);
+      }
+    };
+    try {
+      expect(tryWrite()).toBe("free");
+      const seenInside = await atomically(t.db, async (tx) => {
+        await tx.first(t.db("scratch").where({ k: "nothing" }));
+        return tryWrite();
+      });
+      expect(seenInside).toBe("SQLITE_BUSY");
+      expect(tryWrite()).toBe("free");
+    } finally {
+      other.close();
+    }
   });
 });
