@@ -14,8 +14,8 @@
  *   resolves with an open socket that leaks when the daemon hangs;
  * - no sha256/byte count on the same pass, no AbortSignal.
  * The protocol is small (man clamd: INSTREAM, 4-byte big-endian length-prefixed chunks,
- * zero-length terminator), so this module speaks it directly and keeps every failure
- * mode explicit. The design card named `clamscan`; it was removed as a dependency for these
+ * zero-length terminator), so this package speaks it directly (instream.ts) and keeps
+ * every failure mode explicit. The design card named `clamscan`; it was removed as a dependency for these
  * reasons (ARCHITECTURE.md, "Decisions").
  */
 import { command } from "./clamd-socket.ts";
