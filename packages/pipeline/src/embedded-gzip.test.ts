@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { gzipSync } from "node:zlib";
+import { deflateRawSync, gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { EmbeddedGzipCheck, looksLikeGzip } from "./embedded-gzip.ts";
 
@@ -65,14 +65,25 @@ describe("EmbeddedGzipCheck", () => {
     expect(run(noise)).toBeNull();
   });
 
-  it("looksLikeGzip: a member cut by the window counts once it decoded MIN_PROOF_BYTES; a tiny one cut by the object's end does not", () => {
+  it("looksLikeGzip: members cut by the window or by the object's end count; a header before garbage does not", () => {
     expect(looksLikeGzip(bomb.subarray(0, 200), false)).toBe(true);
-    expect(looksLikeGzip(small.subarray(0, 15), true)).toBe(false);
+    expect(looksLikeGzip(small.subarray(0, 15), true)).toBe(true);
     expect(looksLikeGzip(Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff]), true)).toBe(false);
-    // A complete member with a wrong CRC-32 is chance, not gzip.
+    // A small complete member with a wrong CRC-32 is what chance produces (0.5% of random windows).
     const bad = Buffer.from(small);
     bad[bad.length - 8]! ^= 1;
     expect(looksLikeGzip(bad, true)).toBe(false);
+  });
+
+  it("finds a payload behind 200 KiB of empty stored deflate blocks, a member with a wrong CRC, and one cut short at the object's end", () => {
+    const empty = Buffer.from([0x00, 0x00, 0x00, 0xff, 0xff]); // BFINAL 0, stored, LEN 0, NLEN 0xffff
+    const raw = deflateRawSync(Buffer.concat([Buffer.alloc(8 * 1024), marker]));
+    const padded = Buffer.concat([small.subarray(0, 10), ...Array.from({ length: 40_000 }, () => empty), raw]);
+    expect(run(Buffer.concat([prefix, padded]))).not.toBeNull();
+    const badCrc = Buffer.from(gzipSync(Buffer.concat([Buffer.alloc(8 * 1024), marker])));
+    badCrc[badCrc.length - 8]! ^= 1;
+    expect(run(Buffer.concat([prefix, badCrc]))).not.toBeNull();
+    expect(run(Buffer.concat([prefix, small.subarray(0, small.length - 8)]))).not.toBeNull();
   });
 
   it("refuses a header too long for the window (a 200 KiB FNAME pushing the data out of sight)", () => {

@@ -8,9 +8,11 @@ import { constants, crc32, inflateRawSync } from "node:zlib";
  * is three fixed bytes (decoders ignore the rest), which random data matches once in ~16 MiB, so
  * here each candidate is decoded to tell a real gzip from chance:
  *
- * - a complete member whose CRC-32 and length check out is a gzip;
- * - so is a stream that decodes without error to MIN_PROOF_BYTES or more (a real member
- *   longer than the window, or a bomb: decoding stops at MAX_TRIAL_OUTPUT);
+ * - a complete member whose CRC-32 and length check out is a gzip, and so is one that
+ *   decoded MIN_PROOF_BYTES whatever its trailer says;
+ * - so is a stream that decodes without error through the whole window (a member longer
+ *   than the window, a bomb: decoding stops at MAX_TRIAL_OUTPUT, or a payload behind
+ *   padding), or to the object's end with some output (a truncated member);
  * - anything else is chance and dismissed: random bytes fail a deflate decode within a
  *   few hundred bytes (reserved block types, invalid codes, distances before the start).
  *
@@ -129,17 +131,27 @@ export function looksLikeGzip(window: Buffer, whole: boolean): boolean {
   const data = window.subarray(start);
   try {
     const { buffer, engine } = inflateRawSync(data, { info: true, maxOutputLength: MAX_TRIAL_OUTPUT }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
-    // A complete deflate stream: real when the trailer's CRC-32 and length agree.
+    // A complete deflate stream. Random bytes end one with a few bytes of output in ~0.5% of
+    // tries (measured: 2 101 of 400 000 random windows, 42 of them with 256 bytes or more),
+    // so it counts when its CRC-32 and length agree, or when it decoded MIN_PROOF_BYTES
+    // (zcat prints a member whose trailer is wrong or missing all the same).
     const end = engine.bytesWritten;
-    if (data.length < end + 8) return !whole && buffer.length >= MIN_PROOF_BYTES;
-    return data.readUInt32LE(end) === crc32(buffer) >>> 0 && data.readUInt32LE(end + 4) === buffer.length % 2 ** 32;
+    // No room left for the trailer: cut by the window (cannot be checked) or by the object
+    // (a member without its trailer, which zcat prints).
+    if (data.length < end + 8) return !whole || buffer.length > 0;
+    const trailerOk = data.readUInt32LE(end) === crc32(buffer) >>> 0 && data.readUInt32LE(end + 4) === buffer.length % 2 ** 32;
+    return trailerOk || buffer.length >= MIN_PROOF_BYTES;
   } catch (err) {
     if (err instanceof RangeError) return true; // decodes past MAX_TRIAL_OUTPUT
     if ((err as NodeJS.ErrnoException).code !== "Z_BUF_ERROR") return false; // invalid data
   }
-  // The window ended inside the stream: real if it decoded far enough without an error.
+  // The input ended inside the stream without an error. At the window's end: random data
+  // never decodes that far (1 in 400 000 ran through 4 KiB), while a crafted stream can put
+  // its payload behind any amount of empty stored blocks, so it counts whatever it produced.
+  // At the object's end: a truncated member still hands its data to zcat.
+  if (!whole) return true;
   try {
-    return inflateRawSync(data, { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: MAX_TRIAL_OUTPUT }).length >= MIN_PROOF_BYTES;
+    return inflateRawSync(data, { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: MAX_TRIAL_OUTPUT }).length > 0;
   } catch (err) {
     return err instanceof RangeError;
   }
