@@ -75,9 +75,11 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
 
     // The limits' own connection: every request waits on it, so it fails fast (no offline
     // queue, a command timeout) and the limiter falls back to its insurance instead.
-    // A request's two counts are written back to back without waiting for a reply (one
-    // round trip). Auto-pipelining was measured too: no CPU saved, a tick of latency added.
-    const limitsRedis = new Redis(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: RATE_LIMIT_COMMAND_TIMEOUT_MS });
+    // A request's two counts go out together without waiting for a reply (one round trip);
+    // auto-pipelining also merges the counts of concurrent requests into one socket write:
+    // in the API bench (64 clients) the API's CPU per request fell from a median 594 to
+    // 496 µs with it (each write was a syscall).
+    const limitsRedis = new Redis(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: RATE_LIMIT_COMMAND_TIMEOUT_MS, enableAutoPipelining: true });
     limitsRedis.on("error", (err: Error) => logger.debug({ code: (err as { code?: string }).code }, "rate-limit redis connection error"));
     cleanups.push(() => limitsRedis.quit().catch(() => limitsRedis.disconnect()));
     await waitForReady(limitsRedis, REDIS_CONNECT_WAIT_MS);
