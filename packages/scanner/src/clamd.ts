@@ -60,8 +60,8 @@ export interface ClamdScannerOptions {
    * the socket down, often before the reply is read (measured here: 3-5 of 10 scans over
    * the limit lost the reply). Those become transient "connection" failures, so over-limit
    * objects would be retried instead of getting their final verdict.
-   * Default 4293918720 (4095 MiB), the StreamMaxLength cap infra/clamd/up.sh writes; set it
-   * to the deployment's StreamMaxLength when that is lower (clamd's own default is 100M).
+   * Default 4293918720 (4095 MiB), clamd's cap on every SIZE option; the worker passes
+   * CLAMD_STREAM_MAX_BYTES (infra/clamd/up.sh writes MAX_UPLOAD_BYTES, 1000 MiB by default).
    */
   maxStreamBytes?: number;
   /** Largest INSTREAM chunk sent (larger body chunks are split). Default 1 MiB. */
