@@ -57,7 +57,6 @@ const env = {
   PORT: "0",
   QUEUE_PREFIX: `bench${randomBytes(4).toString("hex")}`,
   LOG_LEVEL: "warn",
-  MAX_UPLOAD_BYTES: String(4 * 1024 * MiB),
   MULTIPART_THRESHOLD_BYTES: String(5 * 1024 * MiB),
   SCAN_CONCURRENCY: String(SCAN_CONCURRENCY),
 };

@@ -1,7 +1,7 @@
 /**
  * Peak worker RSS while scanning a big object (issue 3 section 6: 2 GiB, target < 256 MiB):
  *
- *   node test/bench/scan-memory.ts [--mib 2048]      (run under infra/bin/test's env, or
+ *   node test/bench/scan-memory.ts [--mib N] (default: MAX_UPLOAD_BYTES)      (run under infra/bin/test's env, or
  *   with RGW_ENDPOINT/RGW_ACCESS_KEY/RGW_SECRET_KEY pointing at infra/rgw/up.sh's RGW)
  *
  * The object goes in through the API's own multipart flow (create, signed part URLs, PUTs
@@ -28,7 +28,8 @@ import { sampleRss } from "./pipeline-support.ts";
 
 const MiB = 1024 * 1024;
 const i = process.argv.indexOf("--mib");
-const SIZE = (i > 0 ? Number(process.argv[i + 1]) : 2048) * MiB;
+// Default: the largest upload the configuration accepts (MAX_UPLOAD_BYTES, bound by what clamd can really scan).
+const SIZE = i > 0 ? Number(process.argv[i + 1]) * MiB : loadConfig({ ...process.env, S3_BUCKET: "bench" }).policy.maxSize;
 const PART = 64 * MiB;
 
 const storage = await startRgwStorage();
@@ -43,7 +44,6 @@ const env = {
   PORT: "0",
   QUEUE_PREFIX: `scanmem${randomBytes(4).toString("hex")}`,
   LOG_LEVEL: "warn",
-  MAX_UPLOAD_BYTES: String(4 * 1024 * MiB),
   PART_SIZE_BYTES: String(PART),
 };
 const config = loadConfig(env);
