@@ -11,8 +11,8 @@ import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
  * PUT URL overwrites the pending object right then. The copy asks storage to copy only the
  * checked version (x-amz-copy-source-if-match), but that is a request, not a proof: Ceph
  * RGW 16 ignores the header and copies the new bytes. So finalize confirms what the copy
- * holds (its ETag against the checked one) before the upload becomes verified, and
- * otherwise removes the copy and quarantines. Three ways the race plays out:
+ * holds (its ETag against the checked one), on a staging key of its own, before anything
+ * reaches verified/, and otherwise removes the copy and quarantines. Three ways the race plays out:
  * - storage refuses the copy (AWS S3; the local stand-in in front of fauxqs);
  * - the condition is lost on the wire (a proxy dropping it: what the store must survive);
  * - storage ignores it (Ceph RGW 16, seen here).
@@ -38,7 +38,8 @@ describe.each(CASES)("promotion when the object is replaced just before the copy
     }
     const racing: ObjectStore = Object.create(inner);
     racing.copy = async (source, target, o) => {
-      if (target.startsWith("verified/")) {
+      // The promoting copy is the one conditional on the checked ETag.
+      if (o.ifMatch && source.startsWith("pending/")) {
         await s.storage.s3.send(new PutObjectCommand({ Bucket: s.storage.bucket, Key: source, Body: eicar(), ContentType: "image/png" }));
       }
       const result = await inner.copy(source, target, o);
@@ -67,9 +68,11 @@ describe.each(CASES)("promotion when the object is replaced just before the copy
       // Refused with 412: the only copy made is the quarantine one.
       expect(copies.map((c) => c.target)).toEqual([objectKey("quarantine", s.tenant, id)]);
     } else {
-      // Storage copied the replacement into verified/: its ETag gave it away, and it was removed.
-      expect(copies.map((c) => c.target)).toEqual([objectKey("verified", s.tenant, id), objectKey("quarantine", s.tenant, id)]);
+      // Storage copied the replacement, to the run's staging key and never to verified/:
+      // its ETag gave it away, and it was removed.
+      expect(copies.map((c) => c.target)).toEqual([expect.stringMatching(new RegExp(`^${objectKey("quarantine", s.tenant, id)}\\.promoting-`)), objectKey("quarantine", s.tenant, id)]);
       expect(copies[0]!.eTag).not.toBe(done.checkedETag);
+      expect(await s.storage.store.head(copies[0]!.target)).toBeNull();
       expect(done.reasonDetail).toMatch(/not the checked version/);
     }
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { copyConfirmed, decideFinalize, needsScannedMd5, promotionOutcome, verifiedContentType, type FinalizeRow } from "./finalize-decision.ts";
+import { copyConfirmed, decideFinalize, needsScannedMd5, promotionOutcome, stagingKey, verifiedContentType, type FinalizeRow } from "./finalize-decision.ts";
 
 const CHECKED = "5eb63bbbe01eeed093cb22bb8f5acdc3";
 const SHA = "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";
@@ -13,9 +13,11 @@ describe("decideFinalize", () => {
   it("keeps a quarantine verdict, and never promotes without a checked ETag or with another ETag", () => {
     expect(decideFinalize(row({ verdict: "quarantine" }), { pending: { size: 11, eTag: CHECKED } })).toEqual({ kind: "quarantine", target: "quarantine/acme/u1", size: 11, findings: {} });
     const noETag = decideFinalize(row({ checkedETag: null }), { pending: { size: 11, eTag: CHECKED } });
-    expect(noETag).toMatchObject({ kind: "quarantine", findings: { verdict: "quarantine", reason: "scan_error" }, discard: "verified/acme/u1" });
+    expect(noETag).toEqual({ kind: "quarantine", target: "quarantine/acme/u1", size: 11, findings: expect.objectContaining({ verdict: "quarantine", reason: "scan_error" }) });
+    // No discard of verified/: only confirmed copies ever reach it, and removing one could
+    // undo a concurrent run that is promoting the checked bytes right now.
     const replaced = decideFinalize(row(), { pending: { size: 11, eTag: "0".repeat(32) } });
-    expect(replaced).toMatchObject({ kind: "quarantine", findings: { reason: "checksum_mismatch" }, discard: "verified/acme/u1" });
+    expect(replaced).toEqual({ kind: "quarantine", target: "quarantine/acme/u1", size: 11, findings: expect.objectContaining({ reason: "checksum_mismatch" }) });
     // A pending object without an ETag is not the checked one either.
     expect(decideFinalize(row(), { pending: { size: 11, eTag: null } })).toMatchObject({ kind: "quarantine", findings: { reason: "checksum_mismatch" } });
   });
@@ -35,7 +37,7 @@ describe("decideFinalize", () => {
 });
 
 describe("promotionOutcome and copyConfirmed", () => {
-  const decision = { target: "verified/acme/u1", size: 11 };
+  const decision = { target: "verified/acme/u1", staging: stagingKey({ tenantId: "acme", id: "u1" }, "run1"), size: 11 };
 
   it("promotes on a copy with the checked ETag", () => {
     expect(promotionOutcome(row(), decision, { eTag: CHECKED, sha256: null })).toEqual({ kind: "promoted", findings: { finalKey: "verified/acme/u1" } });
@@ -43,7 +45,8 @@ describe("promotionOutcome and copyConfirmed", () => {
 
   it("quarantines, removing the copy, when storage copied another version (it ignored x-amz-copy-source-if-match)", () => {
     const out = promotionOutcome(row(), decision, { eTag: "44d88612fea8a8f36de82e1278abb02f", sha256: null });
-    expect(out).toMatchObject({ kind: "quarantine", target: "quarantine/acme/u1", discard: "verified/acme/u1", findings: { reason: "checksum_mismatch" } });
+    // What is removed is the run's staging copy: verified/ never held it.
+    expect(out).toMatchObject({ kind: "quarantine", target: "quarantine/acme/u1", discard: "quarantine/acme/u1.promoting-run1", findings: { reason: "checksum_mismatch" } });
   });
 
   it("quarantines without a copy to remove when storage refused the copy (412)", () => {

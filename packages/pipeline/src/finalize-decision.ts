@@ -11,7 +11,11 @@ import type { UploadFindings } from "@intake/db";
  * multipart upload, its MD5) describe them. A promoting copy counts only once its result
  * proves it holds those bytes; storage is asked to copy only that version
  * (x-amz-copy-source-if-match), but Ceph RGW 16 ignores that header, so the request alone
- * proves nothing.
+ * proves nothing. That copy therefore never goes to verified/ itself: it goes to a staging
+ * key of its own (stagingKey), and only a confirmed staging copy is copied on to verified/.
+ * A replacement copied there, a worker that dies before it looked at what it copied, or a
+ * second finalize run of the same upload (at-least-once jobs) can then leave bytes only
+ * under a key nothing serves, never under verified/.
  */
 
 export type FinalizeRow = Pick<Upload, "id" | "tenantId" | "verdict" | "checkedETag" | "sha256" | "scannedMd5">;
@@ -37,7 +41,7 @@ export interface FinalizeFacts {
 }
 
 export type FinalizeDecision =
-  /** Copy the pending object to `target` (verified/), then confirm the copy (promotionOutcome). */
+  /** Copy the pending object to a staging key, confirm that copy (promotionOutcome), then copy it on to `target` (verified/). */
   | { kind: "promote"; target: string; size: number }
   /** Delete `discard` if set, copy the pending object to `target` (quarantine/), delete it, record. */
   | { kind: "quarantine"; target: string; size: number; findings: UploadFindings; discard?: string }
@@ -53,9 +57,9 @@ export function decideFinalize(upload: FinalizeRow, facts: FinalizeFacts): Final
   const clean = upload.verdict === "clean";
   const pending = facts.pending;
   if (pending) {
-    // A clean upload overruled here may have left an unconfirmed verified/ copy in an
-    // earlier attempt that died before it could remove it: removed now (a no-op otherwise).
-    const moveTo = (findings: UploadFindings): FinalizeDecision => ({ kind: "quarantine", target: quarantine, size: pending.size, findings, ...(clean ? { discard: verified } : {}) });
+    // No discard of verified/: only confirmed copies reach it, and a run promoting the
+    // same upload right now may just have put one there (its status change then wins).
+    const moveTo = (findings: UploadFindings): FinalizeDecision => ({ kind: "quarantine", target: quarantine, size: pending.size, findings });
     if (!clean) return moveTo({}); // the verdict on the row stands
     if (!upload.checkedETag) return moveTo(overrule("scan_error", "no checked ETag on the upload: nothing binds the object to what was checked"));
     // The client overwrote the object after it was checked: fail closed.
@@ -77,16 +81,28 @@ export function decideFinalize(upload: FinalizeRow, facts: FinalizeFacts): Final
 }
 
 /**
- * After the promoting copy: promoted when the copy is proven to hold the checked bytes,
- * otherwise a quarantine that first removes the copy. `copy` is null when storage refused
- * the copy because the source had changed (it honoured x-amz-copy-source-if-match).
+ * Where one finalize run stages its promoting copy: a key per run (`run` is fresh each
+ * time), so two overlapping runs never share one, under quarantine/ because its bytes are
+ * not confirmed yet (never served, kept by the quarantine lifecycle should a run die
+ * before removing it), and named so no client can be handed a URL for it (the API signs
+ * pending keys only).
  */
-export function promotionOutcome(upload: FinalizeRow, decision: { target: string; size: number }, copy: Pick<StoredObject, "eTag" | "sha256"> | null): { kind: "promoted"; findings: UploadFindings } | Extract<FinalizeDecision, { kind: "quarantine" }> {
+export function stagingKey(upload: Pick<Upload, "tenantId" | "id">, run: string): string {
+  return `${objectKey("quarantine", upload.tenantId, upload.id)}.promoting-${run}`;
+}
+
+/**
+ * After the staging copy: promoted when it is proven to hold the checked bytes (it is then
+ * copied on to `target`), otherwise a quarantine that first removes it. `copy` is null
+ * when storage refused the copy because the source had changed (it honoured
+ * x-amz-copy-source-if-match).
+ */
+export function promotionOutcome(upload: FinalizeRow, decision: { target: string; staging: string; size: number }, copy: Pick<StoredObject, "eTag" | "sha256"> | null): { kind: "promoted"; findings: UploadFindings } | Extract<FinalizeDecision, { kind: "quarantine" }> {
   if (copy && copyConfirmed(upload, copy)) return { kind: "promoted", findings: { finalKey: decision.target } };
   const findings = copy
-    ? overrule("checksum_mismatch", `the object copied to verified/ is not the checked version (ETag ${copy.eTag ?? "none"}, checked ${upload.checkedETag}): the pending object was replaced while it was being promoted`)
+    ? overrule("checksum_mismatch", `the object copied for promotion is not the checked version (ETag ${copy.eTag ?? "none"}, checked ${upload.checkedETag}): the pending object was replaced while it was being promoted`)
     : overrule("checksum_mismatch", "the pending object was replaced while it was being promoted: the stored bytes are not the bytes that were checked");
-  return { kind: "quarantine", target: objectKey("quarantine", upload.tenantId, upload.id), size: decision.size, findings, ...(copy ? { discard: decision.target } : {}) };
+  return { kind: "quarantine", target: objectKey("quarantine", upload.tenantId, upload.id), size: decision.size, findings, ...(copy ? { discard: decision.staging } : {}) };
 }
 
 /**

@@ -1,16 +1,17 @@
+import { randomUUID } from "node:crypto";
 import { contentDisposition, isTerminal, objectKey, type Upload } from "@intake/domain";
 import type { UploadFindings } from "@intake/db";
 import { ObjectChangedError, type CopyResult } from "@intake/storage";
 import type { StageDeps } from "./deps.ts";
-import { decideFinalize, promotionOutcome, verifiedContentType, type FinalizeDecision, type FinalizeFacts } from "./finalize-decision.ts";
+import { decideFinalize, promotionOutcome, stagingKey, verifiedContentType, type FinalizeDecision, type FinalizeFacts } from "./finalize-decision.ts";
 import { UploadGoneError, ensureNextStage, type StageJob } from "./progress.ts";
 
 /**
  * The finalize stage: the verdict is already written (status `deciding`); this moves the
  * bytes. What to do is decided once (finalize-decision.ts) from the row and a HeadObject;
- * this file only carries it out. A clean upload is copied server-side to
- * verified/{tenant}/{id}, and counts as promoted only once the copy's result proves it
- * holds the checked bytes; anything else goes to quarantine/{tenant}/{id}. The pending
+ * this file only carries it out. A clean upload is copied server-side to a staging key of
+ * this run, and on to verified/{tenant}/{id} only once that copy's result proves it holds
+ * the checked bytes; anything else goes to quarantine/{tenant}/{id}. The pending
  * object is deleted only after the copy that stays, and the status changes last, so a
  * crash at any point leaves an upload that a retry (or the reaper) finishes the same way.
  */
@@ -46,16 +47,13 @@ async function carryOut(deps: StageDeps, upload: Upload, decision: FinalizeDecis
   if ("discard" in decision && decision.discard) await deps.store.delete(decision.discard);
   switch (decision.kind) {
     case "promote": {
-      const outcome = promotionOutcome(upload, decision, await promotingCopy(deps, upload, decision.target, decision.size));
-      if (outcome.kind === "promoted") {
-        await deps.store.delete(upload.objectKey);
-        return { event: "promote", findings: outcome.findings };
-      }
-      deps.logger.warn({ uploadId: upload.id, detail: outcome.findings.reasonDetail }, "the promoted copy is not the checked version; removing it and quarantining");
+      const outcome = await promote(deps, upload, decision);
+      if (outcome.kind === "promoted") return { event: "promote", findings: outcome.findings };
+      deps.logger.warn({ uploadId: upload.id, detail: outcome.findings.reasonDetail }, "the copy made for promotion is not the checked version; removing it and quarantining");
       return carryOut(deps, upload, outcome);
     }
     case "quarantine":
-      await copy(deps, upload, decision.target, { size: decision.size, findings: decision.findings, clean: false });
+      await copy(deps, upload, upload.objectKey, decision.target, { size: decision.size, findings: decision.findings, clean: false });
       await deps.store.delete(upload.objectKey);
       return { event: "quarantine", findings: { ...decision.findings, finalKey: decision.target } };
     case "settle":
@@ -67,13 +65,32 @@ async function carryOut(deps: StageDeps, upload: Upload, decision: FinalizeDecis
 }
 
 /**
- * The copy to verified/, conditional on the checked ETag (x-amz-copy-source-if-match):
- * storage that honours it refuses a replaced source (null here); storage that ignores it
- * (Ceph RGW 16) copies whatever is there, which the result then shows.
+ * Stage, confirm, copy on: verified/ receives only a copy already proven to hold the
+ * checked bytes. The staging key is this run's alone and no client can write it, so the
+ * second copy needs no proof of its own. The pending object goes only after that copy.
  */
-async function promotingCopy(deps: StageDeps, upload: Upload, target: string, size: number): Promise<CopyResult | null> {
+async function promote(deps: StageDeps, upload: Upload, decision: Extract<FinalizeDecision, { kind: "promote" }>): Promise<ReturnType<typeof promotionOutcome>> {
+  const staging = stagingKey(upload, randomUUID());
+  const outcome = promotionOutcome(upload, { ...decision, staging }, await promotingCopy(deps, upload, staging, decision.size));
+  if (outcome.kind !== "promoted") return outcome; // its discard removes the staging copy
   try {
-    return await copy(deps, upload, target, { size, findings: {}, clean: true, ifMatch: upload.checkedETag! });
+    await copy(deps, upload, staging, decision.target, { size: decision.size, findings: {}, clean: true });
+  } finally {
+    await deps.store.delete(staging);
+  }
+  await deps.store.delete(upload.objectKey);
+  return outcome;
+}
+
+/**
+ * The copy to the run's staging key, conditional on the checked ETag
+ * (x-amz-copy-source-if-match): storage that honours it refuses a replaced source (null
+ * here); storage that ignores it (Ceph RGW 16) copies whatever is there, which the result
+ * then shows.
+ */
+async function promotingCopy(deps: StageDeps, upload: Upload, staging: string, size: number): Promise<CopyResult | null> {
+  try {
+    return await copy(deps, upload, upload.objectKey, staging, { size, findings: {}, clean: true, ifMatch: upload.checkedETag! });
   } catch (err) {
     if (err instanceof ObjectChangedError) return null;
     throw err;
@@ -85,8 +102,8 @@ async function promotingCopy(deps: StageDeps, upload: Upload, target: string, si
  * of it (a CDN, a presigned URL made elsewhere) serves it as what was verified and never
  * inline. Quarantined bytes are never served as what they claim to be.
  */
-function copy(deps: StageDeps, upload: Upload, target: string, o: { size: number; findings: UploadFindings; clean: boolean; ifMatch?: string }): Promise<CopyResult> {
-  return deps.store.copy(upload.objectKey, target, {
+function copy(deps: StageDeps, upload: Upload, source: string, target: string, o: { size: number; findings: UploadFindings; clean: boolean; ifMatch?: string }): Promise<CopyResult> {
+  return deps.store.copy(source, target, {
     size: o.size,
     contentType: o.clean ? verifiedContentType(upload) : "application/octet-stream",
     contentDisposition: contentDisposition(upload.filename),
