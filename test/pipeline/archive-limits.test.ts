@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { constants, deflateRawSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClamdScanner } from "@intake/scanner";
-import { deflatedZerosThen, zipOf, type MemberSpec } from "../../packages/pipeline/src/containers/zip.fixtures.ts";
+import { deflatedZerosThen, incompleteHuffmanBlock, storedBlockBadNlen, zipOf, type MemberSpec } from "../../packages/pipeline/src/containers/zip.fixtures.ts";
 import { docx, eicar, jpeg, pdf, png, zip } from "./fixtures.ts";
 import { freePort } from "@intake/test";
 import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
@@ -54,6 +54,14 @@ function encrypted(z: Buffer): Buffer {
 }
 const corruptAfterPayload = Buffer.concat([deflateRawSync(eicar(), { finishFlush: constants.Z_SYNC_FLUSH }), Buffer.from([0x07, 0, 0, 0])]);
 
+const syncFlushed = (b: Buffer) => deflateRawSync(b, { finishFlush: constants.Z_SYNC_FLUSH });
+/** The hiding member with its local header's method set to `method` (the central directory still says deflate). */
+function localMethod(method: number): Buffer {
+  const z = zipOf([hiding("m.bin")]);
+  z.writeUInt16LE(method, z.indexOf("PK\x03\x04") + 8);
+  return z;
+}
+
 type Attack = { name: string; bytes: () => Buffer; contentType: string; detail: RegExp; clamdAlone: "clean" | "unscannable" };
 const attacks: Attack[] = [
   { name: "a member stating a small size that inflates past MaxFileSize, ZIP at offset 0", bytes: bomb, contentType: "application/zip", detail: /"report\.bin" unpacks to more than 1048576 bytes/, clamdAlone: "clean" },
@@ -69,6 +77,12 @@ const attacks: Attack[] = [
   { name: "a local entry (EICAR, small) the central directory leaves out", bytes: () => unlisted(zipOf([{ name: "a.txt", data: "listed" }]), zipOf([{ name: "p.bin", data: eicar() }])), contentType: "application/zip", detail: /"p\.bin" follows a ZIP that starts the file but no central directory entry points at it/, clamdAlone: "clean" },
   { name: "a ZIP64 member (EICAR, small)", bytes: () => zipOf([{ name: "e.txt", data: eicar(), zip64: true }]), contentType: "application/zip", detail: /"e\.txt" has ZIP64 sizes/, clamdAlone: "clean" },
   { name: "a member whose deflate data turns corrupt after EICAR", bytes: () => zipOf([{ name: "c.bin", body: corruptAfterPayload }]), contentType: "application/zip", detail: /"c\.bin" has corrupt deflate data/, clamdAlone: "clean" },
+  // zlib (clamd's decoder) refuses these after the payload; fflate, the walk's decoder before, took them.
+  { name: "EICAR, then a stored block with a wrong NLEN", bytes: () => zipOf([{ name: "n.bin", body: Buffer.concat([syncFlushed(eicar()), storedBlockBadNlen(Buffer.from("tail"))]) }]), contentType: "application/zip", detail: /"n\.bin" has corrupt deflate data/, clamdAlone: "clean" },
+  { name: "EICAR, then a block with an incomplete Huffman code", bytes: () => Buffer.concat([JPEG_PREFIX, zipOf([{ name: "h.bin", body: Buffer.concat([syncFlushed(eicar()), incompleteHuffmanBlock()]) }])]), contentType: "image/jpeg", detail: /"h\.bin" has corrupt deflate data/, clamdAlone: "clean" },
+  // clamd extracts a ZIP at offset 0 with the central directory's method; the walk read the local header's.
+  { name: "a local header saying stored over a deflate bomb the central directory calls deflated", bytes: () => localMethod(0), contentType: "application/zip", detail: /"m\.bin": its local header \(method 0, .*\) and its central directory entry \(method 8, .*\) disagree/, clamdAlone: "clean" },
+  { name: "the same with method 99 in the local header, after a prefix (Python's zipfile extracts by the central directory)", bytes: () => Buffer.concat([JPEG_PREFIX, localMethod(99)]), contentType: "image/jpeg", detail: /"m\.bin": its local header \(method 99, .*\) and its central directory entry \(method 8, .*\) disagree/, clamdAlone: "clean" },
   // clamd alerts on this one itself (Heuristics.Limits.Exceeded.MaxRecursion, whose verdict the scan
   // stage reports first), so the old code caught it too; the walk's own refusal is in the unit tests.
   { name: "ZIPs nested to MaxRecursion", bytes: () => nested(MAX_RECURSION), contentType: "application/zip", detail: /MaxRecursion/, clamdAlone: "unscannable" },

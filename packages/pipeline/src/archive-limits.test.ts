@@ -6,7 +6,7 @@ import { constants, deflateRawSync, inflateRawSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { docx, jpeg, pdf, plainText, png, zip } from "../../../test/pipeline/fixtures.ts";
 import { ZipLimitCheck, type ZipLimitOptions } from "./archive-limits.ts";
-import { deflatedZerosThen, zipOf, type MemberSpec } from "./containers/zip.fixtures.ts";
+import { deflatedZerosThen, incompleteHuffmanBlock, storedBlockBadNlen, zipOf, type MemberSpec } from "./containers/zip.fixtures.ts";
 
 const MiB = 1024 * 1024;
 const LIMITS: ZipLimitOptions = { maxFileSize: MiB, maxTotalBytes: 4 * MiB, maxRecursion: 5 };
@@ -162,6 +162,43 @@ describe("ZipLimitCheck: what cannot be established is refused", () => {
     expect(check(Buffer.concat([png(), zipOf([{ name: "c.bin", body: corrupt }], { centralDirectory: false })]))).toMatch(CORRUPT);
     // Nothing where it ends: as random bytes with a planted header look.
     expect(check(Buffer.concat([zipOf([{ name: "c.bin", body: corrupt }], { centralDirectory: false }), Buffer.from("no structure here")]))).toBeNull();
+  });
+
+  it("deflate data zlib refuses but a lenient decoder takes: a stored block's bad NLEN, an incomplete Huffman code", () => {
+    // clamd inflates with zlib and discards the member on Z_DATA_ERROR; fflate (the decoder
+    // before) took both and passed the member as measured (bypass: EICAR, then the bad block).
+    const payload = deflateRawSync(Buffer.from("payload ".repeat(500)), { finishFlush: constants.Z_SYNC_FLUSH });
+    const badNlen = Buffer.concat([payload, storedBlockBadNlen(Buffer.from("tail"))]);
+    const incomplete = Buffer.concat([payload, incompleteHuffmanBlock()]);
+    expect(() => inflateRawSync(badNlen)).toThrow(/invalid stored block lengths/);
+    expect(() => inflateRawSync(incomplete)).toThrow(/invalid literal\/lengths set/);
+    for (const body of [badNlen, incomplete]) {
+      expect(checkAllChunkings(zipOf([{ name: "c.bin", body }]))).toMatch(/^ZIP member "c\.bin" has corrupt deflate data/);
+      expect(checkAllChunkings(Buffer.concat([png(), zipOf([{ name: "c.bin", body }])]))).toMatch(/^ZIP member "c\.bin" has corrupt deflate data/);
+    }
+  });
+
+  it("a local header and a central directory entry that disagree on method or compressed size", () => {
+    // Measured on clamd 1.4.6: a ZIP at offset 0 is extracted with the central directory's
+    // method and sizes; a local header saying stored (or method 99) over a deflate bomb made
+    // the walk count stored bytes (or skip it) while clamd inflated and cut it: "OK".
+    const DISAGREE = /^ZIP member "m\.bin": its local header \(method (\d+), (\d+) compressed bytes\) and its central directory entry \(method 8, \d+ compressed bytes\) disagree/;
+    const patched = (field: number, value: number, prefix = Buffer.alloc(0)) => {
+      const z = zipOf([lying("m.bin")]);
+      z.writeUInt16LE(value, field === 18 ? 18 : field);
+      if (field === 18) z.writeUInt32LE(value, 18);
+      return Buffer.concat([prefix, z]);
+    };
+    expect(checkAllChunkings(patched(8, 0))).toMatch(DISAGREE);
+    expect(checkAllChunkings(patched(8, 99))).toMatch(DISAGREE);
+    expect(checkAllChunkings(patched(8, 99, Buffer.from("abcd")))).toMatch(DISAGREE);
+    expect(checkAllChunkings(patched(18, 10))).toMatch(DISAGREE);
+    // A stored member whose local header states fewer bytes than the central directory.
+    const z = zipOf([{ name: "s.bin", data: "hello, and the rest", method: 0 }]);
+    z.writeUInt32LE(5, 18);
+    expect(checkAllChunkings(z)).toMatch(/^ZIP member "s\.bin": its local header \(method 0, 5 compressed bytes\) and its central directory entry \(method 0, 19 compressed bytes\) disagree/);
+    // A data descriptor in either header leaves the sizes to the descriptor: agreement.
+    expect(checkAllChunkings(zipOf([{ name: "d.bin", data: "streamed", descriptor: true }]))).toBeNull();
   });
 
   it("a data-descriptor member in a ZIP that does not start the file (clamd skips it: measured 'stream: OK')", () => {

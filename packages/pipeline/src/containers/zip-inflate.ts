@@ -1,58 +1,100 @@
-import { Inflate } from "fflate";
+import { InflateRaw, constants } from "node:zlib";
 
 /**
- * A synchronous, incremental raw-deflate decoder over fflate's Inflate that bounds its memory
- * and says when the stream has ended.
+ * A synchronous, incremental raw-deflate decoder that refuses exactly what clamd's decoder
+ * refuses, with bounded memory, and says when the stream has ended.
  *
- * fflate hands each push's whole output to one callback, so a push of n input bytes can
- * allocate ~1032 n output bytes (deflate's best ratio). Input is therefore fed in slices
- * whose size adapts to the observed ratio: about 1 MiB of output per slice at most, so a
- * bomb cannot make one push allocate gigabytes.
+ * clamd inflates ZIP members with zlib (inflateInit2 -MAX_WBITS) and discards a member on
+ * Z_DATA_ERROR. fflate (used here before) is more lenient than zlib: it checks neither a
+ * stored block's NLEN nor that Huffman code lengths form a complete code, so a stream made
+ * to fail only under zlib after its payload inflated fine here and passed, while clamd threw
+ * the member away unscanned (test: "a stored block whose NLEN is wrong"). So this decodes
+ * with zlib itself, the one Node links (1.3.x; the same checks as Debian's).
  *
- * fflate also keeps appending input after the final block (it ignores it but holds it),
- * and exposes no "ended" flag: the state fields it keeps (`s.f` final block seen, `s.l` no
- * block in progress) are read here, and a self-test at load time fails loudly if a new
- * fflate version renamed them, instead of silently never seeing an end.
+ * Node offers zlib only as a stream (asynchronous) or as a one-shot call that closes its
+ * handle after one buffer; the scan stage's checks are synchronous and see the object chunk
+ * by chunk. So this drives the native handle the way Node's own sync path does
+ * (`_handle.writeSync` with `_writeState` receiving avail_out/avail_in), and takes zlib's
+ * errors through `handle.onerror`. Those are Node internals: a self-test at load time
+ * fails loudly if they changed, instead of the check silently passing everything.
+ *
+ * Each writeSync fills at most one OUTPUT-byte buffer, so a bomb never makes one call
+ * allocate more than that.
  */
 
-const OUTPUT_PER_SLICE = 1024 * 1024;
-const MIN_SLICE = 256;
-const MAX_SLICE = 64 * 1024;
+const OUTPUT = 64 * 1024;
 
-type FflateState = { s: { f?: number; l?: unknown } };
+type ZlibHandle = {
+  writeSync(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void;
+  close(): void;
+  onerror: (message: string, errno: number, code?: string) => void;
+};
+type ZlibInternals = { _handle: ZlibHandle | null; _writeState: Uint32Array };
 
 export class RawInflater {
-  private readonly inflate: Inflate;
-  private slice = 1024;
-  private produced = 0;
+  private handle: ZlibHandle | null;
+  private readonly state: Uint32Array;
+  private readonly out = Buffer.allocUnsafe(OUTPUT);
+  private readonly ondata: (chunk: Uint8Array) => void;
+  private error: string | null = null;
   ended = false;
 
   /** `ondata` gets every output chunk in order; it may not keep a reference past the call. */
   constructor(ondata: (chunk: Uint8Array) => void) {
-    this.inflate = new Inflate((chunk) => {
-      this.produced = chunk.length;
-      if (chunk.length) ondata(chunk);
-    });
+    this.ondata = ondata;
+    const z = new InflateRaw() as unknown as ZlibInternals;
+    if (!z._handle || typeof z._handle.writeSync !== "function" || !(z._writeState instanceof Uint32Array)) {
+      throw new Error("node:zlib no longer exposes its synchronous handle; the ZIP check cannot run");
+    }
+    this.handle = z._handle;
+    this.state = z._writeState;
+    this.handle.onerror = (message, _errno, code) => {
+      this.error = `${code ?? "zlib error"}: ${message}`;
+    };
   }
 
-  /** Feeds compressed bytes; throws on invalid deflate data. Bytes after the end are ignored. */
+  /** Feeds compressed bytes; throws on data zlib refuses. Bytes after the end are ignored. */
   push(data: Uint8Array, stop: () => boolean = () => false): void {
-    for (let at = 0; at < data.length && !this.ended && !stop(); ) {
-      const part = data.subarray(at, at + this.slice);
-      at += part.length;
-      this.produced = 0;
-      this.inflate.push(part);
-      if (this.produced > OUTPUT_PER_SLICE) this.slice = Math.max(MIN_SLICE, this.slice >> 1);
-      else if (this.produced < OUTPUT_PER_SLICE >> 3) this.slice = Math.min(MAX_SLICE, this.slice << 1);
-      const s = (this.inflate as unknown as FflateState).s;
-      this.ended = s.f === 1 && !s.l;
+    // Until the input is used up and zlib had room to spare: a full output buffer may leave
+    // output pending (a long match) that needs no more input.
+    for (let at = 0, full = true; (at < data.length || full) && !this.ended && this.handle && !stop(); ) {
+      const inLen = data.length - at;
+      this.handle.writeSync(constants.Z_NO_FLUSH, data, at, inLen, this.out, 0, OUTPUT);
+      if (this.error) {
+        this.close();
+        throw new Error(this.error);
+      }
+      const availOut = this.state[0]!, availIn = this.state[1]!;
+      at += inLen - availIn;
+      full = availOut === 0;
+      if (availOut < OUTPUT) this.ondata(this.out.subarray(0, OUTPUT - availOut));
+      // zlib stops with input left and room for output only at Z_STREAM_END (errors are
+      // reported above): a stream ending exactly at `data`'s end is seen on the next push.
+      if (availOut > 0 && availIn > 0) this.ended = true;
     }
+    if (this.ended) this.close();
+  }
+
+  /** Frees zlib's state (its window); the inflater takes no more input. */
+  close(): void {
+    this.handle?.close();
+    this.handle = null;
   }
 }
 
 (function selfTest() {
-  // "a" as one final fixed-Huffman block (what deflateRaw("a") gives).
-  const probe = new RawInflater(() => {});
-  probe.push(Uint8Array.of(0x4b, 0x04, 0x00));
-  if (!probe.ended) throw new Error("fflate's Inflate no longer exposes its end-of-stream state; the ZIP check cannot run");
+  // "a" as one final fixed-Huffman block (what deflateRaw("a") gives), then a stray byte.
+  let out = "";
+  const probe = new RawInflater((c) => (out += Buffer.from(c).toString("latin1")));
+  probe.push(Uint8Array.of(0x4b, 0x04, 0x00, 0xff));
+  if (!probe.ended || out !== "a") throw new Error("node:zlib's synchronous handle no longer reports output or the stream's end; the ZIP check cannot run");
+  // A reserved block type (11) must be an error, as zlib reports it.
+  const bad = new RawInflater(() => {});
+  let threw = false;
+  try {
+    bad.push(Uint8Array.of(0x07, 0, 0, 0));
+  } catch {
+    threw = true;
+  }
+  if (!threw) throw new Error("node:zlib's synchronous handle no longer reports errors; the ZIP check cannot run");
 })();

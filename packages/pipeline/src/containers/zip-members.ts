@@ -89,7 +89,10 @@ export class DeflatedMember implements MemberSink {
       this.meter.add(chunk.length);
       if (!budget.problem) nested.push(chunk);
     });
-    if (!budget.acquireInflater(name)) this.done = true;
+    if (!budget.acquireInflater(name)) {
+      this.done = true;
+      this.inflater.close();
+    }
   }
 
   feed(data: Uint8Array): void {
@@ -107,6 +110,7 @@ export class DeflatedMember implements MemberSink {
   end(): void {
     if (this.done) return;
     this.done = true;
+    this.inflater.close();
     this.budget.releaseInflater();
     this.nested.finish();
   }

@@ -34,6 +34,10 @@ const MAX_EXPECTED = 1024;
 /** clamd's MaxFiles: members of one ZIP awaiting the central directory entry that reaches them. */
 const MAX_UNREACHED = 10_000;
 
+/** What a header states about a member's data; `dd`: sizes follow in a data descriptor. */
+type Stated = { method: number; csize: number; dd: boolean };
+/** Headers remembered per kind for the comparison (clamd's MaxFiles). */
+const MAX_STATED = 10_000;
 type LocalHeader = { flags: number; method: number; csize: number; usize: number; name: string; key: string };
 /** `counted`: a stored member a data descriptor ends, measured by offsets alone (its bytes are searched here). */
 type Active = { member: MemberSink; start: number; end: number; fed: number; counted: StoredMember | null };
@@ -63,6 +67,13 @@ export class ZipWalker implements ByteSink {
    * Local header offset -> name, until an entry points there.
    */
   private unreached = new Map<number, { key: string; name: string }>();
+  /**
+   * What local headers and central directory entries state, by name, so that the two can be
+   * compared (clamd reads a ZIP at offset 0 through its central directory, using its method
+   * and sizes; unzip, Python and 7-Zip each pick one or the other): see `agree`.
+   */
+  private readonly locals = new Map<string, Stated[]>();
+  private readonly centrals = new Map<string, Stated[]>();
   /** The first bytes of this level's stream: clamd reads a central directory only for a ZIP that starts it. */
   private head = "";
   private finished = false;
@@ -183,6 +194,7 @@ export class ZipWalker implements ByteSink {
       name: display(buf.toString("utf8", k + 30, k + 30 + Math.min(n, 200))),
       key: buf.toString("latin1", k + 30, k + 30 + Math.min(n, NAME_KEY_BYTES)),
     };
+    this.agree(h.key, h.name, { method: h.method, csize: h.csize, dd: (h.flags & F_DATA_DESCRIPTOR) !== 0 }, this.locals, this.centrals);
     this.startMember(h, base + dataAt, base + k);
     // The header's own name and extra bytes are searched too: clamd's raw search would.
     return k + 4;
@@ -195,10 +207,34 @@ export class ZipWalker implements ByteSink {
     const method = buf.readUInt16LE(k + 10);
     const csize = buf.readUInt32LE(k + 20), usize = buf.readUInt32LE(k + 24);
     const name = display(buf.toString("utf8", k + 46, k + 46 + Math.min(n, 200)));
+    const key = buf.toString("latin1", k + 46, k + 46 + Math.min(n, NAME_KEY_BYTES));
     if ((method === 0 || method === 8) && (csize === U32 || usize === U32)) this.zip64(name);
-    this.listed.push(buf.toString("latin1", k + 46, k + 46 + Math.min(n, NAME_KEY_BYTES)));
+    this.agree(key, name, { method, csize, dd: (buf.readUInt16LE(k + 8) & F_DATA_DESCRIPTOR) !== 0 }, this.centrals, this.locals);
+    this.listed.push(key);
     this.unreached.delete(buf.readUInt32LE(k + 42));
     return k + 4;
+  }
+
+  /**
+   * A central directory entry and a local header of the same name must state the same
+   * method and (without a data descriptor) the same compressed size. Otherwise what is
+   * walked here (the local header's view) is not what clamd extracts from a ZIP at offset 0
+   * (the central directory's: measured, a local header saying "stored" or method 99 over a
+   * deflate bomb the central directory calls deflate is inflated by clamd, cut at
+   * MaxFileSize, "OK"), nor what every extractor reads. Both headers at once are structure
+   * random bytes do not give, so the disagreement is refused outright.
+   */
+  private agree(key: string, name: string, mine: Stated, own: Map<string, Stated[]>, other: Map<string, Stated[]>): void {
+    const theirs = other.get(key);
+    if (theirs && !theirs.some((t) => t.method === mine.method && (t.dd || mine.dd || t.csize === mine.csize))) {
+      const [local, central] = own === this.locals ? [mine, theirs[0]!] : [theirs[0]!, mine];
+      const says = (h: Stated) => `method ${h.method}, ${h.dd ? "sizes in a data descriptor" : `${h.csize} compressed bytes`}`;
+      return this.budget.fail(`ZIP member ${name}: its local header (${says(local)}) and its central directory entry (${says(central)}) disagree: extractors and the scanner would read different content`);
+    }
+    const list = own.get(key);
+    if (list) {
+      if (list.length < 16) list.push(mine);
+    } else if (own.size < MAX_STATED) own.set(key, [mine]);
   }
 
   /** A data descriptor ends the open stored member whose byte count it states (bit 3: sizes follow the data). */

@@ -86,3 +86,47 @@ export function deflatedZerosThen(zeros: number, tail: Buffer = Buffer.alloc(0))
   parts.push(deflateRawSync(tail));
   return Buffer.concat(parts);
 }
+
+/**
+ * A final stored block holding `content` whose NLEN is not the one's complement of LEN:
+ * fflate never checks NLEN and yields `content`; zlib answers "invalid stored block lengths".
+ */
+export function storedBlockBadNlen(content: Buffer): Buffer {
+  const header = Buffer.alloc(5);
+  header[0] = 0x01; // BFINAL 1, BTYPE 00, then padding to the byte boundary
+  header.writeUInt16LE(content.length, 1);
+  header.writeUInt16LE(0, 3); // NLEN should be ~LEN
+  return Buffer.concat([header, content]);
+}
+
+/**
+ * A final dynamic-Huffman block yielding "AA" whose literal/length code is incomplete
+ * ('A' 1 bit, end-of-block 2 bits: 3/4 of the code space): fflate decodes it, zlib answers
+ * "invalid literal/lengths set".
+ */
+export function incompleteHuffmanBlock(): Buffer {
+  const out: number[] = [];
+  let cur = 0, n = 0;
+  const put = (v: number, bits: number) => {
+    for (let i = 0; i < bits; i++) {
+      cur |= ((v >> i) & 1) << n;
+      if (++n === 8) { out.push(cur); cur = 0; n = 0; }
+    }
+  };
+  // Huffman codes go most significant bit first.
+  const code = (c: string) => { for (const ch of c) put(ch === "1" ? 1 : 0, 1); };
+  put(1, 1); put(2, 2); // BFINAL, BTYPE 10 (dynamic)
+  put(0, 5); put(0, 5); put(14, 4); // HLIT 257, HDIST 1, HCLEN 18
+  // Code-length code: symbols 0, 1, 2, 18 at 2 bits each (complete): 00, 01, 10, 11.
+  const lengths: Record<number, number> = { 18: 2, 0: 2, 1: 2, 2: 2 };
+  for (const s of [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1]) put(lengths[s] ?? 0, 3);
+  code("11"); put(65 - 11, 7); // symbols 0..64 unused
+  code("01"); // 'A' (65): length 1
+  code("11"); put(138 - 11, 7); // 66..203 unused
+  code("11"); put(52 - 11, 7); // 204..255 unused
+  code("10"); // end of block (256): length 2
+  code("01"); // one distance code of length 1 (zlib allows that one)
+  code("0"); code("0"); code("10"); // "AA", end of block
+  if (n) out.push(cur);
+  return Buffer.from(out);
+}
