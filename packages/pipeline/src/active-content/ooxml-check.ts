@@ -1,5 +1,6 @@
 import { BoundedInflate, type InflateBudget } from "./bounded-inflate.ts";
 import { Findings, type Finding } from "./findings.ts";
+import { contentTypesFindings, decodeXmlPart, relationshipFindings, type XmlPartKind } from "./ooxml-xml-parts.ts";
 
 /**
  * Macros and embedded objects in an OOXML package (.docx, .xlsx, .pptx: ECMA-376 part 2,
@@ -12,11 +13,14 @@ import { Findings, type Finding } from "./findings.ts";
  * directory, which may disagree with the local headers). Names are compared without case
  * and with "\" read as "/", as OPC part names are.
  *
- * [Content_Types].xml is usually deflated, so its data is inflated (bounded) and its
- * content types read after XML character references are decoded. Refused as unscannable:
- * a [Content_Types].xml that is encrypted, uses another compression method, does not
- * inflate to its end, is larger than CONTENT_TYPES_LIMIT or declares a DTD; and a central
- * directory entry named [Content_Types].xml whose local header was not read as one.
+ * [Content_Types].xml and every .rels part are usually deflated, so their data is
+ * inflated (bounded) and read after XML character references are decoded
+ * (ooxml-xml-parts.ts): the relationship type, not the part's name, is what makes Office
+ * load a part as a VBA project or an OLE object, or fetch one from elsewhere. Refused as
+ * unscannable: such a part that is encrypted, uses another compression method, does not
+ * inflate to its end, is larger than CONTENT_TYPES_LIMIT, declares a DTD or an encoding
+ * other than UTF-8/UTF-16; and a central directory entry naming such a part whose local
+ * header was not read as one (Office opens parts by the central directory's names).
  */
 const CONTENT_TYPES_LIMIT = 4 * 1024 * 1024;
 /** Header reads in flight at once: legitimate packages never overlap two headers. */
@@ -36,6 +40,8 @@ interface HeaderRead {
 }
 
 interface ContentTypesRead {
+  kind: XmlPartKind;
+  name: string;
   inflate: BoundedInflate | null; // null: stored
   /** Compressed bytes still to come, or -1 when unknown (the data descriptor follows). */
   remaining: number;
@@ -55,8 +61,10 @@ export class OoxmlActiveContentCheck {
   private contentTypes: ContentTypesRead | null = null;
   private skipExtra = 0; // extra-field bytes between a [Content_Types].xml header and its data
   private pendingContentTypes: ContentTypesRead | null = null;
+  /** Offsets of the local headers whose XML part was read. */
   private readonly contentTypesAt = new Set<number>();
-  private readonly centralContentTypesAt: number[] = [];
+  /** XML parts the central directory names, by the local header offset it gives. */
+  private readonly centralContentTypesAt: { at: number; name: string }[] = [];
 
   constructor(limits: { maxTotalBytes: number }) {
     this.budget = { remaining: limits.maxTotalBytes };
@@ -100,8 +108,8 @@ export class OoxmlActiveContentCheck {
 
   finish(): Finding[] {
     if (this.contentTypes) this.endContentTypes();
-    for (const at of this.centralContentTypesAt) {
-      if (!this.contentTypesAt.has(at)) this.findings.add("unscannable", "OOXML package whose central directory names [Content_Types].xml for an entry whose local header does not: its content types cannot be read");
+    for (const { at, name } of this.centralContentTypesAt) {
+      if (!this.contentTypesAt.has(at)) this.findings.add("unscannable", `OOXML package whose central directory names ${name} for an entry whose local header does not: what it declares cannot be read`);
     }
     return this.findings.list();
   }
@@ -128,21 +136,23 @@ export class OoxmlActiveContentCheck {
   private examine(h: HeaderRead): void {
     const name = Buffer.from(h.name).toString("latin1").toLowerCase().replace(/\\/g, "/");
     this.checkPartName(name);
-    if (name.replace(/^\//, "") !== CONTENT_TYPES) return;
+    const partName = name.replace(/^\//, "");
+    const kind: XmlPartKind | null = partName === CONTENT_TYPES ? "content types" : partName.endsWith(".rels") ? "relationships" : null;
+    if (kind === null) return;
     if (h.kind === "central") {
       const localOffset = u32(h.fixed, 38);
-      this.centralContentTypesAt.push(localOffset);
+      this.centralContentTypesAt.push({ at: localOffset, name: partName });
       return;
     }
     this.contentTypesAt.add(h.offset);
     const flags = u16(h.fixed, 2);
     const method = u16(h.fixed, 4);
     const size = u32(h.fixed, 14);
-    const read: ContentTypesRead = { inflate: null, remaining: flags & 0x08 || size === 0xffffffff ? -1 : size, text: [], length: 0, batch: [], problem: null };
+    const read: ContentTypesRead = { kind, name: partName, inflate: null, remaining: flags & 0x08 || size === 0xffffffff ? -1 : size, text: [], length: 0, batch: [], problem: null };
     if (flags & 0x01) read.problem = "is encrypted";
     else if (method === 8) read.inflate = new BoundedInflate({ zlib: false, maxBytes: CONTENT_TYPES_LIMIT, budget: this.budget, onData: (d) => this.keepText(read, d) });
     else if (method !== 0) read.problem = `uses compression method ${method}`;
-    if (read.problem) return this.contentTypesProblem(read.problem);
+    if (read.problem) return this.contentTypesProblem(read, read.problem);
     if (this.contentTypes) this.endContentTypes();
     this.skipExtra = u16(h.fixed, 24);
     this.pendingContentTypes = read;
@@ -198,37 +208,18 @@ export class OoxmlActiveContentCheck {
     if (!read) return;
     this.flushContentTypes(read);
     const problem = read.problem ?? read.inflate?.end() ?? null;
-    if (problem) return this.contentTypesProblem(problem);
-    const xml = decodeText(Buffer.concat(read.text));
-    if (/<!DOCTYPE/i.test(xml)) return this.contentTypesProblem("declares a DTD");
-    const types = decodeCharacterReferences(xml).toLowerCase();
-    if (types.includes("vbaproject")) this.findings.add("office_macros", "OOXML document whose [Content_Types].xml declares a VBA project");
-    else if (types.includes("macroenabled")) this.findings.add("office_macros", "OOXML document whose [Content_Types].xml declares a macro-enabled content type");
-    if (types.includes("activex")) this.findings.add("office_ole_object", "OOXML document whose [Content_Types].xml declares ActiveX controls");
-    else if (types.includes("oleobject")) this.findings.add("office_ole_object", "OOXML document whose [Content_Types].xml declares OLE objects");
+    if (problem) return this.contentTypesProblem(read, problem);
+    const decoded = decodeXmlPart(Buffer.concat(read.text));
+    if ("problem" in decoded) return this.contentTypesProblem(read, decoded.problem);
+    const found = read.kind === "content types" ? contentTypesFindings(decoded.text) : relationshipFindings(decoded.text, read.name);
+    for (const f of found) this.findings.add(f.reason, f.detail);
   }
 
-  private contentTypesProblem(problem: string): void {
-    this.findings.add("unscannable", `OOXML package whose [Content_Types].xml ${problem}: its content types cannot be read`);
+  private contentTypesProblem(read: Pick<ContentTypesRead, "kind" | "name">, problem: string): void {
+    const part = read.kind === "content types" ? "[Content_Types].xml" : `relationships part ${read.name}`;
+    this.findings.add("unscannable", `OOXML package whose ${part} ${problem}: what it declares cannot be read`);
   }
 }
 
 const u16 = (b: number[], at: number) => b[at]! | (b[at + 1]! << 8);
 const u32 = (b: number[], at: number) => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
-
-/** XML text in the encoding its byte-order mark names (UTF-8 without one). */
-function decodeText(bytes: Buffer): string {
-  if (bytes[0] === 0xff && bytes[1] === 0xfe) return new TextDecoder("utf-16le").decode(bytes);
-  if (bytes[0] === 0xfe && bytes[1] === 0xff) return new TextDecoder("utf-16be").decode(bytes);
-  return bytes.toString("utf8");
-}
-
-/** &#NN; and &#xHH; references and the predefined entities, as an XML parser reads them. */
-function decodeCharacterReferences(xml: string): string {
-  const named: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
-  return xml.replace(/&(#x[0-9a-f]+|#[0-9]+|amp|lt|gt|quot|apos);/gi, (_m, ref: string) => {
-    if (ref[0] !== "#") return named[ref.toLowerCase()]!;
-    const code = ref[1] === "x" || ref[1] === "X" ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
-    return code <= 0x10ffff ? String.fromCodePoint(code) : "";
-  });
-}
