@@ -229,6 +229,38 @@ describe("PDF active content", () => {
     expect(reasons(withCatalog("<< /Type /Catalog /Pages 2 0 R >>", stream("/Subtype /Image /Filter /DCTDecode", Buffer.concat([noise, noise]))))).toEqual([]);
   });
 
+  // An object placed inside another stream's data is still reached through the xref; short
+  // names there do not count (binary data), so active content spelled only with short names
+  // and names not on the list got through: a Rendition action's /JS (ISO 32000-1 12.6.4.13),
+  // an AcroForm's /XFA, a 3D stream's /OnInstantiate script (13.6.3).
+  it("refuses a Rendition action (its /JS runs JavaScript) and XFA hidden in other stream data, reached through the xref", () => {
+    const hiddenAt = (catalog: string, hidden: string) => {
+      const image = (pad: string) => stream("/Type /XObject /Subtype /Image /Width 1 /Height 1 /BitsPerComponent 8 /ColorSpace /DeviceGray /Filter /DCTDecode", Buffer.from(`\xff\xd8${pad}${hidden}\xff\xd9`, "latin1"));
+      const file = withCatalog(catalog, image(""));
+      // The xref entry of object 9 points into the image data, where "9 0 obj" starts.
+      const at = file.indexOf("9 0 obj");
+      const xref = file.indexOf("xref\n");
+      const size = Number(/\/Size (\d+)/.exec(file.toString("latin1", xref))![1]);
+      const rows = file.toString("latin1", xref).split("\n");
+      const table = [`xref`, `0 10`, ...rows.slice(2, 2 + size), ...Array.from({ length: 9 - size }, () => "0000000000 65535 f "), `${String(at).padStart(10, "0")} 00000 n `].join("\n");
+      return Buffer.concat([file.subarray(0, xref), Buffer.from(`${table}\ntrailer\n<< /Size 10 /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`, "latin1")]);
+    };
+    const rendition = hiddenAt("<< /Type /Catalog /Pages 2 0 R /OpenAction 9 0 R >>", "9 0 obj << /S /Rendition /OP 4 /JS (app.alert\\(1\\)) >> endobj ");
+    expect(rendition.includes("JavaScript")).toBe(false);
+    expect(reasons(rendition)).toEqual(["pdf_javascript"]);
+    const xfa = hiddenAt("<< /Type /Catalog /Pages 2 0 R /AcroForm 9 0 R >>", "9 0 obj << /Fields [] /XFA 6 0 R >> endobj ");
+    expect(reasons(xfa)).toEqual(["pdf_javascript"]);
+    // Not hidden at all: a Rendition action with /JS in the catalog was already refused (by /JS).
+    expect(reasons(withCatalog("<< /Type /Catalog /Pages 2 0 R /OpenAction << /S /Rendition /OP 4 /JS (x) >> >>"))).toEqual(["pdf_javascript"]);
+  });
+
+  it("refuses a 3D stream with an /OnInstantiate script", () => {
+    const u3d = stream("/Type /3D /Subtype /U3D /OnInstantiate 7 0 R", Buffer.from("U3D\0"));
+    const file = withCatalog("<< /Type /Catalog /Pages 2 0 R >>", u3d, stream("", Buffer.from("app.alert(1)")));
+    expect(file.includes("JavaScript")).toBe(false);
+    expect(check(file)).toEqual([{ reason: "pdf_javascript", detail: "PDF with a 3D stream's JavaScript (/OnInstantiate)" }]);
+  });
+
   it("refuses a stream keyword the tokenizer did not see as one (an object stream hidden in a string or other stream)", () => {
     const hiddenObjStm = Buffer.concat([Buffer.from("(x\n5 0 obj << /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length 20 >> stream\n", "latin1"), Buffer.from(zlibSync(Buffer.from(`5 0 ${JS_ACTION}`))).filter((b) => b !== 0x28 && b !== 0x29 && b !== 0x5c), Buffer.from("\nendstream endobj)", "latin1")]);
     const file = withCatalog("<< /Type /Catalog /Pages 2 0 R >>", hiddenObjStm);

@@ -77,9 +77,9 @@ export class NameCollector {
 
 /**
  * The names that make a PDF active. `everywhere` names are long enough that finding them
- * in binary stream data by chance is negligible (at least 5 bytes), so they are looked for
+ * in binary stream data by chance is negligible (at least 5 bytes, and /XFA), so they are looked for
  * in every byte of the file: an object can be placed inside another stream's data and still
- * be reached through the cross-reference table. Short names (/JS, /EF, /XFA) would turn up
+ * be reached through the cross-reference table. Short names (/JS, /EF) would turn up
  * by chance in megabytes of image data, so they count only outside stream data and in
  * decoded object streams; a JavaScript action needs /S /JavaScript anyway, and an embedded
  * file is reachable only through /EmbeddedFiles, /FileAttachment, /GoToE or a Launch.
@@ -87,13 +87,21 @@ export class NameCollector {
 const ACTIVE_NAMES = new Map<string, { reason: FindingReason; what: string; everywhere: boolean }>(Object.entries({
   javascript: { reason: "pdf_javascript", what: "JavaScript (/JavaScript)", everywhere: true },
   js: { reason: "pdf_javascript", what: "JavaScript (/JS)", everywhere: false },
-  xfa: { reason: "pdf_javascript", what: "an XFA form (/XFA), which can carry scripts", everywhere: false },
+  xfa: { reason: "pdf_javascript", what: "an XFA form (/XFA), which can carry scripts", everywhere: true },
   launch: { reason: "pdf_launch_action", what: "a Launch action (/Launch)", everywhere: true },
   embeddedfile: { reason: "pdf_embedded_file", what: "an embedded file (/EmbeddedFile)", everywhere: true },
   embeddedfiles: { reason: "pdf_embedded_file", what: "embedded files (/EmbeddedFiles)", everywhere: true },
   fileattachment: { reason: "pdf_embedded_file", what: "a file attachment (/FileAttachment)", everywhere: true },
   gotoe: { reason: "pdf_embedded_file", what: "a go-to-embedded action (/GoToE)", everywhere: true },
   richmedia: { reason: "pdf_embedded_file", what: "embedded rich media (/RichMedia)", everywhere: true },
+  // A Rendition action runs the script in its /JS entry (ISO 32000-1 12.6.4.13), and an
+  // object hidden in other stream data is reached through the xref where short names do
+  // not count: the action's own long name is what is looked for. A 3D stream runs its
+  // /OnInstantiate script (13.6.3). /XFA is short, but "/XFA" plus a delimiter turns up in
+  // random data about once in 8 GiB (2^-33 a byte), so it is looked for everywhere too:
+  // an AcroForm dictionary hidden in stream data would otherwise carry an XFA form past it.
+  rendition: { reason: "pdf_javascript", what: "a Rendition action (/Rendition), which can run JavaScript (/JS)", everywhere: true },
+  oninstantiate: { reason: "pdf_javascript", what: "a 3D stream's JavaScript (/OnInstantiate)", everywhere: true },
   ef: { reason: "pdf_embedded_file", what: "an embedded file stream (/EF)", everywhere: false },
   encrypt: { reason: "unscannable", what: "encryption (/Encrypt): names inside encrypted strings and streams cannot be read", everywhere: true },
 } satisfies Record<string, { reason: FindingReason; what: string; everywhere: boolean }>));
