@@ -25,7 +25,7 @@ export interface XmlPartFinding {
  * (UTF-7, EBCDIC...) could spell them differently: refused, returned as a problem.
  */
 export function decodeXmlPart(bytes: Buffer): { text: string } | { problem: string } {
-  const text = bytes.filter((b) => b !== 0).toString("latin1").replace(/^\xff\xfe|^\xfe\xff|^\xef\xbb\xbf/, "");
+  const text = Buffer.from(bytes.filter((b) => b !== 0)).toString("latin1").replace(/^\xff\xfe|^\xfe\xff|^\xef\xbb\xbf/, "");
   const declared = /^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([^"']*)["']/i.exec(text)?.[1];
   if (declared !== undefined && !/^(utf-?8|utf-?16(le|be)?|unicode)$/i.test(declared)) return { problem: `declares the encoding ${JSON.stringify(declared)}` };
   if (/<!DOCTYPE/i.test(text)) return { problem: "declares a DTD" };
