@@ -149,6 +149,20 @@ describe("OOXML active content", () => {
     expect(check(file)).toContainEqual(expect.objectContaining({ reason: "unscannable", detail: expect.stringMatching(/central directory names word\/_rels\/document\.xml\.rels/) }));
   });
 
+  it("refuses Excel 4.0 (XLM) macro sheets, by part name, content type or relationship type", () => {
+    const XL = "http://schemas.microsoft.com/office/2006/relationships";
+    expect(reasons(docx({ "xl/macrosheets/sheet1.xml": strToU8("<xm:macrosheet/>") }))).toEqual(["office_macros"]);
+    expect(reasons(docx({}, contentTypes('<Override PartName="/xl/sheets/s9.xml" ContentType="application/vnd.ms-excel.macrosheet+xml"/>')))).toEqual(["office_macros"]);
+    expect(reasons(docx({ "xl/_rels/workbook.xml.rels": strToU8(relsWith(`<Relationship Id="rId9" Type="${XL}/xlIntlMacrosheet" Target="sheets/s9.xml"/>`)) }))).toEqual(["office_macros"]);
+  });
+
+  it("refuses an altChunk that imports RTF or MHTML (which carry OLE objects); passes an HTML one", () => {
+    const chunk = (target: string) => docx({ "word/_rels/document.xml.rels": strToU8(relsWith(`<Relationship Id="rId9" Type="${R}/aFChunk" Target="${target}"/>`)) });
+    expect(reasons(chunk("afchunk.rtf"))).toEqual(["office_ole_object"]);
+    expect(reasons(chunk("chunk.mht"))).toEqual(["office_ole_object"]);
+    expect(reasons(chunk("chunk1.html"))).toEqual([]);
+  });
+
   it("refuses a [Content_Types].xml it cannot read: truncated, another method, a DTD, named only in the central directory", () => {
     const whole = docx();
     const data = whole.indexOf("[Content_Types].xml") + "[Content_Types].xml".length; // fflate writes no extra field

@@ -163,6 +163,7 @@ export class OoxmlActiveContentCheck {
     const base = name.slice(name.lastIndexOf("/") + 1);
     const inEmbeddings = /(^|\/)embeddings\//.test(name);
     if (name.includes("vbaproject") || base === "vbadata.xml") this.findings.add("office_macros", `OOXML document with a VBA project (${name})`);
+    else if (/(^|\/)macrosheets\//.test(name)) this.findings.add("office_macros", `OOXML document with an Excel 4.0 macro sheet (${name})`);
     else if (inEmbeddings && /\.(docm|dotm|xlsm|xltm|xlsb|xlam|pptm|potm|ppsm|ppam|sldm)$/.test(base)) this.findings.add("office_macros", `OOXML document embedding a macro-enabled document (${name})`);
     if (/(^|\/)activex/.test(name)) this.findings.add("office_ole_object", `OOXML document with an ActiveX control (${name})`);
     // Legacy binary documents (.doc, .xls, .ppt...) are OLE compound files and may carry VBA.

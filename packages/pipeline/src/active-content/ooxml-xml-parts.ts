@@ -47,6 +47,7 @@ export function contentTypesFindings(xml: string): XmlPartFinding[] {
   const types = xml.toLowerCase();
   const found: XmlPartFinding[] = [];
   if (types.includes("vbaproject")) found.push({ reason: "office_macros", detail: "OOXML document whose [Content_Types].xml declares a VBA project" });
+  else if (types.includes("macrosheet")) found.push({ reason: "office_macros", detail: "OOXML document whose [Content_Types].xml declares an Excel 4.0 macro sheet" });
   else if (types.includes("macroenabled")) found.push({ reason: "office_macros", detail: "OOXML document whose [Content_Types].xml declares a macro-enabled content type" });
   if (types.includes("activex")) found.push({ reason: "office_ole_object", detail: "OOXML document whose [Content_Types].xml declares ActiveX controls" });
   else if (types.includes("oleobject")) found.push({ reason: "office_ole_object", detail: "OOXML document whose [Content_Types].xml declares OLE objects" });
@@ -58,14 +59,19 @@ const ATTRIBUTE = /([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')/g;
 /** A template Word would fetch from another machine (http:, https:, a UNC path, file://host/). */
 const REMOTE_TARGET = /^\s*(?:[a-z][a-z0-9+.-]+:(?!\/\/\/)|\\\\|\/\/)/;
 const MACRO_ENABLED = /\.(docm|dotm|xlsm|xltm|xlsb|xlam|pptm|potm|ppsm|ppam|sldm)\s*$/;
+/** altChunk sources that are plain content; RTF (\object), MHTML and nested packages can bring OLE objects in. */
+const HARMLESS_ALT_CHUNK = /\.(html?|xhtml|txt|xml)\s*$/;
 
 /**
  * Findings in a decoded .rels part. Relationship types are matched on their last segment,
  * without case (the namespaces differ between the transitional, strict and Microsoft
- * variants): vbaProject and wordVbaData are macros, oleObject, control and activeX*
- * are OLE/ActiveX objects (internal or external), an attachedTemplate is a macro source
- * when Word would fetch it from another machine (a local file:/// Normal.dotm is what Word
- * writes into most documents; a one-letter scheme is a drive letter), and a package relationship to a macro-enabled document embeds one.
+ * variants): vbaProject, wordVbaData and Excel 4.0 macro sheets (xlMacrosheet,
+ * xlIntlMacrosheet) are macros, oleObject, control and activeX* are OLE/ActiveX objects
+ * (internal or external), so is an altChunk Word imports from anything but HTML or text
+ * (RTF's \object groups and a nested package's embeddings become OLE objects on import),
+ * an attachedTemplate is a macro source when Word would fetch it from another machine (a
+ * local file:/// Normal.dotm is what Word writes into most documents; a one-letter scheme
+ * is a drive letter), and a package relationship to a macro-enabled document embeds one.
  */
 export function relationshipFindings(xml: string, partName: string): XmlPartFinding[] {
   const found: XmlPartFinding[] = [];
@@ -75,8 +81,9 @@ export function relationshipFindings(xml: string, partName: string): XmlPartFind
     const type = (a.get("type") ?? "").replace(/^.*\//, "");
     const target = a.get("target") ?? "";
     const what = `a ${type} relationship in ${partName} (target ${JSON.stringify(target.slice(0, 80))})`;
-    if (type === "vbaproject" || type === "wordvbadata") found.push({ reason: "office_macros", detail: `OOXML document with ${what}` });
+    if (type === "vbaproject" || type === "wordvbadata" || type.endsWith("macrosheet")) found.push({ reason: "office_macros", detail: `OOXML document with ${what}` });
     else if (type === "oleobject" || type === "control" || type.startsWith("activex")) found.push({ reason: "office_ole_object", detail: `OOXML document with ${what}` });
+    else if (type === "afchunk" && !HARMLESS_ALT_CHUNK.test(target)) found.push({ reason: "office_ole_object", detail: `OOXML document importing content that can carry OLE objects: ${what}` });
     else if (type === "attachedtemplate" && REMOTE_TARGET.test(target)) found.push({ reason: "office_macros", detail: `OOXML document with a remote template, which can carry macros: ${what}` });
     else if (type === "package" && MACRO_ENABLED.test(target)) found.push({ reason: "office_macros", detail: `OOXML document embedding a macro-enabled document: ${what}` });
   }
