@@ -167,3 +167,50 @@ describe("the reaper and work in progress", () => {
     expect(await (await s.queues.queue("inspect").getJob(stageJobId("inspect", lost)))?.getState()).toBe("waiting");
   });
 });
+
+/**
+ * A Redis flushed (or restarted without persistence) in the middle of a scan takes the
+ * job's own state with it: the worker goes on scanning, but to the reaper the job is gone.
+ * Only the row can then say that the work is alive, so a running scan keeps its row's
+ * updatedAt fresh (a heartbeat, at a third of STUCK_AFTER_SECONDS). Real time here, not a
+ * moved clock: the heartbeat is what is under test.
+ */
+describe("the reaper after Redis lost a running scan's job", () => {
+  let s: PipelineStack;
+  let proxy: ClamdProxy;
+  const STUCK = 10;
+  beforeAllOrFailEach(async () => {
+    proxy = await startClamdProxy();
+    s = await startPipelineStack({ storage: "fauxqs", database: "sqlite", workerRoles: null, env: { CLAMD_PORT: String(proxy.port), STUCK_AFTER_SECONDS: String(STUCK), CLAMD_TIMEOUT_MS: "9000" } });
+  });
+  afterAll(async () => {
+    proxy?.throttle(0);
+    await s?.close();
+    await proxy?.close();
+  });
+
+  it("does not start a second scan of an upload whose scan is still running", async () => {
+    const counted = countingScanner(createClamdScanner({ port: proxy.port, timeoutMs: 9000 }));
+    await s.startWorker("inspect,scan,finalize", { scanner: counted.scanner });
+    proxy.throttle(320 * 1024); // 10 MiB: well over 16 s of scan, longer than STUCK_AFTER_SECONDS
+    const bytes = zip([{ name: "payload.bin", data: randomBytes(10 * MiB) }]);
+    const { id } = await s.upload(bytes, { contentType: "application/zip", complete: true });
+    await until("the scan to start", () => counted.state.inFlight === 1, 60_000);
+    const startedAt = (await s.uploads.getById(id))!.updatedAt.getTime();
+    expect(await s.flushQueues()).toBeGreaterThan(0);
+
+    const reaper = reaperFor(s);
+    const passes: ReapSummary[] = [];
+    // Passes on the real clock until well past the threshold measured from the scan's start.
+    while (counted.state.inFlight > 0 && Date.now() < startedAt + (STUCK + 3) * 1000) {
+      passes.push(await reaper.reap(new Date()));
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(Date.now()).toBeGreaterThanOrEqual(startedAt + (STUCK + 3) * 1000); // the scan outlived the threshold
+    proxy.throttle(0);
+    const done = await s.waitFor(id, ["verified", "quarantined"], 60_000);
+    expect({ requeued: passes.reduce((n, p) => n + p.requeued, 0), calls: counted.state.calls, maxInFlight: counted.state.maxInFlight }).toEqual({ requeued: 0, calls: 1, maxInFlight: 1 });
+    expect({ status: done.status, reason: done.reason }).toEqual({ status: "verified", reason: null });
+    expect(await s.auditActions(id)).not.toContain("reaper.requeued");
+  });
+});

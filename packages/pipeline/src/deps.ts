@@ -41,6 +41,8 @@ export interface UploadStore {
   transition(id: string, event: UploadEvent, actor: Actor, findings?: UploadFindings, now?: Date): Promise<TransitionResult>;
   /** Counts a processing attempt (retries, stalled recoveries, reaper re-enqueues). */
   countAttempt(id: string): Promise<void>;
+  /** Marks the row as worked on now (updatedAt), whatever its status: a heartbeat. */
+  touch(id: string, now?: Date): Promise<void>;
 }
 
 /** The reaper's sweeps over the rows, on top of UploadStore (UploadRepository again). */
@@ -52,7 +54,6 @@ export interface UploadSweeps extends UploadStore {
   findQuarantinedBefore(before: Date): Promise<Upload[]>;
   /** False when the row was already purged (another replica got there first). */
   markPurged(id: string, now?: Date): Promise<boolean>;
-  touch(id: string, now?: Date): Promise<void>;
 }
 
 /** Rows for actions outside the state machine (@intake/db's AuditLog). */

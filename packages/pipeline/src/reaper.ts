@@ -160,7 +160,9 @@ export class Reaper {
    * gone (Redis restarted or was flushed) or finished without moving them (failed for
    * good). An upload whose job is waiting, delayed or running is work in progress, however
    * long it takes (a large scan, a backlog, retries backing off): it is never re-queued.
-   * The row alone cannot tell these apart, the job's own state can (StageQueues.requeue).
+   * The job's own state tells these apart (StageQueues.requeue) while Redis holds the job;
+   * a scan whose job Redis lost mid-flight keeps its row fresh itself (scan.ts heartbeat),
+   * so it never counts as stuck.
    */
   private async requeueStuck(now: Date, s: ReapSummary): Promise<void> {
     const before = new Date(now.getTime() - this.deps.settings.stuckAfterSeconds * 1000);

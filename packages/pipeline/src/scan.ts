@@ -26,6 +26,11 @@ export type ScanDeps = StageDeps & {
   clamdLimits: ClamdLimits;
   /** Active content the policy lets through (config ACTIVE_CONTENT_ALLOW); absent: none. */
   activeContentAllowed?: readonly ActiveContentReason[];
+  /**
+   * How often a running scan touches its row: well inside the reaper's STUCK_AFTER_SECONDS
+   * (a third of it), so the reaper never takes a scan that is still going for a lost one.
+   */
+  heartbeatMs: number;
 };
 
 export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> {
@@ -66,7 +71,7 @@ export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> 
     const size = object.size;
     const checks = contentChecksFor({ upload, size, clamdLimits: deps.clamdLimits, activeContentAllowed: deps.activeContentAllowed });
     const observed = pipeline(body, observer(checks), () => undefined);
-    const report = await deps.scanner.scan(observed);
+    const report = await withHeartbeat(deps, uploadId, () => deps.scanner.scan(observed));
     const version = await deps.scannerVersion.get();
 
     // The content checks speak only about an object they saw whole.
@@ -80,6 +85,23 @@ export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> 
     if (err instanceof UploadGoneError || !isLastAttempt(job)) throw err;
     deps.logger.error({ uploadId, err }, "scan kept failing until retries ran out; quarantining (fail closed)");
     await recordVerdict(deps, uploadId, "scan", quarantine("scan_error", `scan failed on every attempt: ${(err as Error).message}`), {});
+  }
+}
+
+/**
+ * Keeps the row's updatedAt fresh while `work` runs. The reaper re-queues a row untouched
+ * for STUCK_AFTER_SECONDS whose job is gone; BullMQ's job state says "alive" only while
+ * Redis still holds the job, and a Redis flushed or restarted mid-scan takes it away while
+ * the scan goes on (a second scan of the same object would start). The row outlives that.
+ */
+async function withHeartbeat<T>(deps: ScanDeps, uploadId: string, work: () => Promise<T>): Promise<T> {
+  const beat = setInterval(() => {
+    deps.repository.touch(uploadId).catch((err: unknown) => deps.logger.warn({ uploadId, err }, "scan heartbeat not written; the reaper may take the scan for a lost one"));
+  }, deps.heartbeatMs);
+  try {
+    return await work();
+  } finally {
+    clearInterval(beat);
   }
 }
 

@@ -142,7 +142,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
         // Not fatal: scans fail (and retry) until clamd answers; nothing is promoted meanwhile.
         logger.error({ err, clamd: `${config.clamd.host}:${config.clamd.port}` }, "clamd is not answering; scans will retry until it does");
       }
-      start("scan", (job) => processScan({ ...stageDeps, scanner, scannerVersion: version, clamdLimits: { maxFileSize: config.clamd.maxFileSize, maxScanSize: config.clamd.maxScanSize, maxRecursion: config.clamd.maxRecursion }, activeContentAllowed: config.policy.activeContentAllow }, job));
+      start("scan", (job) => processScan({ ...stageDeps, scanner, scannerVersion: version, clamdLimits: { maxFileSize: config.clamd.maxFileSize, maxScanSize: config.clamd.maxScanSize, maxRecursion: config.clamd.maxRecursion }, activeContentAllowed: config.policy.activeContentAllow, heartbeatMs: (config.reaper.stuckAfterSeconds * 1000) / 3 }, job));
     }
     if (roles.includes("finalize")) start("finalize", (job) => processFinalize(stageDeps, job));
     cleanups.push(() => drain(workers, opts.drainTimeoutMs ?? 60_000, logger));
