@@ -145,6 +145,26 @@ describe("PDF active content", () => {
     expect(reasons(hidden("/Type /Obj#53tm /N 1 /Filter /Fl#61teDecode"))).toEqual(["pdf_javascript"]);
   });
 
+  it("refuses an object stream whose dictionary gives /Filter twice (readers differ on which one counts)", () => {
+    // A polyglot: stored-deflate zlib whose payload is ASCIIHex text. Read with the last
+    // /Filter (FlateDecode: pdf.js, qpdf) it is hex digits; read with the first
+    // (ASCIIHexDecode, which skips non-hex bytes) it is the JavaScript action. Padding keeps
+    // the zlib framing bytes off the hex digits.
+    const isHex = (b: number) => /[0-9a-fA-F>]/.test(String.fromCharCode(b));
+    const polyglot = (raw: Buffer) => {
+      for (let pad = 0; ; pad++) {
+        const z = Buffer.from(zlibSync(Buffer.from(`${raw.toString("hex")}${" ".repeat(pad)}>`, "latin1"), { level: 0 }));
+        const framing = [...z.subarray(0, 7), ...z.subarray(z.length - 4)];
+        if (!framing.some(isHex)) return z;
+      }
+    };
+    const file = pdfWithObjectStream("<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R >>", [JS_ACTION], { dict: "/Type /ObjStm /N 1 /First 4 /Filter /ASCIIHexDecode /Filter /FlateDecode", encode: polyglot });
+    const found = check(file);
+    expect(found.map((f) => f.reason)).toEqual(["unscannable"]);
+    expect(found[0]!.detail).toMatch(/\/Filter twice/);
+    expect(reasons(file)).toEqual(["unscannable"]);
+  });
+
   it("refuses object streams whose decoding is not established (other filters, predictors, by-reference filters)", () => {
     const asciiHex = (b: Buffer) => Buffer.from(`${b.toString("hex")}>`, "latin1");
     const cases = [

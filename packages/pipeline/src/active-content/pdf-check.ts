@@ -1,7 +1,7 @@
 import { BoundedInflate, type InflateBudget } from "./bounded-inflate.ts";
 import { Findings, type Finding } from "./findings.ts";
 import { isRegular, NameCollector, NameSniffer, WHITESPACE } from "./pdf-names.ts";
-import { KEY_FIRSTS, KEY_LENGTHS, MAX_WORD, objectStreamRefusal, STREAM_KEYS } from "./pdf-stream-dict.ts";
+import { DUPLICATE_KEY, KEY_FIRSTS, KEY_LENGTHS, MAX_WORD, objectStreamRefusal, STREAM_KEYS } from "./pdf-stream-dict.ts";
 
 /**
  * Active content in a PDF, found on the scan stage's single pass (ISO 32000-1).
@@ -319,7 +319,10 @@ export class PdfActiveContentCheck {
     if (isName && this.arrayDepth === 0 && (this.key === null || this.valueCount > 0)) {
       this.key = t.slice(1);
       this.valueCount = 0;
-      if (STREAM_KEYS.has(this.key)) this.entries!.set(this.key, []);
+      if (STREAM_KEYS.has(this.key)) {
+        if (this.entries!.has(this.key)) this.entries!.set(DUPLICATE_KEY, [this.key]); // pdf.js takes the last, others may take the first
+        this.entries!.set(this.key, []);
+      }
       return;
     }
     this.value(t);

@@ -12,8 +12,13 @@ for (const k of STREAM_KEYS) {
   KEY_FIRSTS[k.charCodeAt(0)] = 1;
 }
 
+/** Set in a dictionary's entries when one of STREAM_KEYS appears twice (no name can be it: it is not in STREAM_KEYS). */
+export const DUPLICATE_KEY = "#duplicate";
+
 /** Why an object stream's dictionary keeps its objects from being read, or null. */
 export function objectStreamRefusal(dict: Map<string, string[]>): string | null {
+  const repeated = dict.get(DUPLICATE_KEY)?.[0];
+  if (repeated !== undefined) return `with /${repeated === "decodeparms" ? "DecodeParms" : repeated[0]!.toUpperCase() + repeated.slice(1)} twice (readers differ on which one counts)`;
   // pdf.js also reads /DP and /F (the inline-image abbreviations) on streams; /F is an
   // external file's specification in ISO 32000. Either way the bytes here are not the objects.
   if (dict.has("decodeparms") || dict.has("dp")) return "with /DecodeParms (a predictor would hide its names)";
