@@ -84,11 +84,14 @@ function codePoint(ch: string): string {
 
 /**
  * A Content-Disposition value that is safe in a header: an ASCII fallback (quotes,
- * backslashes, ';' and non-ASCII replaced) plus the RFC 6266/5987 filename* form for the
- * real name, so browsers show the original while nothing can break out of the header.
+ * backslashes, ';', '%', '=' and non-ASCII replaced) plus the RFC 6266/5987 filename* form
+ * for the real name, so browsers show the original while nothing can break out of the
+ * header. Without '=' the fallback holds no RFC 2047 encoded word ("=?UTF-8?Q?=E2=80=AE..."
+ * is plain ASCII, so the filename rules pass it, yet a client that decodes it reads a
+ * right-to-left override) and no "filename*=" for a lax parser to take for the parameter.
  */
 export function contentDisposition(filename: string): string {
-  const ascii = filename.replace(/[^\x20-\x7e]/g, "_").replace(/["\\;%]/g, "_");
+  const ascii = filename.replace(/[^\x20-\x7e]/g, "_").replace(/["\\;%=]/g, "_");
   const encoded = encodeURIComponent(filename).replace(/['()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
 }
