@@ -1,10 +1,11 @@
+import { randomBytes } from "node:crypto";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, describe, expect, it } from "vitest";
 import { objectKey } from "@intake/domain";
 import { createS3Client, S3ObjectStore, type ObjectStore } from "@intake/storage";
 import { beforeAllOrFailEach, TEST_REGION, type TestStorage } from "@intake/test";
-import { eicar, png } from "./fixtures.ts";
-import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
+import { eicar, png, zip } from "./fixtures.ts";
+import { MiB, startPipelineStack, type PipelineStack } from "./support/stack.ts";
 
 /**
  * The gap between finalize's HeadObject and its CopyObject: a client still holding a valid
@@ -91,3 +92,57 @@ function storeDroppingCopyCondition(storage: TestStorage): { store: S3ObjectStor
   );
   return { store: new S3ObjectStore(s3, storage.bucket, storage.store.capabilities), close: () => s3.destroy() };
 }
+
+/**
+ * A multipart upload (ETag "<md5 of part md5s>-2") replaced, between finalize's HEAD and
+ * its copy, by a single PUT of the same size: Ceph RGW ignores the copy condition and
+ * copies the new bytes, whose ETag is a plain MD5. Neither the kept "-N" ETag nor the
+ * scan's MD5 of the checked bytes matches it, so it is quarantined.
+ */
+describe("promotion when a multipart object is replaced by a single PUT of the same size (rgw)", () => {
+  let s: PipelineStack;
+  const copies: { target: string; eTag: string | null }[] = [];
+  beforeAllOrFailEach(async () => {
+    s = await startPipelineStack({ storage: "rgw", database: "sqlite", workerRoles: null, env: { MULTIPART_THRESHOLD_BYTES: String(5 * MiB), PART_SIZE_BYTES: String(5 * MiB) } });
+    const inner = s.storage.store;
+    const racing: ObjectStore = Object.create(inner);
+    racing.copy = async (source, target, o) => {
+      if (o.ifMatch && source.startsWith("pending/")) {
+        const head = (await inner.head(source))!;
+        const same = Buffer.concat([eicar(), Buffer.alloc(head.size - eicar().length, 0x20)]);
+        await s.storage.s3.send(new PutObjectCommand({ Bucket: s.storage.bucket, Key: source, Body: same, ContentType: "application/zip" }));
+      }
+      const result = await inner.copy(source, target, o);
+      copies.push({ target, eTag: result.eTag });
+      return result;
+    };
+    await s.startWorker("inspect,scan,finalize", { store: racing });
+  });
+  afterAll(async () => s?.close());
+
+  it("quarantines as checksum_mismatch and leaves nothing in verified/", async () => {
+    const bytes = zip([{ name: "data.bin", data: randomBytes(6 * MiB) }]);
+    const call = async (path: string, body: unknown) => {
+      const res = await fetch(s.apiUrl + path, { method: "POST", headers: { authorization: `Bearer ${s.apiKey}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+      return { status: res.status, body: (await res.json()) as Record<string, any> };
+    };
+    const created = await call("/v1/uploads", { filename: "data.zip", contentType: "application/zip", size: bytes.length });
+    expect(created.body).toMatchObject({ kind: "multipart", partCount: 2 });
+    const id = created.body.uploadId as string;
+    const signed = await call(`/v1/uploads/${id}/parts`, { partNumbers: [1, 2] });
+    const parts = [];
+    for (const p of signed.body.parts as { partNumber: number; url: string; headers: Record<string, string> }[]) {
+      const put = await fetch(p.url, { method: "PUT", headers: p.headers, body: bytes.subarray((p.partNumber - 1) * 5 * MiB, p.partNumber * 5 * MiB) });
+      expect(put.status).toBe(200);
+      parts.push({ partNumber: p.partNumber, etag: put.headers.get("etag")! });
+    }
+    expect((await call(`/v1/uploads/${id}/complete`, { parts })).status).toBe(200);
+
+    const done = await s.waitFor(id, ["verified", "quarantined"], 60_000);
+    expect({ status: done.status, reason: done.reason }).toEqual({ status: "quarantined", reason: "checksum_mismatch" });
+    expect(done.checkedETag).toMatch(/-2$/);
+    expect(copies[0]!.eTag).toMatch(/^[0-9a-f]{32}$/); // the replacement's plain MD5, copied all the same
+    expect(await s.storage.store.head(objectKey("verified", s.tenant, id))).toBeNull();
+    expect(await s.storage.store.head(copies[0]!.target)).toBeNull();
+  });
+});
