@@ -287,6 +287,17 @@ describe("PDF active content", () => {
     expect(reasons(file)).toContain("unscannable");
   });
 
+  it("refuses an object stream hidden in other stream data whose 'stream' keyword does not end its line", () => {
+    // pdf.js takes "stream" after a dictionary as the keyword whatever follows it on the line
+    // (skipToNextLine), and comments between ">>" and "stream" are skipped like white space.
+    for (const [before, after] of [[" ", " x\n"], [" ", "%c\r\n"], [" %c\n", " x\n"], ["", "\t\x01\n"]]) {
+      const dict = `5 0 obj << /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length 99 >>${before}stream${after}`;
+      const hidden = Buffer.concat([Buffer.from(`\xff\xd8${dict}`, "latin1"), Buffer.from(zlibSync(Buffer.from(`5 0 ${JS_ACTION}`))), Buffer.from("\nendstream endobj \xff\xd9", "latin1")]);
+      const file = withCatalog("<< /Type /Catalog /Pages 2 0 R >>", stream("/Subtype /Image /Filter /DCTDecode", hidden));
+      expect(reasons(file), JSON.stringify(before + after)).toEqual(["unscannable"]);
+    }
+  });
+
   it("does not mistake a 'stream' in text or a /stream name for a hidden stream", () => {
     expect(reasons(withCatalog("<< /Type /Catalog /Pages 2 0 R /Lang (a stream of words) /stream\n1 >>"))).toEqual([]);
   });

@@ -39,6 +39,7 @@ const TOP = 0, COMMENT = 1, STRING = 2, STRING_ESCAPE = 3, HEX = 4, NAME = 5, WO
 
 const END = Buffer.from("endstream", "latin1");
 const STREAM = Buffer.from("stream", "latin1");
+const DICT_END = Buffer.from(">>", "latin1");
 /** KMP failure table of "endstream", so a partial match never hides a byte from the inflater. */
 const FAIL = (() => {
   const f = new Array<number>(END.length).fill(0);
@@ -108,7 +109,7 @@ export class PdfActiveContentCheck {
   /**
    * Data of a stream that holds no objects (most of a PDF's bytes: images, fonts) is only
    * sniffed for long names and searched for "endstream". Native searches find the next
-   * "/", "stream" and "endstream"; the sniffer reads the bytes around each, and bytes that
+   * "/", "stream", ">>" and "endstream"; the sniffer reads the bytes around each, and bytes that
    * can start none of them are skipped, so this runs at memory speed on binary data.
    */
   private skipData(chunk: Uint8Array, from: number): number {
@@ -140,10 +141,11 @@ export class PdfActiveContentCheck {
     };
     let slash = next(0x2f, from);
     let keyword = next(STREAM, from);
+    let dictEnd = next(DICT_END, from);
     let i = from;
     while (i < to) {
       if (!sniffer.busy) {
-        const p = Math.min(slash, keyword);
+        const p = Math.min(slash, keyword, dictEnd);
         const start = Math.max(i, p - 1); // the byte before tells whether "stream" starts a word
         if (start > i) sniffer.skipped(buf[start - 1]!);
         i = start;
@@ -152,6 +154,7 @@ export class PdfActiveContentCheck {
       sniffer.byte(buf[i++]!);
       if (slash < i) slash = next(0x2f, i);
       if (keyword < i) keyword = next(STREAM, i);
+      if (dictEnd < i) dictEnd = next(DICT_END, i);
     }
     return to;
   }

@@ -115,13 +115,18 @@ for (const n of ACTIVE_NAMES.keys()) {
 }
 
 const STREAM = [0x73, 0x74, 0x72, 0x65, 0x61, 0x6d]; // "stream"
+/** Nothing; one ">"; ">>" then only white space; inside a comment after ">>". */
+const DICT_NONE = 0, DICT_GT = 1, DICT_AFTER = 2, DICT_COMMENT = 3;
 
 /**
  * Context-free: finds active names wherever they sit, without trusting the string, comment
  * or stream boundaries a tokenizer would draw (a reader that jumps to an object through the
- * cross-reference table never sees those boundaries). It also counts "stream" keywords
- * ending their line, so the caller can tell when a stream starts where its own tokenizer
- * did not see one (inside a string, a comment or other stream data).
+ * cross-reference table never sees those boundaries). It also counts "stream" keywords, so
+ * the caller can tell when a stream starts where its own tokenizer did not see one (inside
+ * a string, a comment or other stream data): a "stream" ending its line, and any "stream"
+ * after ">>" with only white space and comments between, whatever follows it on its line
+ * (pdf.js's Parser takes the command after a dictionary as the keyword and then skips to
+ * the next line, so "stream x" or "stream%c" starts a stream too).
  */
 export class NameSniffer {
   private readonly findings: Findings;
@@ -132,6 +137,9 @@ export class NameSniffer {
   /** Position in "stream" of the current regular run (-1: not a candidate). */
   private word = 0;
   private afterStream = false; // "stream" seen, only blanks since
+  /** What precedes, for a "stream" keyword after a dictionary (DICT_NONE...DICT_COMMENT). */
+  private dict = DICT_NONE;
+  private wordAfterDict = false; // the current regular run started right after ">>"
   streamKeywords = 0;
 
   constructor(findings: Findings, where: string) {
@@ -141,12 +149,13 @@ export class NameSniffer {
 
   /** Whether skipping bytes could change what is found (a name or a "stream" keyword in progress). */
   get busy(): boolean {
-    return this.inName || this.afterStream || this.word > 0;
+    return this.inName || this.afterStream || this.word > 0 || this.dict !== DICT_NONE;
   }
 
-  /** The caller skipped bytes holding no "/" and no "stream"; `last` is the last of them. */
+  /** The caller skipped bytes holding no "/", no "stream" and no ">>" (and was not busy); `last` is the last of them. */
   skipped(last: number): void {
     this.word = REGULAR[last] === 1 ? -1 : 0;
+    this.dict = last === 0x3e ? DICT_GT : DICT_NONE;
   }
 
   /** Whether short names count for the bytes that follow (false inside stream data). */
@@ -166,22 +175,43 @@ export class NameSniffer {
     if (REGULAR[b] === 1) {
       // The hot path (most bytes of stream data): kept small so it stays cheap.
       if (this.inName) this.name.push(b);
-      else if (this.word >= 0) this.word = this.word < STREAM.length && STREAM[this.word] === b ? this.word + 1 : -1;
+      else if (this.word >= 0) {
+        if (this.word === 0) this.wordAfterDict = this.dict === DICT_AFTER;
+        this.word = this.word < STREAM.length && STREAM[this.word] === b ? this.word + 1 : -1;
+      }
+      if (this.dict !== DICT_NONE && this.dict !== DICT_COMMENT) this.dict = DICT_NONE;
       this.afterStream = false;
       return;
     }
     if (this.inName) this.endName();
-    if (this.word === STREAM.length) this.afterStream = true;
+    if (this.word === STREAM.length) {
+      if (this.wordAfterDict) this.streamKeywords++;
+      else this.afterStream = true;
+    }
     if (this.afterStream && (b === 0x0a || b === 0x0d)) {
       this.streamKeywords++;
       this.afterStream = false;
     } else if (b !== 0x20 && b !== 0x09 && b !== 0x00 && b !== 0x0c) this.afterStream = false;
+    if (this.dict !== DICT_NONE || b === 0x3e) this.dictByte(b);
     this.word = 0;
     if (b === 0x2f) {
       this.inName = true;
       this.name.reset();
       this.word = -1; // a name /stream is no keyword
     }
+  }
+
+  /** Follows ">>", white space and comments, for the "stream" keyword that may come next. */
+  private dictByte(b: number): void {
+    const d = this.dict;
+    if (d === DICT_COMMENT) {
+      if (b === 0x0a || b === 0x0d) this.dict = DICT_AFTER;
+    } else if (b === 0x3e) {
+      this.dict = d === DICT_NONE ? DICT_GT : DICT_AFTER; // ">>>" is a hex string's end and a dictionary's
+    } else if (d === DICT_AFTER) {
+      if (b === 0x25) this.dict = DICT_COMMENT;
+      else if (WHITESPACE[b] !== 1) this.dict = DICT_NONE;
+    } else this.dict = DICT_NONE;
   }
 
   private endName(): void {
