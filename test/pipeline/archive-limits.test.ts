@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { constants, deflateRawSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClamdScanner } from "@intake/scanner";
-import { deflatedZerosThen, incompleteHuffmanBlock, storedBlockBadNlen, zipOf, type MemberSpec } from "../../packages/pipeline/src/containers/zip.fixtures.ts";
+import { deflatedZerosThen, gzipWithComment, incompleteHuffmanBlock, pdfWithFlateStream, storedBlockBadNlen, zipOf, type MemberSpec } from "../../packages/pipeline/src/containers/zip.fixtures.ts";
 import { docx, eicar, jpeg, pdf, png, zip } from "./fixtures.ts";
 import { freePort } from "@intake/test";
 import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
@@ -83,6 +83,10 @@ const attacks: Attack[] = [
   // clamd extracts a ZIP at offset 0 with the central directory's method; the walk read the local header's.
   { name: "a local header saying stored over a deflate bomb the central directory calls deflated", bytes: () => localMethod(0), contentType: "application/zip", detail: /"m\.bin": its local header \(method 0, .*\) and its central directory entry \(method 8, .*\) disagree/, clamdAlone: "clean" },
   { name: "the same with method 99 in the local header, after a prefix (Python's zipfile extracts by the central directory)", bytes: () => Buffer.concat([JPEG_PREFIX, localMethod(99)]), contentType: "image/jpeg", detail: /"m\.bin": its local header \(method 99, .*\) and its central directory entry \(method 8, .*\) disagree/, clamdAlone: "clean" },
+  // clamd unpacks a gzip that starts a member, and a PDF's FlateDecode stream, then extracts the ZIP inside.
+  // The gzip's comment makes its header compress, so its bytes are not visible in the object.
+  { name: "the ZIP inside a gzip inside a deflated ZIP member", bytes: () => zipOf([{ name: "x.gz", data: gzipWithComment(bomb(), "A".repeat(3000)) }]), contentType: "application/zip", detail: /"report\.bin" unpacks to more than/, clamdAlone: "clean" },
+  { name: "the ZIP inside a PDF FlateDecode stream", bytes: () => pdfWithFlateStream(bomb()), contentType: "application/pdf", detail: /"report\.bin" unpacks to more than/, clamdAlone: "clean" },
   // clamd alerts on this one itself (Heuristics.Limits.Exceeded.MaxRecursion, whose verdict the scan
   // stage reports first), so the old code caught it too; the walk's own refusal is in the unit tests.
   { name: "ZIPs nested to MaxRecursion", bytes: () => nested(MAX_RECURSION), contentType: "application/zip", detail: /MaxRecursion/, clamdAlone: "unscannable" },
@@ -142,6 +146,8 @@ describe("ZIP structures clamd would not scan whole", () => {
     ["a deflated ZIP within the limits", () => zip([{ name: "notes.txt", data: "nothing to see here\n".repeat(20_000) }], { deflate: true }), "application/zip"],
     ["a ZIP inside a ZIP with nothing to hide", () => zipOf([{ name: "outer.zip", data: zipOf([{ name: "leaf.txt", data: "leaf" }]) }]), "application/zip"],
     ["a PNG with nothing after it", png, "image/png"],
+    ["a PDF with a FlateDecode stream", () => pdfWithFlateStream(Buffer.from("BT /F1 12 Tf 72 712 Td (hello) Tj ET")), "application/pdf"],
+    ["a ZIP holding a gzip with nothing to hide", () => zipOf([{ name: "notes.gz", data: gzipWithComment(Buffer.from("notes\n".repeat(1000)), "A".repeat(3000)) }]), "application/zip"],
     ["a JPEG", jpeg, "image/jpeg"],
   ];
   for (const [name, bytes, contentType] of clean) {

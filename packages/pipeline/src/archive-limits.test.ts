@@ -6,7 +6,7 @@ import { constants, deflateRawSync, inflateRawSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { docx, jpeg, pdf, plainText, png, zip } from "../../../test/pipeline/fixtures.ts";
 import { ZipLimitCheck, type ZipLimitOptions } from "./archive-limits.ts";
-import { deflatedZerosThen, incompleteHuffmanBlock, storedBlockBadNlen, zipOf, type MemberSpec } from "./containers/zip.fixtures.ts";
+import { deflatedZerosThen, gzipWithComment, incompleteHuffmanBlock, pdfWithFlateStream, storedBlockBadNlen, zipOf, type MemberSpec } from "./containers/zip.fixtures.ts";
 
 const MiB = 1024 * 1024;
 const LIMITS: ZipLimitOptions = { maxFileSize: MiB, maxTotalBytes: 4 * MiB, maxRecursion: 5 };
@@ -96,6 +96,24 @@ describe("ZipLimitCheck: members clamd would cut short are refused wherever the 
     const body = deflatedZerosThen(3 * MiB);
     expect(check(zipOf([{ name: "zeros.bin", body, method: 0, statedSize: body.length + 1 }]))).toMatch(TOO_BIG);
     expect(check(zipOf([{ name: "zeros.bin", body, method: 0 }]))).toBeNull();
+  });
+
+  it("a ZIP inside a gzip (at the start of a member, of the object, of another gzip) and inside a PDF FlateDecode stream", () => {
+    // Measured on clamd 1.4.6: it unpacks each of these and extracts the ZIP inside, cut at
+    // MaxFileSize without an alert ("stream: OK" for EICAR behind the zeros).
+    const gz = gzipWithComment(bomb(), "A".repeat(3000));
+    expect(checkAllChunkings(zipOf([{ name: "x.gz", data: gz }]))).toMatch(TOO_BIG);
+    expect(checkAllChunkings(zipOf([{ name: "x.gz", data: gz, method: 0 }]))).toMatch(TOO_BIG);
+    expect(checkAllChunkings(gz)).toMatch(TOO_BIG);
+    expect(checkAllChunkings(gzipWithComment(gz, ""))).toMatch(TOO_BIG);
+    for (const eol of ["\n", "\r\n", "\r"]) expect(checkAllChunkings(pdfWithFlateStream(bomb(), eol))).toMatch(TOO_BIG);
+    expect(checkAllChunkings(zipOf([{ name: "doc.pdf", data: pdfWithFlateStream(bomb()) }]))).toMatch(TOO_BIG);
+    expect(checkAllChunkings(Buffer.concat([png(), pdfWithFlateStream(bomb())]))).toMatch(TOO_BIG);
+    // The same containers with nothing to hide pass, and so does a gzip that does not start its level.
+    expect(checkAllChunkings(zipOf([{ name: "x.gz", data: gzipWithComment(Buffer.from("hello"), "c") }]))).toBeNull();
+    expect(checkAllChunkings(pdfWithFlateStream(zipOf([{ name: "a.txt", data: "fine" }])))).toBeNull();
+    expect(checkAllChunkings(Buffer.concat([Buffer.from("x"), gzipWithComment(Buffer.from("hello"), "")]))).toBeNull();
+    expect(checkAllChunkings(gzipWithComment(Buffer.from("a"), "A".repeat(70_000)))).toMatch(/^a gzip header longer than 65536 bytes/);
   });
 
   it("data descriptors: zero sizes in the local header, deflated or stored", () => {

@@ -76,10 +76,11 @@ export class DeflatedMember implements MemberSink {
   private readonly inflater: RawInflater;
   private readonly budget: ZipBudget;
   private readonly name: string;
-  private readonly key: string;
+  private readonly key: string | null;
   private readonly nested: ByteSink;
 
-  constructor(budget: ZipBudget, name: string, key: string, nested: ByteSink) {
+  /** `key` null: not a ZIP member (a gzip's or a PDF stream's data), whose corrupt data only ends it. */
+  constructor(budget: ZipBudget, name: string, key: string | null, nested: ByteSink) {
     this.budget = budget;
     this.name = name;
     this.key = key;
@@ -100,7 +101,7 @@ export class DeflatedMember implements MemberSink {
     try {
       this.inflater.push(data, () => this.budget.problem !== null);
     } catch {
-      this.budget.noteSuspect(this.key, `ZIP member ${this.name} has corrupt deflate data: clamd discards such a member unscanned (zlib Z_DATA_ERROR), whatever came before the fault`);
+      if (this.key !== null) this.budget.noteSuspect(this.key, `ZIP member ${this.name} has corrupt deflate data: clamd discards such a member unscanned (zlib Z_DATA_ERROR), whatever came before the fault`);
       this.end();
       return;
     }

@@ -1,5 +1,6 @@
 import type { ZipBudget } from "./zip-budget.ts";
 import { BothMember, DeflatedMember, StoredMember, type ByteSink, type MemberSink } from "./zip-members.ts";
+import { INCOMPLETE, MAX_GZIP_HEADER, NONE, STREAM, gzipHeader, partialTail, pdfZlibStream } from "./zip-streams.ts";
 
 /**
  * Finds ZIP structures anywhere in a byte stream, the way clamd does (its file-type scan
@@ -22,7 +23,7 @@ const PK = Buffer.from("PK", "latin1");
 const LOCAL = 0x0403, CENTRAL = 0x0201, DESCRIPTOR = 0x0807;
 const U32 = 0xffffffff;
 const F_ENCRYPTED = 0x1, F_DATA_DESCRIPTOR = 0x8;
-const INCOMPLETE = -1;
+const TAILS = [PK, STREAM];
 /** clamd copies at most 255 bytes of a name (unzip.c, `char name[256]`). */
 const NAME_KEY_BYTES = 255;
 const MAX_OPEN_MEMBERS = 256;
@@ -76,7 +77,11 @@ export class ZipWalker implements ByteSink {
   private readonly centrals = new Map<string, Stated[]>();
   /** The first bytes of this level's stream: clamd reads a central directory only for a ZIP that starts it. */
   private head = "";
+  /** Whether this level's first bytes were examined for a gzip header. */
+  private headChecked = false;
   private finished = false;
+  /** The length of the chunk being pushed (its bytes end at `pos`). */
+  private lastChunk: number | null = null;
 
   private readonly budget: ZipBudget;
   private readonly depth: number;
@@ -92,6 +97,7 @@ export class ZipWalker implements ByteSink {
     const at = this.pos;
     if (this.head.length < 4) this.head += buf.toString("latin1", 0, 4 - this.head.length);
     this.pos += buf.length;
+    this.lastChunk = buf.length;
     this.search(buf, at);
     this.feed(buf, at);
     // After feeding: a member whose data fails in this very chunk is a suspect only now.
@@ -101,6 +107,15 @@ export class ZipWalker implements ByteSink {
 
   finish(): void {
     if (this.finished) return;
+    if (this.pendingLen && !this.budget.problem) {
+      // A header asked for more bytes than it turned out to need (a gzip name is gathered by
+      // doubling) and the stream ended first: what is held is examined once more.
+      this.pendingNeed = 0;
+      this.lastChunk = 0;
+      this.search(Buffer.alloc(0), this.pos);
+      for (const name of this.listed) this.budget.corroborate(name);
+      this.listed = [];
+    }
     this.finished = true;
     for (const a of this.active) {
       if (a.counted) a.counted.count(Math.max(0, Math.min(a.end, this.pos) - a.fed));
@@ -131,25 +146,67 @@ export class ZipWalker implements ByteSink {
       this.pendingLen = 0;
     }
     let i = 0;
+    if (!this.headChecked && base === 0) {
+      // A gzip starting this level's stream: clamd unpacks it and scans its content as a file.
+      const g = gzipHeader(buf, 0);
+      if (g.at === INCOMPLETE) {
+        if (g.need > MAX_GZIP_HEADER) return this.budget.fail(`a gzip header longer than ${MAX_GZIP_HEADER} bytes: its content cannot be followed`);
+        return this.keep(buf, base, 0, g.need);
+      }
+      this.headChecked = true;
+      // Refused whether or not the whole header came in one chunk: the answer may not depend on chunking.
+      if (g.at > MAX_GZIP_HEADER) return this.budget.fail(`a gzip header longer than ${MAX_GZIP_HEADER} bytes: its content cannot be followed`);
+      if (g.at !== NONE) this.startStream("gzip content", g.at, buf, base);
+    }
+    // The next "PK" and "stream" at or after i, each searched again only once passed.
+    let pk = -2, st = -2;
     while (i < buf.length && !this.budget.problem) {
       if (base + i >= this.skipFrom && base + i < this.skipTo) i = this.skipTo - base;
       if (i >= buf.length) return;
-      const k = buf.indexOf(PK, i);
+      if (pk !== -1 && pk < i) pk = buf.indexOf(PK, i);
+      if (st !== -1 && st < i) st = buf.indexOf(STREAM, i);
+      const k = pk < 0 ? st : st < 0 ? pk : Math.min(pk, st);
       if (k < 0) {
-        if (buf[buf.length - 1] === 0x50) this.keep(buf, base, buf.length - 1, 4);
+        const from = partialTail(buf, TAILS);
+        if (from < buf.length) this.keep(buf, base, from, 10);
         return;
       }
       if (base + k >= this.skipFrom && base + k < this.skipTo) {
         i = this.skipTo - base;
         continue;
       }
-      const next = this.structureAt(buf, k, base);
+      const next = buf[k] === 0x73 ? this.pdfStream(buf, k, base) : this.structureAt(buf, k, base);
       if (next === INCOMPLETE) {
         this.keep(buf, base, k, this.needed);
         return;
       }
       i = next;
     }
+  }
+
+  /** A zlib stream after a PDF "stream" keyword: inflated and walked one level deeper. */
+  private pdfStream(buf: Buffer, k: number, base: number): number {
+    const z = pdfZlibStream(buf, k);
+    if (z.at === INCOMPLETE) return this.incomplete(z.need);
+    if (z.at !== NONE) this.startStream(`PDF stream at offset ${base + k}`, base + z.at, buf, base);
+    return k + STREAM.length;
+  }
+
+  /**
+   * Deflate data clamd inflates and scans as a file (a gzip's, a PDF stream's) from `dataAt`
+   * to its own end. Corrupt data just ends it: clamd scans what such a stream yielded.
+   */
+  private startStream(what: string, dataAt: number, buf: Buffer, base: number): void {
+    const level = this.depth + 1;
+    if (level >= this.budget.maxRecursion) {
+      return this.budget.fail(`${what} is nested ${level} levels deep, at or past the scanner's MaxRecursion (${this.budget.maxRecursion})`);
+    }
+    const member = new DeflatedMember(this.budget, `(${what}, level ${level})`, null, new ZipWalker(this.budget, level));
+    // A header gathered from earlier chunks (a long gzip name) may be complete only past its
+    // end: its data bytes held in `buf` before this chunk are fed now, the rest by feed().
+    const chunkAt = this.pos - (this.lastChunk ?? 0);
+    if (dataAt < chunkAt) member.feed(buf.subarray(dataAt - base, chunkAt - base));
+    this.track(member, Math.max(dataAt, chunkAt), Infinity, null);
   }
 
   /** Reads the structure whose signature starts at buf[k]; where the search goes on, or INCOMPLETE. */

@@ -1,4 +1,4 @@
-import { constants, crc32, deflateRawSync } from "node:zlib";
+import { constants, crc32, deflateRawSync, deflateSync } from "node:zlib";
 
 /**
  * ZIP archives built by hand for the tests, including the malformed and hostile shapes a
@@ -129,4 +129,23 @@ export function incompleteHuffmanBlock(): Buffer {
   code("0"); code("0"); code("10"); // "AA", end of block
   if (n) out.push(cur);
   return Buffer.from(out);
+}
+
+/** A gzip member of `content` with a comment (FCOMMENT) of `comment` (node's gzipSync writes none). */
+export function gzipWithComment(content: Buffer, comment: string): Buffer {
+  const header = Buffer.from([0x1f, 0x8b, 0x08, 0x10, 0, 0, 0, 0, 0, 0xff]);
+  const trailer = Buffer.alloc(8);
+  trailer.writeUInt32LE(crc32(content), 0);
+  trailer.writeUInt32LE(content.length >>> 0, 4);
+  return Buffer.concat([header, Buffer.from(comment, "latin1"), Buffer.from([0]), deflateRawSync(content), trailer]);
+}
+
+/** A one-page-less PDF whose only object is a FlateDecode stream of `content`. */
+export function pdfWithFlateStream(content: Buffer, eol = "\n"): Buffer {
+  const data = deflateSync(content);
+  return Buffer.concat([
+    Buffer.from(`%PDF-1.4\n1 0 obj\n<< /Length ${data.length} /Filter /FlateDecode >>\nstream${eol}`, "latin1"),
+    data,
+    Buffer.from("\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n", "latin1"),
+  ]);
 }

@@ -1,0 +1,82 @@
+/**
+ * Compressed streams clamd unpacks and then scans as files of their own, so a ZIP inside
+ * one is extracted (and cut at MaxFileSize without an alert) like any other: measured on
+ * 1.4.6, a deflate bomb in a ZIP inside a gzip inside a ZIP member, or inside a PDF
+ * FlateDecode stream, answers "stream: OK" for EICAR. The walk follows them one level
+ * deeper, as it follows ZIP members:
+ *
+ * - a gzip that starts a level's stream (the object, a member's content, a stream's
+ *   output): clamd's file typing opens gzip only there;
+ * - a zlib stream right after a PDF "stream" keyword, wherever it sits (over-approximating
+ *   where clamd's PDF parser looks: following one it would not costs work, never a pass).
+ *
+ * Each parser returns the offset in `buf` where the deflate data starts, NONE, or
+ * INCOMPLETE with the bytes it needs from `k` in `need`.
+ */
+
+export const NONE = -2;
+export const INCOMPLETE = -1;
+/** A gzip header longer than this (FEXTRA, name, comment) is refused rather than buffered. */
+export const MAX_GZIP_HEADER = 64 * 1024;
+
+const FHCRC = 2, FEXTRA = 4, FNAME = 8, FCOMMENT = 16;
+
+export type Parse = { at: number; need: number };
+
+/** A gzip header (RFC 1952) at buf[k]: where its deflate data starts. */
+export function gzipHeader(buf: Buffer, k: number): Parse {
+  const avail = buf.length - k;
+  if (avail < 3) return { at: isPrefix(buf, k, GZIP_MAGIC) ? INCOMPLETE : NONE, need: 10 };
+  if (!isPrefix(buf, k, GZIP_MAGIC)) return { at: NONE, need: 0 };
+  if (avail < 10) return { at: INCOMPLETE, need: 10 };
+  const flags = buf[k + 3]!;
+  let p = k + 10;
+  if (flags & FEXTRA) {
+    if (p + 2 > buf.length) return { at: INCOMPLETE, need: p + 2 - k };
+    p += 2 + buf.readUInt16LE(p);
+    if (p > buf.length) return { at: INCOMPLETE, need: p - k };
+  }
+  for (const flag of [FNAME, FCOMMENT]) {
+    if (!(flags & flag)) continue;
+    const nul = buf.indexOf(0, p);
+    // Doubling what is asked for keeps a long name read in small chunks from costing n^2.
+    if (nul < 0) return { at: INCOMPLETE, need: buf.length - k >= MAX_GZIP_HEADER ? MAX_GZIP_HEADER + 1 : Math.min(2 * (buf.length - k), MAX_GZIP_HEADER + 1) };
+    p = nul + 1;
+  }
+  if (flags & FHCRC) p += 2;
+  if (p > buf.length) return { at: INCOMPLETE, need: p - k };
+  return { at: p, need: 0 };
+}
+
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b, 0x08]);
+export const STREAM = Buffer.from("stream", "latin1");
+
+/** "stream", an end of line, and a zlib header (RFC 1950, no preset dictionary) at buf[k]. */
+export function pdfZlibStream(buf: Buffer, k: number): Parse {
+  let p = k + STREAM.length;
+  if (p + 1 > buf.length) return { at: INCOMPLETE, need: 10 };
+  if (buf[p] === 0x0d) p++;
+  if (p + 1 > buf.length) return { at: INCOMPLETE, need: 10 };
+  if (buf[p] === 0x0a) p++;
+  else if (buf[p - 1] !== 0x0d) return { at: NONE, need: 0 };
+  if (p + 2 > buf.length) return { at: INCOMPLETE, need: 10 };
+  const cmf = buf[p]!, flg = buf[p + 1]!;
+  const zlib = (cmf & 0x0f) === 8 && cmf >> 4 <= 7 && ((cmf << 8) | flg) % 31 === 0 && (flg & 0x20) === 0;
+  return zlib ? { at: p + 2, need: 0 } : { at: NONE, need: 0 };
+}
+
+/** Where in buf's last bytes a signature may begin that the next chunk completes (or buf.length). */
+export function partialTail(buf: Buffer, signatures: readonly Buffer[]): number {
+  let from = buf.length;
+  for (const sig of signatures) {
+    for (let j = Math.min(sig.length - 1, buf.length); j > 0; j--) {
+      if (buf.length - j < from && isPrefix(buf, buf.length - j, sig.subarray(0, j))) from = buf.length - j;
+    }
+  }
+  return from;
+}
+
+function isPrefix(buf: Buffer, k: number, sig: Buffer): boolean {
+  const n = Math.min(sig.length, buf.length - k);
+  return buf.subarray(k, k + n).equals(sig.subarray(0, n));
+}
