@@ -79,6 +79,19 @@ export const ATTACKS: SvgAttack[] = [
   { name: "XML 1.1", svg: svg("", '<?xml version="1.1"?>'), detail: /XML 1\.1: only XML 1\.0/ },
   { name: "an unclosed element", svg: `${SVG_OPEN}<g><rect/></svg>`, detail: /not well-formed XML/ },
   { name: "text after the root", svg: `${svg("")}<script>alert(1)</script>`, detail: /not well-formed XML/ },
+  // Tried in the attacker review of the finished check (all held; kept so they keep holding).
+  { name: "an encoding declaration other than UTF-8 (UTF-7 spells < as +ADw-)", svg: svg("", '<?xml version="1.0" encoding="UTF-7"?>'), detail: /encoding "UTF-7": only UTF-8/ },
+  { name: "the default namespace redeclared as XHTML on a child", svg: svg(`<g xmlns="${XHTML}"><script>alert(1)</script></g>`), detail: /element <g> .* in the namespace http:\/\/www\.w3\.org\/1999\/xhtml/ },
+  { name: "a <script> in no namespace (xmlns=\"\")", svg: svg('<script xmlns="">alert(1)</script>'), detail: /element <script> .* in the namespace none/ },
+  { name: "the xlink prefix rebound to XHTML", svg: `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="${XHTML}"><use xlink:href="#a"/></svg>`, detail: /xlink:href on <use> .* foreign namespace http:\/\/www\.w3\.org\/1999\/xhtml/ },
+  { name: "fill=\"url(javascript:...)\" in a presentation attribute", svg: svg('<rect fill="url(javascript:alert(1))" width="1" height="1"/>'), detail: /attribute fill on <rect> .* javascript: URL/ },
+  { name: "a CSS comment opening an unquoted url()", svg: svg('<rect style="fill:url(/**/http://evil.example/x)"/>'), detail: /url\("\/\*\*\/http:.*only url\(#id\)/ },
+  { name: "an XML comment splitting url( inside <style>", svg: svg("<style>rect{fill:u<!-- -->rl(http://evil.example/x)}</style>"), detail: /<style> .* url\("http:\/\/evil\.example\/x"\)/ },
+  { name: "<feImage> fetching an external image", svg: svg('<filter id="f"><feImage href="http://evil.example/x.png"/></filter>'), detail: /href on <feImage> .* neither a same-document fragment/ },
+  { name: "SVG Tiny 1.2 <listener>", svg: svg('<listener event="click" handler="#h"/>'), detail: /element <listener> .* not on the allowlist/ },
+  { name: "a cursor attribute (its only non-keyword value is an image URL)", svg: svg('<rect cursor="url(http://evil.example/c.png)" width="1" height="1"/>'), detail: /attribute cursor on <rect> .* not on the allowlist/ },
+  { name: "&#x0; inside javascript: (not XML: refused as malformed)", svg: svg('<use href="java&#x0;script:alert(1)"/>'), detail: /not well-formed XML/ },
+  { name: "a C1 control (U+0085) inside javascript:", svg: svg('<image href="java\u0085script:alert(1)" width="1" height="1"/>'), detail: /href on <image> .* javascript: URL/ },
 ];
 
 /** A plain icon, as icon sets ship them. */
