@@ -141,3 +141,43 @@ describe("finalize runs that overlap or die after the copy (rgw, sqlite)", () =>
     expect((await s.auditActions(upload.id)).filter((a) => a === "upload.verified")).toHaveLength(1);
   });
 });
+
+/**
+ * An ETag is an MD5, and MD5 collisions can be made at will (chosen-prefix collisions: two
+ * files of one size, any two prefixes, one MD5). A replacement built to collide with the
+ * checked bytes has their ETag: If-Match and x-amz-copy-source-if-match both pass it, and
+ * the copy's ETag equals the checked one. Here the collision is stood in for by the
+ * copy's answer (the checked ETag for other bytes, exactly what a colliding replacement
+ * gives on Ceph RGW); the bytes copied are real and different. Only a SHA-256 of what was
+ * copied can tell: storage computes none on RGW, so finalize reads its staging copy back.
+ */
+describe("promotion of a replacement with the checked ETag (an MD5 collision, rgw)", () => {
+  let s: PipelineStack;
+  beforeAllOrFailEach(async () => {
+    s = await startPipelineStack({ storage: "rgw", database: "sqlite", workerRoles: null });
+  });
+  afterAll(async () => s?.close());
+
+  it("quarantines as checksum_mismatch: the copy's SHA-256 is not the scanned one", async () => {
+    const logger = createLogger({ level: "silent", name: "finalize" });
+    await s.startWorker("inspect,scan");
+    const { id } = await s.upload(png(10, 10), { contentType: "image/png", complete: true });
+    const upload = await s.waitFor(id, ["deciding", "quarantined", "verified"]);
+    await s.stopWorkers();
+    expect({ status: upload.status, verdict: upload.verdict }).toEqual({ status: "deciding", verdict: "clean" });
+
+    const inner = s.storage.store;
+    const colliding: ObjectStore = Object.create(inner);
+    colliding.copy = async (source, target, o) => {
+      if (!o.ifMatch || source !== upload.objectKey) return inner.copy(source, target, o);
+      await s.storage.s3.send(new PutObjectCommand({ Bucket: s.storage.bucket, Key: source, Body: eicar(), ContentType: "image/png" }));
+      const result = await inner.copy(source, target, o);
+      expect(result.eTag).not.toBe(upload.checkedETag);
+      return { ...result, eTag: upload.checkedETag };
+    };
+    await processFinalize({ repository: s.uploads, store: colliding, queues: s.queues, logger }, { data: { v: 1, uploadId: id }, attemptsMade: 0, opts: { attempts: 5 } });
+    const after = (await s.uploads.getById(id))!;
+    expect({ status: after.status, reason: after.reason }).toEqual({ status: "quarantined", reason: "checksum_mismatch" });
+    expect(await s.storage.store.head(objectKey("verified", s.tenant, id))).toBeNull();
+  });
+});

@@ -106,8 +106,9 @@ export function promotionOutcome(upload: FinalizeRow, decision: { target: string
 }
 
 /**
- * Whether a stored copy is the checked version. A SHA-256 that storage computed settles it
- * (AWS S3 answers CopyObject's x-amz-checksum-algorithm). Otherwise the ETag: a copy of a
+ * Whether a stored copy is the checked version. A SHA-256 settles it (AWS S3 answers
+ * CopyObject's x-amz-checksum-algorithm; elsewhere finalize hashes its staging copy, as an
+ * ETag is an MD5 and MD5 collisions can be made). Otherwise the ETag: a copy of a
  * single-PUT object keeps its MD5 ETag everywhere, a copy of a multipart object keeps its
  * "-N" ETag on Ceph RGW 16 but gets the whole object's MD5 on fauxqs 2.4.1 (and on AWS S3),
  * which the scan recorded for exactly this (scannedMd5). Anything else is not proven.

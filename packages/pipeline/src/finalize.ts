@@ -1,9 +1,9 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { contentDisposition, isTerminal, objectKey, type Upload } from "@intake/domain";
 import type { UploadFindings } from "@intake/db";
 import { ObjectChangedError, type CopyResult } from "@intake/storage";
 import type { StageDeps } from "./deps.ts";
-import { decideFinalize, promotionOutcome, stagingKey, verifiedContentType, type FinalizeDecision, type FinalizeFacts } from "./finalize-decision.ts";
+import { copyConfirmed, decideFinalize, promotionOutcome, stagingKey, verifiedContentType, type FinalizeDecision, type FinalizeFacts } from "./finalize-decision.ts";
 import { UploadGoneError, ensureNextStage, type StageJob } from "./progress.ts";
 
 /**
@@ -71,7 +71,11 @@ async function carryOut(deps: StageDeps, upload: Upload, decision: FinalizeDecis
  */
 async function promote(deps: StageDeps, upload: Upload, decision: Extract<FinalizeDecision, { kind: "promote" }>): Promise<ReturnType<typeof promotionOutcome>> {
   const staging = stagingKey(upload, randomUUID());
-  const outcome = promotionOutcome(upload, { ...decision, staging }, await promotingCopy(deps, upload, staging, decision.size));
+  const copied = await promotingCopy(deps, upload, staging, decision.size);
+  // An ETag that matches is only an MD5 that matches: without storage's own SHA-256, the
+  // staging copy's bytes are hashed (a mismatching ETag is refused without reading).
+  const proof = copied && !copied.sha256 && copyConfirmed(upload, copied) ? { ...copied, sha256: await stagedSha256(deps, staging) } : copied;
+  const outcome = promotionOutcome(upload, { ...decision, staging }, proof);
   if (outcome.kind !== "promoted") return outcome; // its discard removes the staging copy
   try {
     await copy(deps, upload, staging, decision.target, { size: decision.size, findings: {}, clean: true });
@@ -80,6 +84,20 @@ async function promote(deps: StageDeps, upload: Upload, decision: Extract<Finali
   }
   await deps.store.delete(upload.objectKey);
   return outcome;
+}
+
+/**
+ * The SHA-256 of the staging copy, read back. MD5 collisions can be made at will, so a
+ * replacement built to collide with the checked bytes carries their ETag past every
+ * If-Match and into the copy. The staging key is this run's and no client writes it: what
+ * is hashed here is what goes on to verified/.
+ */
+async function stagedSha256(deps: StageDeps, staging: string): Promise<string> {
+  const object = await deps.store.read(staging);
+  if (!object) throw new Error(`the staging copy ${staging} vanished before it could be confirmed`);
+  const hash = createHash("sha256");
+  for await (const chunk of object.body) hash.update(chunk as Buffer);
+  return hash.digest("hex");
 }
 
 /**
