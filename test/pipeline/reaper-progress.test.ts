@@ -150,6 +150,36 @@ describe("the reaper and work in progress", () => {
     expect({ status: done.status, reason: done.reason, detail: done.reasonDetail }).toEqual({ status: "verified", reason: null, detail: null });
   });
 
+  it("leaves a delayed job (a retry backing off) alone, and re-queues one that completed without moving the upload", async () => {
+    const { id } = await s.upload(png(5, 5), { contentType: "image/png", complete: true });
+    await until("the upload to arrive", async () => (await s.uploads.getById(id))?.status === "uploaded");
+    const reaper = reaperFor(s);
+    const queue = s.queues.queue("inspect");
+    const jobId = stageJobId("inspect", id);
+    const jobState = async () => (await queue.getJob(jobId))?.getState() ?? "missing";
+    // The same job id, backing off for a minute (what a retry's exponential backoff leaves).
+    await (await queue.getJob(jobId))!.remove();
+    await queue.add("inspect", { v: 1, uploadId: id }, { jobId, delay: 60_000 });
+    expect(await jobState()).toBe("delayed");
+    expect(await reaper.reap(pastStuck())).toMatchObject({ requeued: 0, inProgress: 1 });
+    expect(await jobState()).toBe("delayed");
+
+    // Completed while the row stayed where it was (the kept completed job holds the id).
+    await (await queue.getJob(jobId))!.remove();
+    await queue.add("inspect", { v: 1, uploadId: id }, { jobId, removeOnComplete: false });
+    const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const idle = new Worker(queueName("inspect"), async () => undefined, { connection, prefix: s.config.redis.prefix });
+    try {
+      await until("the job to complete", async () => (await jobState()) === "completed");
+    } finally {
+      await idle.close();
+      connection.disconnect();
+    }
+    expect(await reaper.reap(pastStuck())).toMatchObject({ requeued: 1 });
+    expect(await jobState()).toBe("waiting");
+    expect((await s.auditActions(id)).filter((a) => a === "reaper.requeued")).toHaveLength(1);
+  });
+
   it("finds a lost job behind more than a page of uploads whose jobs are live", async () => {
     // 120 uploads waiting in the queue (a backlog), and behind them, idle the shortest, one whose job is gone.
     const ids: string[] = [];
