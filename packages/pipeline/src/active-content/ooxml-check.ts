@@ -17,8 +17,8 @@ import { contentTypesFindings, decodeXmlPart, relationshipFindings, type XmlPart
  * inflated (bounded) and read after XML character references are decoded
  * (ooxml-xml-parts.ts): the relationship type, not the part's name, is what makes Office
  * load a part as a VBA project or an OLE object, or fetch one from elsewhere. Refused as
- * unscannable: such a part that is encrypted, uses another compression method, does not
- * inflate to its end, is larger than CONTENT_TYPES_LIMIT, declares a DTD or an encoding
+ * unscannable: such a part that is encrypted, uses another compression method, is stored
+ * without its size, does not inflate to its end, is larger than CONTENT_TYPES_LIMIT, declares a DTD or an encoding
  * other than UTF-8/UTF-16; and a central directory entry naming such a part whose local
  * header was not read as one (Office opens parts by the central directory's names).
  */
@@ -152,6 +152,9 @@ export class OoxmlActiveContentCheck {
     if (flags & 0x01) read.problem = "is encrypted";
     else if (method === 8) read.inflate = new BoundedInflate({ zlib: false, maxBytes: CONTENT_TYPES_LIMIT, budget: this.budget, onData: (d) => this.keepText(read, d) });
     else if (method !== 0) read.problem = `uses compression method ${method}`;
+    // Stored data of unknown length ends here at the next signature, which its own text may
+    // hold ("PK\x07\x08" is two valid characters in UTF-16): Office reads the central sizes.
+    else if (read.remaining === -1) read.problem = "is stored without its size (a data descriptor follows): where it ends cannot be told";
     if (read.problem) return this.contentTypesProblem(read, read.problem);
     if (this.contentTypes) this.endContentTypes();
     this.skipExtra = u16(h.fixed, 24);
