@@ -44,6 +44,7 @@ export async function startFauxqsStorage(opts: { bucket?: string; queueName?: st
     queueName,
     local,
     env: {
+      STORAGE_KIND: "intake-local",
       S3_ENDPOINT: local.endpoint,
       S3_FORCE_PATH_STYLE: "true",
       S3_BUCKET: bucket,
@@ -87,6 +88,7 @@ export async function startRgwStorage(): Promise<TestStorage> {
     s3,
     store: new S3ObjectStore(s3, bucket, CEPH_RGW_CAPABILITIES),
     env: {
+      STORAGE_KIND: "ceph-rgw",
       S3_ENDPOINT: endpoint,
       S3_FORCE_PATH_STYLE: "true",
       S3_BUCKET: bucket,

@@ -1,15 +1,6 @@
 /**
- * What the local S3 stand-in guarantees, in the shape of @intake/storage's
- * StoreCapabilities (kept structural: this package does not depend on the product's).
- * fauxqs 2.4.1 checks no signature, type, length or checksum and has no ListMultipartUploads or
- * ListParts; the proxy in front of it (local-object-storage.ts) refuses a copy whose
- * x-amz-copy-source-if-match no longer holds. test/conformance checks each of these.
+ * What the local S3 stand-in guarantees is declared where the product reads it
+ * (@intake/storage, STORE_KINDS["intake-local"], chosen with STORAGE_KIND=intake-local);
+ * test/conformance checks that declaration against this stand-in's behaviour.
  */
-export const LOCAL_STORAGE_CAPABILITIES = Object.freeze({
-  verifiesSignatures: false,
-  verifiesContentMd5: false,
-  verifiesSha256Checksum: false,
-  honoursCopyIfMatch: true,
-  listsMultipartUploads: false,
-  listsParts: false,
-});
+export { LOCAL_STAND_IN_CAPABILITIES as LOCAL_STORAGE_CAPABILITIES } from "@intake/storage";

@@ -134,16 +134,21 @@ export class Reaper {
    * between CreateMultipartUpload and the insert). Storage keeps their parts, and bills
    * them, until someone aborts them. fauxqs 2.4.1 has no ListMultipartUploads: said once.
    */
+  private noSweep(s: ReapSummary): void {
+    if (!this.saidSweepUnsupported) this.deps.logger.warn({}, "this storage has no ListMultipartUploads: orphaned multipart uploads cannot be swept (rows with a recorded upload id are still aborted)");
+    this.saidSweepUnsupported = true;
+    s.sweep = "unsupported";
+  }
+
   private async sweepMultipartUploads(now: Date, s: ReapSummary): Promise<void> {
+    if (!this.deps.store.capabilities.listsMultipartUploads) return this.noSweep(s);
     let uploads;
     try {
       uploads = await this.deps.store.listMultipartUploads(`${PREFIX.pending}/`);
     } catch (err) {
+      // A store that declared the listing but lacks it: same outcome, said the same way.
       if (!(err instanceof StorageUnsupportedError)) throw err;
-      if (!this.saidSweepUnsupported) this.deps.logger.warn({}, "this storage has no ListMultipartUploads: orphaned multipart uploads cannot be swept (rows with a recorded upload id are still aborted)");
-      this.saidSweepUnsupported = true;
-      s.sweep = "unsupported";
-      return;
+      return this.noSweep(s);
     }
     for (const mp of uploads) {
       if (mp.initiated && now.getTime() - mp.initiated.getTime() < ORPHAN_MULTIPART_MIN_AGE_MS) continue;

@@ -20,6 +20,12 @@ describe("loadConfig", () => {
     expect(loadConfig({ ...base, MAX_UPLOAD_BYTES: "5000", CLAMD_STREAM_MAX_BYTES: "6000" }).clamd.maxStreamBytes).toBe(6000);
   });
 
+  it("names the storage behind S3_ENDPOINT (AWS unless told otherwise) and refuses an unknown one", () => {
+    expect(loadConfig(base).storage.kind).toBe("aws");
+    expect(loadConfig({ ...base, STORAGE_KIND: "ceph-rgw" }).storage.kind).toBe("ceph-rgw");
+    expect(() => loadConfig({ ...base, STORAGE_KIND: "minio" })).toThrow(/STORAGE_KIND/);
+  });
+
   it("uses PostgreSQL when DATABASE_URL is set", () => {
     expect(loadConfig({ ...base, DATABASE_URL: "postgres://u@db/intake" }).database).toEqual({ client: "pg", url: "postgres://u@db/intake" });
   });

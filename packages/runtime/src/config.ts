@@ -71,6 +71,9 @@ const EnvSchema = z.object({
   AWS_REGION: z.string().default("us-east-1"),
   S3_ENDPOINT: z.url().optional(),
   S3_FORCE_PATH_STYLE: bool.default(false),
+  // Which storage is behind S3_ENDPOINT, so what it guarantees is declared, not discovered
+  // by a failing call (@intake/storage STORE_KINDS: signatures, copy-if-match, listings).
+  STORAGE_KIND: z.enum(["aws", "ceph-rgw", "intake-local"]).default("aws"),
   S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "must be a valid S3 bucket name"),
   SQS_ENDPOINT: z.url().optional(),
   SQS_QUEUE_URL: z.url().optional(),
@@ -156,6 +159,7 @@ export interface Config {
     region: string;
     endpoint?: string;
     forcePathStyle: boolean;
+    kind: Env["STORAGE_KIND"];
     bucket: string;
     sqsEndpoint?: string;
     queueUrl?: string;
@@ -266,6 +270,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       region: e.AWS_REGION,
       endpoint: e.S3_ENDPOINT,
       forcePathStyle: e.S3_FORCE_PATH_STYLE,
+      kind: e.STORAGE_KIND,
       bucket: e.S3_BUCKET,
       sqsEndpoint: e.SQS_ENDPOINT ?? e.S3_ENDPOINT,
       queueUrl: e.SQS_QUEUE_URL,

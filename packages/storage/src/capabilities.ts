@@ -46,3 +46,25 @@ export const CEPH_RGW_CAPABILITIES: StoreCapabilities = Object.freeze({
   listsMultipartUploads: true,
   listsParts: true,
 });
+
+/**
+ * The project's local stand-in (infra/local: fauxqs 2.4.1 behind a proxy), seen here: it
+ * checks no signature, type, length or checksum and has no ListMultipartUploads or
+ * ListParts; its proxy refuses a copy whose x-amz-copy-source-if-match no longer holds.
+ */
+export const LOCAL_STAND_IN_CAPABILITIES: StoreCapabilities = Object.freeze({
+  verifiesSignatures: false,
+  verifiesContentMd5: false,
+  verifiesSha256Checksum: false,
+  honoursCopyIfMatch: true,
+  listsMultipartUploads: false,
+  listsParts: false,
+});
+
+/** The storages the configuration can name (STORAGE_KIND), each with what it guarantees. */
+export const STORE_KINDS = {
+  aws: AWS_S3_CAPABILITIES,
+  "ceph-rgw": CEPH_RGW_CAPABILITIES,
+  "intake-local": LOCAL_STAND_IN_CAPABILITIES,
+} as const satisfies Record<string, StoreCapabilities>;
+export type StoreKind = keyof typeof STORE_KINDS;

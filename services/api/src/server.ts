@@ -5,7 +5,7 @@ import { ApiKeyRepository, migrate, openDatabase, pingDatabase, UploadRepository
 import { createProducerConnection, StageQueues, STAGES } from "@intake/pipeline";
 import { createLogger, type Config, type Logger } from "@intake/runtime";
 import { createClamdScanner, hasTestSignaturesOnly, loadsTestSignaturesOnly, TEST_SIGNATURES_WARNING } from "@intake/scanner";
-import { createS3Client, createSqsClient, provisionStorage, S3ObjectStore } from "@intake/storage";
+import { createS3Client, createSqsClient, provisionStorage, S3ObjectStore, STORE_KINDS } from "@intake/storage";
 import { createApp } from "./app.ts";
 import { Redis } from "ioredis";
 import { cacheAuthentications } from "./http/auth.ts";
@@ -57,7 +57,7 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
         sqs.destroy();
       }
     }
-    const store = new S3ObjectStore(s3, config.storage.bucket);
+    const store = new S3ObjectStore(s3, config.storage.bucket, STORE_KINDS[config.storage.kind]);
 
     const redis = createProducerConnection(config.redis.url);
     // An 'error' listener keeps ioredis' reconnect errors from becoming unhandled events;

@@ -19,7 +19,7 @@ import {
 } from "@intake/pipeline";
 import { createLogger, type Config, type Logger } from "@intake/runtime";
 import { createClamdScanner, loadsTestSignaturesOnly, ScanFailedError, TEST_SIGNATURES_WARNING, withLimitsProbe, type ProbedScanner } from "@intake/scanner";
-import { createS3Client, createSqsClient, resolveQueueUrl, S3ObjectStore, SqsEventQueue, type EventQueue, type ObjectStore } from "@intake/storage";
+import { createS3Client, createSqsClient, resolveQueueUrl, S3ObjectStore, SqsEventQueue, STORE_KINDS, type EventQueue, type ObjectStore } from "@intake/storage";
 
 
 /** clamd does not behave as the configuration says (limits, alerts, signatures): the worker does not start. */
@@ -113,7 +113,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       // Credentials come from the SDK's default chain; the config carries no secrets.
       const s3 = createS3Client({ region: config.storage.region, endpoint: config.storage.endpoint, forcePathStyle: config.storage.forcePathStyle });
       cleanups.push(async () => s3.destroy());
-      store = new S3ObjectStore(s3, config.storage.bucket);
+      store = new S3ObjectStore(s3, config.storage.bucket, STORE_KINDS[config.storage.kind]);
     }
 
     const connection = createWorkerConnection(config.redis.url);
