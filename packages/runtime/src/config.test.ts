@@ -26,6 +26,10 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ ...base, STORAGE_KIND: "minio" })).toThrow(/STORAGE_KIND/);
   });
 
+  it("keeps SQLite's :memory: as the in-memory database instead of a file of that name", () => {
+    expect(loadConfig({ ...base, SQLITE_PATH: ":memory:" }).database).toEqual({ client: "sqlite", filename: ":memory:" });
+  });
+
   it("uses PostgreSQL when DATABASE_URL is set", () => {
     expect(loadConfig({ ...base, DATABASE_URL: "postgres://u@db/intake" }).database).toEqual({ client: "pg", url: "postgres://u@db/intake" });
   });

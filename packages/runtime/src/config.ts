@@ -322,7 +322,10 @@ export interface DatabaseConfig {
 }
 
 function databaseSettings(e: Pick<Env, "DATABASE_URL" | "SQLITE_PATH">, dataDir: string): Config["database"] {
-  return e.DATABASE_URL ? { client: "pg", url: e.DATABASE_URL } : { client: "sqlite", filename: e.SQLITE_PATH ? resolve(e.SQLITE_PATH) : resolve(dataDir, "intake.sqlite") };
+  if (e.DATABASE_URL) return { client: "pg", url: e.DATABASE_URL };
+  // ":memory:" is SQLite's name for a private in-memory database, not a file to resolve.
+  const file = e.SQLITE_PATH === ":memory:" ? ":memory:" : e.SQLITE_PATH ? resolve(e.SQLITE_PATH) : resolve(dataDir, "intake.sqlite");
+  return { client: "sqlite", filename: file };
 }
 
 const DatabaseEnvSchema = EnvSchema.pick({ NODE_ENV: true, DATA_DIR: true, DATABASE_URL: true, SQLITE_PATH: true, DEV_API_KEY: true });
