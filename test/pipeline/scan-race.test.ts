@@ -2,7 +2,7 @@ import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, describe, expect, it } from "vitest";
 import { objectKey } from "@intake/domain";
 import type { ObjectStore } from "@intake/storage";
-import { eicar, png } from "./fixtures.ts";
+import { eicar, pdf, png, zip } from "./fixtures.ts";
 import { beforeAllOrFailEach, storeIgnoringIfMatch } from "@intake/test";
 import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
 
@@ -86,3 +86,64 @@ describe.each(["fauxqs", "rgw"] as const)("an upload whose checked ETag is unkno
     expect(await s.storage.store.head(objectKey("verified", s.tenant, id))).toBeNull();
   });
 });
+
+/**
+ * An ETag is an MD5, and MD5 collisions can be made at will (chosen-prefix: any two
+ * prefixes, one MD5, one size). A replacement built to collide with the inspected bytes
+ * passes every ETag check: scan's If-Match, finalize's HEAD, the copy's ETag. Storage here
+ * stands in for the collision by answering the checked ETag for the pending object
+ * whatever it holds (exactly what a colliding replacement makes it answer); the bytes
+ * are really replaced, by a clean file of another type (a PDF, where inspect typed a PNG
+ * or a ZIP: the PNG walker of the active-content checks refuses it as invalid_content, the
+ * ZIP has no structural check that would). Scan scans and hashes what it reads, so finalize's SHA-256 cannot catch this: the
+ * scan itself must see that the bytes it read do not begin as the ones inspect typed.
+ */
+const COLLISIONS = [
+  ["image/png", () => png(64, 64), "image/png"],
+  ["application/zip", () => zip([{ name: "notes.txt", data: "x".repeat(5000) }]), "application/zip"],
+] as const;
+
+describe.each(COLLISIONS)("a %s replaced between inspect and scan by a PDF with the same ETag (an MD5 collision, rgw)", (declared, original, sniffed) => {
+  let s: PipelineStack;
+  beforeAllOrFailEach(async () => {
+    s = await startPipelineStack({ storage: "rgw", database: "sqlite", workerRoles: null });
+    const inner = s.storage.store;
+    const checkedOf = new Map<string, string>();
+    const colliding: ObjectStore = Object.create(inner);
+    const pretend = <T extends { eTag: string | null } | null>(key: string, o: T): T => (o && checkedOf.has(key) ? { ...o, eTag: checkedOf.get(key)! } : o);
+    colliding.read = async (key, opts = {}) => {
+      if (opts.range && key.startsWith("pending/")) {
+        const head = await inner.read(key, opts);
+        if (head?.eTag) checkedOf.set(key, head.eTag);
+        return head;
+      }
+      if (key.startsWith("pending/") && checkedOf.has(key)) {
+        const size = (await inner.head(key))!.size;
+        await s.storage.s3.send(new PutObjectCommand({ Bucket: s.storage.bucket, Key: key, Body: sameSize(pdf(), size), ContentType: "image/png" }));
+        const { ifMatch: _checked, ...rest } = opts;
+        return pretend(key, await inner.read(key, rest));
+      }
+      return inner.read(key, opts);
+    };
+    colliding.head = async (key) => pretend(key, await inner.head(key));
+    colliding.copy = async (source, target, o) => {
+      const { ifMatch: _checked, ...rest } = o;
+      return checkedOf.has(source) && o.ifMatch ? pretend(source, await inner.copy(source, target, rest)) : inner.copy(source, target, o);
+    };
+    await s.startWorker("inspect,scan,finalize", { store: colliding });
+  });
+  afterAll(async () => s?.close());
+
+  it("quarantines as checksum_mismatch and never writes verified/", async () => {
+    const { id } = await s.upload(original(), { contentType: declared, complete: true });
+    const done = await s.waitFor(id, ["verified", "quarantined"]);
+    expect({ status: done.status, sniffed: done.sniffedType }).toEqual({ status: "quarantined", sniffed });
+    expect(["checksum_mismatch", "invalid_content"]).toContain(done.reason);
+    expect(await s.storage.store.head(objectKey("verified", s.tenant, id))).toBeNull();
+  });
+});
+
+/** `bytes` padded with spaces (or cut) to `size`. */
+function sameSize(bytes: Buffer, size: number): Buffer {
+  return bytes.length >= size ? bytes.subarray(0, size) : Buffer.concat([bytes, Buffer.alloc(size - bytes.length, 0x20)]);
+}

@@ -2,7 +2,9 @@ import { createHash, type Hash } from "node:crypto";
 import { pipeline, Transform } from "node:stream";
 import { quarantine, type ActiveContentReason } from "@intake/domain";
 import { ObjectChangedError, type ObjectRead } from "@intake/storage";
+import { fileTypeFromBuffer } from "file-type";
 import { finalVerdict, scanVerdict } from "./decisions.ts";
+import { SNIFF_LIMIT } from "./inspect.ts";
 import { needsScannedMd5 } from "./finalize-decision.ts";
 import type { Scanner, StageDeps } from "./deps.ts";
 import { UploadGoneError, ensureNextStage, isLastAttempt, recordVerdict, type StageJob } from "./progress.ts";
@@ -70,7 +72,8 @@ export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> 
     const body = md5 ? pipeline(object.body, digestTap(md5), () => undefined) : object.body;
     const size = object.size;
     const checks = contentChecksFor({ upload, size, clamdLimits: deps.clamdLimits, activeContentAllowed: deps.activeContentAllowed });
-    const observed = pipeline(body, observer(checks), () => undefined);
+    const start = new HeadTap(SNIFF_LIMIT);
+    const observed = pipeline(body, start, observer(checks), () => undefined);
     const report = await withHeartbeat(deps, uploadId, () => deps.scanner.scan(observed));
     const version = await deps.scannerVersion.get();
 
@@ -78,6 +81,7 @@ export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> 
     const complete = report.bytes === size;
     const verdict = finalVerdict(
       scanVerdict(report, { size, declaredSha256: upload.declaredSha256 }),
+      complete ? await sameStart(upload.sniffedType, start.bytes()) : null,
       ...(complete ? checks.map((c) => c.finish()) : []),
     );
     await recordVerdict(deps, uploadId, "scan", verdict, { sha256: report.sha256, scannerVersion: version, ...(md5 && complete ? { scannedMd5: md5.digest("hex") } : {}) });
@@ -107,6 +111,42 @@ async function withHeartbeat<T>(deps: ScanDeps, uploadId: string, work: () => Pr
 
 function noCheckedVersion() {
   return quarantine("scan_error", "no checked ETag on the upload: nothing names the version inspect checked, so no bytes may be scanned or promoted");
+}
+
+/**
+ * The type check happened in inspect, on the first SNIFF_LIMIT bytes of the version with
+ * the checked ETag; scan reads "the same version" by that ETag alone. An ETag is an MD5,
+ * and MD5 collisions can be made at will: a replacement built to collide passes If-Match,
+ * and is scanned and hashed here as if it were the inspected object. Its start then names
+ * another type (file-type on the same bytes gives the same answer, so any difference means
+ * other bytes); a collision that keeps the start keeps the type, and the rest is scanned.
+ */
+async function sameStart(inspected: string | null, head: Buffer) {
+  const sniffed = (await fileTypeFromBuffer(head))?.mime ?? null;
+  if (sniffed === inspected) return null;
+  return quarantine("checksum_mismatch", `the bytes scanned do not begin as the bytes inspected (${sniffed ?? "unknown type"}, inspected as ${inspected ?? "unknown type"}): the object was replaced by one with the same ETag`);
+}
+
+/** Keeps a copy of the first `limit` bytes passing through. */
+class HeadTap extends Transform {
+  private readonly chunks: Buffer[] = [];
+  private kept = 0;
+  private readonly limit: number;
+  constructor(limit: number) {
+    super();
+    this.limit = limit;
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: (err: null, chunk: Buffer) => void): void {
+    if (this.kept < this.limit) {
+      const part = chunk.subarray(0, this.limit - this.kept);
+      this.chunks.push(Buffer.from(part));
+      this.kept += part.length;
+    }
+    done(null, chunk);
+  }
+  bytes(): Buffer {
+    return Buffer.concat(this.chunks, this.kept);
+  }
 }
 
 /** Feeds every chunk to `hash` on its way through (one pass over the bytes, no buffering). */
