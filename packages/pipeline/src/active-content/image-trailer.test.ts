@@ -1,7 +1,7 @@
 import { zlibSync } from "fflate";
 import { crc32 } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { ImageTrailerCheck, type ImageFormat } from "./image-trailer.ts";
+import { IMAGE_FORMATS, ImageTrailerCheck, type ImageFormat } from "./image-trailer.ts";
 
 /** Real images, built here: valid structure, each sniffed as its type by file-type. */
 const u32be = (n: number) => Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
@@ -152,5 +152,15 @@ describe("image structure", () => {
     expect(verdict("png", Buffer.from("not a png at all"))).toMatchObject({ reason: "invalid_content", detail: "not a valid PNG: bad signature" });
     expect(verdict("jpeg", Buffer.concat([jpeg().subarray(0, 20), Buffer.from([0x00, 0x11])]))).toMatchObject({ reason: "invalid_content" });
     expect(verdict("gif", Buffer.concat([gif().subarray(0, -1), Buffer.from([0x99])]))).toMatchObject({ reason: "invalid_content", detail: "not a valid GIF: unknown block 0x99" });
+  });
+  it("walks an animated PNG too: file-type names it image/apng (acTL before IDAT), so an operator allowing that type still gets the trailer check", async () => {
+    const { fileTypeFromBuffer } = await import("file-type");
+    const acTL = Buffer.concat([u32be(8), Buffer.from("acTL", "latin1"), u32be(1), u32be(0)]);
+    const apng = png([Buffer.concat([acTL, u32be(crc32(acTL.subarray(4)))])]);
+    expect((await fileTypeFromBuffer(apng))?.mime).toBe("image/apng");
+    expect(IMAGE_FORMATS["image/apng"]).toBe("png");
+    const check = new ImageTrailerCheck(IMAGE_FORMATS["image/apng"]!);
+    check.push(Buffer.concat([apng, Buffer.from("PK\x03\x04")]));
+    expect(check.finish()).toEqual({ reason: "trailing_data", detail: "4 bytes after the PNG's IEND chunk" });
   });
 });

@@ -14,7 +14,8 @@ import type { Finding } from "./findings.ts";
  */
 export type ImageFormat = "png" | "jpeg" | "gif" | "webp";
 
-export const IMAGE_FORMATS: Record<string, ImageFormat> = { "image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp" };
+/** By sniffed type; file-type names a PNG with an acTL chunk image/apng (the same chunk structure). */
+export const IMAGE_FORMATS: Record<string, ImageFormat> = { "image/png": "png", "image/apng": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp" };
 
 const END_MARKER: Record<ImageFormat, string> = { png: "PNG's IEND chunk", jpeg: "JPEG's end of image (EOI)", gif: "GIF's trailer", webp: "WebP's RIFF size" };
 
