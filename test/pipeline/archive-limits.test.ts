@@ -62,6 +62,27 @@ function localMethod(method: number): Buffer {
   return z;
 }
 
+/**
+ * `listed`'s entries, a data-descriptor member (EICAR) and five junk bytes, then `listed`'s
+ * central directory: nothing names the hidden member or ends where it ends. clamd reads the
+ * ZIP through its directory and never extracts it; Java's ZipInputStream (local headers in
+ * sequence) does: measured, it prints EICAR.
+ */
+function unlistedBehindJunk(): Buffer {
+  const listed = zipOf([{ name: "a.txt", data: "listed" }]);
+  const hidden = zipOf([{ name: "p.bin", data: eicar(), descriptor: true }], { centralDirectory: false });
+  const cd = listed.indexOf("PK\x01\x02");
+  const out = Buffer.concat([listed.subarray(0, cd), hidden, Buffer.from("junk!"), listed.subarray(cd)]);
+  out.writeUInt32LE(cd + hidden.length + 5, out.lastIndexOf("PK\x05\x06") + 16);
+  return out;
+}
+/** A member whose deflate data turns corrupt after EICAR, its stated size off by 100, junk after it, no directory. */
+function corruptUncorroborated(): Buffer {
+  const z = zipOf([{ name: "c.bin", body: corruptAfterPayload }], { centralDirectory: false });
+  z.writeUInt32LE(corruptAfterPayload.length + 100, 18);
+  return Buffer.concat([z, Buffer.alloc(3000, 0x41)]);
+}
+
 type Attack = { name: string; bytes: () => Buffer; contentType: string; detail: RegExp; clamdAlone: "clean" | "unscannable" };
 const attacks: Attack[] = [
   { name: "a member stating a small size that inflates past MaxFileSize, ZIP at offset 0", bytes: bomb, contentType: "application/zip", detail: /"report\.bin" unpacks to more than 1048576 bytes/, clamdAlone: "clean" },
@@ -87,6 +108,9 @@ const attacks: Attack[] = [
   // The gzip's comment makes its header compress, so its bytes are not visible in the object.
   { name: "the ZIP inside a gzip inside a deflated ZIP member", bytes: () => zipOf([{ name: "x.gz", data: gzipWithComment(bomb(), "A".repeat(3000)) }]), contentType: "application/zip", detail: /"report\.bin" unpacks to more than/, clamdAlone: "clean" },
   { name: "the ZIP inside a PDF FlateDecode stream", bytes: () => pdfWithFlateStream(bomb()), contentType: "application/pdf", detail: /"report\.bin" unpacks to more than/, clamdAlone: "clean" },
+  // Nothing but the local header itself says these are real members: a header a zip tool writes is evidence enough.
+  { name: "a data-descriptor member no directory entry names, junk where it ends", bytes: unlistedBehindJunk, contentType: "application/zip", detail: /"p\.bin" follows a ZIP that starts the file but no central directory entry points at it/, clamdAlone: "clean" },
+  { name: "a member corrupt after EICAR with no directory and junk where its stated size ends", bytes: corruptUncorroborated, contentType: "application/zip", detail: /"c\.bin" has corrupt deflate data/, clamdAlone: "clean" },
   // clamd alerts on this one itself (Heuristics.Limits.Exceeded.MaxRecursion, whose verdict the scan
   // stage reports first), so the old code caught it too; the walk's own refusal is in the unit tests.
   { name: "ZIPs nested to MaxRecursion", bytes: () => nested(MAX_RECURSION), contentType: "application/zip", detail: /MaxRecursion/, clamdAlone: "unscannable" },

@@ -1,5 +1,6 @@
 import type { ZipBudget } from "./zip-budget.ts";
 import { BothMember, DeflatedMember, StoredMember, type ByteSink, type MemberSink } from "./zip-members.ts";
+import { DECODED_ELSEWHERE, UNDECODED, plausibleLocalHeader } from "./zip-headers.ts";
 import { INCOMPLETE, MAX_GZIP_HEADER, NONE, STREAM, gzipHeader, partialTail, pdfZlibStream } from "./zip-streams.ts";
 
 /**
@@ -27,10 +28,6 @@ const TAILS = [PK, STREAM];
 /** clamd copies at most 255 bytes of a name (unzip.c, `char name[256]`). */
 const NAME_KEY_BYTES = 255;
 const MAX_OPEN_MEMBERS = 256;
-/** Methods clamd decodes besides stored and deflate: implode, deflate64, bzip2 (unzip.c unz()). */
-const DECODED_ELSEWHERE: Record<number, string> = { 6: "implode", 9: "deflate64", 12: "bzip2" };
-/** Registered methods (APPNOTE 4.4.5) clamd does not decode; any other number is noise, which no tool decodes either. */
-const UNDECODED = new Set([1, 2, 3, 4, 5, 10, 14, 16, 18, 19, 20, 93, 94, 95, 96, 97, 98]);
 const MAX_EXPECTED = 1024;
 /** clamd's MaxFiles: members of one ZIP awaiting the central directory entry that reaches them. */
 const MAX_UNREACHED = 10_000;
@@ -252,6 +249,11 @@ export class ZipWalker implements ByteSink {
       key: buf.toString("latin1", k + 30, k + 30 + Math.min(n, NAME_KEY_BYTES)),
     };
     this.agree(h.key, h.name, { method: h.method, csize: h.csize, dd: (h.flags & F_DATA_DESCRIPTOR) !== 0 }, this.locals, this.centrals);
+    // A header a zip tool would write is evidence by itself (checked after this chunk's feed,
+    // like a central directory entry): without it, a member could dodge every other kind
+    // (no directory entry, junk where its size ends) while Java's ZipInputStream, which reads
+    // local headers in sequence, still extracts it.
+    if (plausibleLocalHeader(buf, k, n, e, h.flags, h.method)) this.listed.push(h.key);
     this.startMember(h, base + dataAt, base + k);
     // The header's own name and extra bytes are searched too: clamd's raw search would.
     return k + 4;
