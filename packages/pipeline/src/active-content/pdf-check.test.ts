@@ -230,13 +230,13 @@ describe("PDF active content", () => {
   });
 
   it("finds active names hidden in strings and comments (a reader may jump there through the xref)", () => {
-    expect(reasons(withCatalog("<< /Type /Catalog /Pages 2 0 R >>", "(unbalanced \\( 9 0 obj << /S /JavaScript /JS (x) >> )"))).toEqual(["pdf_javascript"]);
+    expect(reasons(withCatalog("<< /Type /Catalog /Pages 2 0 R >>", "(unbalanced \\( 9 0 obj << /S /JavaScript /JS (x) >> )"))).toEqual(["pdf_javascript", "unscannable"]);
     expect(reasons(withCatalog("<< /Type /Catalog /Pages 2 0 R >>\n% << /S /Launch /F (x) >>"))).toEqual(["pdf_launch_action"]);
   });
 
   it("finds long active names inside other streams' data, but not short ones (binary data)", () => {
     const inImage = (data: string) => withCatalog("<< /Type /Catalog /Pages 2 0 R >>", stream("/Type /XObject /Subtype /Image /Width 1 /Height 1 /BitsPerComponent 8 /ColorSpace /DeviceGray /Filter /DCTDecode", Buffer.from(data, "latin1")));
-    expect(reasons(inImage("\xff\xd8 9 0 obj << /S /JavaScript /JS (x) >> endobj \xff\xd9"))).toEqual(["pdf_javascript"]);
+    expect(reasons(inImage("\xff\xd8 9 0 obj << /S /JavaScript /JS (x) >> endobj \xff\xd9"))).toEqual(["pdf_javascript", "unscannable"]); // the hidden object header too
     expect(reasons(inImage("\xff\xd8\x00/JS \x01/EF\x02\xff\xd9"))).toEqual([]);
   });
 
@@ -267,9 +267,9 @@ describe("PDF active content", () => {
     };
     const rendition = hiddenAt("<< /Type /Catalog /Pages 2 0 R /OpenAction 9 0 R >>", "9 0 obj << /S /Rendition /OP 4 /JS (app.alert\\(1\\)) >> endobj ");
     expect(rendition.includes("JavaScript")).toBe(false);
-    expect(reasons(rendition)).toEqual(["pdf_javascript"]);
+    expect(reasons(rendition)).toEqual(["pdf_javascript", "unscannable"]); // and the object header hidden in the image
     const xfa = hiddenAt("<< /Type /Catalog /Pages 2 0 R /AcroForm 9 0 R >>", "9 0 obj << /Fields [] /XFA 6 0 R >> endobj ");
-    expect(reasons(xfa)).toEqual(["pdf_javascript"]);
+    expect(reasons(xfa)).toEqual(["pdf_javascript", "unscannable"]);
     // Not hidden at all: a Rendition action with /JS in the catalog was already refused (by /JS).
     expect(reasons(withCatalog("<< /Type /Catalog /Pages 2 0 R /OpenAction << /S /Rendition /OP 4 /JS (x) >> >>"))).toEqual(["pdf_javascript"]);
   });
@@ -296,6 +296,22 @@ describe("PDF active content", () => {
       const file = withCatalog("<< /Type /Catalog /Pages 2 0 R >>", stream("/Subtype /Image /Filter /DCTDecode", hidden));
       expect(reasons(file), JSON.stringify(before + after)).toEqual(["unscannable"]);
     }
+  });
+
+  it("refuses an object header hidden in other stream data, a string or a comment (a reader reaches it through the xref)", () => {
+    // PDF 2.0 associated files (/AF) reach a file specification whose /EF holds the file:
+    // hidden in image data, only short names and /Filespec (not an active name) spell it.
+    const inImage = (data: string) => withCatalog("<< /Type /Catalog /Pages 2 0 R /AF [9 0 R] >>", stream("/Subtype /Image /Filter /DCTDecode", Buffer.from(`\xff\xd8${data}\xff\xd9`, "latin1")));
+    for (const header of ["9 0 obj", "9 0obj", "9 0 %c\nobj", "9\n0\robj"]) {
+      const file = inImage(`${header} << /Type /Filespec /F (a.exe) /EF << /F 10 0 R >> >> endobj `);
+      const found = check(file);
+      expect(found.map((f) => f.reason), JSON.stringify(header)).toEqual(["unscannable"]);
+      expect(found[0]!.detail).toMatch(/object header/);
+      expect(reasons(file)).toEqual(["unscannable"]);
+    }
+    expect(reasons(withCatalog("<< /Type /Catalog /Pages 2 0 R /Title (9 0 obj << /EF 1 >>) >>"))).toEqual(["pdf_embedded_file", "unscannable"]);
+    // Words that are not an object header: "endobj", "/obj", "objects", "obj" inside a longer word.
+    expect(reasons(inImage("endobj /obj objects nobj objx"))).toEqual([]);
   });
 
   it("does not mistake a 'stream' in text or a /stream name for a hidden stream", () => {

@@ -1,6 +1,6 @@
 import { BoundedInflate, type InflateBudget } from "./bounded-inflate.ts";
 import { Findings, type Finding } from "./findings.ts";
-import { isRegular, NameCollector, NameSniffer, WHITESPACE } from "./pdf-names.ts";
+import { isNumberThenObj, isRegular, NameCollector, NameSniffer, WHITESPACE } from "./pdf-names.ts";
 import { DUPLICATE_KEY, KEY_FIRSTS, KEY_LENGTHS, MAX_WORD, objectStreamRefusal, STREAM_KEYS } from "./pdf-stream-dict.ts";
 
 /**
@@ -23,8 +23,9 @@ import { DUPLICATE_KEY, KEY_FIRSTS, KEY_LENGTHS, MAX_WORD, objectStreamRefusal, 
  * write and trust, for streams no common writer produces), with /DecodeParms (a predictor
  * rearranges the bytes so names no longer appear), with a /Filter given by reference; an
  * object stream that does not decode to its end or inflates past the limits; a "stream"
- * keyword the tokenizer did not see as one (inside a string, a comment or another stream's
- * data: the structure cannot be trusted); an encrypted PDF (/Encrypt).
+ * keyword or an object header ("9 0 obj") the tokenizer did not see as one (inside a
+ * string, a comment or another stream's data, where the xref can still point: short names
+ * there would go unseen); an encrypted PDF (/Encrypt).
  * /OpenAction and /AA are not refused in themselves: what they trigger is (a /URI action is
  * fine, a JavaScript or Launch action is found by its own name).
  */
@@ -39,6 +40,7 @@ const TOP = 0, COMMENT = 1, STRING = 2, STRING_ESCAPE = 3, HEX = 4, NAME = 5, WO
 
 const END = Buffer.from("endstream", "latin1");
 const STREAM = Buffer.from("stream", "latin1");
+const OBJ = Buffer.from("obj", "latin1");
 const DICT_END = Buffer.from(">>", "latin1");
 /** KMP failure table of "endstream", so a partial match never hides a byte from the inflater. */
 const FAIL = (() => {
@@ -80,6 +82,7 @@ export class PdfActiveContentCheck {
   private valueCount = 0;
   private lastDict: Map<string, string[]> | null = null;
   private streams = 0;
+  private objects = 0;
   private matched = 0;
   private reader: ObjectStreamReader | null = null;
   private readonly pending = new Uint8Array(16 * 1024);
@@ -142,10 +145,11 @@ export class PdfActiveContentCheck {
     let slash = next(0x2f, from);
     let keyword = next(STREAM, from);
     let dictEnd = next(DICT_END, from);
+    let obj = next(OBJ, from);
     let i = from;
     while (i < to) {
       if (!sniffer.busy) {
-        const p = Math.min(slash, keyword, dictEnd);
+        const p = Math.min(slash, keyword, dictEnd, obj);
         const start = Math.max(i, p - 1); // the byte before tells whether "stream" starts a word
         if (start > i) sniffer.skipped(buf[start - 1]!);
         i = start;
@@ -155,6 +159,7 @@ export class PdfActiveContentCheck {
       if (slash < i) slash = next(0x2f, i);
       if (keyword < i) keyword = next(STREAM, i);
       if (dictEnd < i) dictEnd = next(DICT_END, i);
+      if (obj < i) obj = next(OBJ, i);
     }
     return to;
   }
@@ -176,6 +181,9 @@ export class PdfActiveContentCheck {
   finish(): Finding[] {
     if (this.state === DATA) this.endStream(); // the file ends inside stream data
     this.sniffer.finish();
+    if (this.sniffer.objKeywords > this.objects) {
+      this.findings.add("unscannable", "PDF with an object header inside a string, a comment or stream data (a reader reaches it through the cross-reference table): its structure cannot be established");
+    }
     if (this.sniffer.streamKeywords > this.streams) {
       this.findings.add("unscannable", 'PDF with a "stream" keyword inside a string, a comment or other stream data: its structure cannot be established');
     }
@@ -280,6 +288,8 @@ export class PdfActiveContentCheck {
     const n = this.wordLength;
     const keyword = KEYWORDS.find((k) => k.length === n && k.every((c, i) => this.word[i] === c));
     if (keyword) return this.token(keyword.toString("latin1"), false);
+    // "0obj" is the number 0 and the keyword obj to pdf.js's lexer (a number ends at a letter).
+    if (n <= MAX_WORD && isNumberThenObj(this.word.subarray(0, n))) return this.token("obj", false);
     // Other words (numbers, R, true...) matter only as values of STREAM_KEYS.
     const wanted = n <= MAX_WORD && this.depth === 1 && this.key !== null && STREAM_KEYS.has(this.key);
     this.token(wanted ? Buffer.from(this.word.subarray(0, n)).toString("latin1") : "?", false);
@@ -308,6 +318,7 @@ export class PdfActiveContentCheck {
   /** A complete token outside stream data ("?" where its text does not matter). */
   private token(t: string, isName: boolean): void {
     if (t === "stream") return this.startStream();
+    if (t === "obj") this.objects++;
     if (t === "obj" || t === "endobj" || t === "endstream") {
       // Object boundaries: an unclosed dictionary before them is malformed; start afresh.
       this.depth = 0;

@@ -115,6 +115,17 @@ for (const n of ACTIVE_NAMES.keys()) {
 }
 
 const STREAM = [0x73, 0x74, 0x72, 0x65, 0x61, 0x6d]; // "stream"
+const OBJ = [0x6f, 0x62, 0x6a]; // "obj"
+/** Characters pdf.js's lexer reads as part of a number, ending it at the first other one. */
+const NUMBER_CHAR = new Uint8Array(256);
+for (const c of "0123456789+-.") NUMBER_CHAR[c.charCodeAt(0)] = 1;
+
+/** Whether a regular run is number characters then "obj": the keyword obj after a number, to pdf.js ("0obj"). */
+export function isNumberThenObj(word: Uint8Array): boolean {
+  const n = word.length;
+  if (n < 4 || word[n - 3] !== OBJ[0] || word[n - 2] !== OBJ[1] || word[n - 1] !== OBJ[2]) return false;
+  return word.subarray(0, n - 3).every((c) => NUMBER_CHAR[c] === 1);
+}
 /** Nothing; one ">"; ">>" then only white space; inside a comment after ">>". */
 const DICT_NONE = 0, DICT_GT = 1, DICT_AFTER = 2, DICT_COMMENT = 3;
 
@@ -140,7 +151,11 @@ export class NameSniffer {
   /** What precedes, for a "stream" keyword after a dictionary (DICT_NONE...DICT_COMMENT). */
   private dict = DICT_NONE;
   private wordAfterDict = false; // the current regular run started right after ">>"
+  /** Position in "obj" of the current regular run (-1: not a candidate). */
+  private objWord = 0;
   streamKeywords = 0;
+  /** "obj" keywords: a run "obj", alone or after a number's characters ("0obj" is "0" "obj" to pdf.js's lexer). */
+  objKeywords = 0;
 
   constructor(findings: Findings, where: string) {
     this.findings = findings;
@@ -149,12 +164,13 @@ export class NameSniffer {
 
   /** Whether skipping bytes could change what is found (a name or a "stream" keyword in progress). */
   get busy(): boolean {
-    return this.inName || this.afterStream || this.word > 0 || this.dict !== DICT_NONE;
+    return this.inName || this.afterStream || this.word > 0 || this.objWord > 0 || this.dict !== DICT_NONE;
   }
 
-  /** The caller skipped bytes holding no "/", no "stream" and no ">>" (and was not busy); `last` is the last of them. */
+  /** The caller skipped bytes holding no "/", "stream", "obj" or ">>" (and was not busy); `last` is the last of them. */
   skipped(last: number): void {
     this.word = REGULAR[last] === 1 ? -1 : 0;
+    this.objWord = REGULAR[last] === 1 && NUMBER_CHAR[last] !== 1 ? -1 : 0;
     this.dict = last === 0x3e ? DICT_GT : DICT_NONE;
   }
 
@@ -179,11 +195,14 @@ export class NameSniffer {
         if (this.word === 0) this.wordAfterDict = this.dict === DICT_AFTER;
         this.word = this.word < STREAM.length && STREAM[this.word] === b ? this.word + 1 : -1;
       }
+      if (this.objWord >= 0 && !this.inName) this.objWord = NUMBER_CHAR[b] === 1 ? 0 : this.objWord < OBJ.length && OBJ[this.objWord] === b ? this.objWord + 1 : -1;
       if (this.dict !== DICT_NONE && this.dict !== DICT_COMMENT) this.dict = DICT_NONE;
       this.afterStream = false;
       return;
     }
     if (this.inName) this.endName();
+    if (this.objWord === OBJ.length) this.objKeywords++;
+    this.objWord = b === 0x2f ? -1 : 0;
     if (this.word === STREAM.length) {
       if (this.wordAfterDict) this.streamKeywords++;
       else this.afterStream = true;
