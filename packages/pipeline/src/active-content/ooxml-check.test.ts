@@ -116,6 +116,11 @@ describe("OOXML active content", () => {
     expect(reasons(file)).toEqual(["office_ole_object"]);
   });
 
+  it("reads a relationship whose attribute value holds a '>' (legal in XML) before its Type", () => {
+    const rels = relsWith(`<Relationship Id="rId9" Target="http://attacker.example/a>b" Type='${R}/oleObject' TargetMode="External"/>`);
+    expect(reasons(docx({ "word/_rels/document.xml.rels": strToU8(rels) }))).toEqual(["office_ole_object"]);
+  });
+
   it("refuses a VBA project under another name, found by its relationship type", () => {
     const rels = relsWith('<Relationship Id="rId9" Type="http://schemas.microsoft.com/office/2006/relationships/vba&#80;roject" Target="media/image9.bin"/>');
     const file = docx({ "word/_rels/document.xml.rels": strToU8(rels), "word/media/image9.bin": new Uint8Array([0xd0, 0xcf, 0x11, 0xe0]) });

@@ -54,7 +54,8 @@ export function contentTypesFindings(xml: string): XmlPartFinding[] {
   return found;
 }
 
-const RELATIONSHIP = /<(?:[\w.-]+:)?relationship\b([^>]*)>/g;
+/** A Relationship element's attributes; a quoted value may hold ">" (legal in XML). */
+const RELATIONSHIP = /<(?:[\w.-]+:)?relationship\b((?:[^>"']|"[^"]*"|'[^']*')*)>/g;
 const ATTRIBUTE = /([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')/g;
 /** A template Word would fetch from another machine (http:, https:, a UNC path, file://host/). */
 const REMOTE_TARGET = /^\s*(?:[a-z][a-z0-9+.-]+:(?!\/\/\/)|\\\\|\/\/)/;
