@@ -1,6 +1,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { pipeline, Transform } from "node:stream";
-import { quarantine, type ActiveContentReason } from "@intake/domain";
+import { quarantine, type ActiveContentReason, type Upload, type Verdict } from "@intake/domain";
+import type { UploadFindings } from "@intake/db";
 import { ObjectChangedError, type ObjectRead } from "@intake/storage";
 import { fileTypeFromBuffer } from "file-type";
 import { finalVerdict, scanVerdict } from "./decisions.ts";
@@ -45,51 +46,61 @@ export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> 
     const started = await deps.repository.transition(uploadId, "scan", "scan");
     if (!started.applied) return started.upload ? ensureNextStage(deps, started.upload) : undefined;
     if (job.attemptsMade > 0) await deps.repository.countAttempt(uploadId);
-
-    // The GET carries the ETag of the version inspect checked (If-Match, upheld by the
-    // store even where storage ignores the header): bytes replaced since are refused, not
-    // scanned. A GET streams one version from its first byte to its last, so no HeadObject
-    // is needed before or after; finalize confirms its copy against the same ETag.
-    // Without that ETag nothing names the bytes inspect checked, and no read can recover
-    // it (a retry would read the same nothing): fail closed, no scan and no promotion.
-    const checked = upload.checkedETag;
-    if (!checked) {
-      await recordVerdict(deps, uploadId, "scan", noCheckedVersion(), {});
+    const object = await readChecked(deps, upload);
+    if (!("body" in object)) {
+      await recordVerdict(deps, uploadId, "scan", object, {});
       return;
     }
-    let object: ObjectRead | null;
-    try {
-      object = await deps.store.read(upload.objectKey, { ifMatch: checked });
-    } catch (err) {
-      if (!(err instanceof ObjectChangedError)) throw err;
-      await recordVerdict(deps, uploadId, "scan", objectReplaced(), {});
-      return;
-    }
-    if (!object) throw new Error(`object ${upload.objectKey} is missing`);
-    // A multipart ETag is not an MD5 of the bytes, and some stores give the promoted copy
-    // a recomputed one: hash the bytes once here so finalize can confirm such a copy.
-    const md5 = needsScannedMd5(checked) ? createHash("md5") : null;
-    const body = md5 ? pipeline(object.body, digestTap(md5), () => undefined) : object.body;
-    const size = object.size;
-    const checks = contentChecksFor({ upload, size, clamdLimits: deps.clamdLimits, activeContentAllowed: deps.activeContentAllowed });
-    const start = new HeadTap(SNIFF_LIMIT);
-    const observed = pipeline(body, start, observer(checks), () => undefined);
-    const report = await withHeartbeat(deps, uploadId, () => deps.scanner.scan(observed));
-    const version = await deps.scannerVersion.get();
-
-    // The content checks speak only about an object they saw whole.
-    const complete = report.bytes === size;
-    const verdict = finalVerdict(
-      scanVerdict(report, { size, declaredSha256: upload.declaredSha256 }),
-      complete ? await sameStart(upload.sniffedType, start.bytes()) : null,
-      ...(complete ? checks.map((c) => c.finish()) : []),
-    );
-    await recordVerdict(deps, uploadId, "scan", verdict, { sha256: report.sha256, scannerVersion: version, ...(md5 && complete ? { scannedMd5: md5.digest("hex") } : {}) });
+    const { verdict, findings } = await scanObject(deps, upload, object);
+    await recordVerdict(deps, uploadId, "scan", verdict, findings);
   } catch (err) {
     if (err instanceof UploadGoneError || !isLastAttempt(job)) throw err;
     deps.logger.error({ uploadId, err }, "scan kept failing until retries ran out; quarantining (fail closed)");
     await recordVerdict(deps, uploadId, "scan", quarantine("scan_error", `scan failed on every attempt: ${(err as Error).message}`), {});
   }
+}
+
+/**
+ * The version inspect checked, or the verdict when there is none to read. The GET carries
+ * its ETag (If-Match, upheld by the store even where storage ignores the header): bytes
+ * replaced since are refused, not scanned. A GET streams one version from its first byte
+ * to its last, so no HeadObject is needed before or after. Without that ETag nothing names
+ * the bytes inspect checked, and no read can recover it (a retry would read the same
+ * nothing): fail closed, no scan and no promotion.
+ */
+async function readChecked(deps: ScanDeps, upload: Upload): Promise<ObjectRead | Verdict> {
+  if (!upload.checkedETag) return noCheckedVersion();
+  try {
+    const object = await deps.store.read(upload.objectKey, { ifMatch: upload.checkedETag });
+    if (!object) throw new Error(`object ${upload.objectKey} is missing`);
+    return object;
+  } catch (err) {
+    if (err instanceof ObjectChangedError) return objectReplaced();
+    throw err;
+  }
+}
+
+/** One pass over the bytes: clamd, sha256 (and MD5 for a multipart ETag), the start's type, the content checks. */
+async function scanObject(deps: ScanDeps, upload: Upload, object: ObjectRead): Promise<{ verdict: Verdict; findings: UploadFindings }> {
+  // A multipart ETag is not an MD5 of the bytes, and some stores give the promoted copy
+  // a recomputed one: hash the bytes once here so finalize can confirm such a copy.
+  const md5 = needsScannedMd5(upload.checkedETag!) ? createHash("md5") : null;
+  const { size } = object;
+  const checks = contentChecksFor({ upload, size, clamdLimits: deps.clamdLimits, activeContentAllowed: deps.activeContentAllowed });
+  const start = new HeadTap(SNIFF_LIMIT);
+  const body = md5 ? pipeline(object.body, digestTap(md5), () => undefined) : object.body;
+  const observed = pipeline(body, start, observer(checks), () => undefined);
+  const report = await withHeartbeat(deps, upload.id, () => deps.scanner.scan(observed));
+  const version = await deps.scannerVersion.get();
+
+  // The content checks speak only about an object they saw whole.
+  const complete = report.bytes === size;
+  const verdict = finalVerdict(
+    scanVerdict(report, { size, declaredSha256: upload.declaredSha256 }),
+    complete ? await sameStart(upload.sniffedType, start.bytes()) : null,
+    ...(complete ? checks.map((c) => c.finish()) : []),
+  );
+  return { verdict, findings: { sha256: report.sha256, scannerVersion: version, ...(md5 && complete ? { scannedMd5: md5.digest("hex") } : {}) } };
 }
 
 /**
