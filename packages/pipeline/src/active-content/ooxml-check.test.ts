@@ -147,6 +147,18 @@ describe("OOXML active content", () => {
     expect(check(docx({}, types))[0]).toMatchObject({ reason: "unscannable", detail: expect.stringMatching(/UTF-7/) });
   });
 
+  it("refuses an XML part that does not start as UTF-8 or UTF-16 XML (EBCDIC spells vbaProject in other bytes)", () => {
+    // IBM037 (Python's cp037 codec), each printable ASCII character's byte; 4C 6F A7 94 is "<?xm" (XML 1.0 appendix F).
+    const ascii = " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz";
+    const ebcdic = Buffer.from("405a7f7b5b6c507d4d5d5c4e6b604b61f0f1f2f3f4f5f6f7f8f97a5e4c7e6e6f7cc1c2c3c4c5c6c7c8c9d1d2d3d4d5d6d7d8d9e2e3e4e5e6e7e8e9bae0bbb06d79818283848586878889919293949596979899a2a3a4a5a6a7a8a9", "hex");
+    const types = contentTypes('<Default Extension="bin" ContentType="application/vnd.ms-office.vbaProject"/>').replace('encoding="UTF-8"', 'encoding="IBM037"');
+    const encoded = Buffer.from([...types].map((c) => ebcdic[ascii.indexOf(c)]!));
+    expect(encoded.subarray(0, 4).toString("hex")).toBe("4c6fa794");
+    expect(ascii.length).toBe(ebcdic.length);
+    expect(check(Buffer.from(zipSync({ "[Content_Types].xml": encoded, "word/document.xml": strToU8(DOCUMENT) }))))
+      .toEqual([{ reason: "unscannable", detail: expect.stringMatching(/does not start as UTF-8 or UTF-16 XML/) }]);
+  });
+
   it("refuses a .rels part that only the central directory names as one", () => {
     const rels = relsWith(`<Relationship Id="rId9" Type="${R}/oleObject" Target="http://attacker.example/x" TargetMode="External"/>`);
     const file = docx({ "word/_rels/document.xml.rels": strToU8(rels) });

@@ -26,6 +26,8 @@ export interface XmlPartFinding {
  */
 export function decodeXmlPart(bytes: Buffer): { text: string } | { problem: string } {
   const text = Buffer.from(bytes.filter((b) => b !== 0)).toString("latin1").replace(/^\xff\xfe|^\xfe\xff|^\xef\xbb\xbf/, "");
+  // Without "<" first it is neither (EBCDIC's "<?xm" is 4C 6F A7 94): its words cannot be read.
+  if (!/^\s*</.test(text)) return { problem: "does not start as UTF-8 or UTF-16 XML" };
   const declared = /^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([^"']*)["']/i.exec(text)?.[1];
   if (declared !== undefined && !/^(utf-?8|utf-?16(le|be)?|unicode)$/i.test(declared)) return { problem: `declares the encoding ${JSON.stringify(declared)}` };
   if (/<!DOCTYPE/i.test(text)) return { problem: "declares a DTD" };
