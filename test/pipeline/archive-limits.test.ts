@@ -171,6 +171,7 @@ describe("ZIP structures clamd would not scan whole", () => {
     ["a ZIP inside a ZIP with nothing to hide", () => zipOf([{ name: "outer.zip", data: zipOf([{ name: "leaf.txt", data: "leaf" }]) }]), "application/zip"],
     ["a PNG with nothing after it", png, "image/png"],
     ["a PDF with a FlateDecode stream", () => pdfWithFlateStream(Buffer.from("BT /F1 12 Tf 72 712 Td (hello) Tj ET")), "application/pdf"],
+    ["a ZIP of 300 small deflated files", () => zipOf(Array.from({ length: 300 }, (_, i) => ({ name: `f${i}.txt`, data: `file ${i}\n`.repeat(5) }))), "application/zip"],
     ["a ZIP holding a gzip with nothing to hide", () => zipOf([{ name: "notes.gz", data: gzipWithComment(Buffer.from("notes\n".repeat(1000)), "A".repeat(3000)) }]), "application/zip"],
     ["a JPEG", jpeg, "image/jpeg"],
   ];

@@ -19,6 +19,12 @@ export interface ZipLimits {
 export const DEFAULT_MAX_INFLATERS = 32;
 export const DEFAULT_MAX_SUSPECTS = 1024;
 const MAX_CONFIRMED = 10_000;
+/**
+ * Members and compressed streams followed in one object. Each costs ~1.5 µs however small
+ * (measured: 4 MiB of back-to-back PDF "stream" keywords, 420 000 streams, 0.64 s), so this
+ * bounds an object built of nothing else to ~1.5 s; clamd's own MaxFiles is 10 000 per archive.
+ */
+export const MAX_FOLLOWED = 1_000_000;
 
 export class ZipBudget {
   readonly maxFileSize: number;
@@ -29,6 +35,7 @@ export class ZipBudget {
   problem: string | null = null;
   totalBytes = 0;
   inflaters = 0;
+  private followed = 0;
   /** Doubtful members by name (as clamd reads it: the first 255 bytes), with what is wrong. */
   private readonly suspects = new Map<string, string>();
   /** Names with evidence of being real members (clamd's MaxFiles of them at most). */
@@ -50,6 +57,13 @@ export class ZipBudget {
   addExtracted(n: number): void {
     this.totalBytes += n;
     if (this.totalBytes > this.maxTotalBytes) this.fail(`ZIP members unpack to more than ${this.maxTotalBytes} bytes in all, above what the scanner reads`);
+  }
+
+  /** One more member or stream to follow; false (and the problem set) past MAX_FOLLOWED. */
+  follow(): boolean {
+    if (++this.followed <= MAX_FOLLOWED) return true;
+    this.fail(`more than ${MAX_FOLLOWED} ZIP members and compressed streams in one object: cannot be established within bounded work`);
+    return false;
   }
 
   acquireInflater(name: string): boolean {

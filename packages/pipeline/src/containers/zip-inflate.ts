@@ -30,11 +30,33 @@ type ZlibHandle = {
   onerror: (message: string, errno: number, code?: string) => void;
 };
 type ZlibInternals = { _handle: ZlibHandle | null; _writeState: Uint32Array };
+/** A zlib handle, where it reports avail_out/avail_in, and its own output buffer (a nested member's must not overwrite it). */
+type Engine = { handle: ZlibHandle & { reset(): void }; state: Uint32Array; out: Buffer };
+
+/**
+ * Engines kept for reuse (zlib's inflateReset): making one costs ~10 µs, and an object of
+ * back-to-back PDF "stream" keywords or tiny members asks for one every few bytes
+ * (measured: 0.3 MiB/s without reuse). The walk is synchronous, so an engine is never
+ * shared by two members at once.
+ */
+const spare: Engine[] = [];
+const MAX_SPARE = 64;
+
+function engine(): Engine {
+  const reused = spare.pop();
+  if (reused) return reused;
+  const z = new InflateRaw() as unknown as ZlibInternals;
+  if (!z._handle || typeof z._handle.writeSync !== "function" || !(z._writeState instanceof Uint32Array)) {
+    throw new Error("node:zlib no longer exposes its synchronous handle; the ZIP check cannot run");
+  }
+  return { handle: z._handle as Engine["handle"], state: z._writeState, out: Buffer.allocUnsafe(OUTPUT) };
+}
 
 export class RawInflater {
+  private engine: Engine | null;
   private handle: ZlibHandle | null;
   private readonly state: Uint32Array;
-  private readonly out = Buffer.allocUnsafe(OUTPUT);
+  private readonly out: Buffer;
   private readonly ondata: (chunk: Uint8Array) => void;
   private error: string | null = null;
   ended = false;
@@ -42,12 +64,10 @@ export class RawInflater {
   /** `ondata` gets every output chunk in order; it may not keep a reference past the call. */
   constructor(ondata: (chunk: Uint8Array) => void) {
     this.ondata = ondata;
-    const z = new InflateRaw() as unknown as ZlibInternals;
-    if (!z._handle || typeof z._handle.writeSync !== "function" || !(z._writeState instanceof Uint32Array)) {
-      throw new Error("node:zlib no longer exposes its synchronous handle; the ZIP check cannot run");
-    }
-    this.handle = z._handle;
-    this.state = z._writeState;
+    this.engine = engine();
+    this.handle = this.engine.handle;
+    this.state = this.engine.state;
+    this.out = this.engine.out;
     this.handle.onerror = (message, _errno, code) => {
       this.error = `${code ?? "zlib error"}: ${message}`;
     };
@@ -77,8 +97,13 @@ export class RawInflater {
 
   /** Frees zlib's state (its window); the inflater takes no more input. */
   close(): void {
-    this.handle?.close();
+    const e = this.engine;
+    this.engine = null;
     this.handle = null;
+    if (!e) return;
+    if (this.error || spare.length >= MAX_SPARE) return e.handle.close();
+    e.handle.reset();
+    spare.push(e);
   }
 }
 

@@ -73,7 +73,8 @@ export class StoredMember implements MemberSink {
 export class DeflatedMember implements MemberSink {
   done = false;
   private readonly meter: ContentMeter;
-  private readonly inflater: RawInflater;
+  /** Made on the member's first bytes: only members whose data is being read hold one (and count toward the cap). */
+  private inflater: RawInflater | null = null;
   private readonly budget: ZipBudget;
   private readonly name: string;
   private readonly key: string | null;
@@ -86,18 +87,20 @@ export class DeflatedMember implements MemberSink {
     this.key = key;
     this.nested = nested;
     this.meter = new ContentMeter(budget, name);
-    this.inflater = new RawInflater((chunk) => {
-      this.meter.add(chunk.length);
-      if (!budget.problem) nested.push(chunk);
-    });
-    if (!budget.acquireInflater(name)) {
-      this.done = true;
-      this.inflater.close();
-    }
   }
 
   feed(data: Uint8Array): void {
-    if (this.done) return;
+    if (this.done || data.length === 0) return;
+    if (!this.inflater) {
+      if (!this.budget.acquireInflater(this.name)) {
+        this.done = true;
+        return;
+      }
+      this.inflater = new RawInflater((chunk) => {
+        this.meter.add(chunk.length);
+        if (!this.budget.problem) this.nested.push(chunk);
+      });
+    }
     try {
       this.inflater.push(data, () => this.budget.problem !== null);
     } catch {
@@ -111,8 +114,10 @@ export class DeflatedMember implements MemberSink {
   end(): void {
     if (this.done) return;
     this.done = true;
-    this.inflater.close();
-    this.budget.releaseInflater();
+    if (this.inflater) {
+      this.inflater.close();
+      this.budget.releaseInflater();
+    }
     this.nested.finish();
   }
 }
