@@ -298,6 +298,28 @@ describe("ZipLimitCheck: what cannot be established is refused", () => {
     expect(Date.now() - started, "time to the finding (ms)").toBeLessThan(30_000);
   });
 
+  it("more doubtful members than the walk remembers", () => {
+    // Each: a header no tool writes, deflate data that fails at once, nothing where it ends.
+    const doubtful = (i: number) => implausible(Buffer.concat([zipOf([{ name: `c${i}.bin`, body: Buffer.from([0x07, 0, 0, 0]) }], { centralDirectory: false }), Buffer.from("junk")]));
+    const many = (n: number) => Buffer.concat([Buffer.from("abcd"), ...Array.from({ length: n }, (_, i) => doubtful(i))]);
+    expect(check(many(8), { ...LIMITS, maxSuspects: 8 })).toBeNull();
+    expect(check(many(9), { ...LIMITS, maxSuspects: 8 })).toMatch(/^more than 8 doubtful ZIP members/);
+  });
+
+  it("gives the same answer whichever byte a two-chunk split falls on", () => {
+    const cases = [bomb(), zipOf([{ name: "x.gz", data: gzipWithComment(bomb(), "A".repeat(300)) }]), pdfWithFlateStream(bomb(), "\r\n")];
+    for (const data of cases) {
+      const whole = check(data);
+      expect(whole).toMatch(TOO_BIG);
+      for (let at = 1; at < data.length; at++) {
+        const c = new ZipLimitCheck(LIMITS);
+        c.push(data.subarray(0, at));
+        c.push(data.subarray(at));
+        expect(c.finish(data.length), `split at ${at}`).toBe(whole);
+      }
+    }
+  });
+
   it("refuses when fewer bytes were checked than the object holds", () => {
     const c = new ZipLimitCheck(LIMITS);
     c.push(png());
