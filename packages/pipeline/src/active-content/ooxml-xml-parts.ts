@@ -59,8 +59,12 @@ export function contentTypesFindings(xml: string): XmlPartFinding[] {
 /** A Relationship element's attributes; a quoted value may hold ">" (legal in XML). */
 const RELATIONSHIP = /<(?:[\w.-]+:)?relationship\b((?:[^>"']|"[^"]*"|'[^']*')*)>/g;
 const ATTRIBUTE = /([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')/g;
-/** A template Word would fetch from another machine (http:, https:, a UNC path, file://host/). */
-const REMOTE_TARGET = /^\s*(?:[a-z][a-z0-9+.-]+:(?!\/\/\/)|\\\\|\/\/)/;
+/**
+ * A template on a local drive (C:\..., file:///C:/...). Any other target is fetched from
+ * wherever it points: http:, a UNC path (\\host, file:///\\host, file://host), or a
+ * relative path resolved against the document's own location, which may be a share.
+ */
+const LOCAL_DRIVE = /^\s*(?:file:\/\/\/)?[a-z]:[\\/]/;
 const MACRO_ENABLED = /\.(docm|dotm|xlsm|xltm|xlsb|xlam|pptm|potm|ppsm|ppam|sldm)\s*$/;
 /** altChunk sources that are plain content; RTF (\object), MHTML and nested packages can bring OLE objects in. */
 const HARMLESS_ALT_CHUNK = /\.(html?|xhtml|txt|xml)\s*$/;
@@ -72,9 +76,9 @@ const HARMLESS_ALT_CHUNK = /\.(html?|xhtml|txt|xml)\s*$/;
  * xlIntlMacrosheet) are macros, oleObject, control and activeX* are OLE/ActiveX objects
  * (internal or external), so is an altChunk Word imports from anything but HTML or text
  * (RTF's \object groups and a nested package's embeddings become OLE objects on import),
- * an attachedTemplate is a macro source when Word would fetch it from another machine (a
- * local file:/// Normal.dotm is what Word writes into most documents; a one-letter scheme
- * is a drive letter), and a package relationship to a macro-enabled document embeds one.
+ * an attachedTemplate is a macro source unless it sits on a local drive (a local file:///
+ * Normal.dotm is what Word writes into most documents), and a package relationship to a
+ * macro-enabled document embeds one.
  */
 export function relationshipFindings(xml: string, partName: string): XmlPartFinding[] {
   const found: XmlPartFinding[] = [];
@@ -87,7 +91,7 @@ export function relationshipFindings(xml: string, partName: string): XmlPartFind
     if (type === "vbaproject" || type === "wordvbadata" || type.endsWith("macrosheet")) found.push({ reason: "office_macros", detail: `OOXML document with ${what}` });
     else if (type === "oleobject" || type === "control" || type.startsWith("activex")) found.push({ reason: "office_ole_object", detail: `OOXML document with ${what}` });
     else if (type === "afchunk" && !HARMLESS_ALT_CHUNK.test(target)) found.push({ reason: "office_ole_object", detail: `OOXML document importing content that can carry OLE objects: ${what}` });
-    else if (type === "attachedtemplate" && REMOTE_TARGET.test(target)) found.push({ reason: "office_macros", detail: `OOXML document with a remote template, which can carry macros: ${what}` });
+    else if (type === "attachedtemplate" && !LOCAL_DRIVE.test(target)) found.push({ reason: "office_macros", detail: `OOXML document with a remote template, which can carry macros: ${what}` });
     else if (type === "package" && MACRO_ENABLED.test(target)) found.push({ reason: "office_macros", detail: `OOXML document embedding a macro-enabled document: ${what}` });
   }
   return found;
