@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ACTIVE_CONTENT_REASONS, objectKey, QUARANTINE_REASONS } from "@intake/domain";
 import { ACTIVE_CONTENT_KINDS, ConfigError, loadConfig } from "@intake/runtime";
-import { docx, pdf, png, zip } from "./fixtures.ts";
+import { docx, pdf, pdfOf, png, zip } from "./fixtures.ts";
 import { sha256Of, startPipelineStack, type PipelineStack } from "./support/stack.ts";
 
 /**
@@ -10,19 +10,6 @@ import { sha256Of, startPipelineStack, type PipelineStack } from "./support/stac
  * through only when ACTIVE_CONTENT_ALLOW names that reason.
  */
 
-/** A PDF of these objects (object 1 the catalog) with a classic cross-reference table. */
-function pdfOf(objects: string[]): Buffer {
-  let out = "%PDF-1.7\n";
-  const offsets: number[] = [];
-  objects.forEach((o, i) => {
-    offsets.push(Buffer.byteLength(out, "latin1"));
-    out += `${i + 1} 0 obj\n${o}\nendobj\n`;
-  });
-  const xref = Buffer.byteLength(out, "latin1");
-  out += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n${offsets.map((o) => `${String(o).padStart(10, "0")} 00000 n \n`).join("")}`;
-  out += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
-  return Buffer.from(out, "latin1");
-}
 
 const PAGES = ["<< /Type /Pages /Kids [3 0 R] /Count 1 >>", "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>"];
 

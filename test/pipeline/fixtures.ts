@@ -65,7 +65,12 @@ export function pdf(text = "Intake test document"): Buffer {
     })(),
     "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
   ];
-  let out = "%PDF-1.4\n";
+  return pdfOf(objects, "1.4");
+}
+
+/** A PDF of these objects (object 1 the catalog) with a correct cross-reference table. */
+export function pdfOf(objects: string[], version = "1.7"): Buffer {
+  let out = `%PDF-${version}\n`;
   const offsets: number[] = [];
   objects.forEach((o, i) => {
     offsets.push(Buffer.byteLength(out, "latin1"));
