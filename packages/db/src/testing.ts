@@ -27,26 +27,16 @@ export interface TestDatabase {
 export async function freshDatabase(kind: DatabaseKind): Promise<TestDatabase> {
   if (kind === "sqlite") {
     const dir = mkdtempSync(join(tmpdir(), "intake-db-"));
-    const settings: DatabaseSettings = { client: "sqlite", filename: join(dir, "intake.sqlite") };
-    const db = openDatabase(settings);
-    await migrate(db);
-    return {
-      kind,
-      db,
-      settings,
-      drop: async () => {
-        await db.destroy();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
+    return opened(kind, { client: "sqlite", filename: join(dir, "intake.sqlite") }, async () => rmSync(dir, { recursive: true, force: true }));
   }
   const name = `intake_test_${randomBytes(6).toString("hex")}`;
-  const admin = knexFactory({ client: "pg", connection: PG_ADMIN_URL, pool: { min: 0, max: 1 } });
-  await admin.raw(`create database ${name}`);
-  await admin.destroy();
+  await asAdmin(`create database ${name}`);
   const url = new URL(PG_ADMIN_URL);
   url.pathname = `/${name}`;
-  const settings: DatabaseSettings = { client: "pg", url: url.toString() };
+  return opened(kind, { client: "pg", url: url.toString() }, () => asAdmin(`drop database if exists ${name} with (force)`));
+}
+
+async function opened(kind: DatabaseKind, settings: DatabaseSettings, remove: () => Promise<void>): Promise<TestDatabase> {
   const db = openDatabase(settings);
   await migrate(db);
   return {
@@ -55,9 +45,17 @@ export async function freshDatabase(kind: DatabaseKind): Promise<TestDatabase> {
     settings,
     drop: async () => {
       await db.destroy();
-      const a = knexFactory({ client: "pg", connection: PG_ADMIN_URL, pool: { min: 0, max: 1 } });
-      await a.raw(`drop database if exists ${name} with (force)`);
-      await a.destroy();
+      await remove();
     },
   };
+}
+
+/** One statement on the PostgreSQL server's admin database (CREATE/DROP DATABASE cannot run in the test's own). */
+async function asAdmin(sql: string): Promise<void> {
+  const admin = knexFactory({ client: "pg", connection: PG_ADMIN_URL, pool: { min: 0, max: 1 } });
+  try {
+    await admin.raw(sql);
+  } finally {
+    await admin.destroy();
+  }
 }
