@@ -178,6 +178,9 @@ describe("the reaper and work in progress", () => {
     expect(await reaper.reap(pastStuck())).toMatchObject({ requeued: 1 });
     expect(await jobState()).toBe("waiting");
     expect((await s.auditActions(id)).filter((a) => a === "reaper.requeued")).toHaveLength(1);
+    // Its verdict, so no row of this test is left for the next one's reaper.
+    await s.startWorker("inspect,scan,finalize");
+    expect((await s.waitFor(id, ["verified", "quarantined"], 60_000)).status).toBe("verified");
   });
 
   it("finds a lost job behind more than a page of uploads whose jobs are live", async () => {
