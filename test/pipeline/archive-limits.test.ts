@@ -107,6 +107,8 @@ const attacks: Attack[] = [
   // clamd unpacks a gzip that starts a member, and a PDF's FlateDecode stream, then extracts the ZIP inside.
   // The gzip's comment makes its header compress, so its bytes are not visible in the object.
   { name: "the ZIP inside a gzip inside a deflated ZIP member", bytes: () => zipOf([{ name: "x.gz", data: gzipWithComment(bomb(), "A".repeat(3000)) }]), contentType: "application/zip", detail: /"report\.bin" unpacks to more than/, clamdAlone: "clean" },
+  { name: "the ZIP in the second member of a gzip inside a deflated ZIP member", bytes: () => zipOf([{ name: "x.gz", data: Buffer.concat([gzipWithComment(Buffer.from("hello"), "A".repeat(2000)), gzipWithComment(bomb(), "A".repeat(2000))]) }]), contentType: "application/zip", detail: /"report\.bin" unpacks to more than/, clamdAlone: "clean" },
+  { name: "the ZIP inside a PDF stream whose keyword is followed by a space", bytes: () => pdfWithFlateStream(bomb(), " \n"), contentType: "application/pdf", detail: /"report\.bin" unpacks to more than/, clamdAlone: "clean" },
   { name: "the ZIP inside a PDF FlateDecode stream", bytes: () => pdfWithFlateStream(bomb()), contentType: "application/pdf", detail: /"report\.bin" unpacks to more than/, clamdAlone: "clean" },
   // Nothing but the local header itself says these are real members: a header a zip tool writes is evidence enough.
   { name: "a data-descriptor member no directory entry names, junk where it ends", bytes: unlistedBehindJunk, contentType: "application/zip", detail: /"p\.bin" follows a ZIP that starts the file but no central directory entry points at it/, clamdAlone: "clean" },

@@ -126,7 +126,12 @@ describe("ZipLimitCheck: members clamd would cut short are refused wherever the 
     expect(checkAllChunkings(zipOf([{ name: "x.gz", data: gz, method: 0 }]))).toMatch(TOO_BIG);
     expect(checkAllChunkings(gz)).toMatch(TOO_BIG);
     expect(checkAllChunkings(gzipWithComment(gz, ""))).toMatch(TOO_BIG);
-    for (const eol of ["\n", "\r\n", "\r"]) expect(checkAllChunkings(pdfWithFlateStream(bomb(), eol))).toMatch(TOO_BIG);
+    // clamd decodes a stream after any white space, or none (measured: "", " \n", "\t\n", "\r\n\r\n").
+    for (const eol of ["\n", "\r\n", "\r", "", " \n", "\t\n", "\r\n\r\n"]) expect(checkAllChunkings(pdfWithFlateStream(bomb(), eol)), JSON.stringify(eol)).toMatch(TOO_BIG);
+    // A second gzip member after the first's trailer (clamd reads it: EICAR there is found).
+    const twoMembers = Buffer.concat([gzipWithComment(Buffer.from("hello"), "A".repeat(2000)), gzipWithComment(bomb(), "A".repeat(2000))]);
+    expect(checkAllChunkings(zipOf([{ name: "x.gz", data: twoMembers }]))).toMatch(TOO_BIG);
+    expect(checkAllChunkings(Buffer.concat([gzipWithComment(Buffer.from("hello"), ""), gzipWithComment(Buffer.from("world"), ""), twoMembers]))).toMatch(TOO_BIG);
     expect(checkAllChunkings(zipOf([{ name: "doc.pdf", data: pdfWithFlateStream(bomb()) }]))).toMatch(TOO_BIG);
     expect(checkAllChunkings(Buffer.concat([png(), pdfWithFlateStream(bomb())]))).toMatch(TOO_BIG);
     // The same containers with nothing to hide pass, and so does a gzip that does not start its level.
@@ -307,7 +312,8 @@ describe("ZipLimitCheck: what cannot be established is refused", () => {
   });
 
   it("gives the same answer whichever byte a two-chunk split falls on", () => {
-    const cases = [bomb(), zipOf([{ name: "x.gz", data: gzipWithComment(bomb(), "A".repeat(300)) }]), pdfWithFlateStream(bomb(), "\r\n")];
+    const cases = [bomb(), zipOf([{ name: "x.gz", data: gzipWithComment(bomb(), "A".repeat(300)) }]), pdfWithFlateStream(bomb(), "\r\n"),
+      Buffer.concat([gzipWithComment(Buffer.from("first"), "c"), gzipWithComment(bomb(), "A".repeat(300))])];
     for (const data of cases) {
       const whole = check(data);
       expect(whole).toMatch(TOO_BIG);

@@ -60,6 +60,8 @@ export class RawInflater {
   private readonly ondata: (chunk: Uint8Array) => void;
   private error: string | null = null;
   ended = false;
+  /** Once ended: the bytes of the last push after the stream's end (valid until the caller's next call). */
+  leftover: Uint8Array = new Uint8Array(0);
 
   /** `ondata` gets every output chunk in order; it may not keep a reference past the call. */
   constructor(ondata: (chunk: Uint8Array) => void) {
@@ -90,7 +92,10 @@ export class RawInflater {
       if (availOut < OUTPUT) this.ondata(this.out.subarray(0, OUTPUT - availOut));
       // zlib stops with input left and room for output only at Z_STREAM_END (errors are
       // reported above): a stream ending exactly at `data`'s end is seen on the next push.
-      if (availOut > 0 && availIn > 0) this.ended = true;
+      if (availOut > 0 && availIn > 0) {
+        this.ended = true;
+        this.leftover = data.subarray(at);
+      }
     }
     if (this.ended) this.close();
   }

@@ -1,5 +1,6 @@
 import type { ZipBudget } from "./zip-budget.ts";
 import { RawInflater } from "./zip-inflate.ts";
+import { INCOMPLETE, MAX_GZIP_HEADER, NONE, gzipHeader } from "./zip-streams.ts";
 
 /** Where a member's content goes: a nested walker one level deeper (a ZIP may hold ZIPs). */
 export interface ByteSink {
@@ -136,5 +137,92 @@ export class BothMember implements MemberSink {
   }
   end(): void {
     for (const m of this.members) m.end();
+  }
+}
+
+/**
+ * A gzip's data from its first member's deflate stream on: each member is inflated in turn
+ * (after its 8-byte trailer, another gzip header continues the file, as zcat and clamd read
+ * it: measured, EICAR in a second member is found) and all output goes to one nested walk.
+ * Anything else after a trailer ends it; corrupt data ends it too (clamd scans what it got).
+ */
+export class GzipMember implements MemberSink {
+  done = false;
+  private readonly meter: ContentMeter;
+  private inflater: RawInflater | null = null;
+  private phase: "data" | "trailer" | "header" = "data";
+  /** Trailer or next header bytes gathered so far. */
+  private held: Buffer = Buffer.alloc(0);
+  private readonly budget: ZipBudget;
+  private readonly name: string;
+  private readonly nested: ByteSink;
+
+  constructor(budget: ZipBudget, name: string, nested: ByteSink) {
+    this.budget = budget;
+    this.name = name;
+    this.nested = nested;
+    this.meter = new ContentMeter(budget, name);
+  }
+
+  feed(data: Uint8Array): void {
+    let d = data;
+    while (d.length && !this.done && !this.budget.problem) {
+      if (this.phase === "data") {
+        if (!this.inflate(d)) return;
+        d = this.inflater!.leftover;
+        this.release();
+        this.phase = "trailer";
+      } else if (this.phase === "trailer") {
+        const take = Math.min(8 - this.held.length, d.length);
+        this.held = Buffer.concat([this.held, d.subarray(0, take)]);
+        d = d.subarray(take);
+        if (this.held.length === 8) [this.phase, this.held] = ["header", Buffer.alloc(0)];
+      } else {
+        this.held = Buffer.concat([this.held, d]);
+        d = new Uint8Array(0);
+        const g = gzipHeader(this.held, 0);
+        if (g.at === NONE) return this.end();
+        if (g.at === INCOMPLETE && this.held.length <= MAX_GZIP_HEADER) return;
+        if (g.at === INCOMPLETE || g.at > MAX_GZIP_HEADER) return this.budget.fail(`a gzip header longer than ${MAX_GZIP_HEADER} bytes in ${this.name}: its content cannot be followed`);
+        d = this.held.subarray(g.at);
+        this.held = Buffer.alloc(0);
+        this.phase = "data";
+      }
+    }
+  }
+
+  /** Inflates `d`; true once the member's deflate stream ended (its leftover is what follows). */
+  private inflate(d: Uint8Array): boolean {
+    if (!this.inflater) {
+      if (!this.budget.acquireInflater(this.name)) {
+        this.done = true;
+        return false;
+      }
+      this.inflater = new RawInflater((chunk) => {
+        this.meter.add(chunk.length);
+        if (!this.budget.problem) this.nested.push(chunk);
+      });
+    }
+    try {
+      this.inflater.push(d, () => this.budget.problem !== null);
+    } catch {
+      this.end();
+      return false;
+    }
+    return this.inflater.ended;
+  }
+
+  private release(): void {
+    if (!this.inflater) return;
+    this.inflater.close();
+    this.inflater = null;
+    this.budget.releaseInflater();
+  }
+
+  end(): void {
+    if (this.done) return;
+    this.done = true;
+    this.release();
+    this.nested.finish();
   }
 }
