@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { copyConfirmed, decideFinalize, needsScannedMd5, promotionOutcome, stagingKey, verifiedContentType, type FinalizeRow } from "./finalize-decision.ts";
+import { copyConfirmed, decideFinalize, needsScannedMd5, needsStagedHash, promotionOutcome, stagingKey, verifiedContentType, type FinalizeRow } from "./finalize-decision.ts";
 
 const CHECKED = "5eb63bbbe01eeed093cb22bb8f5acdc3";
 const SHA = "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";
@@ -69,6 +69,14 @@ describe("promotionOutcome and copyConfirmed", () => {
     expect(copyConfirmed(mp, { eTag: "44d88612fea8a8f36de82e1278abb02f", sha256: null })).toBe(false);
     // Without the scanned MD5 a recomputed ETag proves nothing.
     expect(copyConfirmed({ ...mp, scannedMd5: null }, { eTag: "6031a974921ea15a3973458b72a0d24b", sha256: null })).toBe(false);
+  });
+
+  it("asks for the staging copy's SHA-256 only where an ETag matched and storage gave none", () => {
+    expect(needsStagedHash(row(), { eTag: CHECKED, sha256: null })).toBe(true);
+    // An MD5 collision has the checked ETag: once hashed, the SHA-256 decides.
+    expect(copyConfirmed(row(), { eTag: CHECKED, sha256: "f".repeat(64) })).toBe(false);
+    expect(needsStagedHash(row(), { eTag: "0".repeat(32), sha256: null })).toBe(false);
+    expect(needsStagedHash(row(), { eTag: CHECKED, sha256: SHA })).toBe(false);
   });
 
   it("confirms nothing without a checked ETag or a copy ETag", () => {

@@ -121,6 +121,15 @@ export function copyConfirmed(upload: Pick<Upload, "checkedETag" | "sha256" | "s
   return upload.scannedMd5 !== null && copy.eTag === upload.scannedMd5;
 }
 
+/**
+ * Whether the staging copy must be read back and hashed before it can count: an ETag that
+ * matches is only an MD5 that matches (MD5 collisions can be made), so without storage's
+ * own SHA-256 the bytes are hashed. A copy whose ETag already differs is refused unread.
+ */
+export function needsStagedHash(upload: Pick<Upload, "checkedETag" | "sha256" | "scannedMd5">, copy: Pick<StoredObject, "eTag" | "sha256">): boolean {
+  return !copy.sha256 && copyConfirmed(upload, copy);
+}
+
 /** An ETag that is not a plain MD5 (a multipart upload's "<md5>-<parts>"): the scan must hash the bytes itself. */
 export function needsScannedMd5(checkedETag: string): boolean {
   return !/^[0-9a-f]{32}$/i.test(checkedETag);

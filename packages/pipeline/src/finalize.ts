@@ -3,7 +3,7 @@ import { contentDisposition, isTerminal, objectKey, type Upload } from "@intake/
 import type { UploadFindings } from "@intake/db";
 import { ObjectChangedError, type CopyResult } from "@intake/storage";
 import type { StageDeps } from "./deps.ts";
-import { copyConfirmed, decideFinalize, promotionOutcome, stagingKey, verifiedContentType, type FinalizeDecision, type FinalizeFacts } from "./finalize-decision.ts";
+import { decideFinalize, needsStagedHash, promotionOutcome, stagingKey, verifiedContentType, type FinalizeDecision, type FinalizeFacts } from "./finalize-decision.ts";
 import { UploadGoneError, ensureNextStage, type StageJob } from "./progress.ts";
 
 /**
@@ -72,9 +72,7 @@ async function carryOut(deps: StageDeps, upload: Upload, decision: FinalizeDecis
 async function promote(deps: StageDeps, upload: Upload, decision: Extract<FinalizeDecision, { kind: "promote" }>): Promise<ReturnType<typeof promotionOutcome>> {
   const staging = stagingKey(upload, randomUUID());
   const copied = await promotingCopy(deps, upload, staging, decision.size);
-  // An ETag that matches is only an MD5 that matches: without storage's own SHA-256, the
-  // staging copy's bytes are hashed (a mismatching ETag is refused without reading).
-  const proof = copied && !copied.sha256 && copyConfirmed(upload, copied) ? { ...copied, sha256: await stagedSha256(deps, staging) } : copied;
+  const proof = copied && needsStagedHash(upload, copied) ? { ...copied, sha256: await stagedSha256(deps, staging) } : copied;
   const outcome = promotionOutcome(upload, { ...decision, staging }, proof);
   if (outcome.kind !== "promoted") return outcome; // its discard removes the staging copy
   try {
