@@ -98,6 +98,9 @@ describe("finalize runs that overlap or die after the copy (rgw, sqlite)", () =>
     const held = await verifiedBytes(upload);
     expect(held === null ? null : sha256Of(held)).toBe(held === null ? null : sha256Of(bytes));
     if (after.status === "verified") expect(held && sha256Of(held)).toBe(after.sha256);
+    // One status change happened, so one row says so, whichever run made it.
+    const finished = (await s.auditActions(upload.id)).filter((a) => a === "upload.verified" || a === "upload.quarantined");
+    expect(finished).toEqual([`upload.${after.status}`]);
   });
 
   it("a run whose worker dies right after copying a replacement leaves nothing in verified/, and its retry quarantines", async () => {
