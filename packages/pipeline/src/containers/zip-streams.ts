@@ -21,7 +21,8 @@ export const MAX_GZIP_HEADER = 64 * 1024;
 
 const FHCRC = 2, FEXTRA = 4, FNAME = 8, FCOMMENT = 16;
 
-export type Parse = { at: number; need: number };
+/** `hex`: the data is ASCIIHex-encoded (a [/ASCIIHexDecode /FlateDecode] chain), `at` its first hex digit. */
+export type Parse = { at: number; need: number; hex?: boolean };
 
 /** A gzip header (RFC 1952) at buf[k]: where its deflate data starts. */
 export function gzipHeader(buf: Buffer, k: number): Parse {
@@ -59,10 +60,23 @@ const MAX_PDF_SPACE = 32;
 export function pdfZlibStream(buf: Buffer, k: number): Parse {
   let p = k + STREAM.length;
   while (p < buf.length && p - k - STREAM.length < MAX_PDF_SPACE && PDF_SPACE.has(buf[p]!)) p++;
-  if (p + 2 > buf.length) return { at: INCOMPLETE, need: p + 2 - k };
-  const cmf = buf[p]!, flg = buf[p + 1]!;
-  const zlib = (cmf & 0x0f) === 8 && cmf >> 4 <= 7 && ((cmf << 8) | flg) % 31 === 0 && (flg & 0x20) === 0;
-  return zlib ? { at: p + 2, need: 0 } : { at: NONE, need: 0 };
+  if (p + 4 > buf.length) return { at: INCOMPLETE, need: p + 4 - k };
+  if (isZlibHeader(buf[p]!, buf[p + 1]!)) return { at: p + 2, need: 0 };
+  // The same stream hex-encoded first (clamd decodes the chain: EICAR in a ZIP there is found).
+  const h = [p, p + 1, p + 2, p + 3].map((i) => hexDigit(buf[i]!));
+  if (h.every((d) => d >= 0) && isZlibHeader(h[0]! * 16 + h[1]!, h[2]! * 16 + h[3]!)) return { at: p, need: 0, hex: true };
+  return { at: NONE, need: 0 };
+}
+
+function isZlibHeader(cmf: number, flg: number): boolean {
+  return (cmf & 0x0f) === 8 && cmf >> 4 <= 7 && ((cmf << 8) | flg) % 31 === 0 && (flg & 0x20) === 0;
+}
+
+/** 0-15 for an ASCII hex digit, -1 otherwise. */
+export function hexDigit(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  const l = c | 0x20;
+  return l >= 0x61 && l <= 0x66 ? l - 0x61 + 10 : -1;
 }
 
 /** Where in buf's last bytes a signature may begin that the next chunk completes (or buf.length). */

@@ -140,11 +140,13 @@ export function gzipWithComment(content: Buffer, comment: string): Buffer {
   return Buffer.concat([header, Buffer.from(comment, "latin1"), Buffer.from([0]), deflateRawSync(content), trailer]);
 }
 
-/** A one-page-less PDF whose only object is a FlateDecode stream of `content`. */
-export function pdfWithFlateStream(content: Buffer, eol = "\n"): Buffer {
-  const data = deflateSync(content);
+/** A one-page-less PDF whose only object is a FlateDecode stream of `content` (`hex`: ASCIIHex-encoded on top, in lines of 64 digits). */
+export function pdfWithFlateStream(content: Buffer, eol = "\n", hex = false): Buffer {
+  const flate = deflateSync(content);
+  const data = hex ? Buffer.from(`${flate.toString("hex").replace(/.{64}/g, "$&\n")}>`, "latin1") : flate;
+  const filter = hex ? "[/ASCIIHexDecode /FlateDecode]" : "/FlateDecode";
   return Buffer.concat([
-    Buffer.from(`%PDF-1.4\n1 0 obj\n<< /Length ${data.length} /Filter /FlateDecode >>\nstream${eol}`, "latin1"),
+    Buffer.from(`%PDF-1.4\n1 0 obj\n<< /Length ${data.length} /Filter ${filter} >>\nstream${eol}`, "latin1"),
     data,
     Buffer.from("\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n", "latin1"),
   ]);
