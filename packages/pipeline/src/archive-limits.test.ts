@@ -129,8 +129,10 @@ describe("ZipLimitCheck: members clamd would cut short are refused wherever the 
     // clamd decodes a stream after any white space, or none (measured: "", " \n", "\t\n", "\r\n\r\n").
     for (const eol of ["\n", "\r\n", "\r", "", " \n", "\t\n", "\r\n\r\n"]) expect(checkAllChunkings(pdfWithFlateStream(bomb(), eol)), JSON.stringify(eol)).toMatch(TOO_BIG);
     // A [/ASCIIHexDecode /FlateDecode] chain (clamd decodes it: EICAR in a ZIP there is found).
-    expect(checkAllChunkings(pdfWithFlateStream(bomb(), "\n", true))).toMatch(TOO_BIG);
-    expect(checkAllChunkings(pdfWithFlateStream(zipOf([{ name: "a.txt", data: "fine" }]), "\n", true))).toBeNull();
+    expect(checkAllChunkings(pdfWithFlateStream(bomb(), "\n", "hex"))).toMatch(TOO_BIG);
+    expect(checkAllChunkings(pdfWithFlateStream(zipOf([{ name: "a.txt", data: "fine" }]), "\n", "hex"))).toBeNull();
+    expect(checkAllChunkings(pdfWithFlateStream(bomb(), "\n", "a85"))).toMatch(TOO_BIG);
+    expect(checkAllChunkings(pdfWithFlateStream(zipOf([{ name: "a.txt", data: "fine" }]), "\n", "a85"))).toBeNull();
     // A second gzip member after the first's trailer (clamd reads it: EICAR there is found).
     const twoMembers = Buffer.concat([gzipWithComment(Buffer.from("hello"), "A".repeat(2000)), gzipWithComment(bomb(), "A".repeat(2000))]);
     expect(checkAllChunkings(zipOf([{ name: "x.gz", data: twoMembers }]))).toMatch(TOO_BIG);
@@ -316,7 +318,7 @@ describe("ZipLimitCheck: what cannot be established is refused", () => {
 
   it("gives the same answer whichever byte a two-chunk split falls on", () => {
     const cases = [bomb(), zipOf([{ name: "x.gz", data: gzipWithComment(bomb(), "A".repeat(300)) }]), pdfWithFlateStream(bomb(), "\r\n"),
-      Buffer.concat([gzipWithComment(Buffer.from("first"), "c"), gzipWithComment(bomb(), "A".repeat(300))]), pdfWithFlateStream(bomb(), "\n", true)];
+      Buffer.concat([gzipWithComment(Buffer.from("first"), "c"), gzipWithComment(bomb(), "A".repeat(300))]), pdfWithFlateStream(bomb(), "\n", "hex"), pdfWithFlateStream(bomb(), "\n", "a85")];
     for (const data of cases) {
       const whole = check(data);
       expect(whole).toMatch(TOO_BIG);

@@ -1,6 +1,6 @@
 import type { ZipBudget } from "./zip-budget.ts";
 import { RawInflater } from "./zip-inflate.ts";
-import { INCOMPLETE, MAX_GZIP_HEADER, NONE, gzipHeader, hexDigit } from "./zip-streams.ts";
+import { INCOMPLETE, MAX_GZIP_HEADER, NONE, gzipHeader } from "./zip-streams.ts";
 
 /** Where a member's content goes: a nested walker one level deeper (a ZIP may hold ZIPs). */
 export interface ByteSink {
@@ -227,54 +227,3 @@ export class GzipMember implements MemberSink {
   }
 }
 
-/**
- * ASCIIHex-encoded data (PDF white space skipped, ">" or any other byte ends it) decoded for
- * `inner`, less the first `skip` decoded bytes (a zlib header already checked).
- */
-export class HexMember implements MemberSink {
-  private nibble = -1;
-  private skip: number;
-  private readonly inner: MemberSink;
-  private readonly out = Buffer.allocUnsafe(32 * 1024);
-
-  constructor(inner: MemberSink, skip: number) {
-    this.inner = inner;
-    this.skip = skip;
-  }
-
-  get done(): boolean {
-    return this.inner.done;
-  }
-
-  feed(data: Uint8Array): void {
-    let n = 0;
-    for (let i = 0; i < data.length && !this.inner.done; i++) {
-      const c = data[i]!, d = hexDigit(c);
-      if (d < 0) {
-        if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09 || c === 0x0c || c === 0x00) continue;
-        if (n) this.inner.feed(this.out.subarray(0, n));
-        return this.inner.end();
-      }
-      if (this.nibble < 0) {
-        this.nibble = d;
-        continue;
-      }
-      const byte = this.nibble * 16 + d;
-      this.nibble = -1;
-      if (this.skip > 0) {
-        this.skip--;
-        continue;
-      }
-      this.out[n++] = byte;
-      if (n === this.out.length) {
-        this.inner.feed(this.out);
-        n = 0;
-      }
-    }
-    if (n && !this.inner.done) this.inner.feed(this.out.subarray(0, n));
-  }
-
-  end(): void {
-    this.inner.end();
-  }
-}

@@ -21,8 +21,8 @@ export const MAX_GZIP_HEADER = 64 * 1024;
 
 const FHCRC = 2, FEXTRA = 4, FNAME = 8, FCOMMENT = 16;
 
-/** `hex`: the data is ASCIIHex-encoded (a [/ASCIIHexDecode /FlateDecode] chain), `at` its first hex digit. */
-export type Parse = { at: number; need: number; hex?: boolean };
+/** `text`: the data is ASCIIHex- or ASCII85-encoded over FlateDecode, `at` its first digit. */
+export type Parse = { at: number; need: number; text?: "hex" | "a85" };
 
 /** A gzip header (RFC 1952) at buf[k]: where its deflate data starts. */
 export function gzipHeader(buf: Buffer, k: number): Parse {
@@ -60,11 +60,16 @@ const MAX_PDF_SPACE = 32;
 export function pdfZlibStream(buf: Buffer, k: number): Parse {
   let p = k + STREAM.length;
   while (p < buf.length && p - k - STREAM.length < MAX_PDF_SPACE && PDF_SPACE.has(buf[p]!)) p++;
-  if (p + 4 > buf.length) return { at: INCOMPLETE, need: p + 4 - k };
+  if (p + 5 > buf.length) return { at: INCOMPLETE, need: p + 5 - k };
   if (isZlibHeader(buf[p]!, buf[p + 1]!)) return { at: p + 2, need: 0 };
-  // The same stream hex-encoded first (clamd decodes the chain: EICAR in a ZIP there is found).
+  // The same stream text-encoded first (clamd decodes such chains: EICAR in a ZIP there is found).
   const h = [p, p + 1, p + 2, p + 3].map((i) => hexDigit(buf[i]!));
-  if (h.every((d) => d >= 0) && isZlibHeader(h[0]! * 16 + h[1]!, h[2]! * 16 + h[3]!)) return { at: p, need: 0, hex: true };
+  if (h.every((d) => d >= 0) && isZlibHeader(h[0]! * 16 + h[1]!, h[2]! * 16 + h[3]!)) return { at: p, need: 0, text: "hex" };
+  const a = [0, 1, 2, 3, 4].map((i) => buf[p + i]! - 0x21);
+  if (a.every((d) => d >= 0 && d < 85)) {
+    const v = a.reduce((n, d) => n * 85 + d, 0);
+    if (v < 2 ** 32 && isZlibHeader(Math.floor(v / 2 ** 24), (v >>> 16) & 0xff)) return { at: p, need: 0, text: "a85" };
+  }
   return { at: NONE, need: 0 };
 }
 

@@ -1,5 +1,6 @@
 import type { ZipBudget } from "./zip-budget.ts";
-import { BothMember, DeflatedMember, GzipMember, HexMember, StoredMember, type ByteSink, type MemberSink } from "./zip-members.ts";
+import { Ascii85Member, HexMember } from "./pdf-filters.ts";
+import { BothMember, DeflatedMember, GzipMember, StoredMember, type ByteSink, type MemberSink } from "./zip-members.ts";
 import { DECODED_ELSEWHERE, UNDECODED, plausibleLocalHeader } from "./zip-headers.ts";
 import { INCOMPLETE, MAX_GZIP_HEADER, NONE, STREAM, gzipHeader, partialTail, pdfZlibStream } from "./zip-streams.ts";
 
@@ -185,7 +186,7 @@ export class ZipWalker implements ByteSink {
   private pdfStream(buf: Buffer, k: number, base: number): number {
     const z = pdfZlibStream(buf, k);
     if (z.at === INCOMPLETE) return this.incomplete(z.need);
-    if (z.at !== NONE) this.startStream(`PDF stream at offset ${base + k}`, base + z.at, buf, base, z.hex ? "hex" : "zlib");
+    if (z.at !== NONE) this.startStream(`PDF stream at offset ${base + k}`, base + z.at, buf, base, z.text ?? "zlib");
     return k + STREAM.length;
   }
 
@@ -193,14 +194,15 @@ export class ZipWalker implements ByteSink {
    * Deflate data clamd inflates and scans as a file (a gzip's, a PDF stream's) from `dataAt`
    * to its own end. Corrupt data just ends it: clamd scans what such a stream yielded.
    */
-  private startStream(what: string, dataAt: number, buf: Buffer, base: number, kind: "gzip" | "zlib" | "hex"): void {
+  private startStream(what: string, dataAt: number, buf: Buffer, base: number, kind: "gzip" | "zlib" | "hex" | "a85"): void {
     const level = this.depth + 1;
     if (level >= this.budget.maxRecursion) {
       return this.budget.fail(`${what} is nested ${level} levels deep, at or past the scanner's MaxRecursion (${this.budget.maxRecursion})`);
     }
     const name = `(${what}, level ${level})`, nested = new ZipWalker(this.budget, level);
     const deflated = () => new DeflatedMember(this.budget, name, null, nested);
-    const member = kind === "gzip" ? new GzipMember(this.budget, name, nested) : kind === "hex" ? new HexMember(deflated(), 2) : deflated();
+    const member = kind === "gzip" ? new GzipMember(this.budget, name, nested)
+      : kind === "hex" ? new HexMember(deflated(), 2) : kind === "a85" ? new Ascii85Member(deflated(), 2) : deflated();
     // A header gathered from earlier chunks (a long gzip name) may be complete only past its
     // end: its data bytes held in `buf` before this chunk are fed now, the rest by feed().
     const chunkAt = this.pos - (this.lastChunk ?? 0);

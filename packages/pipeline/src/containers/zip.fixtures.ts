@@ -140,14 +140,35 @@ export function gzipWithComment(content: Buffer, comment: string): Buffer {
   return Buffer.concat([header, Buffer.from(comment, "latin1"), Buffer.from([0]), deflateRawSync(content), trailer]);
 }
 
-/** A one-page-less PDF whose only object is a FlateDecode stream of `content` (`hex`: ASCIIHex-encoded on top, in lines of 64 digits). */
-export function pdfWithFlateStream(content: Buffer, eol = "\n", hex = false): Buffer {
+/** A one-page-less PDF whose only object is a FlateDecode stream of `content`, text-encoded on top if asked (in lines of 64 characters). */
+export function pdfWithFlateStream(content: Buffer, eol = "\n", encoding: "binary" | "hex" | "a85" = "binary"): Buffer {
   const flate = deflateSync(content);
-  const data = hex ? Buffer.from(`${flate.toString("hex").replace(/.{64}/g, "$&\n")}>`, "latin1") : flate;
-  const filter = hex ? "[/ASCIIHexDecode /FlateDecode]" : "/FlateDecode";
+  const lines = (text: string) => text.replace(/.{64}/g, "$&\n");
+  const data = encoding === "hex" ? Buffer.from(`${lines(flate.toString("hex"))}>`, "latin1")
+    : encoding === "a85" ? Buffer.from(`${lines(ascii85(flate))}~>`, "latin1") : flate;
+  const filter = { binary: "/FlateDecode", hex: "[/ASCIIHexDecode /FlateDecode]", a85: "[/ASCII85Decode /FlateDecode]" }[encoding];
   return Buffer.concat([
     Buffer.from(`%PDF-1.4\n1 0 obj\n<< /Length ${data.length} /Filter ${filter} >>\nstream${eol}`, "latin1"),
     data,
     Buffer.from("\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n", "latin1"),
   ]);
+}
+
+/** Adobe ASCII85 ("z" for a group of four zero bytes), without the "~>" end. */
+function ascii85(b: Buffer): string {
+  let out = "";
+  for (let i = 0; i < b.length; i += 4) {
+    const n = Math.min(4, b.length - i);
+    const group = Buffer.alloc(4);
+    b.copy(group, 0, i, i + n);
+    let v = group.readUInt32BE(0);
+    if (v === 0 && n === 4) {
+      out += "z";
+      continue;
+    }
+    const digits: string[] = [];
+    for (let j = 0; j < 5; j++, v = Math.floor(v / 85)) digits.unshift(String.fromCharCode(33 + (v % 85)));
+    out += digits.join("").slice(0, n + 1);
+  }
+  return out;
 }
