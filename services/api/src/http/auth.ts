@@ -32,9 +32,11 @@ export interface AuthOptions {
  * same round trip counts the request against the address's and the key id's budgets.
  * Every failure is logged with the key id (never the secret) and the address.
  *
- * The key id counts before its secret is checked, or guessing at one key from many
- * addresses could not be stopped. The price: whoever knows a key id (it is part of the key,
- * never published) can spend that key's budget or have it blocked for the block time.
+ * A key id's failures are limited too (guessing at one key from many addresses), but a key
+ * id is never blocked outright: it is not a secret (it is logged, and `keys list` shows it),
+ * so a block would let anyone who saw one lock its tenant out. Past the limit its wrong
+ * secrets get 429 instead of 401; its right secret keeps working. Whoever knows a key id can
+ * still spend that key's request budget (it counts before the secret is checked).
  */
 export function requireApiKey(o: AuthOptions) {
   return async function authenticate(ctx: Context, next: Next): Promise<void> {

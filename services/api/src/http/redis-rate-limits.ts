@@ -16,10 +16,10 @@ export interface RateLimitSettings {
  * prefix shares them.
  *
  * The hot path is one round trip: admit() consumes the address's and the key id's request
- * budgets (two EVALSHA, written together). A block for failed authentications lives in those
- * same budget keys: when the failure count of an address or key id passes its limit, its
- * budget key is set to BLOCKED for the block time, so the next consume answers "blocked"
- * without reading the failure counters. Those are touched only when authentication fails.
+ * budgets (two EVALSHA, written together). An address's block for failed authentications
+ * lives in its budget key: when its failure count passes the limit, the key is set to
+ * BLOCKED for the block time, so the next consume answers "blocked" without reading the
+ * failure counters. Those are touched only when authentication fails.
  *
  * When Redis cannot be reached (the connection should have enableOfflineQueue: false and a
  * command timeout, so a call fails at once instead of queueing), each limiter falls back to
@@ -33,22 +33,25 @@ export interface RateLimitSettings {
 const BLOCKED = 1_000_000_000;
 
 export function createRedisRateLimits(redis: Redis, s: RateLimitSettings, prefix: string): RateLimits {
-  const limiter = (name: string, points: number, duration: number) =>
+  const limiter = (name: string, points: number, duration: number, blockDuration = 0) =>
     new RateLimiterRedis({
       storeClient: redis,
       keyPrefix: `${prefix}:rl:${name}`,
       points,
       duration,
+      blockDuration,
       // An ioredis client that is (re)connecting would otherwise accept the command and make
       // the request wait; go to the insurance at once instead.
       rejectIfRedisNotReady: true,
-      insuranceLimiter: new RateLimiterMemory({ keyPrefix: `rl:${name}`, points, duration }),
+      insuranceLimiter: new RateLimiterMemory({ keyPrefix: `rl:${name}`, points, duration, blockDuration }),
     });
   const requestsByKey = limiter("req:key", s.perKey, s.windowSeconds);
   const requestsByAddress = limiter("req:addr", s.perAddress, s.windowSeconds);
   const f = s.authFailures;
   const failuresByAddress = limiter("authfail:addr", f.perAddress, f.windowSeconds);
-  const failuresByKey = limiter("authfail:key", f.perKey, f.windowSeconds);
+  // Past its limit a key id's failures stay refused for the block time (the library's
+  // blockDuration), but only its failures: see recordFailure.
+  const failuresByKey = limiter("authfail:key", f.perKey, f.windowSeconds, f.blockSeconds);
 
   const blockedError = (res: RateLimiterRes, what: "address" | "key") =>
     new LimitExceededError(
@@ -81,9 +84,13 @@ export function createRedisRateLimits(redis: Redis, s: RateLimitSettings, prefix
 
     async recordFailure(who: Requester) {
       const counted = await Promise.allSettled([failuresByAddress.consume(who.address), who.keyId ? failuresByKey.consume(who.keyId) : Promise.resolve(null)]);
+      // Only an address is blocked outright (its budget key set to BLOCKED: not even a right
+      // key is looked at from there). A key id is not: it is no secret (logs, `keys list`), so
+      // blocking it would let anyone who saw one lock its tenant out, while its 256-bit secret
+      // cannot be guessed anyway. Its failures past the limit are answered 429 instead of 401.
       const targets = [
         [counted[0], requestsByAddress, who.address, "address"],
-        [counted[1], requestsByKey, who.keyId, "key"],
+        [counted[1], null, who.keyId, "key"],
       ] as const;
       let answer: { blocked: true; error: Error } | undefined;
       for (const [outcome, budget, id, what] of targets) {
@@ -93,8 +100,8 @@ export function createRedisRateLimits(redis: Redis, s: RateLimitSettings, prefix
           answer ??= { blocked: true, error: new DependencyUnavailableError("rate_limiter", "failed authentications cannot be counted right now; retry later", { cause: outcome.reason }) };
           continue;
         }
-        await budget.set(id, BLOCKED, f.blockSeconds);
-        answer ??= { blocked: true, error: blockedError(new RateLimiterRes(0, f.blockSeconds * 1000), what) };
+        if (budget) await budget.set(id, BLOCKED, f.blockSeconds);
+        answer ??= { blocked: true, error: blockedError(budget ? new RateLimiterRes(0, f.blockSeconds * 1000) : outcome.reason, what) };
       }
       if (answer) return answer;
       return { blocked: false as const };
