@@ -15,7 +15,7 @@
  *    ratio (target >= 0.7).
  * 2. Bytes the workers read per upload, counted on the ObjectStore read path (target:
  *    <= size + 64 KiB).
- * 3. Peak worker RSS on a 2 GiB object: test/bench/scan-memory.ts.
+ * 3. Peak worker RSS on the largest accepted object: test/bench/scan-memory.ts.
  */
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
@@ -213,7 +213,7 @@ for (const s of sent) {
 const totalRead = [...counted.bytesRead.values()].reduce((a, b) => a + b, 0);
 console.log(`bytes read by workers: total ${(totalRead / MiB).toFixed(2)} MiB for ${(totalBytes / MiB).toFixed(2)} MiB stored; worst upload read size + ${(worstExcess / 1024).toFixed(1)} KiB (target <= size + 64 KiB; finalize re-reads its staging copy where storage returns no SHA-256)`);
 
-// Peak worker RSS while scanning a 2 GiB object: test/bench/scan-memory.ts (on RGW, whose
+// Peak worker RSS while scanning the largest accepted object: test/bench/scan-memory.ts (on RGW, whose
 // multipart completion does not hold the object in memory as fauxqs's does).
 
 await api.close();

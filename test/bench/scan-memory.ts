@@ -1,5 +1,5 @@
 /**
- * Peak worker RSS while scanning a big object (issue 3 section 6: 2 GiB, target < 256 MiB):
+ * Peak worker RSS while scanning a big object (target < 256 MiB; by default the largest upload the configuration accepts):
  *
  *   node test/bench/scan-memory.ts [--mib N] (default: MAX_UPLOAD_BYTES)      (run under infra/bin/test's env, or
  *   with RGW_ENDPOINT/RGW_ACCESS_KEY/RGW_SECRET_KEY pointing at infra/rgw/up.sh's RGW)
@@ -10,7 +10,7 @@
  * inspect job; a worker child process (services/worker/src/main.ts, roles inspect,scan)
  * then reads the object from RGW into clamd. Its RSS is sampled from /proc every 50 ms
  * until the verdict is written. Finalize does not run: the copy is server-side anyway, and
- * RGW's memstore would need room for a second 2 GiB.
+ * RGW's memstore would need room for a second copy.
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
