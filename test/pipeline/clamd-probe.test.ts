@@ -31,6 +31,12 @@ describe("clamd limits probe", () => {
     expect(r.problems.join("\n")).toMatch(/MaxFileSize \+ 1 \(524289\).*stream: OK/);
   });
 
+  it("fails when clamd's MaxFileSize is smaller than the configured one (the ZIP walk passes deflated members up to ours, and clamd cuts them at its own without an alert)", async () => {
+    const r = await probeClamdLimits(createClamdScanner({ port: clamd.port }), { maxFileSize: 2 * MiB });
+    expect(r.ok).toBe(false);
+    expect(r.problems.join("\n")).toMatch(/exactly MaxFileSize \(2097152\).*Heuristics\.Limits\.Exceeded\.MaxFileSize/);
+  });
+
   it("fails when the Intake.Unscannable container signatures are not loaded", async () => {
     const r = await probeClamdLimits(createClamdScanner({ port: clamd.plainPort! }), { maxFileSize: MiB });
     expect(r.ok).toBe(false);
@@ -65,6 +71,11 @@ describe("clamd limits probe", () => {
     it("refuses to start when CLAMD_MAX_FILE_SIZE is below clamd's real MaxFileSize", async () => {
       const config = loadConfig({ ...base, ...clamd.env, MAX_UPLOAD_BYTES: String(MiB / 2), CLAMD_MAX_FILE_SIZE: String(MiB / 2) });
       await expect(startWorker(config, { logger: quiet() })).rejects.toThrow(/MaxFileSize \+ 1/);
+    });
+
+    it("refuses to start when CLAMD_MAX_FILE_SIZE is above clamd's real MaxFileSize", async () => {
+      const config = loadConfig({ ...base, ...clamd.env, CLAMD_MAX_FILE_SIZE: String(2 * MiB) });
+      await expect(startWorker(config, { logger: quiet() })).rejects.toThrow(/exactly MaxFileSize/);
     });
 
     it("starts against the matching clamd", async () => {

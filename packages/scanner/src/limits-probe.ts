@@ -13,11 +13,16 @@ import { ScanFailedError } from "./errors.ts";
  * - a gzip inflating to MaxFileSize + 1 zero bytes must answer
  *   Heuristics.Limits.Exceeded.MaxFileSize: AlertExceedsMax is on and clamd's MaxFileSize is
  *   no larger than ours (were it larger, the stream would be "OK" and our limit a lie);
+ * - a gzip inflating to exactly MaxFileSize zero bytes must answer "stream: OK": clamd's
+ *   MaxFileSize is no smaller than ours. Were it smaller, the ZIP walk would pass a deflated
+ *   member of a size between the two, which clamd cuts at its own MaxFileSize without any
+ *   alert (infra/clamd/README.md): the rest of that member would never be scanned;
  * - a CAB header and a 7z signature must answer Intake.Unscannable.*: the signatures that
  *   make clamd name containers it would otherwise cut short silently are loaded.
  *
- * Cost, measured here (ClamAV 1.4.6, MaxFileSize 1000 MiB): the gzip is ~6.5 MB, built in
- * well under a second, and clamd inflates it in ~2 s; the container probes take milliseconds.
+ * Cost, measured here (ClamAV 1.4.6, MaxFileSize 1000 MiB): each gzip is ~6.5 MB, built in
+ * well under a second, and clamd inflates it in ~2 s (the two run side by side on two of
+ * clamd's threads); the container probes take milliseconds.
  */
 export interface LimitsProbeResult {
   ok: boolean;
@@ -103,6 +108,13 @@ export function sevenZipHeaderProbe(): Buffer {
   return h;
 }
 
+/** The one answer that proves clamd read all of `body` and found nothing past a limit. */
+async function expectClean(scanner: MalwareScanner, body: Buffer, what: string): Promise<string | null> {
+  const r = await scanner.scan(Readable.from([body]));
+  if (r.outcome === "clean") return null;
+  return `${what}: clamd answered ${JSON.stringify(r.raw || r.outcome)}, expected "stream: OK"`;
+}
+
 async function expectSignature(scanner: MalwareScanner, body: Buffer, prefix: string, what: string): Promise<string | null> {
   const r = await scanner.scan(Readable.from([body]));
   const signature = r.outcome === "clean" ? undefined : r.signature;
@@ -119,6 +131,7 @@ export async function probeClamdLimits(scanner: MalwareScanner, limits: { maxFil
   const problems = (
     await Promise.all([
       expectSignature(scanner, gzipOfZeros(limits.maxFileSize + 1), "Heuristics.Limits.Exceeded.MaxFileSize", `a gzip inflating to MaxFileSize + 1 (${limits.maxFileSize + 1}) bytes (is clamd's MaxFileSize larger than CLAMD_MAX_FILE_SIZE, or AlertExceedsMax off?)`),
+      expectClean(scanner, gzipOfZeros(limits.maxFileSize), `a gzip inflating to exactly MaxFileSize (${limits.maxFileSize}) bytes (is clamd's MaxFileSize smaller than CLAMD_MAX_FILE_SIZE?)`),
       expectSignature(scanner, cabHeaderProbe(), "Intake.Unscannable.CAB", "a CAB header (are infra/clamd's Intake.Unscannable signatures loaded?)"),
       expectSignature(scanner, sevenZipHeaderProbe(), "Intake.Unscannable.7z", "a 7z header (are infra/clamd's Intake.Unscannable signatures loaded?)"),
     ])
