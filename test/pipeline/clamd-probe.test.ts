@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, createLogger } from "@intake/runtime";
-import { createClamdScanner, probeClamdLimits, ScanFailedError, withLimitsProbe } from "@intake/scanner";
+import { createClamdScanner, encryptedZipProbe, probeClamdLimits, ScanFailedError, withLimitsProbe } from "@intake/scanner";
 import { ScannerMisconfiguredError, startWorker } from "@intake/worker";
 import { startSmallClamd, type SmallClamd } from "../support/small-clamd.ts";
 import { eicar } from "./fixtures.ts";
@@ -16,7 +16,8 @@ const MiB = 1024 * 1024;
 describe("clamd limits probe", () => {
   let clamd: SmallClamd;
   beforeAll(async () => {
-    clamd = await startSmallClamd({ maxFileSize: MiB }, { plain: true });
+    // The variant: clamd.conf's own defaults for the encryption alerts (both "no").
+    clamd = await startSmallClamd({ maxFileSize: MiB }, { plain: true, conf: { AlertEncrypted: "no", AlertEncryptedArchive: "no" } });
   }, 180_000);
   afterAll(() => clamd?.close());
 
@@ -35,6 +36,15 @@ describe("clamd limits probe", () => {
     const r = await probeClamdLimits(createClamdScanner({ port: clamd.port }), { maxFileSize: 2 * MiB });
     expect(r.ok).toBe(false);
     expect(r.problems.join("\n")).toMatch(/exactly MaxFileSize \(2097152\).*Heuristics\.Limits\.Exceeded\.MaxFileSize/);
+  });
+
+  it("fails when clamd does not alert on encrypted archives (it says OK for a ZIP it could not read, and the ZIP walk leaves those to that alert)", async () => {
+    const direct = await createClamdScanner({ port: clamd.variantPort! }).scan(Readable.from([encryptedZipProbe()]));
+    expect(direct).toMatchObject({ outcome: "clean", raw: "stream: OK" });
+    const r = await probeClamdLimits(createClamdScanner({ port: clamd.variantPort! }), { maxFileSize: MiB });
+    expect(r.ok).toBe(false);
+    expect(r.problems).toHaveLength(1);
+    expect(r.problems[0]).toMatch(/encrypted member.*stream: OK/);
   });
 
   it("fails when the Intake.Unscannable container signatures are not loaded", async () => {

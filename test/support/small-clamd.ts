@@ -17,7 +17,8 @@ import { freePort } from "@intake/testkit";
  *
  * With `plain`, a second daemon runs beside it with the same config but only the test
  * signatures (no Intake.Unscannable.* container signatures): clamd as it answers without
- * the project's help, so a test can show the hole it closes.
+ * the project's help, so a test can show the hole it closes. With `conf`, another runs with
+ * the same databases and those clamd.conf options replaced (a clamd misconfigured on purpose).
  */
 export interface SmallClamdLimits {
   maxFileSize: number;
@@ -30,6 +31,8 @@ export interface SmallClamd {
   port: number;
   /** Same config, test signatures only (present when started with plain: true). */
   plainPort?: number;
+  /** Same config and databases with the `conf` options replaced (present when started with conf). */
+  variantPort?: number;
   env: Record<string, string>;
   close(): void;
 }
@@ -56,7 +59,7 @@ async function waitForPong(port: number, deadlineMs: number, what: string): Prom
 }
 
 /** Starts the daemon(s); call close() in afterAll. */
-export async function startSmallClamd(limits: SmallClamdLimits, opts: { plain?: boolean } = {}): Promise<SmallClamd> {
+export async function startSmallClamd(limits: SmallClamdLimits, opts: { plain?: boolean; conf?: Record<string, string> } = {}): Promise<SmallClamd> {
   const dataDir = mkdtempSync(join(tmpdir(), "intake-clamd-small-"));
   const port = await freePort();
   const upEnv: Record<string, string> = {
@@ -75,35 +78,45 @@ export async function startSmallClamd(limits: SmallClamdLimits, opts: { plain?: 
   const env = parseEnvFile(readFileSync(join(clamdDir, "limits.env"), "utf8"));
   env.MAX_UPLOAD_BYTES ??= String(limits.maxFileSize);
 
-  let plainPort: number | undefined;
-  let plainPidFile: string | undefined;
-  if (opts.plain) {
-    plainPort = await freePort();
-    const plainDb = join(clamdDir, "db-plain");
-    mkdirSync(plainDb, { recursive: true });
-    for (const f of readdirSync(join(clamdDir, "db"))) if (f.startsWith("intake-test.")) copyFileSync(join(clamdDir, "db", f), join(plainDb, f));
-    plainPidFile = join(clamdDir, "clamd-plain.pid");
-    const conf = readFileSync(join(clamdDir, "clamd.conf"), "utf8")
-      .replace(/^TCPSocket .*$/m, `TCPSocket ${plainPort}`)
-      .replace(/^DatabaseDirectory .*$/m, `DatabaseDirectory ${plainDb}`)
-      .replace(/^PidFile .*$/m, `PidFile ${plainPidFile}`)
-      .replace(/^LogFile .*$/m, `LogFile ${join(clamdDir, "clamd-plain.log")}`);
-    const confFile = join(clamdDir, "clamd-plain.conf");
+  const pidFiles: string[] = [];
+  /** A second daemon beside up.sh's: its config with `options` replaced (or added). */
+  const startBeside = async (name: string, options: Record<string, string>): Promise<number> => {
+    const p = await freePort();
+    const pidFile = join(clamdDir, `clamd-${name}.pid`);
+    pidFiles.push(pidFile);
+    let conf = readFileSync(join(clamdDir, "clamd.conf"), "utf8");
+    const all = { ...options, TCPSocket: String(p), PidFile: pidFile, LogFile: join(clamdDir, `clamd-${name}.log`) };
+    for (const [k, v] of Object.entries(all)) {
+      const line = new RegExp(`^${k} .*$`, "m");
+      conf = line.test(conf) ? conf.replace(line, `${k} ${v}`) : `${conf}\n${k} ${v}\n`;
+    }
+    const confFile = join(clamdDir, `clamd-${name}.conf`);
     writeFileSync(confFile, conf);
     // clamd loads its databases before it daemonizes: a failure shows in the exit status.
     const r = spawnSync("clamd", [`--config-file=${confFile}`], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` } });
-    if (r.status !== 0) throw new Error(`plain clamd failed to start: ${r.stderr?.toString()}`);
-    await waitForPong(plainPort, 60_000, "plain clamd");
+    if (r.status !== 0) throw new Error(`${name} clamd failed to start: ${r.stderr?.toString()}`);
+    await waitForPong(p, 60_000, `${name} clamd`);
+    return p;
+  };
+
+  let plainPort: number | undefined;
+  if (opts.plain) {
+    const plainDb = join(clamdDir, "db-plain");
+    mkdirSync(plainDb, { recursive: true });
+    for (const f of readdirSync(join(clamdDir, "db"))) if (f.startsWith("intake-test.")) copyFileSync(join(clamdDir, "db", f), join(plainDb, f));
+    plainPort = await startBeside("plain", { DatabaseDirectory: plainDb });
   }
+  const variantPort = opts.conf ? await startBeside("variant", opts.conf) : undefined;
 
   return {
     port,
     plainPort,
+    variantPort,
     env,
     close() {
-      if (plainPidFile) {
+      for (const pidFile of pidFiles) {
         try {
-          const pid = Number(readFileSync(plainPidFile, "utf8").trim());
+          const pid = Number(readFileSync(pidFile, "utf8").trim());
           if (pid > 0) process.kill(pid, "SIGTERM");
         } catch {
           // already gone

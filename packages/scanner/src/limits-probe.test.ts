@@ -1,6 +1,6 @@
 import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { cabHeaderProbe, gzipOfZeros, sevenZipHeaderProbe } from "./limits-probe.ts";
+import { cabHeaderProbe, encryptedZipProbe, gzipOfZeros, sevenZipHeaderProbe } from "./limits-probe.ts";
 
 describe("gzipOfZeros", () => {
   // Around every boundary of the construction: the first literal, whole 258-byte matches, the literal tail.
@@ -25,5 +25,17 @@ describe("container probes", () => {
     expect(cab.subarray(0, 8).toString("hex")).toBe("4d53434600000000");
     expect([cab[24], cab[25]]).toEqual([3, 1]);
     expect(sevenZipHeaderProbe().subarray(0, 7).toString("hex")).toBe("377abcaf271c00");
+  });
+
+  it("the encrypted ZIP is one ZIP whose member is flagged encrypted in both headers", () => {
+    const z = encryptedZipProbe();
+    const eocd = z.length - 22;
+    expect(z.readUInt32LE(eocd)).toBe(0x06054b50);
+    const cd = z.readUInt32LE(eocd + 16);
+    expect(z.readUInt32LE(cd)).toBe(0x02014b50);
+    expect(cd + z.readUInt32LE(eocd + 12)).toBe(eocd);
+    expect(z.readUInt16LE(6) & 1).toBe(1);
+    expect(z.readUInt16LE(cd + 8) & 1).toBe(1);
+    expect(z.readUInt32LE(cd + 42)).toBe(0); // the central entry points at the local header
   });
 });

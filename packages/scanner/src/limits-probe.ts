@@ -18,7 +18,11 @@ import { ScanFailedError } from "./errors.ts";
  *   member of a size between the two, which clamd cuts at its own MaxFileSize without any
  *   alert (infra/clamd/README.md): the rest of that member would never be scanned;
  * - a CAB header and a 7z signature must answer Intake.Unscannable.*: the signatures that
- *   make clamd name containers it would otherwise cut short silently are loaded.
+ *   make clamd name containers it would otherwise cut short silently are loaded;
+ * - a ZIP with an encrypted member must answer Heuristics.Encrypted.Zip: AlertEncrypted or
+ *   AlertEncryptedArchive is on. The ZIP walk leaves encrypted members of a ZIP at offset 0
+ *   to that alert, and clamd.conf's default for both is "no": such a clamd answers
+ *   "stream: OK" for a ZIP whose content it could not read.
  *
  * Cost, measured here (ClamAV 1.4.6, MaxFileSize 1000 MiB): each gzip is ~6.5 MB, built in
  * well under a second, and clamd inflates it in ~2 s (the two run side by side on two of
@@ -109,6 +113,42 @@ export function sevenZipHeaderProbe(): Buffer {
 }
 
 /** The one answer that proves clamd read all of `body` and found nothing past a limit. */
+/**
+ * A ZIP of one stored member flagged encrypted (traditional PKWARE: a 12-byte encryption
+ * header before the data), with its central directory, as zip -e writes one.
+ */
+export function encryptedZipProbe(): Buffer {
+  const name = Buffer.from("probe.txt", "latin1");
+  const data = Buffer.from("0123456789abintake limits probe", "latin1"); // encryption header + "ciphertext"
+  const crc = crc32(Buffer.from("intake limits probe", "latin1")) >>> 0;
+  const local = Buffer.alloc(30);
+  local.writeUInt32LE(0x04034b50, 0);
+  local.writeUInt16LE(20, 4); // version needed
+  local.writeUInt16LE(1, 6); // flags: encrypted
+  local.writeUInt16LE(0, 8); // stored
+  local.writeUInt32LE(crc, 14);
+  local.writeUInt32LE(data.length, 18);
+  local.writeUInt32LE(data.length - 12, 22);
+  local.writeUInt16LE(name.length, 26);
+  const central = Buffer.alloc(46);
+  central.writeUInt32LE(0x02014b50, 0);
+  central.writeUInt16LE(20, 4); // version made by
+  central.writeUInt16LE(20, 6);
+  central.writeUInt16LE(1, 8);
+  central.writeUInt32LE(crc, 16);
+  central.writeUInt32LE(data.length, 20);
+  central.writeUInt32LE(data.length - 12, 24);
+  central.writeUInt16LE(name.length, 28);
+  const cdOffset = local.length + name.length + data.length;
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(1, 8);
+  end.writeUInt16LE(1, 10);
+  end.writeUInt32LE(central.length + name.length, 12);
+  end.writeUInt32LE(cdOffset, 16);
+  return Buffer.concat([local, name, data, central, name, end]);
+}
+
 async function expectClean(scanner: MalwareScanner, body: Buffer, what: string): Promise<string | null> {
   const r = await scanner.scan(Readable.from([body]));
   if (r.outcome === "clean") return null;
@@ -133,6 +173,7 @@ export async function probeClamdLimits(scanner: MalwareScanner, limits: { maxFil
       expectSignature(scanner, gzipOfZeros(limits.maxFileSize + 1), "Heuristics.Limits.Exceeded.MaxFileSize", `a gzip inflating to MaxFileSize + 1 (${limits.maxFileSize + 1}) bytes (is clamd's MaxFileSize larger than CLAMD_MAX_FILE_SIZE, or AlertExceedsMax off?)`),
       expectClean(scanner, gzipOfZeros(limits.maxFileSize), `a gzip inflating to exactly MaxFileSize (${limits.maxFileSize}) bytes (is clamd's MaxFileSize smaller than CLAMD_MAX_FILE_SIZE?)`),
       expectSignature(scanner, cabHeaderProbe(), "Intake.Unscannable.CAB", "a CAB header (are infra/clamd's Intake.Unscannable signatures loaded?)"),
+      expectSignature(scanner, encryptedZipProbe(), "Heuristics.Encrypted.Zip", "a ZIP with an encrypted member (are AlertEncrypted and AlertEncryptedArchive both off?)"),
       expectSignature(scanner, sevenZipHeaderProbe(), "Intake.Unscannable.7z", "a 7z header (are infra/clamd's Intake.Unscannable signatures loaded?)"),
     ])
   ).filter((p): p is string => p !== null);
