@@ -47,6 +47,23 @@ describe("clamd limits probe", () => {
     expect(r.problems[0]).toMatch(/encrypted member.*stream: OK/);
   });
 
+  it.each([
+    ["ScanPDF", /PDF FlateDecode stream.*stream: OK/],
+    ["ScanMail", /base64 mail attachment.*stream: OK/],
+  ])("fails when clamd runs with %s off (it says OK for EICAR inside, and nothing else in the pipeline looks there)", async (option, problem) => {
+    const twin = await startSmallClamd({ maxFileSize: MiB }, { conf: { [option]: "no" } });
+    try {
+      const r = await probeClamdLimits(createClamdScanner({ port: twin.variantPort! }), { maxFileSize: MiB });
+      expect(r.ok).toBe(false);
+      expect(r.problems).toHaveLength(1);
+      expect(r.problems[0]).toMatch(problem);
+      // The same files against the twin with the project's settings: found.
+      expect(await probeClamdLimits(createClamdScanner({ port: twin.port }), { maxFileSize: MiB })).toMatchObject({ ok: true });
+    } finally {
+      twin.close();
+    }
+  }, 120_000);
+
   it("fails when the Intake.Unscannable container signatures are not loaded", async () => {
     const r = await probeClamdLimits(createClamdScanner({ port: clamd.plainPort! }), { maxFileSize: MiB });
     expect(r.ok).toBe(false);

@@ -1,5 +1,5 @@
 import { Readable } from "node:stream";
-import { crc32 } from "node:zlib";
+import { crc32, deflateSync } from "node:zlib";
 import type { MalwareScanner, ScanBody } from "./clamd.ts";
 import { ScanFailedError } from "./errors.ts";
 
@@ -19,6 +19,11 @@ import { ScanFailedError } from "./errors.ts";
  *   alert (infra/clamd/README.md): the rest of that member would never be scanned;
  * - a CAB header and a 7z signature must answer Intake.Unscannable.*: the signatures that
  *   make clamd name containers it would otherwise cut short silently are loaded;
+ * - the EICAR test file deflated in a PDF FlateDecode stream, and base64-encoded in a mail
+ *   attachment, must be found (any signature: the test database and the official one both
+ *   name EICAR): ScanPDF and ScanMail are on. Off, clamd says "stream: OK" for either, and
+ *   nothing else in the pipeline looks for malware inside a PDF stream or a text that is a
+ *   mail (ScanArchive off is seen by the gzip probes, which then answer OK);
  * - a ZIP with an encrypted member must answer Heuristics.Encrypted.Zip: AlertEncrypted or
  *   AlertEncryptedArchive is on. The ZIP walk leaves encrypted members of a ZIP at offset 0
  *   to that alert, and clamd.conf's default for both is "no": such a clamd answers
@@ -113,6 +118,29 @@ export function sevenZipHeaderProbe(): Buffer {
 }
 
 /** The one answer that proves clamd read all of `body` and found nothing past a limit. */
+/** EICAR's test file, from hex halves as infra/clamd/up.sh writes it: the string never sits in the repository. */
+function eicar(): Buffer {
+  return Buffer.from("58354f2150254041505b345c505a58353428505e2937434329377d24" + "45494341522d5354414e444152442d414e544956495255532d544553542d46494c452124482b482a", "hex");
+}
+
+/** A PDF whose one stream is EICAR, deflated: only a clamd that decodes PDF streams finds it. */
+export function pdfStreamProbe(): Buffer {
+  const data = deflateSync(eicar());
+  const head = `%PDF-1.7\n1 0 obj\n<< /Length ${data.length} /Filter /FlateDecode >>\nstream\n`;
+  return Buffer.concat([Buffer.from(head, "latin1"), data, Buffer.from("\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n", "latin1")]);
+}
+
+/** A MIME mail with EICAR as a base64 attachment: only a clamd that decodes mail finds it. */
+export function mailAttachmentProbe(): Buffer {
+  const lines = [
+    "From: probe@intake.invalid", "To: probe@intake.invalid", "Subject: intake limits probe", "MIME-Version: 1.0",
+    'Content-Type: multipart/mixed; boundary="intake-probe"', "", "--intake-probe", "Content-Type: text/plain", "", "probe",
+    "--intake-probe", "Content-Type: application/octet-stream", "Content-Transfer-Encoding: base64",
+    'Content-Disposition: attachment; filename="probe.bin"', "", eicar().toString("base64"), "--intake-probe--", "",
+  ];
+  return Buffer.from(lines.join("\r\n"), "latin1");
+}
+
 /**
  * A ZIP of one stored member flagged encrypted (traditional PKWARE: a 12-byte encryption
  * header before the data), with its central directory, as zip -e writes one.
@@ -155,6 +183,12 @@ async function expectClean(scanner: MalwareScanner, body: Buffer, what: string):
   return `${what}: clamd answered ${JSON.stringify(r.raw || r.outcome)}, expected "stream: OK"`;
 }
 
+async function expectInfected(scanner: MalwareScanner, body: Buffer, what: string): Promise<string | null> {
+  const r = await scanner.scan(Readable.from([body]));
+  if (r.outcome === "infected") return null;
+  return `${what}: clamd answered ${JSON.stringify(r.raw || r.outcome)}, expected EICAR FOUND`;
+}
+
 async function expectSignature(scanner: MalwareScanner, body: Buffer, prefix: string, what: string): Promise<string | null> {
   const r = await scanner.scan(Readable.from([body]));
   const signature = r.outcome === "clean" ? undefined : r.signature;
@@ -173,6 +207,8 @@ export async function probeClamdLimits(scanner: MalwareScanner, limits: { maxFil
       expectSignature(scanner, gzipOfZeros(limits.maxFileSize + 1), "Heuristics.Limits.Exceeded.MaxFileSize", `a gzip inflating to MaxFileSize + 1 (${limits.maxFileSize + 1}) bytes (is clamd's MaxFileSize larger than CLAMD_MAX_FILE_SIZE, or AlertExceedsMax off?)`),
       expectClean(scanner, gzipOfZeros(limits.maxFileSize), `a gzip inflating to exactly MaxFileSize (${limits.maxFileSize}) bytes (is clamd's MaxFileSize smaller than CLAMD_MAX_FILE_SIZE?)`),
       expectSignature(scanner, cabHeaderProbe(), "Intake.Unscannable.CAB", "a CAB header (are infra/clamd's Intake.Unscannable signatures loaded?)"),
+      expectInfected(scanner, pdfStreamProbe(), "EICAR in a PDF FlateDecode stream (is ScanPDF off?)"),
+      expectInfected(scanner, mailAttachmentProbe(), "EICAR in a base64 mail attachment (is ScanMail off?)"),
       expectSignature(scanner, encryptedZipProbe(), "Heuristics.Encrypted.Zip", "a ZIP with an encrypted member (are AlertEncrypted and AlertEncryptedArchive both off?)"),
       expectSignature(scanner, sevenZipHeaderProbe(), "Intake.Unscannable.7z", "a 7z header (are infra/clamd's Intake.Unscannable signatures loaded?)"),
     ])
