@@ -180,9 +180,10 @@ describe("abuse limits when Redis cannot be reached", () => {
     const limits = createRedisRateLimits(dead, settings, `t${Date.now()}`);
     const who = { address: "203.0.113.9", keyId: null };
     await limits.admit(who);
+    await limits.reserveAttempt(who);
+    expect(await limits.recordFailure(who, true)).toEqual({ blocked: false });
     expect(await limits.recordFailure(who)).toEqual({ blocked: false });
-    expect(await limits.recordFailure(who)).toEqual({ blocked: false });
-    expect((await limits.recordFailure(who)).blocked).toBe(true);
+    // The second failure reached the limit: the address is blocked from there.
     await expect(limits.admit(who)).rejects.toMatchObject({ code: "too_many_failed_authentications", retryAfterSeconds: expect.any(Number) });
     // The per-key budget holds too, counted in memory.
     const caller = { address: "203.0.113.10", keyId: "0123456789abcdef" };

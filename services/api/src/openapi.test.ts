@@ -16,7 +16,7 @@ function routerOperations(): string[] {
     logger: createLogger({ level: "silent", name: "test" }),
     uploads: { create: unused, get: unused, list: unused, transition: unused },
     apiKeys: { authenticate: unused },
-    rateLimits: { admit: unused, admitKey: unused, recordFailure: unused },
+    rateLimits: { admit: unused, admitKey: unused, reserveAttempt: unused, releaseAttempt: unused, recordFailure: unused },
     store: {} as ObjectStore,
     processing: { enqueueInspection: unused },
     readiness: { checks: {}, testSignaturesOnly: () => false },

@@ -2,7 +2,7 @@ import type { Context, Next } from "koa";
 import { createHash } from "node:crypto";
 import { UnauthenticatedError } from "@intake/domain";
 import type { Logger } from "@intake/runtime";
-import { keyIdOf, limitAddress, type RateLimits } from "./rate-limits.ts";
+import { keyIdOf, limitAddress, type RateLimits, type Requester } from "./rate-limits.ts";
 
 /** What the API needs to know about the caller: one tenant, one key. */
 export interface Caller {
@@ -12,6 +12,8 @@ export interface Caller {
 
 export interface ApiKeyAuthenticator {
   authenticate(presented: string): Promise<Caller | null>;
+  /** True when authenticate(presented) starts no credential check: its success is remembered. */
+  vouches?(presented: string): boolean;
 }
 
 const BEARER = /^Bearer[ ]+([^\s]+)[ ]*$/i;
@@ -39,15 +41,49 @@ export interface AuthOptions {
  * still spend that key's request budget (it counts before the secret is checked).
  */
 export function requireApiKey(o: AuthOptions) {
+  const inFlight = new Map<string, Promise<Caller | null>>();
+  /**
+   * A check that may fail is counted as a failure before it runs (and given back when it
+   * succeeds): otherwise a burst of concurrent guesses is all admitted before the first
+   * failure is counted, and every guess in it is checked. A key the cache vouches for starts
+   * no check; concurrent requests with one key share one check (and one reservation), so a
+   * busy client's cold burst is not refused for its own concurrency.
+   */
+  async function checkOnce(presented: string, who: Requester): Promise<{ caller: Caller | null; reserved: boolean }> {
+    if (o.keys.vouches?.(presented)) return { caller: await o.keys.authenticate(presented), reserved: false };
+    const id = createHash("sha256").update(presented).digest("base64url");
+    const joined = inFlight.get(id);
+    if (joined) return { caller: await joined, reserved: false };
+    const check = (async () => {
+      await o.limits.reserveAttempt(who);
+      let caller: Caller | null;
+      try {
+        caller = await o.keys.authenticate(presented);
+      } catch (err) {
+        // Not a failed authentication (the store is down): the reservation is given back.
+        await o.limits.releaseAttempt(who);
+        throw err;
+      }
+      if (caller) await o.limits.releaseAttempt(who);
+      return caller;
+    })();
+    inFlight.set(id, check);
+    try {
+      return { caller: await check, reserved: true };
+    } finally {
+      inFlight.delete(id);
+    }
+  }
+
   return async function authenticate(ctx: Context, next: Next): Promise<void> {
     const header = ctx.get("authorization");
     const presented = BEARER.exec(header)?.[1];
     const keyId = presented ? keyIdOf(presented) : null;
     const who = { address: limitAddress(ctx.ip), keyId };
     await o.limits.admit(who);
-    const caller = presented ? await o.keys.authenticate(presented) : null;
+    const { caller, reserved } = presented ? await checkOnce(presented, who) : { caller: null, reserved: false };
     if (!caller) {
-      const outcome = await o.limits.recordFailure(who);
+      const outcome = await o.limits.recordFailure(who, reserved);
       const reason = !header ? "missing" : !presented ? "not_bearer" : keyId ? "unknown_or_revoked" : "malformed";
       o.logger.warn({ event: "authentication_failed", reason, keyId, address: ctx.ip, blocked: outcome.blocked, requestId: ctx.state.requestId }, "authentication failed");
       if (outcome.blocked) throw outcome.error;
@@ -78,12 +114,18 @@ export function cacheAuthentications(keys: ApiKeyAuthenticator, o: { ttlMs: numb
   const maxEntries = o.maxEntries ?? 10_000;
   const now = o.now ?? Date.now;
   const entries = new Map<string, { caller: Caller; until: number }>();
+  const idOf = (presented: string) => createHash("sha256").update(presented).digest("base64url");
+  const fresh = (id: string) => {
+    const hit = entries.get(id);
+    if (hit && hit.until > now()) return hit.caller;
+    entries.delete(id);
+    return null;
+  };
   return {
     async authenticate(presented: string): Promise<Caller | null> {
-      const id = createHash("sha256").update(presented).digest("base64url");
-      const hit = entries.get(id);
-      if (hit && hit.until > now()) return hit.caller;
-      entries.delete(id);
+      const id = idOf(presented);
+      const hit = fresh(id);
+      if (hit) return hit;
       const caller = await keys.authenticate(presented);
       if (caller) {
         // Map keeps insertion order: the first entry is the oldest.
@@ -92,5 +134,6 @@ export function cacheAuthentications(keys: ApiKeyAuthenticator, o: { ttlMs: numb
       }
       return caller;
     },
+    vouches: (presented: string) => fresh(idOf(presented)) !== null,
   };
 }

@@ -21,8 +21,19 @@ export interface RateLimits {
   admit(who: Requester): Promise<void>;
   /** Counts a request against a key id that only authentication revealed (a seeded dev key). */
   admitKey(keyId: string): Promise<void>;
-  /** Counts a failed authentication; `blocked` (with the error to answer) once past the limit. */
-  recordFailure(who: Requester): Promise<{ blocked: false } | { blocked: true; error: Error }>;
+  /**
+   * Before a credential is checked: counts the check as a failure of the address ahead of
+   * its outcome, so concurrent guesses cannot all be checked before the first failure is
+   * counted. Refuses (429) once failures and checks in flight reach the address's limit.
+   */
+  reserveAttempt(who: Requester): Promise<void>;
+  /** The reserved check succeeded: gives its failure back. */
+  releaseAttempt(who: Requester): Promise<void>;
+  /**
+   * Counts a failed authentication (`reserved`: its address failure was counted ahead by
+   * reserveAttempt); `blocked` (with the error to answer) once past the limit.
+   */
+  recordFailure(who: Requester, reserved?: boolean): Promise<{ blocked: false } | { blocked: true; error: Error }>;
 }
 
 /**

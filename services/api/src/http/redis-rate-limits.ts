@@ -17,9 +17,11 @@ export interface RateLimitSettings {
  *
  * The hot path is one round trip: admit() consumes the address's and the key id's request
  * budgets (two EVALSHA, written together). An address's block for failed authentications
- * lives in its budget key: when its failure count passes the limit, the key is set to
+ * lives in its budget key: when its failure count reaches the limit, the key is set to
  * BLOCKED for the block time, so the next consume answers "blocked" without reading the
- * failure counters. Those are touched only when authentication fails.
+ * failure counters. Those are touched only when a credential is really checked (a cache
+ * miss): the check is counted as a failure before it runs and given back if it succeeds, so
+ * concurrent guesses cannot outrun the count.
  *
  * When Redis cannot be reached (the connection should have enableOfflineQueue: false and a
  * command timeout, so a call fails at once instead of queueing), each limiter falls back to
@@ -82,29 +84,53 @@ export function createRedisRateLimits(redis: Redis, s: RateLimitSettings, prefix
       }
     },
 
-    async recordFailure(who: Requester) {
-      const counted = await Promise.allSettled([failuresByAddress.consume(who.address), who.keyId ? failuresByKey.consume(who.keyId) : Promise.resolve(null)]);
-      // Only an address is blocked outright (its budget key set to BLOCKED: not even a right
-      // key is looked at from there). A key id is not: it is no secret (logs, `keys list`), so
-      // blocking it would let anyone who saw one lock its tenant out, while its 256-bit secret
-      // cannot be guessed anyway. Its failures past the limit are answered 429 instead of 401.
-      const targets = [
-        [counted[0], requestsByAddress, who.address, "address"],
-        [counted[1], null, who.keyId, "key"],
-      ] as const;
-      let answer: { blocked: true; error: Error } | undefined;
-      for (const [outcome, budget, id, what] of targets) {
-        if (outcome.status === "fulfilled" || id === null) continue;
-        // Fail closed: a failure that cannot be counted at all is answered 503, not 401.
-        if (!(outcome.reason instanceof RateLimiterRes)) {
-          answer ??= { blocked: true, error: new DependencyUnavailableError("rate_limiter", "failed authentications cannot be counted right now; retry later", { cause: outcome.reason }) };
-          continue;
-        }
-        if (budget) await budget.set(id, BLOCKED, f.blockSeconds);
-        answer ??= { blocked: true, error: blockedError(budget ? new RateLimiterRes(0, f.blockSeconds * 1000) : outcome.reason, what) };
+    async reserveAttempt(who: Requester): Promise<void> {
+      try {
+        await failuresByAddress.consume(who.address);
+      } catch (err) {
+        // Fail closed, as for a failure that cannot be counted.
+        if (!(err instanceof RateLimiterRes)) throw new DependencyUnavailableError("rate_limiter", "authentications cannot be counted right now; retry later", { cause: err });
+        // Not blocked (admit let it through), so the count is full of checks still in
+        // flight: refuse this one without counting it, and retry once they are answered.
+        await failuresByAddress.reward(who.address).catch(() => undefined);
+        throw new LimitExceededError("too_many_authentication_attempts", "too many authentications from this address are being checked at once; retry shortly", { limit: f.perAddress }, 1);
       }
-      if (answer) return answer;
-      return { blocked: false as const };
+    },
+
+    async releaseAttempt(who: Requester): Promise<void> {
+      // Best effort: a reservation not given back counts as one failure until the window ends.
+      await failuresByAddress.reward(who.address).catch(() => undefined);
+    },
+
+    async recordFailure(who: Requester, reserved = false) {
+      const counted = await Promise.allSettled([
+        // A reserved failure is counted already: read the count instead.
+        reserved ? failuresByAddress.get(who.address).then((res) => res ?? new RateLimiterRes(f.perAddress, 0, 1)) : failuresByAddress.consume(who.address),
+        who.keyId ? failuresByKey.consume(who.keyId) : Promise.resolve(null),
+      ]);
+      let answer: { blocked: true; error: Error } | undefined;
+      const [byAddress, byKey] = counted;
+      const cannotCount = (cause: unknown) => ({ blocked: true as const, error: new DependencyUnavailableError("rate_limiter", "failed authentications cannot be counted right now; retry later", { cause }) });
+      // Only an address is blocked outright (its budget key set to BLOCKED: not even a right
+      // key is looked at from there), from the failure that reaches its limit. Its failure
+      // count starts again then, so after the block it has the whole limit once more (and a
+      // count left at the limit cannot refuse every reservation until the window ends).
+      const addressCount = byAddress.status === "fulfilled" ? (byAddress.value as RateLimiterRes).consumedPoints : byAddress.reason instanceof RateLimiterRes ? byAddress.reason.consumedPoints : null;
+      if (addressCount === null) {
+        answer = cannotCount(byAddress.status === "rejected" ? byAddress.reason : undefined);
+      } else if (addressCount >= f.perAddress) {
+        await requestsByAddress.set(who.address, BLOCKED, f.blockSeconds);
+        await failuresByAddress.delete(who.address).catch(() => undefined);
+        // This failure itself was within the limit (401) unless it went past it.
+        if (addressCount > f.perAddress) answer = { blocked: true, error: blockedError(new RateLimiterRes(0, f.blockSeconds * 1000), "address") };
+      }
+      // A key id is not blocked: it is no secret (logs, `keys list`), so blocking it would let
+      // anyone who saw one lock its tenant out, while its 256-bit secret cannot be guessed
+      // anyway. Its failures past the limit are answered 429 instead of 401.
+      if (who.keyId !== null && byKey.status === "rejected") {
+        answer ??= byKey.reason instanceof RateLimiterRes ? { blocked: true, error: blockedError(byKey.reason, "key") } : cannotCount(byKey.reason);
+      }
+      return answer ?? { blocked: false as const };
     },
   };
 }
