@@ -1,3 +1,4 @@
+import net from "node:net";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, createLogger } from "@intake/runtime";
@@ -84,6 +85,73 @@ describe("clamd limits probe", () => {
     const down = withLimitsProbe(createClamdScanner({ port: 1, connectTimeoutMs: 500 }), { maxFileSize: MiB }, { retryMs: 0 });
     await expect(down.limitsProbe()).rejects.toBeInstanceOf(ScanFailedError);
     await expect(down.scan(Readable.from([Buffer.from("x")]))).rejects.toMatchObject({ kind: "connect" });
+  });
+
+  describe("a clamd restarted under a running worker with other settings", () => {
+    /** One address whose clamd can change, as a restart with another clamd.conf looks from the worker. */
+    async function switchable(port: number) {
+      let target = port;
+      const open = new Set<net.Socket>();
+      const server = net.createServer((client) => {
+        const upstream = net.connect(target, "127.0.0.1");
+        const drop = () => {
+          for (const s of [client, upstream]) (s.destroy(), open.delete(s));
+        };
+        for (const s of [client, upstream]) (open.add(s), s.on("error", drop), s.on("close", drop));
+        client.pipe(upstream);
+        upstream.pipe(client);
+      });
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      return {
+        port: (server.address() as net.AddressInfo).port,
+        /** reset: the open connections die, as they do when clamd stops. */
+        switchTo(p: number, reset: boolean) {
+          target = p;
+          if (reset) for (const s of open) s.resetAndDestroy();
+        },
+        close: () => new Promise<void>((r) => (open.forEach((s) => s.destroy()), server.close(() => r()))),
+      };
+    }
+
+    it("a scan that lost clamd makes the next scan prove the new clamd first", async () => {
+      const at = await switchable(clamd.port);
+      try {
+        const scanner = withLimitsProbe(createClamdScanner({ port: at.port }), { maxFileSize: MiB });
+        expect(await scanner.scan(Readable.from([Buffer.from("harmless")]))).toMatchObject({ outcome: "clean" });
+        let release!: () => void;
+        const held = new Promise<void>((r) => (release = r));
+        let sent!: () => void;
+        const firstChunkRead = new Promise<void>((r) => (sent = r));
+        const body = (async function* () {
+          yield Buffer.from("first chunk");
+          sent();
+          await held;
+          yield Buffer.from("never sent");
+        })();
+        const inFlight = scanner.scan(body);
+        await firstChunkRead;
+        at.switchTo(clamd.variantPort!, true);
+        await expect(inFlight).rejects.toBeInstanceOf(ScanFailedError);
+        release();
+        await expect(scanner.scan(Readable.from([Buffer.from("harmless")]))).rejects.toMatchObject({ kind: "misconfigured", message: expect.stringMatching(/encrypted member/) });
+      } finally {
+        await at.close();
+      }
+    });
+
+    it("an idle restart is caught by the periodic re-check", async () => {
+      const at = await switchable(clamd.port);
+      try {
+        const scanner = withLimitsProbe(createClamdScanner({ port: at.port }), { maxFileSize: MiB }, { recheckMs: 0 });
+        expect(await scanner.scan(Readable.from([Buffer.from("harmless")]))).toMatchObject({ outcome: "clean" });
+        at.switchTo(clamd.variantPort!, false);
+        await expect(scanner.scan(Readable.from([Buffer.from("harmless")]))).rejects.toMatchObject({ kind: "misconfigured" });
+        at.switchTo(clamd.port, false);
+        expect(await scanner.scan(Readable.from([Buffer.from("harmless")]))).toMatchObject({ outcome: "clean" });
+      } finally {
+        await at.close();
+      }
+    });
   });
 
   describe("the worker checks at start", () => {

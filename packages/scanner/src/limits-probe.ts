@@ -219,24 +219,41 @@ export async function probeClamdLimits(scanner: MalwareScanner, limits: { maxFil
 /** A scanner that first proves clamd's behaviour (above) and refuses to scan until it has. */
 export interface ProbedScanner extends MalwareScanner {
   /**
-   * The probe's result, run once (and again after a transient failure, never more often
-   * than every `retryMs`). Throws ScanFailedError while clamd cannot be asked.
+   * The probe's result: run once, again after a transient failure (never more often than
+   * every `retryMs`), again once `recheckMs` have passed since it ran, and again after a
+   * scan lost clamd. Throws ScanFailedError while clamd cannot be asked.
    */
   limitsProbe(): Promise<LimitsProbeResult>;
 }
 
-export function withLimitsProbe(scanner: MalwareScanner, limits: { maxFileSize: number }, opts: { retryMs?: number } = {}): ProbedScanner {
+/** Failures that mean clamd went away: the one that answers next may be another daemon. */
+const CLAMD_LOST = new Set(["connect", "connection", "empty_reply"]);
+
+/**
+ * Why re-check at all: clamd can be restarted under a running worker with another
+ * clamd.conf (a hand edit, a package upgrade's default config), and a pass proved only
+ * what the daemon of that moment did. A restart shows as a lost connection when a scan is
+ * in flight or starts while clamd is down; an idle restart shows nothing, hence the period
+ * too (default 10 minutes: ~4 s of one clamd thread at 1000 MiB, under 1%).
+ */
+export function withLimitsProbe(scanner: MalwareScanner, limits: { maxFileSize: number }, opts: { retryMs?: number; recheckMs?: number } = {}): ProbedScanner {
   const retryMs = opts.retryMs ?? 5_000;
+  const recheckMs = opts.recheckMs ?? 600_000;
   let result: Promise<LimitsProbeResult> | null = null;
+  let startedAt = 0;
   let failedAt = 0;
   const limitsProbe = (): Promise<LimitsProbeResult> => {
-    if (result && !(failedAt && Date.now() - failedAt >= retryMs)) return result;
+    const now = Date.now();
+    const fresh = result && (failedAt ? now - failedAt < retryMs : now - startedAt < recheckMs);
+    if (fresh) return result!;
     failedAt = 0;
-    result = probeClamdLimits(scanner, limits).catch((err: unknown) => {
-      failedAt = Date.now();
+    startedAt = now;
+    const run: Promise<LimitsProbeResult> = probeClamdLimits(scanner, limits).catch((err: unknown) => {
+      if (result === run) failedAt = Date.now();
       throw err;
     });
-    return result;
+    result = run;
+    return run;
   };
   return {
     limitsProbe,
@@ -254,7 +271,12 @@ export function withLimitsProbe(scanner: MalwareScanner, limits: { maxFileSize: 
         destroyBody(body);
         throw new ScanFailedError("misconfigured", `clamd does not behave as configured, so no scan counts: ${probe.problems.join("; ")}`);
       }
-      return scanner.scan(body, scanOpts);
+      try {
+        return await scanner.scan(body, scanOpts);
+      } catch (err) {
+        if (err instanceof ScanFailedError && CLAMD_LOST.has(err.kind)) result = null;
+        throw err;
+      }
     },
   };
 }
