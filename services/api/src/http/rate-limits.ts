@@ -47,17 +47,31 @@ export function keyIdOf(presented: string): string | null {
 }
 
 /**
- * The address a limit counts. IPv4-mapped IPv6 is the IPv4 address. Other IPv6 addresses
- * count by their /64: one subscriber is routinely given a whole /64, so counting single
- * addresses would let one client rotate through 2^64 of them.
+ * The address a limit counts. IPv4-mapped IPv6 (however it is spelled) is the IPv4 address.
+ * Other IPv6 addresses count by their /64: one subscriber is routinely given a whole /64, so
+ * counting single addresses would let one client rotate through 2^64 of them. A port that a
+ * proxy wrote beside the address ("203.0.113.7:51234", "[2001:db8::1]:443") is dropped:
+ * counted per port, every new connection would be a new client.
  */
-export function limitAddress(ip: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped) return mapped[1]!;
+export function limitAddress(raw: string): string {
+  const ip = /^\[([^\]]+)\](?::\d+)?$/.exec(raw)?.[1] ?? /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(raw)?.[1] ?? raw;
   if (!isIPv6(ip)) return ip;
-  const [head = "", tail = ""] = ip.split("%")[0]!.split("::") as [string?, string?];
+  const g = ipv6Groups(ip);
+  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return [g[6]! >> 8, g[6]! & 0xff, g[7]! >> 8, g[7]! & 0xff].join(".");
+  return `${g.slice(0, 4).map((x) => x.toString(16)).join(":")}::/64`;
+}
+
+/** The eight 16-bit groups of a valid IPv6 address (zone id dropped, an IPv4 tail is two groups). */
+function ipv6Groups(ip: string): number[] {
+  let s = ip.split("%")[0]!;
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    s = `${s.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = "", tail = ""] = s.split("::") as [string?, string?];
   const left = head ? head.split(":") : [];
-  const right = ip.includes("::") ? (tail ? tail.split(":") : []) : [];
-  const groups = ip.includes("::") ? [...left, ...Array(8 - left.length - right.length).fill("0"), ...right] : left;
-  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(":")}::/64`;
+  const right = tail ? tail.split(":") : [];
+  const groups = s.includes("::") ? [...left, ...Array<string>(8 - left.length - right.length).fill("0"), ...right] : left;
+  return groups.map((x) => parseInt(x, 16));
 }
