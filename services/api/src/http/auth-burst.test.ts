@@ -17,9 +17,11 @@ import { createRedisRateLimits } from "./redis-rate-limits.ts";
  */
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const LIMIT = 5;
+const PER_KEY = 50;
 const RIGHT = `ik_live_0123456789abcdef_${"R".repeat(43)}`;
 const RIGHT2 = `ik_live_0123456789abcdee_${"S".repeat(43)}`;
 const RIGHT3 = `ik_live_0123456789abcded_${"T".repeat(43)}`;
+const VICTIM = `ik_live_0123456789abcdec_${"V".repeat(43)}`;
 
 describe("failed-authentication limit under a concurrent burst", () => {
   let redis: Redis;
@@ -34,10 +36,10 @@ describe("failed-authentication limit under a concurrent burst", () => {
       async authenticate(presented: string): Promise<Caller | null> {
         checked.push(presented);
         await new Promise((r) => setTimeout(r, 150));
-        return [RIGHT, RIGHT2, RIGHT3].includes(presented) ? { tenantId: "acme", keyId: presented.split("_")[2]! } : null;
+        return [RIGHT, RIGHT2, RIGHT3, VICTIM].includes(presented) ? { tenantId: "acme", keyId: presented.split("_")[2]! } : null;
       },
     };
-    const limits = createRedisRateLimits(redis, { windowSeconds: 60, perKey: 10_000, perAddress: 10_000, authFailures: { perAddress: LIMIT, perKey: 10_000, windowSeconds: 600, blockSeconds: 600 } }, `burst${process.pid}${Date.now()}`);
+    const limits = createRedisRateLimits(redis, { windowSeconds: 60, perKey: PER_KEY, perAddress: 10_000, authFailures: { perAddress: LIMIT, perKey: 10_000, windowSeconds: 600, blockSeconds: 600 } }, `burst${process.pid}${Date.now()}`);
     const app = new Koa();
     app.silent = true;
     app.use(errorMiddleware(createLogger({ level: "silent", name: "t" })));
@@ -84,5 +86,18 @@ describe("failed-authentication limit under a concurrent burst", () => {
     const wrong = Array.from({ length: LIMIT }, (_, i) => `ik_live_${String(i).padStart(16, "9")}_${"w".repeat(43)}`);
     for (const g of wrong) expect(await call(address, g)).toBe(401);
     expect(await call(address, wrong[0]!)).toBe(429);
+  });
+
+  it("a key id's request budget is spent only by requests that prove its secret: a blocked address cannot drain it", async () => {
+    // The key id is no secret (logs, `keys list`): 3 x the key's budget of wrong secrets from
+    // one address (blocked after the first few) must leave its owner's budget untouched.
+    const wrong = VICTIM.slice(0, -4) + "XXXX";
+    const statuses: number[] = [];
+    for (let i = 0; i < 3 * PER_KEY; i++) statuses.push(await call("203.0.113.60", wrong));
+    expect(statuses.every((s) => s === 401 || s === 429)).toBe(true);
+    expect(await call("203.0.113.61", VICTIM)).toBe(200);
+    // The budget still holds for the owner: the first (checked) request counted too.
+    for (let i = 1; i < PER_KEY; i++) expect(await call(`203.0.113.${62 + (i % 3)}`, VICTIM)).toBe(200);
+    expect(await call("203.0.113.65", VICTIM)).toBe(429);
   });
 });

@@ -37,8 +37,8 @@ export interface AuthOptions {
  * A key id's failures are limited too (guessing at one key from many addresses), but a key
  * id is never blocked outright: it is not a secret (it is logged, and `keys list` shows it),
  * so a block would let anyone who saw one lock its tenant out. Past the limit its wrong
- * secrets get 429 instead of 401; its right secret keeps working. Whoever knows a key id can
- * still spend that key's request budget (it counts before the secret is checked).
+ * secrets get 429 instead of 401; its right secret keeps working. Nor can whoever knows a key
+ * id spend that key's request budget: only requests that proved the secret count against it.
  */
 export function requireApiKey(o: AuthOptions) {
   const inFlight = new Map<string, Promise<Caller | null>>();
@@ -80,7 +80,12 @@ export function requireApiKey(o: AuthOptions) {
     const presented = BEARER.exec(header)?.[1];
     const keyId = presented ? keyIdOf(presented) : null;
     const who = { address: limitAddress(ctx.ip), keyId };
-    await o.limits.admit(who);
+    // A key id's request budget is spent only by requests that proved its secret: the id is
+    // no secret, and counting it before the check let anyone who saw one (even from an
+    // address already blocked) drain its owner's budget. A key the cache vouches for is
+    // proven already, so the hot path stays one round trip; others count after the check.
+    const vouched = presented !== undefined && o.keys.vouches?.(presented) === true;
+    await o.limits.admit(vouched ? who : { address: who.address, keyId: null });
     const { caller, reserved } = presented ? await checkOnce(presented, who) : { caller: null, reserved: false };
     if (!caller) {
       const outcome = await o.limits.recordFailure(who, reserved);
@@ -89,8 +94,9 @@ export function requireApiKey(o: AuthOptions) {
       if (outcome.blocked) throw outcome.error;
       throw presented ? new UnauthenticatedError("the API key is unknown or revoked") : new UnauthenticatedError();
     }
-    // A seeded development key has no key id of its own format: count it now that it is known.
-    if (caller.keyId !== keyId) await o.limits.admitKey(caller.keyId);
+    // Counted now that the secret is proven (and a seeded development key, which has no key
+    // id of its own format, now that its id is known).
+    if (!vouched || caller.keyId !== keyId) await o.limits.admitKey(caller.keyId);
     ctx.state.caller = caller;
     await next();
   };

@@ -14,12 +14,13 @@ export interface Requester {
 
 export interface RateLimits {
   /**
-   * Before the credentials are looked at: refuses a requester whose address or key id
-   * failed authentication too often, or whose address or key id is over its request budget,
-   * and counts this request against both budgets. All in one round trip to the store.
+   * Before the credentials are looked at: refuses a requester whose address is blocked for
+   * failed authentications, or whose address or key id is over its request budget, and
+   * counts this request against both budgets, in one round trip to the store. The caller
+   * passes a key id only once its secret is proven (a cached success), see requireApiKey.
    */
   admit(who: Requester): Promise<void>;
-  /** Counts a request against a key id that only authentication revealed (a seeded dev key). */
+  /** Counts a request against a key id whose secret the check just proved. */
   admitKey(keyId: string): Promise<void>;
   /**
    * Before a credential is checked: counts the check as a failure of the address ahead of
