@@ -20,13 +20,16 @@ export async function claimQuota(db: Knex, tx: Atomic, tenantId: string, size: n
   const claim = () =>
     tx.run(
       db("tenant_usage")
-        .whereRaw("tenant_id = ? and pending_uploads < ? and pending_bytes + ? <= ? and (day <> ? or day_uploads < ?)", [tenantId, quotas.pendingUploads, size, quotas.pendingBytes, day, quotas.uploadsPerDay])
+        // The day only moves forward: an API process whose clock is a few seconds behind
+        // another's at midnight counts into the day the other one opened (it used to reset it
+        // to its own, and back again, on every create while they disagreed).
+        .whereRaw("tenant_id = ? and pending_uploads < ? and pending_bytes + ? <= ? and (day < ? or day_uploads < ?)", [tenantId, quotas.pendingUploads, size, quotas.pendingBytes, day, quotas.uploadsPerDay])
         // Every right-hand side sees the row as it was, so `day` below is the old day.
         .update({
           pending_uploads: db.raw("pending_uploads + 1"),
           pending_bytes: db.raw("pending_bytes + ?", [size]),
-          day_uploads: db.raw("case when day = ? then day_uploads + 1 else 1 end", [day]),
-          day,
+          day_uploads: db.raw("case when day >= ? then day_uploads + 1 else 1 end", [day]),
+          day: db.raw("case when day > ? then day else ? end", [day, day]),
         }),
     );
   // A refused claim is either a quota (named from the row) or a row that was not there when

@@ -29,4 +29,10 @@ describe("quotaBreach", () => {
     expect(e.retryAfterSeconds).toBe(12 * 3600);
     expect(quotaBreach({ pendingUploads: 0, pendingBytes: 0, day: today - 1, uploadsToday: 8 }, 1, quotas, noon)).toBeNull();
   });
+
+  it("counts a day another process (its clock a little ahead) opened already, until that day ends", () => {
+    const justBefore = new Date("2026-12-01T23:59:58Z");
+    const e = quotaBreach({ pendingUploads: 0, pendingBytes: 0, day: utcDay(justBefore) + 1, uploadsToday: 8 }, 1, quotas, justBefore)!;
+    expect(e).toMatchObject({ code: "quota_uploads_per_day", details: { current: 8, resetsAt: "2026-12-03T00:00:00.000Z" } });
+  });
 });

@@ -48,7 +48,9 @@ export function quotaBreach(usage: TenantUsage, size: number, quotas: TenantQuot
       { quota: "pendingBytes", limit: quotas.pendingBytes, current: usage.pendingBytes, requested: size },
     );
   }
-  const today = utcDay(now);
+  // A day ahead of this clock is one another API process opened already (clocks differ by
+  // seconds): it counts, and it resets when that day ends.
+  const today = Math.max(utcDay(now), usage.day);
   const used = usage.day === today ? usage.uploadsToday : 0;
   if (used + 1 > quotas.uploadsPerDay) {
     const nextDay = (today + 1) * DAY_MS;
