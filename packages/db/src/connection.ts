@@ -4,6 +4,9 @@ import knexFactory, { type Knex } from "knex";
 import { DependencyUnavailableError } from "@intake/domain";
 import { migrationSource } from "./migrations.ts";
 import { GroupCommit, type RawSqlite } from "./sqlite-group-commit.ts";
+import { refuseNested, runUnit, type Atomic } from "./unit-of-work.ts";
+
+export { UnitOfWorkError, type Atomic } from "./unit-of-work.ts";
 
 export type DatabaseSettings = { client: "pg"; url: string } | { client: "sqlite"; filename: string };
 
@@ -44,36 +47,27 @@ export function openDatabase(settings: DatabaseSettings): Knex {
 }
 
 /**
- * The statements of one atomic unit of work. The same unit runs on PostgreSQL (a knex
- * transaction of its own) and on SQLite (a savepoint inside a group commit), so callers
- * write their logic once.
- */
-export interface Atomic {
-  /** First row of a select, or undefined. */
-  first<Row = Record<string, any>>(query: Knex.QueryBuilder): Promise<Row | undefined>;
-  /** Runs an insert, update or delete; resolves to the rows an update or delete changed. */
-  run(query: Knex.QueryBuilder): Promise<number>;
-}
-
-/**
  * Runs `work` atomically: all of its writes or none. On PostgreSQL a knex transaction. On
- * SQLite the unit joins a group commit (sqlite-group-commit.ts). `work` must touch the database only
- * through the Atomic it is given.
+ * SQLite the unit joins a group commit (sqlite-group-commit.ts). `work` must touch the
+ * database only through the Atomic it is given (see unit-of-work.ts for what is refused).
  */
 export async function atomically<T>(db: Knex, work: (tx: Atomic) => Promise<T>): Promise<T> {
+  refuseNested(db);
   const group = groupCommits.get(db);
-  if (!group) {
-    return db.transaction((trx) =>
-      work({
+  if (group) return group.submit((statements) => runUnit(db, statements, work));
+  return db.transaction((trx) =>
+    runUnit(
+      db,
+      {
         first: async (q) => (await q.first().transacting(trx)) as any,
         run: async (q) => {
           const out = await q.transacting(trx);
           return typeof out === "number" ? out : Array.isArray(out) ? out.length : 0;
         },
-      }),
-    );
-  }
-  return group.submit(work);
+      },
+      work,
+    ),
+  );
 }
 
 /** Runs writes as one transaction (see atomically). */

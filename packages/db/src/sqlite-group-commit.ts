@@ -12,7 +12,8 @@
  * Built on what knex and better-sqlite3 document, nothing of knex's internals:
  * - the group is one knex transaction (`db.transaction`). The pool has one connection, so
  *   while the transaction holds it no other query of this process can run, or see the
- *   group's uncommitted rows; knex sends BEGIN and COMMIT (or ROLLBACK when we throw);
+ *   group's uncommitted rows. knex sends BEGIN; the group sends its own COMMIT while it
+ *   still holds the connection (see commit below), and knex's COMMIT closes what is left;
  * - the statements run on that connection as better-sqlite3 gives it to the pool's
  *   `afterCreate` hook, prepared once per SQL text in a cache of our own (preparing costs
  *   on SQLite as much as running; knex's own queries are left as knex runs them);
@@ -25,7 +26,7 @@
  *   effect (it takes the write lock and appends no page to the WAL; checked here).
  */
 import type { Knex } from "knex";
-import type { Atomic } from "./connection.ts";
+import type { Atomic } from "./unit-of-work.ts";
 
 /** The part of a better-sqlite3 connection the group uses. */
 export interface RawSqlite {
@@ -85,24 +86,32 @@ export class GroupCommit {
   private async flush(): Promise<void> {
     let group: GroupEntry[] | undefined;
     let outcomes: Outcome[] = [];
+    let committed = false;
     try {
       await this.db.transaction(async () => {
         // Taken once the connection is ours: units submitted while we waited for it join too.
         this.scheduled = false;
         group = this.queue.splice(0, MAX_GROUP);
         if (this.queue.length > 0) this.schedule();
-        outcomes = await this.runUnits(group);
+        const conn = this.connection();
+        // knex's BEGIN has run on the pool's one connection; if this is not it, stop here.
+        if (!conn?.inTransaction) throw new Error("group commit: the pool's connection is not the one in the transaction");
+        outcomes = await this.runUnits(conn, group);
+        this.commit(conn);
+        committed = true;
       });
     } catch (err) {
-      // The connection, BEGIN, a savepoint step or COMMIT failed: nothing of this group was
-      // written (knex rolled back). Before the group was taken, everyone waiting is in it.
-      if (group) this.rollBackLeftovers();
-      else {
+      // Failed before our COMMIT (the connection, BEGIN, a savepoint step, COMMIT itself):
+      // nothing of this group was written. Before the group was taken, everyone waiting is in it.
+      if (!group) {
         this.scheduled = false;
         group = this.queue.splice(0);
       }
-      for (const e of group) e.reject(err);
-      return;
+      // After it, only knex's closing of the empty transaction failed: the group's writes stand.
+      if (!committed) {
+        for (const e of group) e.reject(err);
+        return;
+      }
     }
     group!.forEach((e, i) => {
       const o = outcomes[i]!;
@@ -112,25 +121,28 @@ export class GroupCommit {
   }
 
   /**
-   * After SQLITE_FULL, IOERR or BUSY a failed COMMIT may leave the transaction open (SQLite,
-   * "Response To Errors Within A Transaction": issue a ROLLBACK), and knex does not: every
-   * later write would join it and never commit.
+   * Commits while the group still holds the connection. knex's own COMMIT would come with
+   * the connection handed back to the pool whatever it answered, and a failed COMMIT can
+   * leave the transaction open (SQLite, "Response To Errors Within A Transaction": after
+   * SQLITE_FULL, IOERR, BUSY or a deferred foreign key violation, issue a ROLLBACK): the
+   * pool's next query would then run inside it, and be rolled back or never committed. So
+   * the group commits, rolls back itself if that fails, and leaves an empty transaction for
+   * knex's COMMIT or ROLLBACK to close.
    */
-  private rollBackLeftovers(): void {
-    const conn = this.connection();
-    if (!conn?.inTransaction) return;
+  private commit(conn: RawSqlite): void {
+    const exec = (sql: string) => this.statement(conn, sql).run([]);
     try {
-      this.statement(conn, "ROLLBACK").run([]);
-    } catch {
-      // nothing more to try; the group's callers get the original error
+      exec("COMMIT");
+    } catch (err) {
+      if (conn.inTransaction) exec("ROLLBACK");
+      exec("BEGIN");
+      throw err;
     }
+    exec("BEGIN");
   }
 
   /** Inside the group's transaction: each unit in a savepoint of its own, in order. */
-  private async runUnits(group: GroupEntry[]): Promise<Outcome[]> {
-    const conn = this.connection();
-    // knex's BEGIN has run on the pool's one connection; if this is not it, stop here.
-    if (!conn?.inTransaction) throw new Error("group commit: the pool's connection is not the one in the transaction");
+  private async runUnits(conn: RawSqlite, group: GroupEntry[]): Promise<Outcome[]> {
     const exec = (sql: string) => this.statement(conn, sql).run([]);
     const tx: Atomic = {
       first: async (q) => {
