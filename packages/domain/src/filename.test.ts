@@ -63,3 +63,13 @@ describe("metadata values follow the control and bidi rules", () => {
     expect(declare({ metadata: { a: family, b: persian } }).metadata).toEqual({ a: family, b: persian });
   });
 });
+
+describe("filenames that are only dots", () => {
+  it.each([".", "..", " ..", ".. ", ". .", "...", "\u3000.."])("refuses %j: padded or not, it names a directory once trimmed", (name) => {
+    expect(() => validateFilename(name)).toThrow(/relative path|only dots/);
+  });
+
+  it("keeps names that merely start or end with dots", () => {
+    for (const name of [".bashrc", "a..b.txt", "notes.", "...txt"]) expect(validateFilename(name)).toBe(name);
+  });
+});

@@ -72,8 +72,10 @@ export function validateFilename(raw: unknown): string {
   if (name.includes("/") || name.includes("\\")) {
     throw new InvalidRequestError("invalid_filename", "filename must not contain path separators");
   }
-  if (name === "." || name === "..") {
-    throw new InvalidRequestError("invalid_filename", "filename must not be a relative path");
+  // Padding does not help: " .." and ". ." are ".." to whatever trims the name (Windows drops
+  // trailing dots and spaces too, so "..." is no name at all there).
+  if (/^[.\s]+$/u.test(name)) {
+    throw new InvalidRequestError("invalid_filename", "filename must not be a relative path (a name of only dots and spaces)");
   }
   return name;
 }
