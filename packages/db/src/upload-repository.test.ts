@@ -4,7 +4,7 @@ import { DATABASE_KINDS, freshDatabase, type TestDatabase } from "./testing.ts";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
-import { ApiKeyRepository, AuditLog, secretPartOf, UploadRepository, type NewUpload } from "./index.ts";
+import { ApiKeyRepository, AuditLog, openDatabase, secretPartOf, UploadRepository, type NewUpload } from "./index.ts";
 
 // The other process of the race test: applies "arrived" twice to every id, prints who won.
 const RACER = `
@@ -108,6 +108,38 @@ describe.each(DATABASE_KINDS)("upload repository on %s", (kind) => {
     for (const id of ids) {
       expect((await uploads.getById(id))?.status).toBe("uploaded");
       expect((await new AuditLog(t.db).forUpload(id)).map((r) => r.action)).toEqual(["upload.created", "upload.uploaded"]);
+    }
+  });
+
+  it("two workers deciding the same uploads on their own connections: one verdict and one audit row each", async () => {
+    // Two worker processes, each with its own pool (on PostgreSQL the loser's UPDATE waits for
+    // the winner's row lock, then re-reads the row and no longer matches WHERE status IN).
+    const ids = await Promise.all(
+      Array.from({ length: 40 }, async () => {
+        const { upload } = await uploads.create(newUpload("acme"));
+        for (const e of ["arrived", "inspect", "scan"] as const) await uploads.transition(upload.id, e, "inspect");
+        return upload.id;
+      }),
+    );
+    const second = openDatabase(t.settings);
+    try {
+      const theirs = new UploadRepository(second);
+      const results = await Promise.all(
+        ids.flatMap((id) => [
+          uploads.transition(id, "decide", "scan", { verdict: "clean", reason: null }).then((r) => ({ id, r, verdict: "clean" })),
+          theirs.transition(id, "decide", "scan", { verdict: "quarantine", reason: "malware" }).then((r) => ({ id, r, verdict: "quarantine" })),
+        ]),
+      );
+      for (const id of ids) {
+        const winners = results.filter((x) => x.id === id && x.r.applied);
+        expect(winners, id).toHaveLength(1);
+        const row = await uploads.getById(id);
+        expect(row).toMatchObject({ status: "deciding", verdict: winners[0]!.verdict });
+        const decided = (await new AuditLog(t.db).forUpload(id)).filter((a) => a.action === "upload.deciding");
+        expect(decided.map((a) => a.detail.verdict)).toEqual([winners[0]!.verdict]);
+      }
+    } finally {
+      await second.destroy();
     }
   });
 
