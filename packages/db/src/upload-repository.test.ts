@@ -143,6 +143,30 @@ describe.each(DATABASE_KINDS)("upload repository on %s", (kind) => {
     }
   });
 
+  it("two workers starting the same inspection (a re-entrant event): one audit row each, naming the status it left", async () => {
+    // Both may apply (inspecting -> inspecting is allowed), but only one changed the status.
+    // The row is read locked: read unlocked, the second saw "uploaded" from before the first
+    // committed and wrote a second upload.inspecting row on PostgreSQL.
+    const ids = await Promise.all(
+      Array.from({ length: 40 }, async () => {
+        const { upload } = await uploads.create(newUpload("acme"));
+        await uploads.transition(upload.id, "arrived", "ingest");
+        return upload.id;
+      }),
+    );
+    const second = openDatabase(t.settings);
+    try {
+      const theirs = new UploadRepository(second);
+      await Promise.all(ids.flatMap((id) => [uploads.transition(id, "inspect", "inspect"), theirs.transition(id, "inspect", "inspect")]));
+      for (const id of ids) {
+        const inspecting = (await new AuditLog(t.db).forUpload(id)).filter((a) => a.action === "upload.inspecting");
+        expect(inspecting.map((a) => a.detail.from), id).toEqual(["uploaded"]);
+      }
+    } finally {
+      await second.destroy();
+    }
+  });
+
   it("keeps tenants apart and pages with a cursor", async () => {
     for (let i = 0; i < 5; i++) await uploads.create(newUpload("other"));
     expect(await uploads.get("acme", (await uploads.list("other", { limit: 1 })).items[0]!.id)).toBeNull();

@@ -44,6 +44,21 @@ export interface UploadFindings {
   finalKey?: string;
 }
 
+/** The column each finding is written to. */
+const FINDING_COLUMNS: Record<keyof UploadFindings, string> = {
+  storedSize: "stored_size",
+  sniffedType: "sniffed_type",
+  checkedETag: "checked_etag",
+  sha256: "sha256",
+  scannedMd5: "scanned_md5",
+  verdict: "verdict",
+  reason: "reason",
+  reasonDetail: "reason_detail",
+  signature: "signature",
+  scannerVersion: "scanner_version",
+  finalKey: "final_key",
+};
+
 export type TransitionResult =
   | { applied: true; upload: Upload }
   | { applied: false; upload: Upload | null }; // null: no such upload
@@ -89,7 +104,7 @@ export class UploadRepository {
     const row = {
       id: input.id,
       tenant_id: input.tenantId,
-      status: "pending",
+      status: "pending" satisfies UploadStatus,
       filename: input.filename,
       declared_type: input.declaredType,
       declared_size: input.declaredSize,
@@ -157,8 +172,10 @@ export class UploadRepository {
   /**
    * Applies a state-machine event as one conditional UPDATE: it succeeds only when the row
    * is still in one of the event's source statuses. At-least-once delivery means the same
-   * event may be applied twice concurrently; exactly one UPDATE matches, and the loser
-   * sees applied: false. The audit row is written in the same transaction.
+   * event may be applied twice concurrently; for an event that changes the status exactly
+   * one UPDATE matches and the loser sees applied: false (a re-entrant one, inspect or scan,
+   * may apply twice but changes the status once). The audit row, written only for a change
+   * of status, is in the same transaction.
    */
   async transition(id: string, event: UploadEvent, actor: Actor, findings: UploadFindings = {}, now = new Date()): Promise<TransitionResult> {
     const { from, to } = transitionFor(event);
@@ -166,23 +183,19 @@ export class UploadRepository {
     const patch: Record<string, unknown> = { status: to, updated_at: ts };
     const tsColumn = STATUS_TIMESTAMP[to];
     if (tsColumn) patch[tsColumn] = ts;
-    if (findings.storedSize !== undefined) patch.stored_size = findings.storedSize;
-    if (findings.sniffedType !== undefined) patch.sniffed_type = findings.sniffedType;
-    if (findings.checkedETag !== undefined) patch.checked_etag = findings.checkedETag;
-    if (findings.sha256 !== undefined) patch.sha256 = findings.sha256;
-    if (findings.scannedMd5 !== undefined) patch.scanned_md5 = findings.scannedMd5;
-    if (findings.verdict !== undefined) patch.verdict = findings.verdict;
-    if (findings.reason !== undefined) patch.reason = findings.reason;
-    if (findings.reasonDetail !== undefined) patch.reason_detail = findings.reasonDetail;
-    if (findings.signature !== undefined) patch.signature = findings.signature;
-    if (findings.scannerVersion !== undefined) patch.scanner_version = findings.scannerVersion;
-    if (findings.finalKey !== undefined) patch.final_key = findings.finalKey;
+    for (const [field, column] of Object.entries(FINDING_COLUMNS) as [keyof UploadFindings, string][]) {
+      if (findings[field] !== undefined) patch[column] = findings[field];
+    }
 
     // One unit of work (see atomically in connection.ts): on SQLite it runs under the write
     // lock (BEGIN IMMEDIATE), on PostgreSQL the conditional UPDATE decides between racers.
     // The row is read back inside it, so the caller sees the state its event produced.
     return atomically(this.db, async (tx) => {
-      const before = await tx.first<{ status: UploadStatus; tenant_id: string; object_key: string; declared_size: number | string }>(this.db("uploads").where({ id }).select("status", "tenant_id", "object_key", "declared_size"));
+      // FOR UPDATE: on PostgreSQL a racer waits here until the winner commits, then reads the
+      // status the UPDATE below will see; unlocked it read the old one and a re-entrant event
+      // (inspect, scan) wrote a second audit row naming it. SQLite's compiler drops the clause
+      // (the group already holds the write lock).
+      const before = await tx.first<{ status: UploadStatus; tenant_id: string; object_key: string; declared_size: number | string }>(this.db("uploads").where({ id }).select("status", "tenant_id", "object_key", "declared_size").forUpdate());
       if (!before) return { applied: false, upload: null };
       const count = await tx.run(this.db("uploads").where({ id }).whereIn("status", from as UploadStatus[]).update(patch));
       // Leaving the open statuses frees the upload's share of the tenant's quotas.
@@ -203,13 +216,13 @@ export class UploadRepository {
 
   /** Pending uploads whose URL expired more than `graceMs` ago. */
   async findExpiredPending(now: Date, graceMs: number, limit = 100): Promise<Upload[]> {
-    const rows = await this.db("uploads").where({ status: "pending" }).andWhere("url_expires_at", "<", now.getTime() - graceMs).orderBy("url_expires_at").limit(limit);
+    const rows = await this.db("uploads").where({ status: "pending" satisfies UploadStatus }).andWhere("url_expires_at", "<", now.getTime() - graceMs).orderBy("url_expires_at").limit(limit);
     return rows.map(toUpload);
   }
 
   /** Pending multipart uploads created before `olderThan`. */
   async findStaleMultipart(olderThan: Date, limit = 100): Promise<Upload[]> {
-    const rows = await this.db("uploads").where({ status: "pending" }).whereNotNull("storage_upload_id").andWhere("created_at", "<", olderThan.getTime()).limit(limit);
+    const rows = await this.db("uploads").where({ status: "pending" satisfies UploadStatus }).whereNotNull("storage_upload_id").andWhere("created_at", "<", olderThan.getTime()).limit(limit);
     return rows.map(toUpload);
   }
 
@@ -224,7 +237,7 @@ export class UploadRepository {
   }
 
   async findQuarantinedBefore(before: Date, limit = 100): Promise<Upload[]> {
-    const rows = await this.db("uploads").where({ status: "quarantined" }).whereNull("purged_at").andWhere("finished_at", "<", before.getTime()).limit(limit);
+    const rows = await this.db("uploads").where({ status: "quarantined" satisfies UploadStatus }).whereNull("purged_at").andWhere("finished_at", "<", before.getTime()).limit(limit);
     return rows.map(toUpload);
   }
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { PROCESSING_STATUSES, UPLOAD_STATUSES } from "@intake/domain";
 import { finalVerdict, scanVerdict, sizeVerdict, stageFor, typeVerdict } from "./decisions.ts";
 
 const ALLOWED = ["image/png", "image/jpeg", "application/pdf", "application/zip", "text/plain", "application/json", "image/svg+xml",
@@ -45,5 +46,8 @@ describe("finalVerdict and stageFor", () => {
     expect(finalVerdict(null, { outcome: "quarantine", reason: "malware", detail: "a" }, { outcome: "quarantine", reason: "invalid_content", detail: "b" })).toMatchObject({ reason: "malware" }));
   it("maps processing statuses to the stage that moves them on", () => {
     expect(["uploaded", "inspecting", "scanning", "deciding", "pending", "verified"].map((s) => stageFor(s as never))).toEqual(["inspect", "inspect", "scan", "finalize", null, null]);
+  });
+  it("has a stage for exactly the statuses the pipeline owns (the reaper skips a stuck upload without one)", () => {
+    expect(UPLOAD_STATUSES.filter((s) => stageFor(s) !== null)).toEqual(PROCESSING_STATUSES);
   });
 });
