@@ -73,3 +73,23 @@ describe("filenames that are only dots", () => {
     for (const name of [".bashrc", "a..b.txt", "notes.", "...txt"]) expect(validateFilename(name)).toBe(name);
   });
 });
+
+describe("metadata keys", () => {
+  it.each([["a right-to-left override", "a\u202Eb"], ["a zero-width joiner", "a\u200Db"], ["a line separator", "a\u2028b"], ["a NUL", "a\u0000b"]])("refuses a key with %s without echoing the character in the message", (_what, key) => {
+    let message = "";
+    try {
+      declare({ metadata: { [key]: "x" } });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/metadata key/);
+    // The message is shown by clients and UIs like any text we echo: only printable ASCII.
+    expect(message).toMatch(/^[\x20-\x7e]+$/);
+  });
+
+  it("refuses an overlong key and a 513-character value, keeps 512", () => {
+    expect(() => declare({ metadata: { ["k".repeat(65)]: "x" } })).toThrow(/metadata key/);
+    expect(() => declare({ metadata: { k: "v".repeat(513) } })).toThrow(/at most 512/);
+    expect(declare({ metadata: { k: "v".repeat(512) } }).metadata.k).toHaveLength(512);
+  });
+});

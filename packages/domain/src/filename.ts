@@ -80,6 +80,16 @@ export function validateFilename(raw: unknown): string {
   return name;
 }
 
+/**
+ * Client text quoted into an error message, which clients and UIs show like any text we
+ * echo: JSON-quoted, cut to `max` characters, and everything outside printable ASCII
+ * written as \uXXXX, so a refused value cannot carry its bidi override or line separator
+ * into the message that refuses it.
+ */
+export function quoteForMessage(text: string, max: number): string {
+  return JSON.stringify(text.slice(0, max)).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 function codePoint(ch: string): string {
   return `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
 }

@@ -1,6 +1,6 @@
 import { InvalidRequestError, PayloadTooLargeError } from "./errors.ts";
 import { canonicalType } from "./content-types.ts";
-import { textFault, textFaultMessage, validateFilename } from "./filename.ts";
+import { quoteForMessage, textFault, textFaultMessage, validateFilename } from "./filename.ts";
 import { MAX_SINGLE_PUT, planMultipart, type MultipartPlan } from "./multipart.ts";
 
 /** The rules an upload declaration is checked against; built once from configuration. */
@@ -46,7 +46,7 @@ export function validateDeclaration(raw: RawDeclaration, policy: UploadPolicy): 
   }
   const contentType = canonicalType(raw.contentType);
   if (contentType === null) {
-    throw new InvalidRequestError("invalid_content_type", `contentType ${JSON.stringify(raw.contentType.slice(0, 100))} is not a valid media type`);
+    throw new InvalidRequestError("invalid_content_type", `contentType ${quoteForMessage(raw.contentType, 100)} is not a valid media type`);
   }
   if (!policy.allowedTypes.includes(contentType)) {
     throw new InvalidRequestError("content_type_not_allowed", `contentType ${contentType} is not allowed`, { allowed: policy.allowedTypes });
@@ -103,7 +103,7 @@ function validateMetadata(raw: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of entries) {
     if (!METADATA_KEY.test(k)) {
-      throw new InvalidRequestError("invalid_metadata", `metadata key ${JSON.stringify(k.slice(0, 70))} must be 1-64 lower-case letters, digits, '_' or '-'`);
+      throw new InvalidRequestError("invalid_metadata", `metadata key ${quoteForMessage(k, 70)} must be 1-64 lower-case letters, digits, '_' or '-'`);
     }
     if (typeof v !== "string" || v.length > MAX_METADATA_VALUE) {
       throw new InvalidRequestError("invalid_metadata", `metadata value of ${k} must be a string of at most ${MAX_METADATA_VALUE} characters`);

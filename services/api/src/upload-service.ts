@@ -7,6 +7,7 @@ import {
   NotFoundError,
   objectKey,
   partLength,
+  quoteForMessage,
   UPLOAD_STATUSES,
   ARRIVED_STATUSES,
   urlTtl,
@@ -344,7 +345,7 @@ export function validateCompletedParts(raw: unknown, partCount: number): { partN
   for (const p of raw) {
     if (typeof p !== "object" || p === null || Array.isArray(p)) throw new InvalidRequestError("invalid_parts", "each part must be an object {partNumber, etag}");
     const unknown = Object.keys(p).find((k) => k !== "partNumber" && k !== "etag");
-    if (unknown) throw new InvalidRequestError("unknown_field", `unknown field ${JSON.stringify(unknown.slice(0, 100))} in parts[]`, { field: unknown.slice(0, 100) });
+    if (unknown) throw new InvalidRequestError("unknown_field", `unknown field ${quoteForMessage(unknown, 100)} in parts[]`, { field: unknown.slice(0, 100) });
     const { partNumber, etag } = p as { partNumber?: unknown; etag?: unknown };
     if (!Number.isInteger(partNumber) || (partNumber as number) < 1 || (partNumber as number) > partCount) {
       throw new InvalidRequestError("invalid_parts", `partNumber must be an integer from 1 to ${partCount}`, { partNumber });
