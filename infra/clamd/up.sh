@@ -140,6 +140,10 @@ write_test_db() {
 #         whatever the other reserved fields and the version say; packages/pipeline's
 #         EmbeddedCabCheck finds the cabinets with other reserved1 values, which clamd
 #         does not open at all but cabextract does)
+#   OddCAB: "MSCF", 14 bytes of any value, 00 00 (coffFiles < 64 KiB): a cabinet whatever its
+#         reserved fields, so one clamd does not open (reserved1 != 0) is named where it is
+#         extracted from a ZIP member, a PDF stream, a mail or uuencoded data, which the
+#         raw-byte EmbeddedCabCheck cannot see
 #   7z:   signature 37 7A BC AF 27 1C (7-Zip refuses major versions other than 0, clamd
 #         does not open them: refused all the same)
 # bzip2 and xz streams are unpacked only where a file starts with them: one appended to a
@@ -151,10 +155,20 @@ write_limits_db() { # dir
   {
     printf 'Intake.Unscannable.CAB:0:*:4d53434600000000\n'
     printf 'Intake.Unscannable.7z:0:*:377abcaf271c\n'
+    printf 'Intake.Unscannable.OddCAB:0:*:4d534346{12}????0000\n'
     printf 'Intake.Unscannable.EmbeddedBzip2:0:1,4294967294:425a68(31|32|33|34|35|36|37|38|39)314159265359\n'
     printf 'Intake.Unscannable.EmbeddedXz:0:1,4294967294:fd377a585a0000(00|01|04|0a)\n'
   } >"$1/intake-unscannable.ndb.new"
   mv -f "$1/intake-unscannable.ndb.new" "$1/intake-unscannable.ndb"
+  # A gzip past offset 0 of a mail attachment or of uuencoded data: clamd decodes them but
+  # opens a gzip only where a file starts with one, and the pipeline's EmbeddedGzipCheck
+  # reads the raw (base64, uuencoded) object. Three bytes match random data once in ~16 MiB,
+  # so only inside those containers (Container: is the immediate one).
+  {
+    printf 'Intake.Unscannable.MailGzip;Engine:51-255,Container:CL_TYPE_MAIL,Target:0;0;1,4294967294:1f8b08\n'
+    printf 'Intake.Unscannable.UuencodedGzip;Engine:51-255,Container:CL_TYPE_UUENCODED,Target:0;0;1,4294967294:1f8b08\n'
+  } >"$1/intake-unscannable.ldb.new"
+  mv -f "$1/intake-unscannable.ldb.new" "$1/intake-unscannable.ldb"
 }
 
 case "$DATABASE_MODE" in

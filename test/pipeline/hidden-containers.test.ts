@@ -1,0 +1,48 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startSmallClamd, type SmallClamd } from "../support/small-clamd.ts";
+import { cab, gz, mail, payload, pdfFlate, uuencode } from "./container-fixtures.ts";
+import { zip } from "./fixtures.ts";
+import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
+
+/**
+ * Containers clamd never opens (a gzip that does not start its file, a cabinet with a
+ * reserved field clamd refuses) hidden where the raw-byte checks (EmbeddedGzipCheck,
+ * EmbeddedCabCheck) cannot see them: behind one byte inside a deflated ZIP member, a
+ * FlateDecode stream or a base64 mail attachment. EICAR inside each is never scanned.
+ */
+const MiB = 1024 * 1024;
+const WITHIN = 1000;
+const behindByte = (b: Buffer) => Buffer.concat([Buffer.from("x"), b]);
+const oddCab = () => {
+  const c = cab({ "a.bin": payload(WITHIN) });
+  c[4] = 1; // reserved1: clamd does not open it, cabextract does
+  return c;
+};
+
+describe("containers clamd never opens, hidden from the raw-byte checks", () => {
+  let clamd: SmallClamd;
+  let s: PipelineStack;
+  beforeAll(async () => {
+    clamd = await startSmallClamd({ maxFileSize: MiB, maxScanSize: 4 * MiB, maxFiles: 8, maxRecursion: 4 });
+    s = await startPipelineStack({ storage: "fauxqs", database: "sqlite", env: clamd.env });
+  }, 180_000);
+  afterAll(async () => {
+    await s?.close();
+    clamd?.close();
+  });
+
+  it.each([
+    { name: "a gzip behind one byte in a deflated ZIP member", type: "application/zip", build: () => zip([{ name: "a.bin", data: behindByte(gz(payload(WITHIN))) }], { deflate: true }) },
+    { name: "a gzip behind one byte in a PDF FlateDecode stream", type: "application/pdf", build: () => pdfFlate(behindByte(gz(payload(WITHIN)))) },
+    { name: "a gzip behind one byte in a base64 mail attachment", type: "text/plain", build: () => mail(behindByte(gz(payload(WITHIN)))) },
+    { name: "a gzip behind one byte, uuencoded (text/plain)", type: "text/plain", build: () => uuencode(behindByte(gz(payload(WITHIN)))) },
+    { name: "a reserved1 = 1 cabinet, uuencoded (text/plain)", type: "text/plain", build: () => uuencode(oddCab()) },
+    { name: "a reserved1 = 1 cabinet in a deflated ZIP member", type: "application/zip", build: () => zip([{ name: "a.cab", data: oddCab() }], { deflate: true }) },
+    { name: "a reserved1 = 1 cabinet in a PDF FlateDecode stream", type: "application/pdf", build: () => pdfFlate(oddCab()) },
+    { name: "a reserved1 = 1 cabinet in a base64 mail attachment", type: "text/plain", build: () => mail(oddCab()) },
+  ])("$name: never verified", async ({ type, build }) => {
+    const { id } = await s.upload(build(), { contentType: type });
+    const done = await s.waitFor(id, ["verified", "quarantined"]);
+    expect(done).toMatchObject({ status: "quarantined", reason: "unscannable" });
+  });
+});
