@@ -215,4 +215,24 @@ describe("the SQLite group commit", () => {
     await outside;
     expect(order).toEqual(["unit done", "outside read saw the row"]);
   });
+
+  it("rejects the whole group with the real cause when SQLite rolls the transaction back itself (SQLITE_FULL)", async () => {
+    await t.db.raw("create table blobs (k text primary key, v blob)");
+    const { page_count: pages } = (await t.db.raw("pragma page_count"))[0] as { page_count: number };
+    // The pool's one connection: every unit of the next group runs under this limit.
+    await t.db.raw(`pragma max_page_count = ${pages + 5}`);
+    try {
+      const group = await Promise.allSettled([
+        atomically(t.db, async (tx) => tx.run(t.db("blobs").insert({ k: "small-1", v: "x" }))),
+        atomically(t.db, async (tx) => tx.run(t.db("blobs").insert({ k: "big", v: Buffer.alloc(200_000) }))),
+        atomically(t.db, async (tx) => tx.run(t.db("blobs").insert({ k: "small-2", v: "y" }))),
+      ]);
+      expect(group.map((r) => (r.status === "rejected" ? (r.reason as { code?: string }).code : r.status))).toEqual(["SQLITE_FULL", "SQLITE_FULL", "SQLITE_FULL"]);
+      expect(await t.db("blobs").select("k")).toEqual([]);
+    } finally {
+      await t.db.raw("pragma max_page_count = 1073741823");
+    }
+    await writeAtomically(t.db, [t.db("blobs").insert({ k: "after", v: "z" })]);
+    expect(await t.db("blobs").select("k")).toEqual([{ k: "after" }]);
+  });
 });

@@ -164,6 +164,14 @@ export class GroupCommit {
       } catch (err) {
         outcome = { ok: false, err };
       }
+      if (!outcome.ok && !conn.inTransaction) {
+        // SQLite rolled back the whole transaction, as it may on SQLITE_FULL, IOERR, NOMEM or
+        // BUSY ("Response To Errors Within A Transaction"): every unit of the group is lost,
+        // and this error is why. The empty transaction is for knex's ROLLBACK to close; without
+        // it knex rejected everyone with "cannot rollback - no transaction is active".
+        exec("BEGIN");
+        throw outcome.err;
+      }
       // A failing RELEASE or ROLLBACK TO throws out of the group (all rejected) before
       // this unit's outcome is recorded, so outcomes stay aligned with the group.
       if (!outcome.ok) exec("ROLLBACK TO unit");
