@@ -113,14 +113,15 @@ export function createRedisRateLimits(redis: Redis, s: RateLimitSettings, prefix
       const cannotCount = (cause: unknown) => ({ blocked: true as const, error: new DependencyUnavailableError("rate_limiter", "failed authentications cannot be counted right now; retry later", { cause }) });
       // Only an address is blocked outright (its budget key set to BLOCKED: not even a right
       // key is looked at from there), from the failure that reaches its limit. Its failure
-      // count starts again then, so after the block it has the whole limit once more (and a
-      // count left at the limit cannot refuse every reservation until the window ends).
+      // count stays full for the block time and ends with it (so requests admitted just before
+      // the block cannot be checked, and after it the address has the whole limit again
+      // rather than a count that refuses every reservation until the window ends).
       const addressCount = byAddress.status === "fulfilled" ? (byAddress.value as RateLimiterRes).consumedPoints : byAddress.reason instanceof RateLimiterRes ? byAddress.reason.consumedPoints : null;
       if (addressCount === null) {
         answer = cannotCount(byAddress.status === "rejected" ? byAddress.reason : undefined);
       } else if (addressCount >= f.perAddress) {
         await requestsByAddress.set(who.address, BLOCKED, f.blockSeconds);
-        await failuresByAddress.delete(who.address).catch(() => undefined);
+        await failuresByAddress.set(who.address, Math.max(addressCount, f.perAddress), f.blockSeconds).catch(() => undefined);
         // This failure itself was within the limit (401) unless it went past it.
         if (addressCount > f.perAddress) answer = { blocked: true, error: blockedError(new RateLimiterRes(0, f.blockSeconds * 1000), "address") };
       }
