@@ -45,8 +45,9 @@ export interface ClamdScannerOptions {
   /** Default 3310. */
   port?: number;
   /**
-   * No-progress timeout of a scan, in ms: reset whenever a chunk is read from the body,
-   * the socket drains or clamd sends data. Covers the wait for the verdict, so it must
+   * No-progress timeout of a scan, in ms: reset whenever a chunk is read from the body or
+   * the socket drains (not by clamd's bytes: a reply that trickles and never ends would
+   * hold the scan forever). Covers the wait for the verdict, so it must
    * exceed clamd's MaxScanTime (300 s in infra/clamd). Default 330 000.
    */
   timeoutMs?: number;

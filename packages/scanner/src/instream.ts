@@ -92,8 +92,9 @@ class InstreamScan {
     this.idle = setTimeout(() => this.halt(new ScanFailedError("timeout", `no progress for ${o.timeoutMs} ms while scanning (clamd at ${o.host}:${o.port})`)), o.timeoutMs);
     signal?.addEventListener("abort", this.onAbort, { once: true });
     if (signal?.aborted) this.onAbort();
+    // clamd's bytes are no progress: its one reply comes whole once it has decided, so a
+    // reply that trickles without ending must not keep the scan alive past timeoutMs.
     socket.on("data", (d: Buffer) => {
-      this.progress();
       this.reply.add(d);
       this.wake?.();
     });

@@ -208,6 +208,46 @@ describe("failures never read as clean", () => {
     );
   });
 
+  it("a clamd that trickles a reply that never ends still times out (its bytes are no verdict, so no progress)", async () => {
+    const timers: NodeJS.Timeout[] = [];
+    const trickle = (socket: net.Socket) => timers.push(setInterval(() => socket.writable && socket.write("s"), 50));
+    try {
+      const after = await fakeClamd((socket, session) => {
+        session.onTerminator = () => trickle(socket);
+        socket.on("data", (d) => session.feed(d));
+      });
+      const early = await fakeClamd((socket, session) => {
+        session.onPayload = () => session.received === 1 && trickle(socket);
+        socket.on("data", (d) => session.feed(d));
+      });
+      for (const port of [after.port, early.port]) {
+        const t = Date.now();
+        const stalled = (async function* () {
+          yield Buffer.from("x");
+          if (port === early.port) await new Promise(() => {}); // the source stalls too
+        })();
+        await expectScanFailure(createClamdScanner({ port, timeoutMs: 300 }).scan(stalled), "timeout");
+        expect(Date.now() - t).toBeLessThan(5_000);
+      }
+    } finally {
+      timers.forEach(clearInterval);
+    }
+  }, 20_000);
+
+  it("a reply split across packets is read whole", async () => {
+    const split = (parts: string[]): Handler => (socket, session) => {
+      session.onTerminator = () => parts.forEach((p, i) => setTimeout(() => socket.write(p), 40 * i));
+      socket.on("data", (d) => session.feed(d));
+    };
+    const clean = await fakeClamd(split(["stream: ", "O", "K", "\0"]));
+    expect(await createClamdScanner({ port: clean.port }).scan(Readable.from([Buffer.from("x")]))).toMatchObject({ outcome: "clean" });
+    const found = await fakeClamd(split(["stream: Intake.Test", ".EICAR.UNOFFICIAL FO", "UND\0"]));
+    expect(await createClamdScanner({ port: found.port }).scan(Readable.from([Buffer.from("x")]))).toMatchObject({ outcome: "infected", signature: "Intake.Test.EICAR.UNOFFICIAL" });
+    // "OK" then an extra line in the same reply: not clean.
+    const extra = await fakeClamd(split(["stream: OK\n", "stream: whatever\0"]));
+    await expectScanFailure(createClamdScanner({ port: extra.port }).scan(Readable.from([Buffer.from("x")])), "unknown_reply");
+  });
+
   it("connection reset mid-stream", async () => {
     const { port } = await fakeClamd((socket, session) => {
       socket.on("data", (d) => {
