@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, loadConfig, loadDatabaseConfig } from "./config.ts";
 
 const base = { S3_BUCKET: "intake-uploads" };
 
@@ -28,6 +28,13 @@ describe("loadConfig", () => {
 
   it("keeps SQLite's :memory: as the in-memory database instead of a file of that name", () => {
     expect(loadConfig({ ...base, SQLITE_PATH: ":memory:" }).database).toEqual({ client: "sqlite", filename: ":memory:" });
+  });
+
+  it("refuses DEV_API_KEY in production, for the API and the keys command alike", () => {
+    const prod = { ...base, NODE_ENV: "production", DATABASE_URL: "postgres://u@db/intake", DEV_API_KEY: "my-dev-seed-123" };
+    expect(() => loadConfig(prod)).toThrow(/DEV_API_KEY: not allowed in production/);
+    expect(() => loadDatabaseConfig(prod)).toThrow(/DEV_API_KEY: not allowed in production/);
+    expect(loadConfig({ ...prod, NODE_ENV: "development" }).devApiKey).toBe("my-dev-seed-123");
   });
 
   it("uses PostgreSQL when DATABASE_URL is set", () => {

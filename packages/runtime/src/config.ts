@@ -255,6 +255,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   const knownRoles = ["all", "ingest", "inspect", "scan", "finalize", "reaper"];
   for (const r of e.WORKER_ROLES) if (!knownRoles.includes(r)) problems.push(`WORKER_ROLES: unknown role ${r} (known: ${knownRoles.join(", ")})`);
   if (e.NODE_ENV === "production" && !e.DATABASE_URL) problems.push("DATABASE_URL: required in production");
+  problems.push(...productionOnly(e));
   if (problems.length) throw new ConfigError(problems);
 
   const dataDir = resolve(e.DATA_DIR);
@@ -321,6 +322,14 @@ export interface DatabaseConfig {
   database: Config["database"];
 }
 
+/**
+ * DEV_API_KEY makes any string of 8 characters or more a working key of the "dev" tenant:
+ * a convenience for the dev stack, a guessable credential anywhere else.
+ */
+function productionOnly(e: Pick<Env, "NODE_ENV" | "DEV_API_KEY">): string[] {
+  return e.NODE_ENV === "production" && e.DEV_API_KEY ? ["DEV_API_KEY: not allowed in production (it pins a development key)"] : [];
+}
+
 function databaseSettings(e: Pick<Env, "DATABASE_URL" | "SQLITE_PATH">, dataDir: string): Config["database"] {
   if (e.DATABASE_URL) return { client: "pg", url: e.DATABASE_URL };
   // ":memory:" is SQLite's name for a private in-memory database, not a file to resolve.
@@ -339,7 +348,8 @@ export function loadDatabaseConfig(source: Record<string, string | undefined> = 
   const parsed = DatabaseEnvSchema.safeParse(cleaned);
   if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".") || "(env)"}: ${i.message}`));
   const e = parsed.data;
-  if (e.NODE_ENV === "production" && !e.DATABASE_URL) throw new ConfigError(["DATABASE_URL: required in production"]);
+  const problems = [...(e.NODE_ENV === "production" && !e.DATABASE_URL ? ["DATABASE_URL: required in production"] : []), ...productionOnly(e)];
+  if (problems.length) throw new ConfigError(problems);
   const dataDir = resolve(e.DATA_DIR);
   return {
     env: e.NODE_ENV,
