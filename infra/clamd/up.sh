@@ -160,13 +160,17 @@ write_limits_db() { # dir
     printf 'Intake.Unscannable.EmbeddedXz:0:1,4294967294:fd377a585a0000(00|01|04|0a)\n'
   } >"$1/intake-unscannable.ndb.new"
   mv -f "$1/intake-unscannable.ndb.new" "$1/intake-unscannable.ndb"
-  # A gzip past offset 0 of a mail attachment or of uuencoded data: clamd decodes them but
-  # opens a gzip only where a file starts with one, and the pipeline's EmbeddedGzipCheck
-  # reads the raw (base64, uuencoded) object. Three bytes match random data once in ~16 MiB,
-  # so only inside those containers (Container: is the immediate one).
+  # A gzip past offset 0 of a file clamd extracted from a mail, uuencoded data or another
+  # compressed container: clamd opens a gzip only where a file starts with one, and the
+  # pipeline sees none of these (EmbeddedGzipCheck reads the raw object; the ZIP walk looks
+  # past offset 0 only in ZIP members and PDF streams themselves). The header is 1F 8B 08 and
+  # a flag byte without reserved bits (zlib refuses those): random data matches once in
+  # ~128 MiB, hence only inside these containers (Container: is the immediate one).
+  local gzip_head="1f8b08($(printf '%02x|' $(seq 0 31) | sed 's/|$//'))" c
   {
-    printf 'Intake.Unscannable.MailGzip;Engine:51-255,Container:CL_TYPE_MAIL,Target:0;0;1,4294967294:1f8b08\n'
-    printf 'Intake.Unscannable.UuencodedGzip;Engine:51-255,Container:CL_TYPE_UUENCODED,Target:0;0;1,4294967294:1f8b08\n'
+    for c in MAIL UUENCODED GZ BZ XZ POSIX_TAR OLD_TAR ARJ SWF CPIO_NEWC CPIO_ODC CPIO_CRC CPIO_OLD; do
+      printf 'Intake.Unscannable.GzipIn%s;Engine:51-255,Container:CL_TYPE_%s,Target:0;0;1,4294967294:%s\n' "$c" "$c" "$gzip_head"
+    done
   } >"$1/intake-unscannable.ldb.new"
   mv -f "$1/intake-unscannable.ldb.new" "$1/intake-unscannable.ldb"
 }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startSmallClamd, type SmallClamd } from "../support/small-clamd.ts";
-import { cab, gz, mail, payload, pdfFlate, uuencode } from "./container-fixtures.ts";
+import { bz2, cab, gz, mail, payload, pdfFlate, tar, uuencode, xz } from "./container-fixtures.ts";
 import { zip } from "./fixtures.ts";
 import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
 
@@ -8,7 +8,8 @@ import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
  * Containers clamd never opens (a gzip that does not start its file, a cabinet with a
  * reserved field clamd refuses) hidden where the raw-byte checks (EmbeddedGzipCheck,
  * EmbeddedCabCheck) cannot see them: behind one byte inside a deflated ZIP member, a
- * FlateDecode stream or a base64 mail attachment. EICAR inside each is never scanned.
+ * FlateDecode stream, a base64 mail attachment, uuencoded data or another compressed
+ * container. EICAR inside each is never scanned, so each must end quarantined.
  */
 const MiB = 1024 * 1024;
 const WITHIN = 1000;
@@ -37,6 +38,12 @@ describe("containers clamd never opens, hidden from the raw-byte checks", () => 
     { name: "a gzip behind one byte in a base64 mail attachment", type: "text/plain", build: () => mail(behindByte(gz(payload(WITHIN)))) },
     { name: "a gzip behind one byte, uuencoded (text/plain)", type: "text/plain", build: () => uuencode(behindByte(gz(payload(WITHIN)))) },
     { name: "a reserved1 = 1 cabinet, uuencoded (text/plain)", type: "text/plain", build: () => uuencode(oddCab()) },
+    { name: "a gzip behind one byte in a gzip, in a mail attachment", type: "text/plain", build: () => mail(gz(behindByte(gz(payload(WITHIN))))) },
+    { name: "a gzip behind one byte in a bzip2, in a mail attachment", type: "text/plain", build: () => mail(bz2(behindByte(gz(payload(WITHIN))))) },
+    { name: "a gzip behind one byte in a gzip in a deflated ZIP member", type: "application/zip", build: () => zip([{ name: "a.gz", data: gz(behindByte(gz(payload(WITHIN)))) }], { deflate: true }) },
+    { name: "a gzip behind one byte in a gzip in a PDF stream", type: "application/pdf", build: () => pdfFlate(gz(behindByte(gz(payload(WITHIN))))) },
+    { name: "a gzip behind one byte in an xz, in a mail attachment", type: "text/plain", build: () => mail(xz(behindByte(gz(payload(WITHIN))))) },
+    { name: "a gzip behind one byte in a tar member of a .tar.gz in a ZIP", type: "application/zip", build: () => zip([{ name: "a.tgz", data: gz(tar({ "a.bin": behindByte(gz(payload(WITHIN))) })) }], { deflate: true }) },
     { name: "a reserved1 = 1 cabinet in a deflated ZIP member", type: "application/zip", build: () => zip([{ name: "a.cab", data: oddCab() }], { deflate: true }) },
     { name: "a reserved1 = 1 cabinet in a PDF FlateDecode stream", type: "application/pdf", build: () => pdfFlate(oddCab()) },
     { name: "a reserved1 = 1 cabinet in a base64 mail attachment", type: "text/plain", build: () => mail(oddCab()) },
