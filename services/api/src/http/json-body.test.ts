@@ -125,6 +125,13 @@ describe("JSON body reader", () => {
     expect(r.json.error).toMatchObject({ code: "unknown_field", details: { field: "sizee" } });
   });
 
+  it("quotes an unknown field's name into the message as printable ASCII (no bidi override echoed)", async () => {
+    const r = await post(JSON.stringify({ a: 1, "size\u202eexe": 3 }));
+    expect(r.json.error.code).toBe("unknown_field");
+    expect(r.json.error.message).toContain("size\\u202eexe");
+    expect(r.json.error.message).not.toMatch(/[^\x20-\x7e]/);
+  });
+
   it("keeps __proto__ as plain data (no prototype pollution) and rejects it as unknown", async () => {
     const r = await post('{"__proto__":{"polluted":true}}');
     expect(r.json.error).toMatchObject({ code: "unknown_field", details: { field: "__proto__" } });

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from "node:http";
-import { InvalidRequestError, PayloadTooLargeError } from "@intake/domain";
+import { InvalidRequestError, PayloadTooLargeError, quoteForMessage } from "@intake/domain";
 import { HttpError } from "./errors.ts";
 
 /**
@@ -92,7 +92,7 @@ export function parseJsonObject(raw: Buffer): JsonObject {
 export function rejectUnknownFields(body: JsonObject, allowed: readonly string[], where = "body"): void {
   for (const field of Object.keys(body)) {
     if (!allowed.includes(field)) {
-      throw new InvalidRequestError("unknown_field", `unknown field ${JSON.stringify(field.slice(0, 100))} in ${where}`, { field: field.slice(0, 100), allowed });
+      throw new InvalidRequestError("unknown_field", `unknown field ${quoteForMessage(field, 100)} in ${where}`, { field: field.slice(0, 100), allowed });
     }
   }
 }
