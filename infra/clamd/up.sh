@@ -263,13 +263,18 @@ stop_ours() {
 }
 
 STARTED_CONF="$CLAMD_DIR/clamd.conf.running"
+# What the daemon must be running with: the config and the project's own signature files.
+# clamd reads its databases at start (and at SelfCheck, up to 10 minutes later), so new
+# Intake.* signatures restart it too rather than wait for that.
+STATE="$CLAMD_DIR/clamd.state"
+{ cat "$CONF"; md5sum "$DATABASE_DIR"/intake-* 2>/dev/null || true; } >"$STATE"
 FOREIGN=no
 if pid="$(our_pid)"; then
-  if cmp -s "$CONF" "$STARTED_CONF" && pong; then
+  if cmp -s "$STATE" "$STARTED_CONF" && pong; then
     log "clamd already running (pid $pid) with the current config"
     START=no
   else
-    log "config changed or clamd (pid $pid) not answering: restarting it"
+    log "config or Intake signatures changed, or clamd (pid $pid) not answering: restarting it"
     stop_ours "$pid"
     START=yes
   fi
@@ -289,7 +294,7 @@ fi
 
 if [ "$START" = yes ]; then
   log "starting $CLAMD_BIN on $ADDR:$PORT (database: $DATABASE_MODE, $DATABASE_DIR)"
-  cp -f "$CONF" "$STARTED_CONF"
+  cp -f "$STATE" "$STARTED_CONF"
   # clamd loads the database before it daemonizes, so config and database errors show up
   # here and in the exit status. `9>&-`: the daemon must not inherit our lock fd, or it
   # would hold the lock for its whole life and block every later up.sh/down.sh.
