@@ -51,6 +51,7 @@ describe("clamd limits probe", () => {
   it.each([
     ["ScanPDF", /PDF FlateDecode stream.*stream: OK/],
     ["ScanMail", /base64 mail attachment.*stream: OK/],
+    ["ScanSWF", /compressed Flash file.*stream: OK/],
   ])("fails when clamd runs with %s off (it says OK for EICAR inside, and nothing else in the pipeline looks there)", async (option, problem) => {
     const twin = await startSmallClamd({ maxFileSize: MiB }, { conf: { [option]: "no" } });
     try {

@@ -9,7 +9,7 @@ import { join } from "node:path";
 export { createClamdScanner } from "./clamd.ts";
 export type { ClamdScannerOptions, MalwareScanner, ScanBody, ScanReport } from "./clamd.ts";
 export { ScanFailedError } from "./errors.ts";
-export { cabHeaderProbe, encryptedZipProbe, gzipOfZeros, mailAttachmentProbe, pdfStreamProbe, probeClamdLimits, sevenZipHeaderProbe, withLimitsProbe } from "./limits-probe.ts";
+export { cabHeaderProbe, encryptedZipProbe, gzipOfZeros, mailAttachmentProbe, pdfStreamProbe, swfProbe, probeClamdLimits, sevenZipHeaderProbe, withLimitsProbe } from "./limits-probe.ts";
 export type { LimitsProbeResult, ProbedScanner } from "./limits-probe.ts";
 export type { ScanFailureKind } from "./errors.ts";
 export { classifyClamdReply, parseVersionReply, MAX_REPLY_CHARS } from "./reply.ts";

@@ -1,6 +1,6 @@
 import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { cabHeaderProbe, encryptedZipProbe, gzipOfZeros, mailAttachmentProbe, pdfStreamProbe, sevenZipHeaderProbe } from "./limits-probe.ts";
+import { cabHeaderProbe, encryptedZipProbe, gzipOfZeros, mailAttachmentProbe, pdfStreamProbe, sevenZipHeaderProbe, swfProbe } from "./limits-probe.ts";
 
 describe("gzipOfZeros", () => {
   // Around every boundary of the construction: the first literal, whole 258-byte matches, the literal tail.
@@ -27,9 +27,9 @@ describe("container probes", () => {
     expect(sevenZipHeaderProbe().subarray(0, 7).toString("hex")).toBe("377abcaf271c00");
   });
 
-  it("the PDF and mail probes hold EICAR only encoded (deflated, base64), never as raw bytes", () => {
+  it("the PDF, mail and Flash probes hold EICAR only encoded (deflated, base64, zlib), never as raw bytes", () => {
     const eicarTail = Buffer.from("45494341522d5354414e444152442d414e544956495255532d544553542d46494c45", "hex");
-    for (const b of [pdfStreamProbe(), mailAttachmentProbe()]) expect(b.includes(eicarTail)).toBe(false);
+    for (const b of [pdfStreamProbe(), mailAttachmentProbe(), swfProbe()]) expect(b.includes(eicarTail)).toBe(false);
   });
 
   it("the encrypted ZIP is one ZIP whose member is flagged encrypted in both headers", () => {

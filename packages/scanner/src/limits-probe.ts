@@ -19,11 +19,11 @@ import { ScanFailedError } from "./errors.ts";
  *   alert (infra/clamd/README.md): the rest of that member would never be scanned;
  * - a CAB header and a 7z signature must answer Intake.Unscannable.*: the signatures that
  *   make clamd name containers it would otherwise cut short silently are loaded;
- * - the EICAR test file deflated in a PDF FlateDecode stream, and base64-encoded in a mail
- *   attachment, must be found (any signature: the test database and the official one both
- *   name EICAR): ScanPDF and ScanMail are on. Off, clamd says "stream: OK" for either, and
- *   nothing else in the pipeline looks for malware inside a PDF stream or a text that is a
- *   mail (ScanArchive off is seen by the gzip probes, which then answer OK);
+ * - the EICAR test file deflated in a PDF FlateDecode stream, base64-encoded in a mail
+ *   attachment and zlib-compressed in a Flash file must be found (any signature: the test
+ *   database and the official one both name EICAR): ScanPDF, ScanMail and ScanSWF are on.
+ *   Off, clamd says "stream: OK" for each (a .swf in a ZIP too), and nothing else in the
+ *   pipeline looks for malware inside a PDF stream, a text that is a mail or a Flash file (ScanArchive off is seen by the gzip probes, which then answer OK);
  * - a ZIP with an encrypted member must answer Heuristics.Encrypted.Zip: AlertEncrypted or
  *   AlertEncryptedArchive is on. The ZIP walk leaves encrypted members of a ZIP at offset 0
  *   to that alert, and clamd.conf's default for both is "no": such a clamd answers
@@ -130,6 +130,13 @@ export function pdfStreamProbe(): Buffer {
   return Buffer.concat([Buffer.from(head, "latin1"), data, Buffer.from("\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n", "latin1")]);
 }
 
+/** A compressed Flash file (CWS: signature, version, uncompressed length, zlib) of EICAR. */
+export function swfProbe(): Buffer {
+  const head = Buffer.from("CWS\x0a\0\0\0\0", "latin1");
+  head.writeUInt32LE(eicar().length + 8, 4);
+  return Buffer.concat([head, deflateSync(eicar())]);
+}
+
 /** A MIME mail with EICAR as a base64 attachment: only a clamd that decodes mail finds it. */
 export function mailAttachmentProbe(): Buffer {
   const lines = [
@@ -214,6 +221,7 @@ export async function probeClamdLimits(scanner: MalwareScanner, limits: { maxFil
       expectSignature(scanner, cabHeaderProbe(), ["Intake.Unscannable.CAB", "Intake.Unscannable.OddCAB"], "a CAB header (are infra/clamd's Intake.Unscannable signatures loaded?)"),
       expectInfected(scanner, pdfStreamProbe(), "EICAR in a PDF FlateDecode stream (is ScanPDF off?)"),
       expectInfected(scanner, mailAttachmentProbe(), "EICAR in a base64 mail attachment (is ScanMail off?)"),
+      expectInfected(scanner, swfProbe(), "EICAR in a compressed Flash file (is ScanSWF off?)"),
       expectSignature(scanner, encryptedZipProbe(), "Heuristics.Encrypted.Zip", "a ZIP with an encrypted member (are AlertEncrypted and AlertEncryptedArchive both off?)"),
       expectSignature(scanner, sevenZipHeaderProbe(), "Intake.Unscannable.7z", "a 7z header (are infra/clamd's Intake.Unscannable signatures loaded?)"),
     ])
