@@ -35,51 +35,13 @@ class Output {
 }
 
 /**
- * ASCIIHex-encoded data (PDF white space skipped, ">" or any other byte ends it) decoded for
- * `inner`, less the first `skip` decoded bytes (a zlib header already checked).
+ * A PDF text filter decoded byte by byte for `inner`, less the first `skip` decoded bytes
+ * (a zlib header already checked). `take` answers false at the filter's end (its end marker
+ * or any byte outside its alphabet): what was decoded so far is handed on and `inner` ends.
  */
-export class HexMember implements MemberSink {
-  private nibble = -1;
-  private readonly inner: MemberSink;
-  private readonly out: Output;
-
-  constructor(inner: MemberSink, skip: number) {
-    this.inner = inner;
-    this.out = new Output(inner, skip);
-  }
-
-  get done(): boolean {
-    return this.inner.done;
-  }
-
-  feed(data: Uint8Array): void {
-    for (let i = 0; i < data.length && !this.inner.done; i++) {
-      const c = data[i]!, d = hexDigit(c);
-      if (d < 0) {
-        if (isPdfSpace(c)) continue;
-        this.out.flush();
-        return this.inner.end();
-      }
-      if (this.nibble < 0) {
-        this.nibble = d;
-        continue;
-      }
-      this.out.byte(this.nibble * 16 + d);
-      this.nibble = -1;
-    }
-    this.out.flush();
-  }
-
-  end(): void {
-    this.inner.end();
-  }
-}
-
-/** ASCII85 (Adobe's: "z" for four zero bytes, "~>" or any other byte ends it) decoded for `inner`. */
-export class Ascii85Member implements MemberSink {
-  private group: number[] = [];
-  private readonly inner: MemberSink;
-  private readonly out: Output;
+abstract class TextFilterMember implements MemberSink {
+  protected readonly inner: MemberSink;
+  protected readonly out: Output;
 
   constructor(inner: MemberSink, skip: number) {
     this.inner = inner;
@@ -94,19 +56,54 @@ export class Ascii85Member implements MemberSink {
     for (let i = 0; i < data.length && !this.inner.done; i++) {
       const c = data[i]!;
       if (isPdfSpace(c)) continue;
-      if (c === 0x7a && this.group.length === 0) {
-        for (let j = 0; j < 4; j++) this.out.byte(0);
-        continue;
-      }
-      if (c < 0x21 || c > 0x75) {
-        this.tail();
+      if (!this.take(c)) {
         this.out.flush();
         return this.inner.end();
       }
-      this.group.push(c - 0x21);
-      if (this.group.length === 5) this.emit(4);
     }
     this.out.flush();
+  }
+
+  end(): void {
+    this.inner.end();
+  }
+
+  protected abstract take(c: number): boolean;
+}
+
+/** ASCIIHex-encoded data (PDF white space skipped, ">" or any other byte ends it). */
+export class HexMember extends TextFilterMember {
+  private nibble = -1;
+
+  protected take(c: number): boolean {
+    const d = hexDigit(c);
+    if (d < 0) return false;
+    if (this.nibble < 0) {
+      this.nibble = d;
+      return true;
+    }
+    this.out.byte(this.nibble * 16 + d);
+    this.nibble = -1;
+    return true;
+  }
+}
+
+/** ASCII85 (Adobe's: "z" for four zero bytes, "~>" or any other byte ends it). */
+export class Ascii85Member extends TextFilterMember {
+  private group: number[] = [];
+
+  protected take(c: number): boolean {
+    if (c === 0x7a && this.group.length === 0) {
+      for (let j = 0; j < 4; j++) this.out.byte(0);
+      return true;
+    }
+    if (c < 0x21 || c > 0x75) {
+      this.tail();
+      return false;
+    }
+    this.group.push(c - 0x21);
+    if (this.group.length === 5) this.emit(4);
+    return true;
   }
 
   /** A last group of 2-4 digits stands for 1-3 bytes (padded with "u"). */
@@ -122,9 +119,5 @@ export class Ascii85Member implements MemberSink {
     for (const d of this.group) v = v * 85 + d;
     this.group = [];
     for (let j = 0; j < bytes; j++) this.out.byte(Math.floor(v / 2 ** (24 - 8 * j)) & 0xff);
-  }
-
-  end(): void {
-    this.inner.end();
   }
 }
