@@ -1,18 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { CLAMD_MAX_FILE_SIZE_CAP, ConfigError, loadConfig } from "./config.ts";
+import { CLAMD_MAX_FILE_SIZE_CAP, loadConfig, configProblems } from "./config.ts";
 
 const base = { S3_BUCKET: "intake-uploads" };
 const MiB = 1024 * 1024;
 
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig({ ...base, ...env });
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
+const problemsOf = (env: Record<string, string>) => configProblems({ ...base, ...env });
 
 describe("the largest upload is one clamd really scans", () => {
   it("defaults agree: MAX_UPLOAD_BYTES = MaxFileSize = StreamMaxLength = 1000 MiB, MaxScanSize above", () => {

@@ -1,17 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "./config.ts";
+import { loadConfig, configProblems } from "./config.ts";
 
 const base = { S3_BUCKET: "intake-uploads" };
 
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig({ ...base, ...env });
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
+const problemsOf = (env: Record<string, string>) => configProblems({ ...base, ...env });
 
 describe("the reaper's stuck threshold against clamd's no-progress timeout", () => {
   it("refuses a stuck threshold at or below the scan timeout, naming both settings", () => {

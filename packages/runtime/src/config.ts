@@ -359,6 +359,17 @@ export function loadDatabaseConfig(source: Record<string, string | undefined> = 
   };
 }
 
+/** Every problem loadConfig would name for `source`; empty when it loads. */
+export function configProblems(source: Record<string, string | undefined>): string[] {
+  try {
+    loadConfig(source);
+    return [];
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+}
+
 /** For entry points: load the config or print the problems and exit non-zero. */
 export function loadConfigOrExit(source: Record<string, string | undefined> = process.env): Config {
   return orExit(() => loadConfig(source));
