@@ -4,7 +4,8 @@ import { createClamdScanner, type MalwareScanner, type ScanReport } from "@intak
 import { startSmallClamd, type SmallClamd } from "../support/small-clamd.ts";
 import { arj, bz2, cab, gz, mail, payload, pdfFlate, pdfRaw, sevenZip, swf, tar, uuencode, xz } from "./container-fixtures.ts";
 import { png, zip } from "./fixtures.ts";
-import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
+import type { PipelineStack } from "./support/stack.ts";
+import { startStackOnSmallClamd, SURVEY_LIMITS } from "./support/small-clamd-stack.ts";
 
 /**
  * Every container format clamd unpacks that can be built here, pushed past a small clamd's
@@ -107,7 +108,7 @@ describe("containers clamd unpacks, past its limits", () => {
   let project: MalwareScanner;
 
   beforeAll(async () => {
-    clamd = await startSmallClamd({ maxFileSize: MiB, maxScanSize: 4 * MiB, maxFiles: 8, maxRecursion: 4 }, { plain: true });
+    clamd = await startSmallClamd(SURVEY_LIMITS, { plain: true });
     plain = createClamdScanner({ port: clamd.plainPort!, maxStreamBytes: MiB });
     project = createClamdScanner({ port: clamd.port, maxStreamBytes: MiB });
   }, 180_000);
@@ -161,17 +162,13 @@ describe("containers clamd unpacks, past its limits", () => {
 });
 
 describe("the pipeline never verifies what clamd cut short", () => {
-  let clamd: SmallClamd;
+  let stack: Awaited<ReturnType<typeof startStackOnSmallClamd>>;
   let s: PipelineStack;
-
   beforeAll(async () => {
-    clamd = await startSmallClamd({ maxFileSize: MiB, maxScanSize: 4 * MiB, maxFiles: 8, maxRecursion: 4 });
-    s = await startPipelineStack({ storage: "fauxqs", database: "sqlite", env: clamd.env });
+    stack = await startStackOnSmallClamd();
+    s = stack.s;
   }, 180_000);
-  afterAll(async () => {
-    await s?.close();
-    clamd?.close();
-  });
+  afterAll(async () => stack?.close());
 
   const over = () => payload(OVER);
   it.each([

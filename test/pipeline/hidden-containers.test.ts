@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSmallClamd, type SmallClamd } from "../support/small-clamd.ts";
 import { bz2, cab, gz, mail, payload, pdfFlate, tar, uuencode, xz } from "./container-fixtures.ts";
 import { zip } from "./fixtures.ts";
-import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
+import type { PipelineStack } from "./support/stack.ts";
+import { startStackOnSmallClamd } from "./support/small-clamd-stack.ts";
 
 /**
  * Containers clamd never opens (a gzip that does not start its file, a cabinet with a
@@ -11,7 +11,6 @@ import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
  * FlateDecode stream, a base64 mail attachment, uuencoded data or another compressed
  * container. EICAR inside each is never scanned, so each must end quarantined.
  */
-const MiB = 1024 * 1024;
 const WITHIN = 1000;
 const behindByte = (b: Buffer) => Buffer.concat([Buffer.from("x"), b]);
 const oddCab = () => {
@@ -21,16 +20,13 @@ const oddCab = () => {
 };
 
 describe("containers clamd never opens, hidden from the raw-byte checks", () => {
-  let clamd: SmallClamd;
+  let stack: Awaited<ReturnType<typeof startStackOnSmallClamd>>;
   let s: PipelineStack;
   beforeAll(async () => {
-    clamd = await startSmallClamd({ maxFileSize: MiB, maxScanSize: 4 * MiB, maxFiles: 8, maxRecursion: 4 });
-    s = await startPipelineStack({ storage: "fauxqs", database: "sqlite", env: clamd.env });
+    stack = await startStackOnSmallClamd();
+    s = stack.s;
   }, 180_000);
-  afterAll(async () => {
-    await s?.close();
-    clamd?.close();
-  });
+  afterAll(async () => stack?.close());
 
   it.each([
     { name: "a gzip behind one byte in a deflated ZIP member", type: "application/zip", build: () => zip([{ name: "a.bin", data: behindByte(gz(payload(WITHIN))) }], { deflate: true }) },
