@@ -22,7 +22,9 @@ describe.each(STACKS)("upload flow on %s with %s", (storageKind, databaseKind) =
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ kind: "single", method: "PUT", headers: { "Content-Type": "image/png" }, upload: { status: "pending", filename: "scan.png", size: 3000, metadata: { source: "test" } } });
     const id: string = created.body.upload.id;
-    expect(id).toMatch(/^[0-9a-f]{32}$/);
+    // The creation time (12 hex digits, so ids sort by it) and 128 random bits.
+    expect(id).toMatch(/^[0-9a-f]{44}$/);
+    expect(Math.abs(parseInt(id.slice(0, 12), 16) - Date.now())).toBeLessThan(60_000);
     // The row exists before the client has the URL.
     expect((await t.uploads.getById(id))?.status).toBe("pending");
 

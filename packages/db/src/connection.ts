@@ -61,8 +61,11 @@ export async function atomically<T>(db: Knex, work: (tx: Atomic) => Promise<T>):
       {
         first: async (q) => (await q.first().transacting(trx)) as any,
         run: async (q) => {
-          const out = await q.transacting(trx);
-          return typeof out === "number" ? out : Array.isArray(out) ? out.length : 0;
+          const out: unknown = await q.transacting(trx);
+          // A builder's update or delete gives the count; a raw statement gives pg's result.
+          if (typeof out === "number") return out;
+          if (Array.isArray(out)) return out.length;
+          return (out as { rowCount?: number | null } | undefined)?.rowCount ?? 0;
         },
       },
       work,
