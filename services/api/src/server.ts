@@ -73,17 +73,20 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
     // client gets a 503 and retries; the upload's state is already recorded.
     const enqueueInspection = (uploadId: string) => queues.enqueue("inspect", uploadId);
 
-    // The limits' own connection: every request waits on it, so it fails fast (no offline
-    // queue, a command timeout) and the limiter falls back to its insurance instead.
-    // A request's two counts go out together without waiting for a reply (one round trip);
-    // auto-pipelining also merges the counts of concurrent requests into one socket write:
-    // in the API bench (64 clients) the API's CPU per request fell from a median 594 to
-    // 496 µs with it (each write was a syscall).
+    // The limits' own connection: a request that needs it waits on it, so it fails fast (no
+    // offline queue, a command timeout) and the limiter falls back to its insurance instead.
+    // Request budgets are leased (leased-budgets.ts), so most requests do not use it at all;
+    // auto-pipelining merges the commands of concurrent credential checks into one write.
     const limitsRedis = new Redis(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: RATE_LIMIT_COMMAND_TIMEOUT_MS, enableAutoPipelining: true });
     limitsRedis.on("error", (err: Error) => logger.debug({ code: (err as { code?: string }).code }, "rate-limit redis connection error"));
     cleanups.push(() => limitsRedis.quit().catch(() => limitsRedis.disconnect()));
     await waitForReady(limitsRedis, REDIS_CONNECT_WAIT_MS);
-    const rateLimits = createRedisRateLimits(limitsRedis, config.limits, config.redis.prefix);
+    // Blocks for failed authentications are announced to every API process on this one.
+    const blocksRedis = limitsRedis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, enableAutoPipelining: false });
+    blocksRedis.on("error", (err: Error) => logger.debug({ code: (err as { code?: string }).code }, "rate-limit subscriber connection error"));
+    cleanups.push(() => blocksRedis.quit().catch(() => blocksRedis.disconnect()));
+    const rateLimits = createRedisRateLimits(limitsRedis, config.limits, config.redis.prefix, { subscriber: blocksRedis });
+    cleanups.push(() => rateLimits.close());
 
     const scanner = createClamdScanner({ host: config.clamd.host, port: config.clamd.port, connectTimeoutMs: CLAMD_PING_TIMEOUT_MS });
     // Two witnesses: the marker infra/clamd/up.sh leaves next to a generated database (same

@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { DependencyUnavailableError, LimitExceededError } from "@intake/domain";
+import { LeasedBudget, type BudgetAnswer } from "./leased-budgets.ts";
 import type { RateLimits, Requester } from "./rate-limits.ts";
 
 export interface RateLimitSettings {
@@ -11,30 +12,41 @@ export interface RateLimitSettings {
 }
 
 /**
- * RateLimits on rate-limiter-flexible's RateLimiterRedis: fixed windows, one atomic Lua
- * INCR per count, keys under `<prefix>:rl:`, so every API process on the same Redis and
- * prefix shares them.
+ * RateLimits shared through Redis, so every API process on the same Redis and prefix sees
+ * the same counts (keys under `<prefix>:rl:`).
  *
- * The hot path is one round trip: admit() consumes the address's and the key id's request
- * budgets (two EVALSHA, written together). An address's block for failed authentications
- * lives in its budget key: when its failure count reaches the limit, the key is set to
- * BLOCKED for the block time, so the next consume answers "blocked" without reading the
- * failure counters. Those are touched only when a credential is really checked (a cache
- * miss): the check is counted as a failure before it runs and given back if it succeeds, so
- * concurrent guesses cannot outrun the count.
+ * Request budgets (per address, per key id) are leased budgets (leased-budgets.ts): a process
+ * leases a few points of a window at a time in one atomic Lua step and spends them locally,
+ * so the hot path makes no round trip and a window still never admits more than its limit
+ * across processes. An address's block for failed authentications lives in its budget: when
+ * its failure count reaches the limit, the budget is set to BLOCKED for the block time and
+ * the block is announced, so every process refuses the address from then on.
+ *
+ * Failed authentications are counted with rate-limiter-flexible's RateLimiterRedis (fixed
+ * windows, one atomic Lua INCR per count), on every credential check (a cache miss): the
+ * check is counted as a failure before it runs and given back if it succeeds, so concurrent
+ * guesses cannot outrun the count, whichever process they reach.
  *
  * When Redis cannot be reached (the connection should have enableOfflineQueue: false and a
- * command timeout, so a call fails at once instead of queueing), each limiter falls back to
- * an in-memory insurance limiter with the same limits (the library's insuranceLimiter):
+ * command timeout, so a call fails at once instead of queueing), each limit falls back to an
+ * in-memory count with the same limits (the library's insuranceLimiter, or the budget's own):
  * - request budgets then hold per process, not across processes (N processes allow N times
  *   the budget): the API keeps serving, the limits stay bounded;
  * - failed authentications are still counted and still blocked, per process: brute force
  *   stays stopped (at N times the limit at most) and valid keys keep working. Blocks set in
  *   Redis before the outage are not seen until it ends.
  */
-const BLOCKED = 1_000_000_000;
+export interface RedisRateLimits extends RateLimits {
+  /** Stops the budgets' timers and the block subscription (not the connections passed in). */
+  close(): Promise<void>;
+}
 
-export function createRedisRateLimits(redis: Redis, s: RateLimitSettings, prefix: string): RateLimits {
+/**
+ * `subscriber`: a connection of its own (a subscribed connection can do nothing else) on
+ * which blocks announced by other processes arrive; without it they are seen when this
+ * process's lease for the address ends (`leaseMs`, LEASE_MS by default).
+ */
+export function createRedisRateLimits(redis: Redis, s: RateLimitSettings, prefix: string, o: { subscriber?: Redis; leaseMs?: number } = {}): RedisRateLimits {
   const limiter = (name: string, points: number, duration: number, blockDuration = 0) =>
     new RateLimiterRedis({
       storeClient: redis,
@@ -47,40 +59,63 @@ export function createRedisRateLimits(redis: Redis, s: RateLimitSettings, prefix
       rejectIfRedisNotReady: true,
       insuranceLimiter: new RateLimiterMemory({ keyPrefix: `rl:${name}`, points, duration, blockDuration }),
     });
-  const requestsByKey = limiter("req:key", s.perKey, s.windowSeconds);
-  const requestsByAddress = limiter("req:addr", s.perAddress, s.windowSeconds);
+  const budget = (name: string, limit: number) => new LeasedBudget(redis, { keyPrefix: `${prefix}:rl:budget:${name}`, limit, windowSeconds: s.windowSeconds, ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}) });
+  const requestsByKey = budget("key", s.perKey);
+  const requestsByAddress = budget("addr", s.perAddress);
+  const subscriber = o.subscriber;
+  const onBlocked = (channel: string, member: string) => {
+    if (channel === requestsByAddress.channel) requestsByAddress.dropLease(member);
+  };
+  // On every (re)connection: a subscribe sent while it is down may fail (no offline queue),
+  // and ioredis re-subscribes only what was subscribed.
+  const subscribe = () => void subscriber?.subscribe(requestsByAddress.channel).catch(() => undefined);
+  if (subscriber) {
+    subscriber.on("message", onBlocked);
+    subscriber.on("ready", subscribe);
+    if (subscriber.status === "ready") subscribe();
+  }
   const f = s.authFailures;
   const failuresByAddress = limiter("authfail:addr", f.perAddress, f.windowSeconds);
   // Past its limit a key id's failures stay refused for the block time (the library's
   // blockDuration), but only its failures: see recordFailure.
   const failuresByKey = limiter("authfail:key", f.perKey, f.windowSeconds, f.blockSeconds);
 
-  const blockedError = (res: RateLimiterRes, what: "address" | "key") =>
+  const blockedError = (msBeforeNext: number, what: "address" | "key") =>
     new LimitExceededError(
       "too_many_failed_authentications",
       `too many failed authentications ${what === "key" ? "for this API key" : "from this address"}; try again later`,
       { limit: what === "key" ? f.perKey : f.perAddress, windowSeconds: f.windowSeconds },
-      res.msBeforeNext / 1000,
+      msBeforeNext / 1000,
     );
-  const refusal = (res: RateLimiterRes, what: "address" | "key") =>
-    res.consumedPoints >= BLOCKED
-      ? blockedError(res, what)
-      : new LimitExceededError("rate_limited", `too many requests for this ${what === "key" ? "API key" : "address"}: at most ${what === "key" ? s.perKey : s.perAddress} per ${s.windowSeconds} s`, { limit: what === "key" ? s.perKey : s.perAddress, windowSeconds: s.windowSeconds }, res.msBeforeNext / 1000);
+  const refusal = (answer: BudgetAnswer, what: "address" | "key") => {
+    if (answer.admitted) return null;
+    return answer.blocked
+      ? blockedError(answer.retryAfterMs, what)
+      : new LimitExceededError("rate_limited", `too many requests for this ${what === "key" ? "API key" : "address"}: at most ${what === "key" ? s.perKey : s.perAddress} per ${s.windowSeconds} s`, { limit: what === "key" ? s.perKey : s.perAddress, windowSeconds: s.windowSeconds }, answer.retryAfterMs / 1000);
+  };
 
   return {
     async admit(who: Requester): Promise<void> {
-      const [byAddress, byKey] = await Promise.allSettled([requestsByAddress.consume(who.address), who.keyId ? requestsByKey.consume(who.keyId) : Promise.resolve(null)]);
-      // A rejection that is not a RateLimiterRes is a store error the insurance could not
-      // cover (it has no store, so none is expected): request budgets fail open.
-      if (byAddress.status === "rejected" && byAddress.reason instanceof RateLimiterRes) throw refusal(byAddress.reason, "address");
-      if (byKey.status === "rejected" && byKey.reason instanceof RateLimiterRes) throw refusal(byKey.reason, "key");
+      // Both budgets are spent, as before (a refusal by one does not give the other back).
+      const byAddress = requestsByAddress.spend(who.address);
+      const byKey = who.keyId ? requestsByKey.spend(who.keyId) : null;
+      const refused = refusal(await byAddress, "address") ?? (byKey ? refusal(await byKey, "key") : null);
+      if (byKey) await byKey;
+      if (refused) throw refused;
     },
 
     async admitKey(keyId: string): Promise<void> {
-      try {
-        await requestsByKey.consume(keyId);
-      } catch (err) {
-        if (err instanceof RateLimiterRes) throw refusal(err, "key");
+      const refused = refusal(await requestsByKey.spend(keyId), "key");
+      if (refused) throw refused;
+    },
+
+    async close(): Promise<void> {
+      requestsByKey.close();
+      requestsByAddress.close();
+      if (subscriber) {
+        subscriber.off("message", onBlocked);
+        subscriber.off("ready", subscribe);
+        await subscriber.unsubscribe(requestsByAddress.channel).catch(() => undefined);
       }
     },
 
@@ -120,16 +155,16 @@ export function createRedisRateLimits(redis: Redis, s: RateLimitSettings, prefix
       if (addressCount === null) {
         answer = cannotCount(byAddress.status === "rejected" ? byAddress.reason : undefined);
       } else if (addressCount >= f.perAddress) {
-        await requestsByAddress.set(who.address, BLOCKED, f.blockSeconds);
+        await requestsByAddress.block(who.address, f.blockSeconds);
         await failuresByAddress.set(who.address, Math.max(addressCount, f.perAddress), f.blockSeconds).catch(() => undefined);
         // This failure itself was within the limit (401) unless it went past it.
-        if (addressCount > f.perAddress) answer = { blocked: true, error: blockedError(new RateLimiterRes(0, f.blockSeconds * 1000), "address") };
+        if (addressCount > f.perAddress) answer = { blocked: true, error: blockedError(f.blockSeconds * 1000, "address") };
       }
       // A key id is not blocked: it is no secret (logs, `keys list`), so blocking it would let
       // anyone who saw one lock its tenant out, while its 256-bit secret cannot be guessed
       // anyway. Its failures past the limit are answered 429 instead of 401.
       if (who.keyId !== null && byKey.status === "rejected") {
-        answer ??= byKey.reason instanceof RateLimiterRes ? { blocked: true, error: blockedError(byKey.reason, "key") } : cannotCount(byKey.reason);
+        answer ??= byKey.reason instanceof RateLimiterRes ? { blocked: true, error: blockedError(byKey.reason.msBeforeNext, "key") } : cannotCount(byKey.reason);
       }
       return answer ?? { blocked: false as const };
     },
