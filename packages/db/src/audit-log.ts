@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import { Statement } from "./unit-of-work.ts";
 
 export type Actor = "api" | "ingest" | "inspect" | "scan" | "finalize" | "reaper" | "cli";
 
@@ -47,8 +48,8 @@ export class AuditLog {
    * The same insert as a statement of fixed text, for the API's create path: knex's builder
    * compiles its column list on every call, which costs more there than SQLite's insert.
    */
-  insertionStatement(entry: AuditEntry, now = new Date()): Knex.Raw {
-    return this.db.raw(INSERT_AUDIT, [now.getTime(), entry.actor, entry.action, entry.uploadId ?? null, entry.tenantId ?? null, entry.objectKey ?? null, JSON.stringify(entry.detail ?? {})]);
+  insertionStatement(entry: AuditEntry, now = new Date()): Statement {
+    return new Statement(INSERT_AUDIT, [now.getTime(), entry.actor, entry.action, entry.uploadId ?? null, entry.tenantId ?? null, entry.objectKey ?? null, JSON.stringify(entry.detail ?? {})]);
   }
 
   async forUpload(uploadId: string): Promise<AuditRecord[]> {

@@ -4,9 +4,9 @@ import knexFactory, { type Knex } from "knex";
 import { DependencyUnavailableError } from "@intake/domain";
 import { migrationSource } from "./migrations.ts";
 import { GroupCommit, type RawSqlite } from "./sqlite-group-commit.ts";
-import { refuseNested, runUnit, type Atomic } from "./unit-of-work.ts";
+import { refuseNested, runUnit, Statement, type Atomic } from "./unit-of-work.ts";
 
-export { UnitOfWorkError, type Atomic } from "./unit-of-work.ts";
+export { Statement, UnitOfWorkError, type Atomic } from "./unit-of-work.ts";
 
 export type DatabaseSettings = { client: "pg"; url: string } | { client: "sqlite"; filename: string };
 
@@ -61,8 +61,8 @@ export async function atomically<T>(db: Knex, work: (tx: Atomic) => Promise<T>):
       {
         first: async (q) => (await q.first().transacting(trx)) as any,
         run: async (q) => {
-          const out: unknown = await q.transacting(trx);
-          // A builder's update or delete gives the count; a raw statement gives pg's result.
+          const out: unknown = await (q instanceof Statement ? trx.raw(q.sql, q.bindings as Knex.RawBinding[]) : q.transacting(trx));
+          // A builder's update or delete gives the count; a Statement gives pg's result.
           if (typeof out === "number") return out;
           if (Array.isArray(out)) return out.length;
           return (out as { rowCount?: number | null } | undefined)?.rowCount ?? 0;

@@ -26,7 +26,7 @@
  *   effect (it takes the write lock and appends no page to the WAL; checked here).
  */
 import type { Knex } from "knex";
-import type { Atomic } from "./unit-of-work.ts";
+import { Statement, type Atomic } from "./unit-of-work.ts";
 
 /** The part of a better-sqlite3 connection the group uses. */
 export interface RawSqlite {
@@ -150,7 +150,7 @@ export class GroupCommit {
         return this.statement(conn, sql).get(bindings) as any;
       },
       run: async (q) => {
-        const { sql, bindings } = q.toSQL().toNative();
+        const { sql, bindings } = q instanceof Statement ? q : q.toSQL().toNative();
         return this.statement(conn, sql).run(bindings).changes;
       },
     };

@@ -1,6 +1,6 @@
 import type { Knex } from "knex";
 import { LimitExceededError, quotaBreach, utcDay, type TenantQuotas, type TenantUsage } from "@intake/domain";
-import type { Atomic } from "./connection.ts";
+import { Statement, type Atomic } from "./connection.ts";
 
 /**
  * The counters behind the per-tenant quotas (table tenant_usage, one row per tenant). They
@@ -23,7 +23,7 @@ export async function claimQuota(db: Knex, tx: Atomic, tenantId: string, size: n
   // at midnight counts into the day the other one opened (it used to reset it to its own, and
   // back again, on every create while they disagreed). Every right-hand side of the SET sees
   // the row as it was, so `day` there is the old day.
-  const claim = () => tx.run(db.raw(CLAIM, [size, day, day, day, tenantId, quotas.pendingUploads, size, quotas.pendingBytes, day, quotas.uploadsPerDay]));
+  const claim = () => tx.run(new Statement(CLAIM, [size, day, day, day, tenantId, quotas.pendingUploads, size, quotas.pendingBytes, day, quotas.uploadsPerDay]));
   // A refused claim is either a quota (named from the row) or a row that was not there when
   // the UPDATE ran: a tenant's first upload (tenants created after migration 0004 get their
   // row here), or, on PostgreSQL, one that a concurrent first create committed meanwhile.

@@ -10,12 +10,22 @@ import type { Knex } from "knex";
 export interface Atomic {
   /** First row of a select, or undefined. */
   first<Row = Record<string, any>>(query: Knex.QueryBuilder): Promise<Row | undefined>;
-  /**
-   * Runs an insert, update or delete; resolves to the rows an update or delete changed. A
-   * statement of fixed text (db.raw) is accepted too: the API's create path uses them, since
-   * compiling a builder costs more than running it there.
-   */
-  run(query: Knex.QueryBuilder | Knex.Raw): Promise<number>;
+  /** Runs an insert, update or delete; resolves to the rows an update or delete changed. */
+  run(query: Knex.QueryBuilder | Statement): Promise<number>;
+}
+
+/**
+ * SQL of fixed text with `?` placeholders, and its values (strings, numbers or null): run as
+ * it is. For the API's create path, where compiling a knex builder (or even a knex.raw)
+ * cost more than SQLite running the statement. Write it in SQL both databases read alike.
+ */
+export class Statement {
+  readonly sql: string;
+  readonly bindings: readonly (string | number | null)[];
+  constructor(sql: string, bindings: readonly (string | number | null)[]) {
+    this.sql = sql;
+    this.bindings = bindings;
+  }
 }
 
 /** A unit used in a way that would deadlock or commit something else than it says. */

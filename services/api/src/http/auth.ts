@@ -12,8 +12,8 @@ export interface Caller {
 
 export interface ApiKeyAuthenticator {
   authenticate(presented: string): Promise<Caller | null>;
-  /** True when authenticate(presented) starts no credential check: its success is remembered. */
-  vouches?(presented: string): boolean;
+  /** The caller a recent successful check of `presented` proved (so no check is needed), or null. */
+  remembered?(presented: string): Caller | null;
 }
 
 const BEARER = /^Bearer[ ]+([^\s]+)[ ]*$/i;
@@ -45,12 +45,11 @@ export function requireApiKey(o: AuthOptions) {
   /**
    * A check that may fail is counted as a failure before it runs (and given back when it
    * succeeds): otherwise a burst of concurrent guesses is all admitted before the first
-   * failure is counted, and every guess in it is checked. A key the cache vouches for starts
-   * no check; concurrent requests with one key share one check (and one reservation), so a
-   * busy client's cold burst is not refused for its own concurrency.
+   * failure is counted, and every guess in it is checked. Concurrent requests with one key
+   * share one check (and one reservation), so a busy client's cold burst is not refused for
+   * its own concurrency.
    */
   async function checkOnce(presented: string, who: Requester): Promise<{ caller: Caller | null; reserved: boolean }> {
-    if (o.keys.vouches?.(presented)) return { caller: await o.keys.authenticate(presented), reserved: false };
     const id = createHash("sha256").update(presented).digest("base64url");
     const joined = inFlight.get(id);
     if (joined) return { caller: await joined, reserved: false };
@@ -82,11 +81,12 @@ export function requireApiKey(o: AuthOptions) {
     const who = { address: limitAddress(ctx.ip), keyId };
     // A key id's request budget is spent only by requests that proved its secret: the id is
     // no secret, and counting it before the check let anyone who saw one (even from an
-    // address already blocked) drain its owner's budget. A key the cache vouches for is
-    // proven already, so the hot path stays one round trip; others count after the check.
-    const vouched = presented !== undefined && o.keys.vouches?.(presented) === true;
-    await o.limits.admit(vouched ? who : { address: who.address, keyId: null });
-    const { caller, reserved } = presented ? await checkOnce(presented, who) : { caller: null, reserved: false };
+    // address already blocked) drain its owner's budget. A key the cache remembers is proven
+    // already (and starts no check), so the hot path spends both budgets at once; others
+    // count after the check.
+    const known = presented === undefined ? null : (o.keys.remembered?.(presented) ?? null);
+    await o.limits.admit(known ? who : { address: who.address, keyId: null });
+    const { caller, reserved } = known ? { caller: known, reserved: false } : presented ? await checkOnce(presented, who) : { caller: null, reserved: false };
     if (!caller) {
       const outcome = await o.limits.recordFailure(who, reserved);
       const reason = !header ? "missing" : !presented ? "not_bearer" : keyId ? "unknown_or_revoked" : "malformed";
@@ -96,7 +96,7 @@ export function requireApiKey(o: AuthOptions) {
     }
     // Counted now that the secret is proven (and a seeded development key, which has no key
     // id of its own format, now that its id is known).
-    if (!vouched || caller.keyId !== keyId) await o.limits.admitKey(caller.keyId);
+    if (!known || caller.keyId !== keyId) await o.limits.admitKey(caller.keyId);
     ctx.state.caller = caller;
     await next();
   };
@@ -132,6 +132,7 @@ export function cacheAuthentications(keys: ApiKeyAuthenticator, o: { ttlMs: numb
       const id = idOf(presented);
       const hit = fresh(id);
       if (hit) return hit;
+      // The key itself is not kept, and its hash is taken once per call (this is per request).
       const caller = await keys.authenticate(presented);
       if (caller) {
         // Map keeps insertion order: the first entry is the oldest.
@@ -140,6 +141,6 @@ export function cacheAuthentications(keys: ApiKeyAuthenticator, o: { ttlMs: numb
       }
       return caller;
     },
-    vouches: (presented: string) => fresh(idOf(presented)) !== null,
+    remembered: (presented: string) => fresh(idOf(presented)),
   };
 }

@@ -10,6 +10,9 @@ import { HttpError } from "./errors.ts";
 export type JsonObject = Record<string, unknown>;
 
 const JSON_TYPE = /^application\/(?:[a-z0-9.+-]+\+)?json$/;
+// fatal: invalid UTF-8 is a malformed body, not text with U+FFFD in it. One decoder for every
+// request: decode() without { stream: true } keeps no state from one call to the next.
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 export async function readJsonObject(req: IncomingMessage, limitBytes: number): Promise<JsonObject> {
   const declared = req.headers["content-length"];
@@ -71,8 +74,7 @@ function readLimited(req: IncomingMessage, limitBytes: number): Promise<Buffer> 
 export function parseJsonObject(raw: Buffer): JsonObject {
   let text: string;
   try {
-    // fatal: invalid UTF-8 is a malformed body, not text with U+FFFD in it.
-    text = new TextDecoder("utf-8", { fatal: true }).decode(raw);
+    text = UTF8.decode(raw);
   } catch {
     throw new InvalidRequestError("malformed_json", "the request body is not valid UTF-8");
   }
