@@ -9,16 +9,21 @@
  *   in a loop: the floor, the endpoint can never be faster than its own signing;
  * - the bare SDK getSignedUrl for the same PutObject and signing options in a loop (what
  *   PutPresigner replaces).
+ * The figure the issue asks for is the endpoint's server CPU per request over the bare
+ * PutPresigner loop's CPU per signature (target <= 2.0): what everything around the signing
+ * costs, with the signing itself as the unit.
  *
  *   node test/bench/api-presign.ts                       # API started here on fauxqs + SQLite
  *   API_URL=http://127.0.0.1:3000 API_KEY=ik_... node test/bench/api-presign.ts
+ *   node test/bench/api-presign.ts --cpu-prof [dir]       # + a V8 profile of the API process
  *
  * Environment: CONCURRENCY (32), DURATION_SECONDS (10, per server), ROUNDS (5),
  * WARMUP_SECONDS (2), LOG_LEVEL (info).
  *
- * The two servers are driven in alternating rounds (ours, Companion, ours, ...; each round
- * DURATION_SECONDS / ROUNDS long) and their figures summed, so a neighbour's load on this
- * shared machine weighs on both alike instead of on whichever ran during it.
+ * The two servers and the two bare loops take turns in rounds (ours, Companion, PutPresigner,
+ * getSignedUrl, ours, ...; each turn DURATION_SECONDS / ROUNDS long) and their figures are
+ * summed, so a neighbour's load on this shared machine weighs on all four alike instead of
+ * on whichever ran during it.
  *
  * Servers run in child processes, one process each, so the clients and a server do not
  * share one event loop: on a 2-core machine the server gets a core of its own, as it would
@@ -27,7 +32,6 @@
 import { spawn } from "node:child_process";
 import http from "node:http";
 import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
-import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -35,6 +39,7 @@ import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { createS3Client } from "@intake/storage";
 import { PutPresigner } from "../../packages/storage/src/put-presigner.ts";
+import { newUploadId } from "../../services/api/src/upload-service.ts";
 import { ensureCompanion, type PeerStorage } from "./companion-peer.ts";
 
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 32);
@@ -98,7 +103,10 @@ async function main(): Promise<void> {
     };
     ours = { info: { url: process.env.API_URL, key: process.env.API_KEY, storage } };
   } else {
-    ours = await startServer([import.meta.filename, "--serve"], {});
+    // --cpu-prof [dir]: a V8 CPU profile of the API process (written when it exits).
+    const at = process.argv.indexOf("--cpu-prof");
+    const profile = at < 0 ? [] : ["--cpu-prof", `--cpu-prof-dir=${process.argv[at + 1] && !process.argv[at + 1]!.startsWith("-") ? process.argv[at + 1] : ".data/profiles"}`];
+    ours = await startServer([...profile, import.meta.filename, "--serve"], {});
   }
   ensureCompanion(); // before anything is timed: the first run installs it
   const peer = await startServer([join(import.meta.dirname, "companion-peer.ts"), "--serve-companion"], { COMPANION_S3: JSON.stringify(ours.info.storage) });
@@ -107,20 +115,26 @@ async function main(): Promise<void> {
   const create: Call = { method: "POST", url: `${url}/v1/uploads`, headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: BODY, ok: 201 };
   // What Uppy's AwsS3 plugin asks Companion for one file (filename and type).
   const params: Call = { method: "GET", url: `${peer.info.url}/s3/params?filename=photo.png&type=image%2Fpng`, headers: {}, ok: 200 };
-  console.log(`${CONCURRENCY} concurrent keep-alive clients each, ${WARMUP_S} s warm-up, ${DURATION_S} s measured in ${ROUNDS} alternating rounds; bare loops ${DURATION_S} s on one core`);
+  console.log(`${CONCURRENCY} concurrent keep-alive clients each, ${WARMUP_S} s warm-up, ${DURATION_S} s measured per server and per bare loop (one core), in ${ROUNDS} rounds of turns`);
   await drive(create, WARMUP_S, CONCURRENCY);
   await drive(params, WARMUP_S, CONCURRENCY);
-  const rounds: { endpoint: Measured[]; companion: Measured[] } = { endpoint: [], companion: [] };
+  const loops = { presigner: bareLoop("PutPresigner", storage), sdk: bareLoop("getSignedUrl", storage) };
+  await loops.presigner.run(WARMUP_S);
+  await loops.sdk.run(WARMUP_S);
+  const rounds: { endpoint: Measured[]; companion: Measured[]; presigner: Measured[]; sdk: Measured[] } = { endpoint: [], companion: [], presigner: [], sdk: [] };
   for (let r = 0; r < ROUNDS; r++) {
     rounds.endpoint.push(await measure(ours, create, DURATION_S / ROUNDS));
     rounds.companion.push(await measure(peer, params, DURATION_S / ROUNDS));
+    rounds.presigner.push(await loops.presigner.run(DURATION_S / ROUNDS));
+    rounds.sdk.push(await loops.sdk.run(DURATION_S / ROUNDS));
   }
   const endpoint = combine(rounds.endpoint);
   const companion = combine(rounds.companion);
+  const presigner = combine(rounds.presigner);
+  const sdk = combine(rounds.sdk);
+  loops.presigner.close();
+  loops.sdk.close();
   await Promise.all([stopServer(ours), stopServer(peer)]);
-
-  const presigner = await bareLoop("PutPresigner", storage, DURATION_S);
-  const sdk = await bareLoop("getSignedUrl", storage, DURATION_S);
   console.log("");
   console.log(line("endpoint", endpoint, "req/s", `POST /v1/uploads`));
   console.log(line("companion", companion, "req/s", `GET /s3/params, @uppy/companion`));
@@ -133,6 +147,7 @@ async function main(): Promise<void> {
   // loaded host the wall-clock rates above also measure the neighbours.
   if (endpoint.cpuUs && companion.cpuUs) {
     console.log(`cpu per request            endpoint ${endpoint.cpuUs.toFixed(0)} µs, companion ${companion.cpuUs.toFixed(0)} µs, PutPresigner ${presigner.cpuUs.toFixed(0)} µs, getSignedUrl ${sdk.cpuUs.toFixed(0)} µs`);
+    console.log(`cpu ratio                  endpoint / PutPresigner ${(endpoint.cpuUs / presigner.cpuUs).toFixed(2)} (target <= 2.0)   endpoint / companion ${(endpoint.cpuUs / companion.cpuUs).toFixed(2)}`);
   }
   if (endpoint.errors > 0 || companion.errors > 0) process.exitCode = 1;
 }
@@ -258,36 +273,42 @@ async function drive(call: Call, seconds: number, clients: number): Promise<{ fi
   return { figures: { cpuUs: 0, rate: latencies.length / elapsed, ...percentiles(latencies), ok: latencies.length, errors }, latencies };
 }
 
-/** A bare signing loop on the same storage settings: the endpoint's signer, or the SDK's. */
-async function bareLoop(kind: "PutPresigner" | "getSignedUrl", storage: PeerStorage, seconds: number): Promise<Figures> {
+/**
+ * A bare signing loop on the same storage settings: the endpoint's signer, or the SDK's. Its
+ * keys are shaped like the API's (pending/{tenant}/{upload id}) and made before the clock
+ * starts: what is timed is the signing alone, the unit the endpoint is measured in.
+ */
+function bareLoop(kind: "PutPresigner" | "getSignedUrl", storage: PeerStorage): { run(seconds: number): Promise<Measured>; close(): void } {
   const s3 = createS3Client({ region: storage.region, endpoint: storage.endpoint, forcePathStyle: true, credentials: { accessKeyId: storage.accessKeyId, secretAccessKey: storage.secretAccessKey } });
   const presigner = new PutPresigner(s3, storage.bucket);
   const binding = { contentType: "image/png", contentLength: 123_456, expiresIn: 600 };
-  // Keys shaped like the API's: pending/{tenant}/{random id}.
-  const keyOf = (i: number) => `pending/bench/${randomBytes(8).toString("hex")}${i}`;
+  const keys = Array.from({ length: 8192 }, () => `pending/bench/${newUploadId(new Date())}`);
   const sign =
     kind === "PutPresigner"
-      ? (i: number) => presigner.presign(keyOf(i), binding)
-      : (i: number) =>
-          getSignedUrl(s3, new PutObjectCommand({ Bucket: storage.bucket, Key: keyOf(i), ContentType: binding.contentType, ContentLength: binding.contentLength }), {
+      ? (key: string) => presigner.presign(key, binding)
+      : (key: string) =>
+          getSignedUrl(s3, new PutObjectCommand({ Bucket: storage.bucket, Key: key, ContentType: binding.contentType, ContentLength: binding.contentLength }), {
             expiresIn: binding.expiresIn,
             signableHeaders: new Set(["content-type", "content-length", "content-md5"]),
             unhoistableHeaders: new Set(["x-amz-checksum-sha256"]),
           });
-  for (let i = 0; i < 2000; i++) await sign(i); // warm-up
-  const latencies: number[] = [];
-  const cpu = process.cpuUsage();
-  const started = performance.now();
-  const deadline = started + seconds * 1000;
-  for (let i = 0; performance.now() < deadline; i++) {
-    const t0 = performance.now();
-    await sign(i);
-    latencies.push(performance.now() - t0);
-  }
-  const elapsed = (performance.now() - started) / 1000;
-  const used = process.cpuUsage(cpu);
-  s3.destroy();
-  return { cpuUs: (used.user + used.system) / latencies.length, rate: latencies.length / elapsed, ...percentiles(latencies), ok: latencies.length, errors: 0 };
+  return {
+    async run(seconds: number): Promise<Measured> {
+      const latencies: number[] = [];
+      const cpu = process.cpuUsage();
+      const started = performance.now();
+      const deadline = started + seconds * 1000;
+      for (let i = 0; performance.now() < deadline; i++) {
+        const t0 = performance.now();
+        await sign(keys[i % keys.length]!);
+        latencies.push(performance.now() - t0);
+      }
+      const elapsed = (performance.now() - started) / 1000;
+      const used = process.cpuUsage(cpu);
+      return { figures: { cpuUs: 0, rate: latencies.length / elapsed, ...percentiles(latencies), ok: latencies.length, errors: 0 }, latencies, seconds: elapsed, cpuMicros: used.user + used.system };
+    },
+    close: () => s3.destroy(),
+  };
 }
 
 function line(name: string, f: Figures, unit: string, what: string): string {
