@@ -16,6 +16,12 @@
  *   node test/bench/api-presign.ts                       # API started here on fauxqs + SQLite
  *   API_URL=http://127.0.0.1:3000 API_KEY=ik_... node test/bench/api-presign.ts
  *   node test/bench/api-presign.ts --cpu-prof [dir]       # + a V8 profile of the API process
+ *   node test/bench/api-presign.ts --against /tmp/before  # + the API of another checkout
+ *
+ * --against DIR: DIR is another checkout of this repository with its dependencies (say `git
+ * worktree add /tmp/before <commit>` and `npm ci` there); its API (this script's --serve mode
+ * in DIR) takes its turn in every round too, so a change is measured before and after in
+ * the same run.
  *
  * Environment: CONCURRENCY (32), DURATION_SECONDS (10, per server), ROUNDS (5),
  * WARMUP_SECONDS (2), LOG_LEVEL (info).
@@ -110,6 +116,10 @@ async function main(): Promise<void> {
   }
   ensureCompanion(); // before anything is timed: the first run installs it
   const peer = await startServer([join(import.meta.dirname, "companion-peer.ts"), "--serve-companion"], { COMPANION_S3: JSON.stringify(ours.info.storage) });
+  const againstAt = process.argv.indexOf("--against");
+  const againstDir = againstAt < 0 ? undefined : process.argv[againstAt + 1];
+  const before = againstDir ? await startServer([join(againstDir, "test", "bench", "api-presign.ts"), "--serve"], {}, againstDir) : undefined;
+  const createBefore: Call | undefined = before && { method: "POST", url: `${before.info.url}/v1/uploads`, headers: { authorization: `Bearer ${before.info.key}`, "content-type": "application/json" }, body: BODY, ok: 201 };
   const { url, key, storage } = ours.info as { url: string; key: string; storage: PeerStorage };
 
   const create: Call = { method: "POST", url: `${url}/v1/uploads`, headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: BODY, ok: 201 };
@@ -118,12 +128,14 @@ async function main(): Promise<void> {
   console.log(`${CONCURRENCY} concurrent keep-alive clients each, ${WARMUP_S} s warm-up, ${DURATION_S} s measured per server and per bare loop (one core), in ${ROUNDS} rounds of turns`);
   await drive(create, WARMUP_S, CONCURRENCY);
   await drive(params, WARMUP_S, CONCURRENCY);
+  if (createBefore) await drive(createBefore, WARMUP_S, CONCURRENCY);
   const loops = { presigner: bareLoop("PutPresigner", storage), sdk: bareLoop("getSignedUrl", storage) };
   await loops.presigner.run(WARMUP_S);
   await loops.sdk.run(WARMUP_S);
-  const rounds: { endpoint: Measured[]; companion: Measured[]; presigner: Measured[]; sdk: Measured[] } = { endpoint: [], companion: [], presigner: [], sdk: [] };
+  const rounds: { endpoint: Measured[]; companion: Measured[]; presigner: Measured[]; sdk: Measured[]; before: Measured[] } = { endpoint: [], companion: [], presigner: [], sdk: [], before: [] };
   for (let r = 0; r < ROUNDS; r++) {
     rounds.endpoint.push(await measure(ours, create, DURATION_S / ROUNDS));
+    if (before) rounds.before.push(await measure(before, createBefore!, DURATION_S / ROUNDS));
     rounds.companion.push(await measure(peer, params, DURATION_S / ROUNDS));
     rounds.presigner.push(await loops.presigner.run(DURATION_S / ROUNDS));
     rounds.sdk.push(await loops.sdk.run(DURATION_S / ROUNDS));
@@ -134,9 +146,11 @@ async function main(): Promise<void> {
   const sdk = combine(rounds.sdk);
   loops.presigner.close();
   loops.sdk.close();
-  await Promise.all([stopServer(ours), stopServer(peer)]);
+  await Promise.all([stopServer(ours), stopServer(peer), ...(before ? [stopServer(before)] : [])]);
   console.log("");
   console.log(line("endpoint", endpoint, "req/s", `POST /v1/uploads`));
+  const earlier = before ? combine(rounds.before) : undefined;
+  if (earlier) console.log(line("before", earlier, "req/s", `POST /v1/uploads of ${againstDir}`));
   console.log(line("companion", companion, "req/s", `GET /s3/params, @uppy/companion`));
   console.log(line("presigner", presigner, "sig/s", "PutPresigner.presign, the endpoint's signer, one loop"));
   console.log(line("sdk", sdk, "sig/s", "getSignedUrl PutObject, same signing options, one loop"));
@@ -149,7 +163,10 @@ async function main(): Promise<void> {
     console.log(`cpu per request            endpoint ${endpoint.cpuUs.toFixed(0)} µs, companion ${companion.cpuUs.toFixed(0)} µs, PutPresigner ${presigner.cpuUs.toFixed(0)} µs, getSignedUrl ${sdk.cpuUs.toFixed(0)} µs`);
     console.log(`cpu ratio                  endpoint / PutPresigner ${(endpoint.cpuUs / presigner.cpuUs).toFixed(2)} (target <= 2.0)   endpoint / companion ${(endpoint.cpuUs / companion.cpuUs).toFixed(2)}`);
   }
-  if (endpoint.errors > 0 || companion.errors > 0) process.exitCode = 1;
+  if (earlier?.cpuUs) {
+    console.log(`against ${againstDir}: cpu per request ${earlier.cpuUs.toFixed(0)} -> ${endpoint.cpuUs.toFixed(0)} µs (${(endpoint.cpuUs / earlier.cpuUs).toFixed(2)}), endpoint / PutPresigner ${(earlier.cpuUs / presigner.cpuUs).toFixed(2)} -> ${(endpoint.cpuUs / presigner.cpuUs).toFixed(2)}`);
+  }
+  if (endpoint.errors > 0 || companion.errors > 0 || (earlier?.errors ?? 0) > 0) process.exitCode = 1;
 }
 
 interface Server {
@@ -158,8 +175,8 @@ interface Server {
 }
 
 /** A server in a child process; its first JSON line on stdout describes it. */
-async function startServer(args: string[], env: Record<string, string>): Promise<Server> {
-  const child = spawn(process.execPath, args, { stdio: ["pipe", "pipe", "inherit", "ipc"], env: { ...process.env, ...env } });
+async function startServer(args: string[], env: Record<string, string>, cwd?: string): Promise<Server> {
+  const child = spawn(process.execPath, args, { stdio: ["pipe", "pipe", "inherit", "ipc"], env: { ...process.env, ...env }, ...(cwd ? { cwd } : {}) });
   const info = await new Promise<Record<string, any>>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     lines.on("line", (l) => {
