@@ -1,6 +1,15 @@
 /**
- * Pipeline benchmark (issue 3 section 6):
- *   node test/bench/pipeline.ts [--files 120] [--scan-concurrency 4] [--storage fauxqs|rgw] [--sizes-kib 64,256,1024,4096,10240]
+ * Pipeline benchmark (issue 3 section 6, issue 9):
+ *   node test/bench/pipeline.ts [--files 120] [--scan-concurrency 4] [--storage fauxqs|rgw] [--sizes-kib 64,256,1024,4096,10240] [--rate 100]
+ *
+ * The baseline is the least work any pipeline must do (issue 9): a bare loop that, for each
+ * file, streams one GET through sha256 into clamd INSTREAM, then makes one CopyObject and
+ * one DeleteObject, with the same S3 client and scanner and the same concurrency, and no
+ * database or queue. It runs in the same process right after the backlog drain, on the
+ * same files, so the two see the same machine.
+ *
+ * --rate N: the end-to-end phase sends N uploads per second (open loop, as clients do)
+ * instead of four at a time, so PUT-end -> verdict is measured at a known arrival rate.
  *
  * --storage fauxqs (default): the dev stack's storage, fauxqs + the S3 event emitter in a
  * child process; uploads reach the workers through S3 events -> SQS -> ingest.
@@ -27,6 +36,7 @@ import { freshDatabase } from "@intake/test";
 import { startWorker } from "@intake/worker";
 import { queueName, STAGES } from "@intake/pipeline";
 import { Queue } from "bullmq";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { zip } from "../pipeline/fixtures.ts";
 import { clamdPid, countingStore, cpuSeconds, percentile, startRgwProcesses, startStorageProcess } from "./pipeline-support.ts";
 
@@ -43,6 +53,7 @@ const SCAN_CONCURRENCY = arg("scan-concurrency", 4);
 // KiB; fauxqs takes single PUTs up to 11 MiB.
 const SIZES = argText("sizes-kib", "64,256,1024,4096,10240").split(",").map((k) => Number(k) * 1024);
 const PUT_CONCURRENCY = 4;
+const RATE = arg("rate", 0);
 
 // Storage runs in its own process, as it would in any deployment: fauxqs (plus the S3 event
 // emitter) sharing this process's event loop with the workers would measure contention
@@ -104,9 +115,19 @@ async function pool<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): Prom
   return out;
 }
 
+/** Starts one upload every 1/rate s, whatever the earlier ones are doing (an open loop). */
+async function paced<R>(items: Buffer[], rate: number, fn: (b: Buffer) => Promise<R>): Promise<R[]> {
+  const t0 = Date.now();
+  return Promise.all(items.map(async (item, i) => {
+    const wait = t0 + (i * 1000) / rate - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    return fn(item);
+  }));
+}
+
 // --- 1. end to end ------------------------------------------------------------------------
 const started = Date.now();
-const sent = await pool(files, PUT_CONCURRENCY, createAndPut);
+const sent = RATE > 0 ? await paced(files, RATE, createAndPut) : await pool(files, PUT_CONCURRENCY, createAndPut);
 const pendingIds = new Set(sent.map((s) => s.id));
 const finishedAt = new Map<string, number>();
 while (pendingIds.size > 0) {
@@ -122,7 +143,7 @@ while (pendingIds.size > 0) {
 const wall = (Math.max(...finishedAt.values()) - started) / 1000;
 const latencies = sent.map((s) => finishedAt.get(s.id)! - s.putEnd).sort((a, b) => a - b);
 const e2eMBs = totalBytes / 1e6 / wall;
-console.log(`end-to-end: ${FILES} files in ${wall.toFixed(2)} s = ${(FILES / wall).toFixed(2)} files/s, ${e2eMBs.toFixed(1)} MB/s; PUT-end -> verdict p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms`);
+console.log(`end-to-end${RATE > 0 ? ` at ${RATE} uploads/s offered` : ""}: ${FILES} files in ${wall.toFixed(2)} s = ${(FILES / wall).toFixed(2)} files/s, ${e2eMBs.toFixed(1)} MB/s; PUT-end -> verdict p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms`);
 
 // Where the time goes, from the per-transition timestamps the repository records.
 {
@@ -195,9 +216,35 @@ console.log(`ratio backlog drain / raw clamd: ${(drainMBs / rawMBs).toFixed(2)} 
   console.log(`  CPU s during the drain: clamd ${used.clamd.toFixed(2)}, storage (${storage.pidsAre}) ${used.storage.toFixed(2)}, API + workers + Redis/DB clients ${used.workers.toFixed(2)} (of ${(2 * drainWall).toFixed(2)} available on 2 cores)`);
   console.log(`  CPU per MiB: clamd ${perMiB(used.clamd)}, storage ${perMiB(used.storage)}, workers ${perMiB(used.workers)}; all three ${perMiB(used.clamd + used.storage + used.workers)} against raw clamd's ${perMiB(rawCpu.clamd + rawCpu.self)}`);
 }
+const drain = { filesPerS: FILES / drainWall, MBs: drainMBs, workerMsPerFile: ((cpuSeconds("self") - cpu0.workers) * 1000) / FILES };
 await drainer.close();
 await Promise.all(stageQueues.map((q) => q.close()));
 await ingest?.close();
+
+// --- 1c. the bare loop: the least work any pipeline must do ------------------------------------
+// GET streamed through sha256 into clamd INSTREAM (the scanner hashes on the same pass),
+// CopyObject, DeleteObject; same S3 client, same scanner, same concurrency as the scan
+// stage; no database, no queue, no content checks.
+{
+  const bareKeys = files.map((_, i) => `bare/${randomBytes(6).toString("hex")}-${i}`);
+  await pool(files.map((f, i) => [f, bareKeys[i]!] as const), PUT_CONCURRENCY, ([f, key]) => storage.s3.send(new PutObjectCommand({ Bucket: storage.bucket, Key: key, Body: f, ContentType: "application/zip" })));
+  const cpuBare0 = { clamd: cpuSeconds(clamd), storage: storageCpu(), self: cpuSeconds("self") };
+  const bareStart = Date.now();
+  await pool(bareKeys, scanConcurrency, async (key) => {
+    const object = await storage.store.read(key);
+    if (!object) throw new Error(`bare loop: ${key} missing`);
+    const r = await scanner.scan(object.body);
+    if (r.outcome !== "clean") throw new Error(`bare loop scan: ${r.outcome}`);
+    await storage.store.copy(key, `bare-done/${key.slice(5)}`, { size: object.size, contentType: "application/zip", metadata: { sha256: r.sha256 } });
+    await storage.store.delete(key);
+  });
+  const bareWall = (Date.now() - bareStart) / 1000;
+  const bare = { filesPerS: FILES / bareWall, MBs: totalBytes / 1e6 / bareWall, msPerFile: ((cpuSeconds("self") - cpuBare0.self) * 1000) / FILES };
+  const used = { clamd: cpuSeconds(clamd) - cpuBare0.clamd, storage: storageCpu() - cpuBare0.storage };
+  console.log(`bare loop (GET -> sha256 -> clamd, Copy, Delete): ${FILES} files in ${bareWall.toFixed(2)} s = ${bare.filesPerS.toFixed(2)} files/s, ${bare.MBs.toFixed(1)} MB/s; CPU s: clamd ${used.clamd.toFixed(2)}, storage ${used.storage.toFixed(2)}, loop ${(bare.msPerFile * FILES / 1000).toFixed(2)} (${bare.msPerFile.toFixed(2)} ms per file)`);
+  console.log(`ratio backlog drain / bare loop: ${(drain.filesPerS / bare.filesPerS).toFixed(2)} files/s, ${(drain.MBs / bare.MBs).toFixed(2)} MB/s (targets: small files >= 0.6 files/s, mixed >= 0.8 MB/s)`);
+  console.log(`worker CPU per upload during the drain: ${drain.workerMsPerFile.toFixed(2)} ms (bare loop ${bare.msPerFile.toFixed(2)} ms; target <= 3 ms)`);
+}
 
 // --- 2. bytes read per upload -----------------------------------------------------------------
 let worstExcess = -Infinity;

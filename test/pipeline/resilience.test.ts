@@ -101,14 +101,25 @@ describe("pipeline resilience", () => {
     expect((await s.auditActions(id)).filter((a) => a === "upload.verified")).toHaveLength(1);
   });
 
-  it("quarantines with scan_error when clamd stays down until the retries run out", async () => {
-    await s.startWorker(PROCESSING, {}, { JOB_ATTEMPTS: "3" });
-    proxy.cut();
-    const bytes = bigZip(64 * 1024);
-    const { id } = await s.upload(bytes, { contentType: "application/zip" });
-    const done = await s.waitFor(id, ["verified", "quarantined"], 30_000);
-    expect({ status: done.status, reason: done.reason }).toEqual({ status: "quarantined", reason: "scan_error" });
-    expect(done.reasonDetail).toMatch(/^scan failed on every attempt: /);
+  // A job's attempts are fixed by whoever queues it: the ingest for a one-pass check, the
+  // inspect stage for a scan. This file's ingest gives thirty, so each case runs on a stack
+  // of its own whose ingest gives three (a restarted ingest would lose its first message to
+  // the long poll it abandoned, for a visibility timeout).
+  it.each([
+    ["checked in one pass", {}, /^the check failed on every attempt: /],
+    ["going through the stages", { ONE_PASS_MAX_BYTES: "0" }, /^scan failed on every attempt: /],
+  ] as const)("quarantines with scan_error when clamd stays down until the retries run out (%s)", async (_, routing, detail) => {
+    const own = await startPipelineStack({ storage: "fauxqs", database: "sqlite", workerRoles: "all", env: { CLAMD_PORT: String(proxy.port), JOB_ATTEMPTS: "3", JOB_BACKOFF_MS: "100", ...routing } });
+    try {
+      proxy.cut();
+      const bytes = bigZip(64 * 1024);
+      const { id } = await own.upload(bytes, { contentType: "application/zip" });
+      const done = await own.waitFor(id, ["verified", "quarantined"], 30_000);
+      expect({ status: done.status, reason: done.reason }).toEqual({ status: "quarantined", reason: "scan_error" });
+      expect(done.reasonDetail).toMatch(detail);
+    } finally {
+      await own.close();
+    }
   });
 
   it("reaches a verdict after the worker process is killed with SIGKILL in the middle of a scan", async () => {
@@ -184,9 +195,10 @@ describe("pipeline resilience", () => {
     const bytes = bigZip(1000);
     const { id } = await s.upload(bytes, { contentType: "application/zip" });
     await s.waitFor(id, ["uploaded"]);
-    expect(await s.queues.queue("inspect").getJob(`inspect-${id}`)).toBeTruthy();
+    // Small enough to be checked in one pass: its one job is the scan stage's.
+    expect(await s.queues.queue("scan").getJob(`scan-${id}`)).toBeTruthy();
     expect(await s.flushQueues()).toBeGreaterThan(0);
-    expect(await s.queues.queue("inspect").getJob(`inspect-${id}`)).toBeUndefined();
+    expect(await s.queues.queue("scan").getJob(`scan-${id}`)).toBeUndefined();
 
     await s.startWorker(`${PROCESSING},reaper`, {}, { STUCK_AFTER_SECONDS: "10", CLAMD_TIMEOUT_MS: "9000", REAPER_EVERY_SECONDS: "1" });
     const done = await s.waitFor(id, ["verified", "quarantined"], 40_000);

@@ -45,9 +45,14 @@ describe("finalVerdict and stageFor", () => {
   it("keeps the first quarantine finding", () =>
     expect(finalVerdict(null, { outcome: "quarantine", reason: "malware", detail: "a" }, { outcome: "quarantine", reason: "invalid_content", detail: "b" })).toMatchObject({ reason: "malware" }));
   it("maps processing statuses to the stage that moves them on", () => {
-    expect(["uploaded", "inspecting", "scanning", "deciding", "pending", "verified"].map((s) => stageFor(s as never))).toEqual(["inspect", "inspect", "scan", "finalize", null, null]);
+    expect(["uploaded", "inspecting", "scanning", "deciding", "pending", "verified"].map((status) => stageFor({ status: status as never, declaredSize: 100 }))).toEqual(["inspect", "inspect", "scan", "finalize", null, null]);
+  });
+  it("sends an upload checked in one pass from arrival straight to the scan stage, by its declared size", () => {
+    expect(["uploaded", "inspecting", "scanning", "deciding"].map((status) => stageFor({ status: status as never, declaredSize: 100 }, 100))).toEqual(["scan", "scan", "scan", "finalize"]);
+    expect(stageFor({ status: "uploaded", declaredSize: 101 }, 100)).toBe("inspect");
+    expect(stageFor({ status: "uploaded", declaredSize: 1 }, 0)).toBe("inspect");
   });
   it("has a stage for exactly the statuses the pipeline owns (the reaper skips a stuck upload without one)", () => {
-    expect(UPLOAD_STATUSES.filter((s) => stageFor(s) !== null)).toEqual(PROCESSING_STATUSES);
+    expect(UPLOAD_STATUSES.filter((status) => stageFor({ status, declaredSize: 100 }) !== null)).toEqual(PROCESSING_STATUSES);
   });
 });

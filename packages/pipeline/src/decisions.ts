@@ -5,7 +5,7 @@ import {
   OOXML_TYPES,
   quarantine,
   sameType,
-  type UploadStatus,
+  type Upload,
   type Verdict,
 } from "@intake/domain";
 import type { Stage } from "./stage-queues.ts";
@@ -86,12 +86,25 @@ export function finalVerdict(...findings: (Verdict | null)[]): Verdict {
   return findings.find((f): f is Verdict => f !== null) ?? clean();
 }
 
-/** The stage that moves an upload on from `status`; null when the pipeline does not own it. */
-export function stageFor(status: UploadStatus): Stage | null {
-  switch (status) {
+/**
+ * Whether an upload is checked in one pass (one-pass.ts): by its declared size, which the
+ * signed URL binds. A client that stores more than it declared gains nothing: the one-pass
+ * read stops at the declared size and the size check quarantines the upload.
+ */
+export function isOnePass(upload: Pick<Upload, "declaredSize">, onePassMaxBytes: number): boolean {
+  return upload.declaredSize <= onePassMaxBytes;
+}
+
+/**
+ * The stage that moves an upload on from its status; null when the pipeline does not own
+ * it. An upload checked in one pass goes from `uploaded` (or `inspecting`, where a one-pass
+ * run was interrupted) straight to the scan stage, whose workers hold clamd.
+ */
+export function stageFor(upload: Pick<Upload, "status" | "declaredSize">, onePassMaxBytes = 0): Stage | null {
+  switch (upload.status) {
     case "uploaded":
     case "inspecting":
-      return "inspect";
+      return isOnePass(upload, onePassMaxBytes) ? "scan" : "inspect";
     case "scanning":
       return "scan";
     case "deciding":

@@ -67,4 +67,6 @@ export interface StageDeps {
   store: ObjectStore;
   queues: Pick<StageQueues, "enqueue">;
   logger: PipelineLogger;
+  /** Uploads declared at most this size are checked in one pass (one-pass.ts); absent: none. */
+  onePassMaxBytes?: number;
 }

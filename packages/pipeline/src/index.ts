@@ -11,3 +11,4 @@ export * from "./ingest.ts";
 export * from "./reaper.ts";
 export * from "./stage-workers.ts";
 export * from "./archive-limits.ts";
+export * from "./one-pass.ts";

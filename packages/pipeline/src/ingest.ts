@@ -2,6 +2,7 @@ import { compareSequencers, isPendingKey, isTerminal, parsePendingKey, parseStor
 import type { EventQueue, ObjectStore, QueuedMessage } from "@intake/storage";
 import type { AuditTrail, PipelineLogger, UploadStore } from "./deps.ts";
 import type { StageQueues } from "./stage-queues.ts";
+import { stageFor } from "./decisions.ts";
 
 /**
  * Ingest: S3 event notifications (via SQS) become inspect jobs.
@@ -30,6 +31,8 @@ export interface IngestDeps {
   store: ObjectStore;
   queues: Pick<StageQueues, "enqueue">;
   logger: PipelineLogger;
+  /** As the stages route (StageDeps.onePassMaxBytes). */
+  onePassMaxBytes?: number;
 }
 
 export type Disposition = { action: "delete"; reason: string } | { action: "keep"; reason: string };
@@ -66,18 +69,23 @@ export async function handleObjectCreated(deps: IngestDeps, record: ObjectCreate
   if (!upload) return deleteStray(deps, key, null, "no upload row for this pending key (forged key or unknown upload)");
   if (isTerminal(upload.status)) return deleteStray(deps, key, upload, `the upload is already ${upload.status}: a late or repeated upload`);
 
+  let arrived = upload;
   if (upload.status === "pending") {
-    const head = await deps.store.head(key);
-    if (!head) return deps.logger.warn(log, "event for an object that no longer exists ignored");
-    const arrived = await deps.repository.transition(upload.id, "arrived", "ingest", { storedSize: head.size });
-    if (!arrived.upload || arrived.upload.status !== "uploaded") return; // someone else moved it on
+    // The record names the object's size (S3's always do): a HeadObject would only say it
+    // again. The stage that checks the object takes the real size from the object itself.
+    const storedSize = record.size ?? (await deps.store.head(key))?.size;
+    if (storedSize === undefined) return deps.logger.warn(log, "event for an object that no longer exists ignored");
+    const moved = await deps.repository.transition(upload.id, "arrived", "ingest", { storedSize });
+    if (!moved.upload || moved.upload.status !== "uploaded") return; // someone else moved it on
+    arrived = moved.upload;
   } else if (upload.status !== "uploaded") {
     // inspecting/scanning/deciding: the pipeline has it (a duplicate event); a lost job is
     // the reaper's to find.
     return deps.logger.debug({ ...log, uploadId: upload.id, status: upload.status }, "duplicate event for an upload in progress");
   }
-  await deps.queues.enqueue("inspect", upload.id);
-  deps.logger.info({ ...log, uploadId: upload.id }, "upload arrived; inspect queued");
+  const stage = stageFor(arrived, deps.onePassMaxBytes)!;
+  await deps.queues.enqueue(stage, upload.id);
+  deps.logger.info({ ...log, uploadId: upload.id, stage }, "upload arrived; its first stage queued");
 }
 
 async function deleteStray(deps: IngestDeps, key: string, upload: { id: string; tenantId: string } | null, reason: string): Promise<void> {

@@ -37,7 +37,7 @@ export function isLastAttempt(job: StageJob): boolean {
 
 /** Makes sure the stage that owns the upload's current status is queued. */
 export async function ensureNextStage(deps: StageDeps, upload: Upload): Promise<void> {
-  const stage = stageFor(upload.status);
+  const stage = stageFor(upload, deps.onePassMaxBytes);
   if (stage) await deps.queues.enqueue(stage, upload.id);
 }
 
@@ -53,10 +53,7 @@ export async function recordVerdict(
   verdict: Verdict,
   findings: UploadFindings,
 ): Promise<Upload | null> {
-  const verdictFields: UploadFindings =
-    verdict.outcome === "clean"
-      ? { verdict: "clean", reason: null, reasonDetail: null, signature: null }
-      : { verdict: "quarantine", reason: verdict.reason, reasonDetail: verdict.detail, signature: verdict.signature ?? null };
+  const verdictFields = verdictFindings(verdict);
   const result = await deps.repository.transition(uploadId, "decide", actor, { ...findings, ...verdictFields });
   if (!result.upload) return null;
   if (result.applied) {
@@ -64,4 +61,11 @@ export async function recordVerdict(
   }
   await ensureNextStage(deps, result.upload);
   return result.upload;
+}
+
+/** A verdict as the row's columns. */
+export function verdictFindings(verdict: Verdict): UploadFindings {
+  return verdict.outcome === "clean"
+    ? { verdict: "clean", reason: null, reasonDetail: null, signature: null }
+    : { verdict: "quarantine", reason: verdict.reason, reasonDetail: verdict.detail, signature: verdict.signature ?? null };
 }

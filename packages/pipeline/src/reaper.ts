@@ -25,6 +25,8 @@ export interface ReaperDeps {
   audit: AuditTrail;
   store: ObjectStore;
   queues: Pick<StageQueues, "enqueue" | "requeue">;
+  /** As the stages route (StageDeps.onePassMaxBytes): which stage an arrived upload goes to. */
+  onePassMaxBytes?: number;
   logger: PipelineLogger;
   settings: ReaperSettings;
 }
@@ -85,7 +87,7 @@ export class Reaper {
           // and a client that never called complete): hand it to the pipeline.
           const arrived = await repository.transition(upload.id, "arrived", "reaper", { storedSize: head.size });
           if (arrived.applied) {
-            await this.deps.queues.enqueue("inspect", upload.id);
+            await this.deps.queues.enqueue(stageFor(arrived.upload, this.deps.onePassMaxBytes)!, upload.id);
             s.arrivedLate++;
           }
           continue;
@@ -172,7 +174,7 @@ export class Reaper {
   private async requeueStuck(now: Date, s: ReapSummary): Promise<void> {
     const before = new Date(now.getTime() - this.deps.settings.stuckAfterSeconds * 1000);
     for await (const upload of this.stuckSince(before)) {
-      const stage = stageFor(upload.status);
+      const stage = stageFor(upload, this.deps.onePassMaxBytes);
       if (!stage) continue;
       if ((await this.deps.queues.requeue(stage, upload.id)) === "live") {
         s.inProgress++;

@@ -7,7 +7,9 @@ import { fileTypeFromBuffer } from "file-type";
 import { finalVerdict, scanVerdict } from "./decisions.ts";
 import { SNIFF_LIMIT } from "./inspect.ts";
 import { needsScannedMd5 } from "./finalize-decision.ts";
-import type { Scanner, StageDeps } from "./deps.ts";
+import type { InspectionPolicy, Scanner, StageDeps } from "./deps.ts";
+import { isOnePass } from "./decisions.ts";
+import { processOnePass, type OnePassReport } from "./one-pass.ts";
 import { UploadGoneError, ensureNextStage, isLastAttempt, recordVerdict, type StageJob } from "./progress.ts";
 import { contentChecksFor, type ClamdLimits, type ContentCheck } from "./content-checks.ts";
 
@@ -34,12 +36,24 @@ export type ScanDeps = StageDeps & {
    * (a third of it), so the reaper never takes a scan that is still going for a lost one.
    */
   heartbeatMs: number;
+  /** The upload rules, for uploads checked in one pass (one-pass.ts); absent: none is. */
+  policy?: InspectionPolicy;
 };
 
-export async function processScan(deps: ScanDeps, job: StageJob): Promise<void> {
+export async function processScan(deps: ScanDeps, job: StageJob): Promise<OnePassReport | void> {
   const { uploadId } = job.data;
   const upload = await deps.repository.getById(uploadId);
   if (!upload) throw new UploadGoneError(uploadId);
+  if ((upload.status === "uploaded" || upload.status === "inspecting") && deps.policy && isOnePass(upload, deps.onePassMaxBytes ?? 0)) {
+    try {
+      return await processOnePass({ ...deps, policy: deps.policy }, upload, job);
+    } catch (err) {
+      if (err instanceof UploadGoneError || !isLastAttempt(job)) throw err;
+      deps.logger.error({ uploadId, err }, "the one-pass check kept failing until retries ran out; quarantining (fail closed)");
+      await recordVerdict(deps, uploadId, "scan", quarantine("scan_error", `the check failed on every attempt: ${(err as Error).message}`), {});
+      return;
+    }
+  }
   if (upload.status !== "scanning") return ensureNextStage(deps, upload);
   try {
     // Re-entry (scanning -> scanning) stamps the attempt; a lost race leaves the winner's state.

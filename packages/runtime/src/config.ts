@@ -121,6 +121,11 @@ const EnvSchema = z.object({
   FINALIZE_CONCURRENCY: int(1, 256).default(8),
   JOB_ATTEMPTS: int(1, 100).default(8),
   JOB_BACKOFF_MS: int(10).default(2000),
+  // Uploads declared at most this size are checked in one pass (one read held in memory:
+  // inspect, scan and finalize in one scan job); larger ones stream through the stages.
+  // Each scan job holds up to this much, so a scan worker holds SCAN_CONCURRENCY times it.
+  // 0 sends every upload through the stages.
+  ONE_PASS_MAX_BYTES: int(0, 64 * MiB).default(8 * MiB),
 
   // Abuse limits, counted in Redis so every API process shares them (fixed windows).
   // Requests per window per API key and per client address (a NAT holds many clients).
@@ -197,6 +202,8 @@ export interface Config {
   worker: {
     roles: string[];
     concurrency: { inspect: number; scan: number; finalize: number };
+    /** Uploads declared at most this size are checked in one pass (packages/pipeline/src/one-pass.ts). */
+    onePassMaxBytes: number;
     attempts: number;
     backoffMs: number;
   };
@@ -308,6 +315,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     worker: {
       roles: e.WORKER_ROLES,
       concurrency: { inspect: e.INSPECT_CONCURRENCY, scan: e.SCAN_CONCURRENCY, finalize: e.FINALIZE_CONCURRENCY },
+      onePassMaxBytes: e.ONE_PASS_MAX_BYTES,
       attempts: e.JOB_ATTEMPTS,
       backoffMs: e.JOB_BACKOFF_MS,
     },

@@ -73,6 +73,20 @@ export interface CopyOptions {
   ifMatch?: string;
 }
 
+export interface PutOptions {
+  /** The object's Content-Type: what any GET of it serves. */
+  contentType: string;
+  contentDisposition?: string;
+  metadata: Record<string, string>;
+  /**
+   * Hex SHA-256 of the body, which the caller already has (the scan hashed these bytes).
+   * It is signed as the payload hash (x-amz-content-sha256), so storage that checks
+   * signatures (AWS S3, Ceph RGW) refuses the PUT unless it received exactly these bytes,
+   * and the store does not hash them a second time.
+   */
+  sha256Hex: string;
+}
+
 /** What storage says about the object a copy created. */
 export interface CopyResult {
   /** The new object's ETag, unquoted; null when storage named none. */
@@ -111,6 +125,8 @@ export interface ObjectStore {
    * that ignores it copies whatever is there, which the result's ETag/sha256 then show.
    */
   copy(sourceKey: string, targetKey: string, opts: CopyOptions): Promise<CopyResult>;
+  /** Writes bytes held in memory as a whole object (one PutObject); its ETag, unquoted. */
+  put(key: string, body: Buffer, opts: PutOptions): Promise<{ eTag: string | null }>;
   delete(key: string): Promise<void>;
   ping(): Promise<void>;
 }

@@ -8,6 +8,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  PutObjectCommand,
   ListMultipartUploadsCommand,
   ListPartsCommand,
   S3Client,
@@ -19,7 +20,7 @@ import { PutPresigner } from "./put-presigner.ts";
 import { AWS_S3_CAPABILITIES, type StoreCapabilities } from "./capabilities.ts";
 import { codeOf, ObjectChangedError, statusOf, StorageUnsupportedError, translateStorageError } from "./errors.ts";
 import { DependencyUnavailableError } from "@intake/domain";
-import type { CopyOptions, CopyResult, MultipartUploadInfo, ObjectHead, ObjectRead, ObjectStore, PresignedRequest, PutBinding, ReadOptions, StoredPart } from "./object-store.ts";
+import type { CopyOptions, CopyResult, MultipartUploadInfo, ObjectHead, ObjectRead, ObjectStore, PresignedRequest, PutBinding, PutOptions, ReadOptions, StoredPart } from "./object-store.ts";
 
 export interface S3Settings {
   region: string;
@@ -283,6 +284,27 @@ export class S3ObjectStore implements ObjectStore {
       return out.UploadId!;
     } catch (err) {
       throw translateStorageError(err, "CreateMultipartUpload");
+    }
+  }
+
+  async put(key: string, body: Buffer, o: PutOptions): Promise<{ eTag: string | null }> {
+    if (!/^[0-9a-f]{64}$/.test(o.sha256Hex)) throw new Error(`put ${key}: sha256Hex must be 64 lower-case hex digits`);
+    const command = new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length, ContentType: o.contentType, ContentDisposition: o.contentDisposition, Metadata: o.metadata });
+    // The SigV4 signer takes a payload hash already in the headers instead of hashing the
+    // body itself (@smithy/signature-v4 getPayloadHash); set before signing ("build" step).
+    command.middlewareStack.add(
+      (next) => async (args) => {
+        const request = args.request as { headers?: Record<string, string> };
+        if (request.headers) request.headers["x-amz-content-sha256"] = o.sha256Hex;
+        return next(args);
+      },
+      { step: "build", name: "intakePayloadHash" },
+    );
+    try {
+      const out = await this.s3.send(command);
+      return { eTag: unquote(out.ETag) };
+    } catch (err) {
+      throw translateStorageError(err, "PutObject");
     }
   }
 

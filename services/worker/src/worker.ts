@@ -122,7 +122,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     await warnUnlessNoEviction(connection, logger);
     const queues = new StageQueues({ redisUrl: config.redis.url, prefix: config.redis.prefix, attempts: config.worker.attempts, backoffMs: config.worker.backoffMs });
     cleanups.push(() => queues.close());
-    const stageDeps: StageDeps = { repository, store, queues, logger };
+    const stageDeps: StageDeps = { repository, store, queues, logger, onePassMaxBytes: config.worker.onePassMaxBytes };
 
     let scannerVersion: string | null = null;
     const workers: Worker[] = [];
@@ -142,14 +142,14 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
         // Not fatal: scans fail (and retry) until clamd answers; nothing is promoted meanwhile.
         logger.error({ err, clamd: `${config.clamd.host}:${config.clamd.port}` }, "clamd is not answering; scans will retry until it does");
       }
-      start("scan", (job) => processScan({ ...stageDeps, scanner, scannerVersion: version, clamdLimits: { maxFileSize: config.clamd.maxFileSize, maxScanSize: config.clamd.maxScanSize, maxRecursion: config.clamd.maxRecursion }, activeContentAllowed: config.policy.activeContentAllow, heartbeatMs: (config.reaper.stuckAfterSeconds * 1000) / 3 }, job));
+      start("scan", (job) => processScan({ ...stageDeps, scanner, scannerVersion: version, clamdLimits: { maxFileSize: config.clamd.maxFileSize, maxScanSize: config.clamd.maxScanSize, maxRecursion: config.clamd.maxRecursion }, activeContentAllowed: config.policy.activeContentAllow, heartbeatMs: (config.reaper.stuckAfterSeconds * 1000) / 3, policy: config.policy }, job));
     }
     if (roles.includes("finalize")) start("finalize", (job) => processFinalize(stageDeps, job));
     cleanups.push(() => drain(workers, opts.drainTimeoutMs ?? 60_000, logger));
 
     let schedule: ReaperSchedule | null = null;
     if (roles.includes("reaper")) {
-      const reaper = new Reaper({ repository, audit, store, queues, logger, settings: config.reaper });
+      const reaper = new Reaper({ repository, audit, store, queues, logger, settings: config.reaper, onePassMaxBytes: config.worker.onePassMaxBytes });
       schedule = await startReaperSchedule(reaper, { connection, prefix: config.redis.prefix, everySeconds: config.reaper.everySeconds, logger });
       const s = schedule;
       cleanups.push(() => s.close());
@@ -162,7 +162,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
         cleanups.push(async () => sqs.destroy());
         events = new SqsEventQueue(sqs, config.storage.queueUrl ?? (await resolveQueueUrl(sqs, config.storage.queueName)));
       }
-      const loop = new IngestLoop({ events, repository, audit, store, queues, logger });
+      const loop = new IngestLoop({ events, repository, audit, store, queues, logger, onePassMaxBytes: config.worker.onePassMaxBytes });
       loop.start();
       // Stopped first on close (cleanups run in reverse): no new events while jobs drain.
       cleanups.push(() => loop.stop());

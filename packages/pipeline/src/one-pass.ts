@@ -1,0 +1,142 @@
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+import { fileTypeFromBuffer } from "file-type";
+import { contentDisposition, objectKey, type Upload, type Verdict } from "@intake/domain";
+import type { UploadFindings } from "@intake/db";
+import { finalVerdict, scanVerdict, sizeVerdict, typeVerdict } from "./decisions.ts";
+import type { InspectionPolicy } from "./deps.ts";
+import { contentChecksFor } from "./content-checks.ts";
+import { needsScannedMd5, verifiedContentType } from "./finalize-decision.ts";
+import { scanMetadata } from "./finalize.ts";
+import { SNIFF_LIMIT } from "./inspect.ts";
+import { ensureNextStage, verdictFindings, type StageJob } from "./progress.ts";
+import type { ScanDeps } from "./scan.ts";
+
+/**
+ * The one-pass check, for uploads declared at most ONE_PASS_MAX_BYTES (most uploads:
+ * avatars, photos, receipts). For them the pipeline's own overhead, not the scan, decides
+ * throughput and latency, so one scan job does what the stages do, from one GET held in
+ * memory: the size and the magic bytes (inspect), clamd, sha256 and the content checks
+ * (scan), and the final object (finalize), which is PUT from the same bytes.
+ *
+ * The guarantees are the stages' and come cheaper here:
+ * - the bytes checked are the bytes in hand, so no ETag has to bind a later read or copy
+ *   to them, and a client that replaces the pending object meanwhile changes nothing: what
+ *   reaches verified/ is what was checked. The PUT signs the scan's SHA-256 as its payload
+ *   hash, so storage that checks signatures stores exactly those bytes or nothing;
+ * - the row still passes through the state machine (inspecting, deciding, then verified or
+ *   quarantined; `scanning` is skipped, there is no wait between read and scan to show), and
+ *   the verdict is written before any object is, by the one run whose `decide` applies: a
+ *   duplicate run (at-least-once jobs) that loses it writes nothing;
+ * - a run that dies after its verdict leaves `deciding`: the retried job (or the reaper)
+ *   hands the upload to the finalize stage, which promotes from the pending object by the
+ *   ETag recorded here, as for any upload (finalize-decision.ts).
+ */
+export type OnePassDeps = ScanDeps & { policy: InspectionPolicy };
+
+/** What the job reports (BullMQ keeps it as the job's return value): every stage, timed. */
+export interface OnePassReport {
+  path: "one-pass";
+  verdict: "clean" | "quarantine" | "lost";
+  ms: { inspect: number; scan: number; finalize: number };
+}
+
+export async function processOnePass(deps: OnePassDeps, upload: Upload, job: StageJob): Promise<OnePassReport | void> {
+  const started = await deps.repository.transition(upload.id, "inspect", "inspect");
+  if (!started.applied) return started.upload ? ensureNextStage(deps, started.upload) : undefined;
+  if (job.attemptsMade > 0) await deps.repository.countAttempt(upload.id);
+  const t0 = performance.now();
+
+  const object = await readWhole(deps, upload);
+  // The object was seen (S3 event or HeadObject on complete): missing now is an anomaly
+  // worth a retry; on the last attempt it ends in quarantine like any failed check.
+  if (!object) throw new Error(`object ${upload.objectKey} is missing`);
+  const findings: UploadFindings = { storedSize: object.size, checkedETag: object.eTag };
+  let verdict = sizeVerdict(object.size, upload.declaredSize, deps.policy.maxSize);
+  if (!verdict) {
+    const sniffed = (await fileTypeFromBuffer(object.bytes.subarray(0, SNIFF_LIMIT)))?.mime;
+    findings.sniffedType = sniffed ?? null;
+    verdict = typeVerdict(upload.declaredType, sniffed, deps.policy.allowedTypes);
+  }
+  const t1 = performance.now();
+  // Held whole unless the object is larger than declared (the read stopped at the
+  // declared size): the size check has refused it then, and finalize copies all of it.
+  const whole = object.bytes.length === object.size;
+  // A size or type refusal is final without clamd; the bytes are still hashed, so the
+  // quarantined copy says what it holds.
+  const scanned = verdict ? { verdict, sha256: whole ? sha256(object.bytes) : undefined, version: null } : await scanBytes(deps, { ...upload, ...findings }, object.bytes);
+  Object.assign(findings, { sha256: scanned.sha256, ...(scanned.version ? { scannerVersion: scanned.version } : {}) });
+  if (whole && object.eTag && needsScannedMd5(object.eTag)) findings.scannedMd5 = createHash("md5").update(object.bytes).digest("hex");
+  const t2 = performance.now();
+
+  const decided = await deps.repository.transition(upload.id, "decide", "scan", { ...findings, ...verdictFindings(scanned.verdict) });
+  if (!decided.applied) {
+    // Another run wrote the verdict: its outcome stands, and its bytes (not these) move on.
+    if (decided.upload) await ensureNextStage(deps, decided.upload);
+    return { path: "one-pass", verdict: "lost", ms: { inspect: t1 - t0, scan: t2 - t1, finalize: 0 } };
+  }
+  deps.logger.info({ uploadId: upload.id, verdict: decided.upload.verdict, reason: decided.upload.reason, detail: decided.upload.reasonDetail }, "verdict recorded");
+  if (whole && scanned.sha256) await finalizeFromBytes(deps, decided.upload, object.bytes, scanned.sha256);
+  else await ensureNextStage(deps, decided.upload);
+  return { path: "one-pass", verdict: decided.upload.verdict === "clean" ? "clean" : "quarantine", ms: { inspect: t1 - t0, scan: t2 - t1, finalize: performance.now() - t2 } };
+}
+
+/**
+ * The whole object in one GET. The range stops at the declared size (at least the sniff
+ * budget), so a client that stored more than it declared costs one bounded read: the
+ * Content-Range names the real size, and the size check refuses it.
+ */
+async function readWhole(deps: OnePassDeps, upload: Upload): Promise<{ bytes: Buffer; size: number; eTag: string | null } | null> {
+  const limit = Math.max(upload.declaredSize, SNIFF_LIMIT);
+  const object = await deps.store.read(upload.objectKey, { range: { start: 0, end: limit - 1 } });
+  if (!object) return null;
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of object.body as AsyncIterable<Buffer>) {
+    // Storage that ignores Range sends everything: stop at the limit.
+    if (length >= limit) break;
+    chunks.push(chunk);
+    length += chunk.length;
+  }
+  return { bytes: Buffer.concat(chunks, length).subarray(0, limit), size: object.size, eTag: object.eTag };
+}
+
+/**
+ * clamd, sha256 and the content checks over the bytes in hand: the scan stage's checks,
+ * from memory. `upload` carries what the inspection found (the sniffed type decides which
+ * content checks apply), as the row does when the scan stage reads it.
+ */
+async function scanBytes(deps: OnePassDeps, upload: Upload, bytes: Buffer): Promise<{ verdict: Verdict; sha256: string; version: string }> {
+  const checks = contentChecksFor({ upload, size: bytes.length, clamdLimits: deps.clamdLimits, activeContentAllowed: deps.activeContentAllowed });
+  for (const check of checks) check.push(bytes);
+  const report = await deps.scanner.scan(Readable.from([bytes]));
+  const version = await deps.scannerVersion.get();
+  // Every byte was pushed, so every check may speak (as in the scan stage, only then).
+  const complete = report.bytes === bytes.length;
+  const verdict = finalVerdict(scanVerdict(report, { size: bytes.length, declaredSha256: upload.declaredSha256 }), ...(complete ? checks.map((c) => c.finish()) : []));
+  return { verdict, sha256: report.sha256, version };
+}
+
+/**
+ * The final object, written from the checked bytes: verified/ for a clean verdict,
+ * quarantine/ otherwise, each with its own type and `Content-Disposition: attachment` (as
+ * finalize.ts copies them), then the pending object goes, then the status changes. A crash
+ * in between leaves `deciding`, which the finalize stage settles from what it finds.
+ */
+async function finalizeFromBytes(deps: OnePassDeps, upload: Upload, bytes: Buffer, sha256Hex: string): Promise<void> {
+  const clean = upload.verdict === "clean";
+  const target = objectKey(clean ? "verified" : "quarantine", upload.tenantId, upload.id);
+  await deps.store.put(target, bytes, {
+    contentType: clean ? verifiedContentType(upload) : "application/octet-stream",
+    contentDisposition: contentDisposition(upload.filename),
+    metadata: scanMetadata(upload),
+    sha256Hex,
+  });
+  await deps.store.delete(upload.objectKey);
+  const done = await deps.repository.transition(upload.id, clean ? "promote" : "quarantine", "finalize", { finalKey: target });
+  if (done.applied) deps.logger.info({ uploadId: upload.id, status: done.upload.status, reason: done.upload.reason, finalKey: target }, "upload finalized");
+}
+
+function sha256(bytes: Buffer): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
