@@ -154,7 +154,7 @@ describe.each(["sqlite", "pg"] as const)("bad input on fauxqs with %s", (databas
     expect(mismatch.status).toBe(409);
     expect(mismatch.body.error).toMatchObject({ code: "size_mismatch", details: { declaredSize: 100, storedSize: 99 } });
     expect((await t.uploads.getById(id))?.status).toBe("pending");
-    expect(await t.inspectJob(id)).toBeUndefined();
+    expect(await t.firstStageJob(id)).toBeUndefined();
 
     const withParts = await t.call("POST", `/v1/uploads/${id}/complete`, { key, body: { parts: [{ partNumber: 1, etag: "x" }] } });
     expect([withParts.status, withParts.body.error.code]).toEqual([400, "not_multipart"]);

@@ -45,7 +45,8 @@ export interface ApiUnderTest {
   newKey(tenant: string): Promise<string>;
   call<T = any>(method: string, path: string, o?: CallOptions): Promise<ApiResponse<T>>;
   /** The inspect job for an upload, if one is in Redis. */
-  inspectJob(uploadId: string): Promise<{ id?: string; data: unknown } | undefined>;
+  /** The job that starts the pipeline for an upload (inspect, or scan for a one-pass check), if any. */
+  firstStageJob(uploadId: string): Promise<{ id?: string; stage: "inspect" | "scan"; data: unknown } | undefined>;
   bucketKeys(prefix?: string): Promise<string[]>;
   countUploads(tenant?: string): Promise<number>;
   close(): Promise<void>;
@@ -116,9 +117,12 @@ export async function startApiUnderTest(o: HarnessOptions): Promise<ApiUnderTest
     logs,
     newKey: async (tenant) => (await keys.create(tenant, "test")).key,
     call,
-    inspectJob: async (uploadId) => {
-      const job = await queues.queue("inspect").getJob(stageJobId("inspect", uploadId));
-      return job ? { id: job.id, data: job.data } : undefined;
+    firstStageJob: async (uploadId) => {
+      for (const stage of ["inspect", "scan"] as const) {
+        const job = await queues.queue(stage).getJob(stageJobId(stage, uploadId));
+        if (job) return { id: job.id, stage, data: job.data };
+      }
+      return undefined;
     },
     bucketKeys: async (p = "") => {
       const out = await storage.s3.send(new ListObjectsV2Command({ Bucket: storage.bucket, Prefix: p }));

@@ -258,6 +258,38 @@ export function objectStoreContract(name: string, start: () => Promise<StoreUnde
       });
     });
 
+    describe("put (bytes held in memory)", () => {
+      const sha256Hex = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+      it("stores exactly the bytes with the type, disposition and metadata given, and names their ETag", async () => {
+        const k = key("put").replace("pending/", "verified/");
+        const body = randomBytes(20_000);
+        const { eTag } = await store.put(k, body, { contentType: "image/png", contentDisposition: 'attachment; filename="a.png"', metadata: { sha256: sha256Hex(body), "upload-id": "u1" }, sha256Hex: sha256Hex(body) });
+        expect(eTag).toBe(md5Hex(body));
+        const head = await store.head(k);
+        expect(head).toMatchObject({ size: body.length, eTag: md5Hex(body), contentType: "image/png", metadata: { sha256: sha256Hex(body), "upload-id": "u1" } });
+        const read = await store.read(k);
+        expect((await bytesOf(read!.body)).equals(body)).toBe(true);
+        await store.delete(k);
+      });
+      it("refuses bytes whose SHA-256 is not the one given where storage verifies it, as declared", async () => {
+        const k = key("put-wrong-sha");
+        const body = Buffer.from("the bytes that were scanned");
+        const put = store.put(k, body, { contentType: "text/plain", metadata: {}, sha256Hex: sha256Hex(Buffer.from("other bytes")) });
+        if (store.capabilities.verifiesSha256Checksum) {
+          await expect(put).rejects.toThrow();
+          expect(await store.head(k)).toBeNull();
+        } else {
+          await expect(put).resolves.toMatchObject({ eTag: md5Hex(body) });
+        }
+        await store.delete(k);
+      });
+      it("refuses a SHA-256 that is not 64 hex digits before sending anything", async () => {
+        const k = key("put-bad-sha");
+        await expect(store.put(k, Buffer.from("x"), { contentType: "text/plain", metadata: {}, sha256Hex: "abc" })).rejects.toThrow(/sha256Hex/);
+        expect(await store.head(k)).toBeNull();
+      });
+    });
+
     describe("delete", () => {
       it("deletes, and deleting again or deleting what never existed is not an error", async () => {
         const k = key("delete");

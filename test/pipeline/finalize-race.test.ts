@@ -7,6 +7,11 @@ import { beforeAllOrFailEach, TEST_REGION, type TestStorage } from "@intake/test
 import { eicar, png, zip } from "./fixtures.ts";
 import { MiB, startPipelineStack, type PipelineStack } from "./support/stack.ts";
 
+// These uploads go through the stages (ONE_PASS_MAX_BYTES 0): what is tested here is the
+// window between inspect, scan and finalize that only the staged path has (one-pass.test.ts
+// covers the one-pass check).
+const STAGED = { ONE_PASS_MAX_BYTES: "0" };
+
 /**
  * The gap between finalize's HeadObject and its CopyObject: a client still holding a valid
  * PUT URL overwrites the pending object right then. The copy asks storage to copy only the
@@ -30,7 +35,7 @@ describe.each(CASES)("promotion when the object is replaced just before the copy
   let copies: { target: string; eTag: string | null }[] = [];
   let closeDropping = () => {};
   beforeAllOrFailEach(async () => {
-    s = await startPipelineStack({ storage, database, workerRoles: null });
+    s = await startPipelineStack({ storage, database, workerRoles: null, env: STAGED });
     let inner: ObjectStore = s.storage.store;
     if (mode === "the copy condition is dropped on the wire") {
       const dropping = storeDroppingCopyCondition(s.storage);
@@ -103,7 +108,7 @@ describe("promotion when a multipart object is replaced by a single PUT of the s
   let s: PipelineStack;
   const copies: { target: string; eTag: string | null }[] = [];
   beforeAllOrFailEach(async () => {
-    s = await startPipelineStack({ storage: "rgw", database: "sqlite", workerRoles: null, env: { MULTIPART_THRESHOLD_BYTES: String(5 * MiB), PART_SIZE_BYTES: String(5 * MiB) } });
+    s = await startPipelineStack({ storage: "rgw", database: "sqlite", workerRoles: null, env: { ...STAGED, MULTIPART_THRESHOLD_BYTES: String(5 * MiB), PART_SIZE_BYTES: String(5 * MiB) } });
     const inner = s.storage.store;
     const racing: ObjectStore = Object.create(inner);
     racing.copy = async (source, target, o) => {

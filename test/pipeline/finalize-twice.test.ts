@@ -8,6 +8,11 @@ import { beforeAllOrFailEach } from "@intake/test";
 import { eicar, png } from "./fixtures.ts";
 import { sha256Of, startPipelineStack, type PipelineStack } from "./support/stack.ts";
 
+// These uploads go through the stages (ONE_PASS_MAX_BYTES 0): what is tested here is the
+// window between inspect, scan and finalize that only the staged path has (one-pass.test.ts
+// covers the one-pass check).
+const STAGED = { ONE_PASS_MAX_BYTES: "0" };
+
 /**
  * Finalize runs at least once, not exactly once: a job whose worker stalled past its lock
  * runs again while the first run goes on, and after a Redis loss the reaper re-queues a
@@ -25,7 +30,7 @@ describe("finalize runs that overlap or die after the copy (rgw, sqlite)", () =>
   let s: PipelineStack;
   const logger = createLogger({ level: "silent", name: "finalize" });
   beforeAllOrFailEach(async () => {
-    s = await startPipelineStack({ storage: "rgw", database: "sqlite", workerRoles: null });
+    s = await startPipelineStack({ storage: "rgw", database: "sqlite", workerRoles: null, env: STAGED });
   });
   afterAll(async () => s?.close());
 
@@ -157,7 +162,7 @@ describe("finalize runs that overlap or die after the copy (rgw, sqlite)", () =>
 describe("promotion of a replacement with the checked ETag (an MD5 collision, rgw)", () => {
   let s: PipelineStack;
   beforeAllOrFailEach(async () => {
-    s = await startPipelineStack({ storage: "rgw", database: "sqlite", workerRoles: null });
+    s = await startPipelineStack({ storage: "rgw", database: "sqlite", workerRoles: null, env: STAGED });
   });
   afterAll(async () => s?.close());
 

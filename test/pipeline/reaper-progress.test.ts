@@ -10,6 +10,11 @@ import { png, zip } from "./fixtures.ts";
 import { startClamdProxy, type ClamdProxy } from "./support/clamd-proxy.ts";
 import { MiB, REDIS_URL, startPipelineStack, type PipelineStack } from "./support/stack.ts";
 
+// These uploads go through the stages (ONE_PASS_MAX_BYTES 0): what is tested here is the
+// window between inspect, scan and finalize that only the staged path has (one-pass.test.ts
+// covers the one-pass check).
+const STAGED = { ONE_PASS_MAX_BYTES: "0" };
+
 /**
  * The reaper re-queues uploads whose job is lost, never work in progress. The incident:
  * an upload re-queued eleven times while it was being scanned (four scans of one object at
@@ -69,7 +74,7 @@ describe("the reaper and work in progress", () => {
       storage: "fauxqs",
       database: "sqlite",
       workerRoles: null,
-      env: { CLAMD_PORT: String(proxy.port), STUCK_AFTER_SECONDS: String(STUCK_AFTER_SECONDS), CLAMD_TIMEOUT_MS: String(CLAMD_TIMEOUT_MS) },
+      env: { ...STAGED, CLAMD_PORT: String(proxy.port), STUCK_AFTER_SECONDS: String(STUCK_AFTER_SECONDS), CLAMD_TIMEOUT_MS: String(CLAMD_TIMEOUT_MS) },
     });
   });
   afterEach(async () => {
@@ -214,7 +219,7 @@ describe("the reaper after Redis lost a running scan's job", () => {
   const STUCK = 10;
   beforeAllOrFailEach(async () => {
     proxy = await startClamdProxy();
-    s = await startPipelineStack({ storage: "fauxqs", database: "sqlite", workerRoles: null, env: { CLAMD_PORT: String(proxy.port), STUCK_AFTER_SECONDS: String(STUCK), CLAMD_TIMEOUT_MS: "9000" } });
+    s = await startPipelineStack({ storage: "fauxqs", database: "sqlite", workerRoles: null, env: { ...STAGED, CLAMD_PORT: String(proxy.port), STUCK_AFTER_SECONDS: String(STUCK), CLAMD_TIMEOUT_MS: "9000" } });
   });
   afterAll(async () => {
     proxy?.throttle(0);

@@ -6,6 +6,11 @@ import { eicar, pdf, png, zip } from "./fixtures.ts";
 import { beforeAllOrFailEach, storeIgnoringIfMatch } from "@intake/test";
 import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
 
+// These uploads go through the stages (ONE_PASS_MAX_BYTES 0): what is tested here is the
+// window between inspect, scan and finalize that only the staged path has (one-pass.test.ts
+// covers the one-pass check).
+const STAGED = { ONE_PASS_MAX_BYTES: "0" };
+
 /**
  * A client still holding a valid PUT URL overwrites the pending object after inspect
  * checked it and before scan reads it. Scan reads with If-Match on the ETag inspect
@@ -22,7 +27,7 @@ describe.each([
   let s: PipelineStack;
   let closeIgnoring = () => {};
   beforeAllOrFailEach(async () => {
-    s = await startPipelineStack({ storage, database: "sqlite", workerRoles: null });
+    s = await startPipelineStack({ storage, database: "sqlite", workerRoles: null, env: STAGED });
     let inner = s.storage.store;
     if (mode === "storage ignores If-Match") {
       const ignoring = storeIgnoringIfMatch(s.storage);
@@ -65,7 +70,7 @@ describe.each(["fauxqs", "rgw"] as const)("an upload whose checked ETag is unkno
   let s: PipelineStack;
   const fullReads: string[] = [];
   beforeAllOrFailEach(async () => {
-    s = await startPipelineStack({ storage, database: "sqlite", workerRoles: null });
+    s = await startPipelineStack({ storage, database: "sqlite", workerRoles: null, env: STAGED });
     const inner = s.storage.store;
     const etagless: ObjectStore = Object.create(inner);
     etagless.read = async (key, opts = {}) => {
@@ -106,7 +111,7 @@ const COLLISIONS = [
 describe.each(COLLISIONS)("a %s replaced between inspect and scan by a PDF with the same ETag (an MD5 collision, rgw)", (declared, original, sniffed) => {
   let s: PipelineStack;
   beforeAllOrFailEach(async () => {
-    s = await startPipelineStack({ storage: "rgw", database: "sqlite", workerRoles: null });
+    s = await startPipelineStack({ storage: "rgw", database: "sqlite", workerRoles: null, env: STAGED });
     const inner = s.storage.store;
     const checkedOf = new Map<string, string>();
     const colliding: ObjectStore = Object.create(inner);

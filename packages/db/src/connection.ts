@@ -59,7 +59,7 @@ export async function atomically<T>(db: Knex, work: (tx: Atomic) => Promise<T>):
     runUnit(
       db,
       {
-        first: async (q) => (await q.first().transacting(trx)) as any,
+        first: async (q) => (q instanceof Statement ? ((await trx.raw(q.sql, q.bindings as Knex.RawBinding[])) as { rows: any[] }).rows[0] : ((await q.first().transacting(trx)) as any)),
         run: async (q) => {
           const out: unknown = await (q instanceof Statement ? trx.raw(q.sql, q.bindings as Knex.RawBinding[]) : q.transacting(trx));
           // A builder's update or delete gives the count; a Statement gives pg's result.

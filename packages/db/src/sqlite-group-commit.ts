@@ -146,7 +146,7 @@ export class GroupCommit {
     const exec = (sql: string) => this.statement(conn, sql).run([]);
     const tx: Atomic = {
       first: async (q) => {
-        const { sql, bindings } = q.first().toSQL().toNative();
+        const { sql, bindings } = q instanceof Statement ? q : q.first().toSQL().toNative();
         return this.statement(conn, sql).get(bindings) as any;
       },
       run: async (q) => {

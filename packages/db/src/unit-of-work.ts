@@ -8,16 +8,17 @@ import type { Knex } from "knex";
 
 /** The statements of one atomic unit of work. */
 export interface Atomic {
-  /** First row of a select, or undefined. */
-  first<Row = Record<string, any>>(query: Knex.QueryBuilder): Promise<Row | undefined>;
+  /** First row of a select (or of an update's RETURNING), or undefined. */
+  first<Row = Record<string, any>>(query: Knex.QueryBuilder | Statement): Promise<Row | undefined>;
   /** Runs an insert, update or delete; resolves to the rows an update or delete changed. */
   run(query: Knex.QueryBuilder | Statement): Promise<number>;
 }
 
 /**
  * SQL of fixed text with `?` placeholders, and its values (strings, numbers or null): run as
- * it is. For the API's create path, where compiling a knex builder (or even a knex.raw)
- * cost more than SQLite running the statement. Write it in SQL both databases read alike.
+ * it is. For the hot paths (the API's create, the pipeline's transitions), where compiling a
+ * knex builder (or even a knex.raw) cost more than SQLite running the statement. Write it in
+ * SQL both databases read alike.
  */
 export class Statement {
   readonly sql: string;

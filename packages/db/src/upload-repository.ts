@@ -59,6 +59,8 @@ const FINDING_COLUMNS: Record<keyof UploadFindings, string> = {
   finalKey: "final_key",
 };
 
+const FINDING_ENTRIES = Object.entries(FINDING_COLUMNS) as [keyof UploadFindings, string][];
+
 export type TransitionResult =
   | { applied: true; upload: Upload }
   | { applied: false; upload: Upload | null }; // null: no such upload
@@ -107,9 +109,13 @@ export interface ListOptions {
 export class UploadRepository {
   private readonly db: Knex;
   private readonly audit: AuditLog;
+  /** The transition's first read: locks the row on PostgreSQL (SQLite's group holds the write lock). */
+  private readonly selectForUpdate: string;
   constructor(db: Knex) {
     this.db = db;
     this.audit = new AuditLog(db);
+    const postgres = (db.client as { config?: { client?: string } }).config?.client === "pg";
+    this.selectForUpdate = `select status, tenant_id, object_key, declared_size from uploads where id = ?${postgres ? " for update" : ""}`;
   }
 
   /**
@@ -206,32 +212,41 @@ export class UploadRepository {
   async transition(id: string, event: UploadEvent, actor: Actor, findings: UploadFindings = {}, now = new Date()): Promise<TransitionResult> {
     const { from, to } = transitionFor(event);
     const ts = now.getTime();
-    const patch: Record<string, unknown> = { status: to, updated_at: ts };
+    const patch: [string, string | number | null][] = [["status", to], ["updated_at", ts]];
     const tsColumn = STATUS_TIMESTAMP[to];
-    if (tsColumn) patch[tsColumn] = ts;
-    for (const [field, column] of Object.entries(FINDING_COLUMNS) as [keyof UploadFindings, string][]) {
-      if (findings[field] !== undefined) patch[column] = findings[field];
+    if (tsColumn) patch.push([tsColumn, ts]);
+    for (const [field, column] of FINDING_ENTRIES) {
+      const value = findings[field];
+      if (value !== undefined) patch.push([column, value]);
     }
+    // Statements of fixed text (a few shapes, by which findings are set), not knex
+    // builders: every upload makes four transitions, and compiling builders cost the
+    // workers more than the database did. The update returns the row it wrote.
+    const update = new Statement(
+      `update uploads set ${patch.map(([column]) => `${column} = ?`).join(", ")} where id = ? and status in (${from.map(() => "?").join(", ")}) returning *`,
+      [...patch.map(([, value]) => value), id, ...from],
+    );
 
     // One unit of work (see atomically in connection.ts): on SQLite it runs under the write
     // lock (BEGIN IMMEDIATE), on PostgreSQL the conditional UPDATE decides between racers.
-    // The row is read back inside it, so the caller sees the state its event produced.
     return atomically(this.db, async (tx) => {
       // FOR UPDATE: on PostgreSQL a racer waits here until the winner commits, then reads the
       // status the UPDATE below will see; unlocked it read the old one and a re-entrant event
-      // (inspect, scan) wrote a second audit row naming it. SQLite's compiler drops the clause
-      // (the group already holds the write lock).
-      const before = await tx.first<{ status: UploadStatus; tenant_id: string; object_key: string; declared_size: number | string }>(this.db("uploads").where({ id }).select("status", "tenant_id", "object_key", "declared_size").forUpdate());
+      // (inspect, scan) wrote a second audit row naming it. SQLite has no such clause (the
+      // group already holds the write lock).
+      const before = await tx.first<{ status: UploadStatus; tenant_id: string; object_key: string; declared_size: number | string }>(new Statement(this.selectForUpdate, [id]));
       if (!before) return { applied: false, upload: null };
-      const count = await tx.run(this.db("uploads").where({ id }).whereIn("status", from as UploadStatus[]).update(patch));
-      // Leaving the open statuses frees the upload's share of the tenant's quotas.
-      if (count === 1 && isTerminal(to) && !isTerminal(before.status)) await releaseQuota(this.db, tx, before.tenant_id, Number(before.declared_size));
-      if (count === 1 && before.status !== to) {
-        await tx.run(this.audit.insertion({ actor, action: `upload.${to}`, uploadId: id, tenantId: before.tenant_id, objectKey: before.object_key, detail: { from: before.status, event, ...auditFindings(findings) } }, now));
+      const row = await tx.first(update);
+      if (!row) {
+        const current = await tx.first(new Statement("select * from uploads where id = ?", [id]));
+        return { applied: false, upload: current ? toUpload(current) : null };
       }
-      const row = await tx.first(this.db("uploads").where({ id }));
-      const upload = row ? toUpload(row) : null;
-      return count === 1 && upload ? { applied: true, upload } : { applied: false, upload };
+      // Leaving the open statuses frees the upload's share of the tenant's quotas.
+      if (isTerminal(to) && !isTerminal(before.status)) await releaseQuota(this.db, tx, before.tenant_id, Number(before.declared_size));
+      if (before.status !== to) {
+        await tx.run(this.audit.insertionStatement({ actor, action: `upload.${to}`, uploadId: id, tenantId: before.tenant_id, objectKey: before.object_key, detail: { from: before.status, event, ...auditFindings(findings) } }, now));
+      }
+      return { applied: true, upload: toUpload(row) };
     });
   }
 

@@ -79,10 +79,9 @@ export interface PutOptions {
   contentDisposition?: string;
   metadata: Record<string, string>;
   /**
-   * Hex SHA-256 of the body, which the caller already has (the scan hashed these bytes).
-   * It is signed as the payload hash (x-amz-content-sha256), so storage that checks
-   * signatures (AWS S3, Ceph RGW) refuses the PUT unless it received exactly these bytes,
-   * and the store does not hash them a second time.
+   * Hex SHA-256 of the body, which the caller already has (the scan hashed these bytes):
+   * sent as x-amz-checksum-sha256 (AWS S3 refuses the PUT unless it received exactly these
+   * bytes), next to a Content-MD5 (which Ceph RGW checks too).
    */
   sha256Hex: string;
 }

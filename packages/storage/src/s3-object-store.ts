@@ -17,6 +17,8 @@ import {
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { PutPresigner } from "./put-presigner.ts";
+import { DirectRequests, discard, errorCode, PLAIN_KEY, type DirectResponse } from "./direct-requests.ts";
+import { createHash } from "node:crypto";
 import { AWS_S3_CAPABILITIES, type StoreCapabilities } from "./capabilities.ts";
 import { codeOf, ObjectChangedError, statusOf, StorageUnsupportedError, translateStorageError } from "./errors.ts";
 import { DependencyUnavailableError } from "@intake/domain";
@@ -54,6 +56,7 @@ export class S3ObjectStore implements ObjectStore {
   private readonly s3: S3Client;
 
   private readonly putPresigner: PutPresigner;
+  private readonly direct: DirectRequests;
 
   /** `capabilities`: what the storage behind this endpoint guarantees (AWS S3 by default). */
   constructor(s3: S3Client, bucket: string, capabilities: StoreCapabilities = AWS_S3_CAPABILITIES) {
@@ -61,6 +64,7 @@ export class S3ObjectStore implements ObjectStore {
     this.bucket = bucket;
     this.capabilities = capabilities;
     this.putPresigner = new PutPresigner(s3, bucket);
+    this.direct = new DirectRequests(s3, bucket);
   }
 
   async presignPut(key: string, b: PutBinding): Promise<PresignedRequest> {
@@ -182,6 +186,7 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async read(key: string, o: ReadOptions = {}): Promise<ObjectRead | null> {
+    if (PLAIN_KEY.test(key)) return this.readDirect(key, o);
     let out;
     try {
       out = await this.s3.send(
@@ -209,6 +214,41 @@ export class S3ObjectStore implements ObjectStore {
       throw new DependencyUnavailableError("storage", `storage answered GetObject for ${key} without a usable size (${out.ContentRange ?? out.ContentLength})`);
     }
     return this.matched(key, o, { body, size, eTag: out.ETag?.replace(/"/g, "") ?? null });
+  }
+
+  /** read() without the SDK's middleware (direct-requests.ts): the same answers, for keys we generated. */
+  private async readDirect(key: string, o: ReadOptions): Promise<ObjectRead | null> {
+    const headers: Record<string, string> = {};
+    if (o.range) headers.range = `bytes=${o.range.start}-${o.range.end}`;
+    if (o.ifMatch) headers["if-match"] = `"${o.ifMatch}"`;
+    const res = await this.sendDirect("GET", key, headers, "GetObject");
+    if (res.status === 404) {
+      await discard(res);
+      return null;
+    }
+    // A range starting at 0 is unsatisfiable only for an empty object: S3 answers 416.
+    if (res.status === 416 && o.range?.start === 0) {
+      await discard(res);
+      const head = await this.head(key);
+      if (!head) return null;
+      return this.matched(key, o, { body: Readable.from([]), size: head.size, eTag: head.eTag });
+    }
+    if (res.status !== 200 && res.status !== 206) throw await refused(res, "GetObject");
+    const range = res.headers["content-range"];
+    const size = range ? Number(/\/(\d+)$/.exec(range)?.[1]) : Number(res.headers["content-length"]);
+    if (!Number.isSafeInteger(size)) {
+      res.body.destroy();
+      throw new DependencyUnavailableError("storage", `storage answered GetObject for ${key} without a usable size (${range ?? res.headers["content-length"]})`);
+    }
+    return this.matched(key, o, { body: res.body, size, eTag: unquote(res.headers.etag) });
+  }
+
+  private async sendDirect(method: "GET" | "PUT" | "DELETE", key: string, headers: Record<string, string>, operation: string, body?: Buffer): Promise<DirectResponse> {
+    try {
+      return await this.direct.send(method, key, headers, body);
+    } catch (err) {
+      throw translateStorageError(err, operation);
+    }
   }
 
   /**
@@ -289,19 +329,21 @@ export class S3ObjectStore implements ObjectStore {
 
   async put(key: string, body: Buffer, o: PutOptions): Promise<{ eTag: string | null }> {
     if (!/^[0-9a-f]{64}$/.test(o.sha256Hex)) throw new Error(`put ${key}: sha256Hex must be 64 lower-case hex digits`);
-    const command = new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length, ContentType: o.contentType, ContentDisposition: o.contentDisposition, Metadata: o.metadata });
-    // The SigV4 signer takes a payload hash already in the headers instead of hashing the
-    // body itself (@smithy/signature-v4 getPayloadHash); set before signing ("build" step).
-    command.middlewareStack.add(
-      (next) => async (args) => {
-        const request = args.request as { headers?: Record<string, string> };
-        if (request.headers) request.headers["x-amz-content-sha256"] = o.sha256Hex;
-        return next(args);
-      },
-      { step: "build", name: "intakePayloadHash" },
-    );
+    // Both checksums are signed: storage that verifies Content-MD5 (AWS S3, Ceph RGW) or
+    // x-amz-checksum-sha256 (AWS S3) stores exactly these bytes or refuses the PUT.
+    const md5 = createHash("md5").update(body).digest("base64");
+    const sha256 = Buffer.from(o.sha256Hex, "hex").toString("base64");
+    if (PLAIN_KEY.test(key)) {
+      const headers: Record<string, string> = { "content-type": o.contentType, "content-md5": md5, "x-amz-checksum-sha256": sha256 };
+      if (o.contentDisposition) headers["content-disposition"] = o.contentDisposition;
+      for (const [k, v] of Object.entries(o.metadata)) headers[`x-amz-meta-${k.toLowerCase()}`] = v;
+      const res = await this.sendDirect("PUT", key, headers, "PutObject", body);
+      if (res.status !== 200) throw await refused(res, "PutObject");
+      await discard(res);
+      return { eTag: unquote(res.headers.etag) };
+    }
     try {
-      const out = await this.s3.send(command);
+      const out = await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length, ContentType: o.contentType, ContentDisposition: o.contentDisposition, Metadata: o.metadata, ContentMD5: md5, ChecksumSHA256: sha256 }));
       return { eTag: unquote(out.ETag) };
     } catch (err) {
       throw translateStorageError(err, "PutObject");
@@ -309,6 +351,12 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async delete(key: string): Promise<void> {
+    if (PLAIN_KEY.test(key)) {
+      const res = await this.sendDirect("DELETE", key, {}, "DeleteObject");
+      if (res.status !== 204 && res.status !== 200 && res.status !== 404) throw await refused(res, "DeleteObject");
+      await discard(res);
+      return;
+    }
     try {
       await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
     } catch (err) {
@@ -324,6 +372,11 @@ export class S3ObjectStore implements ObjectStore {
       throw translateStorageError(err, "HeadBucket");
     }
   }
+}
+
+/** An error response as the SDK would have thrown it, translated like the SDK's errors. */
+async function refused(res: DirectResponse, operation: string): Promise<Error> {
+  return translateStorageError({ name: await errorCode(res), $metadata: { httpStatusCode: res.status } }, operation);
 }
 
 /** S3 quotes ETags; some stores (Ceph RGW in CopyObjectResult) do not. */

@@ -18,7 +18,7 @@ function routerOperations(): string[] {
     apiKeys: { authenticate: unused },
     rateLimits: { admit: unused, admitKey: unused, reserveAttempt: unused, releaseAttempt: unused, recordFailure: unused },
     store: {} as ObjectStore,
-    processing: { enqueueInspection: unused },
+    processing: { startChecks: unused },
     readiness: { checks: {}, testSignaturesOnly: () => false },
   };
   const ops = new Set<string>();

@@ -2,7 +2,8 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { once } from "node:events";
 import { ApiKeyRepository, migrate, openDatabase, pingDatabase, UploadRepository } from "@intake/db";
-import { createProducerConnection, StageQueues, STAGES } from "@intake/pipeline";
+import { createProducerConnection, StageQueues, STAGES, stageFor } from "@intake/pipeline";
+import type { Upload } from "@intake/domain";
 import { createLogger, type Config, type Logger } from "@intake/runtime";
 import { createClamdScanner, hasTestSignaturesOnly, loadsTestSignaturesOnly, TEST_SIGNATURES_WARNING } from "@intake/scanner";
 import { createS3Client, createSqsClient, provisionStorage, S3ObjectStore, STORE_KINDS } from "@intake/storage";
@@ -71,7 +72,8 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
     for (const stage of STAGES) queues.queue(stage).on("error", (err: Error) => logger.debug({ code: (err as { code?: string }).code, stage }, "queue error"));
     // StageQueues.enqueue fails fast when Redis is away and bounds the wait otherwise: the
     // client gets a 503 and retries; the upload's state is already recorded.
-    const enqueueInspection = (uploadId: string) => queues.enqueue("inspect", uploadId);
+    // The first stage of an arrived upload, routed as the workers route it (stageFor).
+    const startChecks = (upload: Upload) => queues.enqueue(stageFor(upload, config.worker.onePassMaxBytes) ?? "inspect", upload.id);
 
     // The limits' own connection: a request that needs it waits on it, so it fails fast (no
     // offline queue, a command timeout) and the limiter falls back to its insurance instead.
@@ -103,7 +105,7 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
       apiKeys: cacheAuthentications(new ApiKeyRepository(db), { ttlMs: AUTH_CACHE_TTL_MS }),
       rateLimits,
       store,
-      processing: { enqueueInspection },
+      processing: { startChecks },
       readiness: {
         checks: {
           database: () => pingDatabase(db),

@@ -32,7 +32,8 @@ import { StorageRequestError, type ObjectStore, type PresignedRequest, type Stor
 
 /** Hands an upload to the pipeline once its object is there. */
 export interface Processing {
-  enqueueInspection(uploadId: string): Promise<void>;
+  /** Queues the first stage of an arrived upload (which one depends on its size: stageFor). */
+  startChecks(upload: Upload): Promise<void>;
 }
 
 export type UploadRecords = Pick<UploadRepository, "create" | "get" | "list" | "transition">;
@@ -208,7 +209,7 @@ export class UploadService {
     const upload = await this.get(tenantId, id);
     if (ALREADY_ARRIVED.includes(upload.status)) {
       if (input.parts !== undefined && !upload.multipart) throw notMultipart(id);
-      if (upload.status === "uploaded") await this.enqueue(upload.id);
+      if (upload.status === "uploaded") await this.enqueue(upload);
       return upload;
     }
     assertPending(upload);
@@ -232,7 +233,7 @@ export class UploadService {
     const current = result.upload ?? upload;
     // Not applied: a storage event (ingest) moved it first, or an abort/expiry won the race.
     if (!result.applied && !ALREADY_ARRIVED.includes(current.status)) assertPending(current);
-    if (current.status === "uploaded") await this.enqueue(current.id);
+    if (current.status === "uploaded") await this.enqueue(current);
     return current;
   }
 
@@ -292,9 +293,9 @@ export class UploadService {
     return upload;
   }
 
-  private async enqueue(uploadId: string): Promise<void> {
+  private async enqueue(upload: Upload): Promise<void> {
     try {
-      await this.o.processing.enqueueInspection(uploadId);
+      await this.o.processing.startChecks(upload);
     } catch (err) {
       // The state is recorded; a retried complete enqueues again (and the reaper re-enqueues
       // uploads stuck in `uploaded`), so telling the client to retry is safe.
