@@ -86,7 +86,8 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
     // Blocks for failed authentications are announced to every API process on this one.
     const blocksRedis = limitsRedis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, enableAutoPipelining: false });
     blocksRedis.on("error", (err: Error) => logger.debug({ code: (err as { code?: string }).code }, "rate-limit subscriber connection error"));
-    cleanups.push(() => blocksRedis.quit().catch(() => blocksRedis.disconnect()));
+    // A subscribed connection has nothing to flush: closed at once, even while Redis is away.
+    cleanups.push(() => blocksRedis.disconnect());
     const rateLimits = createRedisRateLimits(limitsRedis, config.limits, config.redis.prefix, { subscriber: blocksRedis });
     cleanups.push(() => rateLimits.close());
 

@@ -115,7 +115,8 @@ export function createRedisRateLimits(redis: Redis, s: RateLimitSettings, prefix
       if (subscriber) {
         subscriber.off("message", onBlocked);
         subscriber.off("ready", subscribe);
-        await subscriber.unsubscribe(requestsByAddress.channel).catch(() => undefined);
+        // Not while it is away: a queued command would hold the shutdown until it gave up.
+        if (subscriber.status === "ready") await subscriber.unsubscribe(requestsByAddress.channel).catch(() => undefined);
       }
     },
 
