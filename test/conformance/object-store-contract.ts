@@ -271,11 +271,11 @@ export function objectStoreContract(name: string, start: () => Promise<StoreUnde
         expect((await bytesOf(read!.body)).equals(body)).toBe(true);
         await store.delete(k);
       });
-      it("refuses bytes whose SHA-256 is not the one given where storage verifies it, as declared", async () => {
+      it("refuses bytes whose SHA-256 is not the one given where storage verifies signatures, as declared", async () => {
         const k = key("put-wrong-sha");
         const body = Buffer.from("the bytes that were scanned");
         const put = store.put(k, body, { contentType: "text/plain", metadata: {}, sha256Hex: sha256Hex(Buffer.from("other bytes")) });
-        if (store.capabilities.verifiesSha256Checksum) {
+        if (store.capabilities.verifiesSignatures) {
           await expect(put).rejects.toThrow();
           expect(await store.head(k)).toBeNull();
         } else {
@@ -287,6 +287,23 @@ export function objectStoreContract(name: string, start: () => Promise<StoreUnde
         const k = key("put-bad-sha");
         await expect(store.put(k, Buffer.from("x"), { contentType: "text/plain", metadata: {}, sha256Hex: "abc" })).rejects.toThrow(/sha256Hex/);
         expect(await store.head(k)).toBeNull();
+      });
+    });
+
+    describe("multipart from memory (the server's own upload)", () => {
+      it("takes parts sent by the store itself and completes into the concatenated object", async () => {
+        const k = key("own-multipart").replace("pending/", "quarantine/");
+        const first = randomBytes(8 * MiB);
+        const last = randomBytes(1000);
+        const uploadId = await store.createMultipart(k, "application/octet-stream");
+        const parts = [
+          { partNumber: 1, eTag: await store.uploadPart(k, uploadId, 1, first) },
+          { partNumber: 2, eTag: await store.uploadPart(k, uploadId, 2, last) },
+        ];
+        await store.completeMultipart(k, uploadId, parts);
+        const read = await store.read(k);
+        expect((await bytesOf(read!.body)).equals(Buffer.concat([first, last]))).toBe(true);
+        await store.delete(k);
       });
     });
 

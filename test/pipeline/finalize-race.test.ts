@@ -7,9 +7,10 @@ import { beforeAllOrFailEach, TEST_REGION, type TestStorage } from "@intake/test
 import { eicar, png, zip } from "./fixtures.ts";
 import { MiB, startPipelineStack, type PipelineStack } from "./support/stack.ts";
 
-// These uploads go through the stages (ONE_PASS_MAX_BYTES 0): what is tested here is the
-// window between inspect, scan and finalize that only the staged path has (one-pass.test.ts
-// covers the one-pass check).
+// These uploads go through the stages (ONE_PASS_MAX_BYTES 0) and the finalize stage runs
+// apart from the scan: what is tested here is the finalize stage's copy from the pending
+// object, which is what runs when roles are deployed apart, or after a scan worker died
+// between its verdict and its promotion (one-pass.test.ts covers the one-pass check).
 const STAGED = { ONE_PASS_MAX_BYTES: "0" };
 
 /**
@@ -52,7 +53,10 @@ describe.each(CASES)("promotion when the object is replaced just before the copy
       copies.push({ target, eTag: result.eTag });
       return result;
     };
-    await s.startWorker("inspect,scan,finalize", { store: racing });
+    // Finalize in a worker of its own: a scan worker that also finalizes promotes from the
+    // copy it made while scanning, and never copies the pending object at all.
+    await s.startWorker("inspect,scan", { store: racing });
+    await s.startWorker("finalize", { store: racing });
   });
   afterAll(async () => {
     await s?.close();
@@ -121,7 +125,10 @@ describe("promotion when a multipart object is replaced by a single PUT of the s
       copies.push({ target, eTag: result.eTag });
       return result;
     };
-    await s.startWorker("inspect,scan,finalize", { store: racing });
+    // Finalize in a worker of its own: a scan worker that also finalizes promotes from the
+    // copy it made while scanning, and never copies the pending object at all.
+    await s.startWorker("inspect,scan", { store: racing });
+    await s.startWorker("finalize", { store: racing });
   });
   afterAll(async () => s?.close());
 

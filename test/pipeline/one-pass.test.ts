@@ -72,6 +72,8 @@ function harness(s: PipelineStack, clamdPort: number) {
     queues: s.queues,
     logger,
     onePassMaxBytes: o.onePassMaxBytes ?? s.config.worker.onePassMaxBytes,
+    // As in a worker that runs the finalize role too: the one-pass run writes the final object.
+    finalizesInline: true,
     scanner,
     scannerVersion: version,
     clamdLimits: { maxFileSize: s.config.clamd.maxFileSize, maxScanSize: s.config.clamd.maxScanSize, maxRecursion: s.config.clamd.maxRecursion },

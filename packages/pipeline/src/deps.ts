@@ -69,4 +69,11 @@ export interface StageDeps {
   logger: PipelineLogger;
   /** Uploads declared at most this size are checked in one pass (one-pass.ts); absent: none. */
   onePassMaxBytes?: number;
+  /**
+   * This process also runs the finalize stage (its workers may move bytes to verified/ and
+   * quarantine/): the scan stage then finalizes what it checked itself, from the bytes it
+   * read (one-pass.ts, staged-copy.ts). Without it the scan stage stops at the verdict and
+   * queues finalize, as a deployment that runs the roles apart expects.
+   */
+  finalizesInline?: boolean;
 }

@@ -85,6 +85,25 @@ async function promote(deps: StageDeps, upload: Upload, decision: Extract<Finali
 }
 
 /**
+ * Promotion by the scan stage, from the staging copy it wrote from the scanned bytes
+ * (staged-copy.ts): that copy needs no confirmation, so it goes on to verified/ with the
+ * verdict's metadata, then the staging copy and the pending object go, then the status
+ * changes. A crash in between leaves `deciding`; the finalize stage then promotes from the
+ * pending object as for any upload (and a staging copy left behind is never served).
+ */
+export async function promoteStaged(deps: StageDeps, upload: Upload, staging: string): Promise<void> {
+  const target = objectKey("verified", upload.tenantId, upload.id);
+  try {
+    await copy(deps, upload, staging, target, { size: upload.storedSize ?? upload.declaredSize, findings: {}, clean: true });
+  } finally {
+    await deps.store.delete(staging);
+  }
+  await deps.store.delete(upload.objectKey);
+  const done = await deps.repository.transition(upload.id, "promote", "finalize", { finalKey: target });
+  if (done.applied) deps.logger.info({ uploadId: upload.id, status: done.upload.status, finalKey: target }, "upload finalized");
+}
+
+/**
  * The SHA-256 of the staging copy, read back. MD5 collisions can be made at will, so a
  * replacement built to collide with the checked bytes carries their ETag past every
  * If-Match and into the copy. The staging key is this run's and no client writes it: what

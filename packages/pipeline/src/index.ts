@@ -12,3 +12,4 @@ export * from "./reaper.ts";
 export * from "./stage-workers.ts";
 export * from "./archive-limits.ts";
 export * from "./one-pass.ts";
+export * from "./staged-copy.ts";

@@ -10,7 +10,7 @@ import { needsScannedMd5, verifiedContentType } from "./finalize-decision.ts";
 import { scanMetadata } from "./finalize.ts";
 import { SNIFF_LIMIT } from "./inspect.ts";
 import { ensureNextStage, verdictFindings, type StageJob } from "./progress.ts";
-import type { ScanDeps } from "./scan.ts";
+import { withHeartbeat, type ScanDeps } from "./scan.ts";
 
 /**
  * The one-pass check, for uploads declared at most ONE_PASS_MAX_BYTES (most uploads:
@@ -76,7 +76,7 @@ export async function processOnePass(deps: OnePassDeps, upload: Upload, job: Sta
     return { path: "one-pass", verdict: "lost", ms: { inspect: t1 - t0, scan: t2 - t1, finalize: 0 } };
   }
   deps.logger.info({ uploadId: upload.id, verdict: decided.upload.verdict, reason: decided.upload.reason, detail: decided.upload.reasonDetail }, "verdict recorded");
-  if (whole && scanned.sha256) await finalizeFromBytes(deps, decided.upload, object.bytes, scanned.sha256);
+  if (whole && scanned.sha256 && deps.finalizesInline) await finalizeFromBytes(deps, decided.upload, object.bytes, scanned.sha256);
   else await ensureNextStage(deps, decided.upload);
   return { path: "one-pass", verdict: decided.upload.verdict === "clean" ? "clean" : "quarantine", ms: { inspect: t1 - t0, scan: t2 - t1, finalize: performance.now() - t2 } };
 }
@@ -109,7 +109,11 @@ async function readWhole(deps: OnePassDeps, upload: Upload): Promise<{ bytes: Bu
 async function scanBytes(deps: OnePassDeps, upload: Upload, bytes: Buffer): Promise<{ verdict: Verdict; sha256: string; version: string }> {
   const checks = contentChecksFor({ upload, size: bytes.length, clamdLimits: deps.clamdLimits, activeContentAllowed: deps.activeContentAllowed });
   for (const check of checks) check.push(bytes);
-  const report = await deps.scanner.scan(Readable.from([bytes]));
+  // Fed in slices, as a GET would be: the scanner counts progress per chunk read, and one
+  // chunk of megabytes held back by a slow clamd would look like a stalled source. The
+  // heartbeat keeps the row fresh as in the scan stage (the reaper must not take a long
+  // one-pass scan whose job Redis lost for a stuck one).
+  const report = await withHeartbeat(deps, upload.id, () => deps.scanner.scan(Readable.from(slices(bytes, SCAN_SLICE_BYTES))));
   const version = await deps.scannerVersion.get();
   // Every byte was pushed, so every check may speak (as in the scan stage, only then).
   const complete = report.bytes === bytes.length;
@@ -135,6 +139,12 @@ async function finalizeFromBytes(deps: OnePassDeps, upload: Upload, bytes: Buffe
   await deps.store.delete(upload.objectKey);
   const done = await deps.repository.transition(upload.id, clean ? "promote" : "quarantine", "finalize", { finalKey: target });
   if (done.applied) deps.logger.info({ uploadId: upload.id, status: done.upload.status, reason: done.upload.reason, finalKey: target }, "upload finalized");
+}
+
+const SCAN_SLICE_BYTES = 64 * 1024;
+
+function* slices(bytes: Buffer, size: number): Generator<Buffer> {
+  for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
 }
 
 function sha256(bytes: Buffer): string {

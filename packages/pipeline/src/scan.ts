@@ -10,7 +10,11 @@ import { needsScannedMd5 } from "./finalize-decision.ts";
 import type { InspectionPolicy, Scanner, StageDeps } from "./deps.ts";
 import { isOnePass } from "./decisions.ts";
 import { processOnePass, type OnePassReport } from "./one-pass.ts";
-import { UploadGoneError, ensureNextStage, isLastAttempt, recordVerdict, type StageJob } from "./progress.ts";
+import { UploadGoneError, ensureNextStage, isLastAttempt, recordVerdict, verdictFindings, type StageJob } from "./progress.ts";
+import { StagedCopy } from "./staged-copy.ts";
+import { promoteStaged } from "./finalize.ts";
+import { stagingKey } from "./finalize-decision.ts";
+import { randomUUID } from "node:crypto";
 import { contentChecksFor, type ClamdLimits, type ContentCheck } from "./content-checks.ts";
 
 /**
@@ -65,8 +69,27 @@ export async function processScan(deps: ScanDeps, job: StageJob): Promise<OnePas
       await recordVerdict(deps, uploadId, "scan", object, {});
       return;
     }
-    const { verdict, findings } = await scanObject(deps, upload, object);
-    await recordVerdict(deps, uploadId, "scan", verdict, findings);
+    if (!deps.finalizesInline) {
+      const { verdict, findings } = await scanObject(deps, upload, object, null);
+      await recordVerdict(deps, uploadId, "scan", verdict, findings);
+      return;
+    }
+    // The copy that promotion will use, made from the bytes as they are scanned (staged-copy.ts).
+    const staged = await StagedCopy.open(deps.store, stagingKey(upload, randomUUID()));
+    let scanned: Awaited<ReturnType<typeof scanObject>>;
+    try {
+      scanned = await scanObject(deps, upload, object, staged);
+    } catch (err) {
+      await staged.discard().catch((e: unknown) => deps.logger.warn({ uploadId, err: e }, "could not remove the staging copy of a failed scan"));
+      throw err;
+    }
+    const decided = await deps.repository.transition(uploadId, "decide", "scan", { ...scanned.findings, ...verdictFindings(scanned.verdict) });
+    if (decided.applied) deps.logger.info({ uploadId, verdict: decided.upload.verdict, reason: decided.upload.reason, detail: decided.upload.reasonDetail }, "verdict recorded");
+    // The run that wrote the verdict promotes from its own copy; any other outcome (another
+    // run's verdict, a quarantine) leaves the upload to the finalize stage.
+    if (decided.applied && decided.upload.verdict === "clean" && staged.complete) return promoteStaged(deps, decided.upload, staged.key);
+    await staged.discard().catch((e: unknown) => deps.logger.warn({ uploadId, err: e }, "could not remove a staging copy that will not be promoted"));
+    if (decided.upload) await ensureNextStage(deps, decided.upload);
   } catch (err) {
     if (err instanceof UploadGoneError || !isLastAttempt(job)) throw err;
     deps.logger.error({ uploadId, err }, "scan kept failing until retries ran out; quarantining (fail closed)");
@@ -95,14 +118,15 @@ async function readChecked(deps: ScanDeps, upload: Upload): Promise<ObjectRead |
 }
 
 /** One pass over the bytes: clamd, sha256 (and MD5 for a multipart ETag), the start's type, the content checks. */
-async function scanObject(deps: ScanDeps, upload: Upload, object: ObjectRead): Promise<{ verdict: Verdict; findings: UploadFindings }> {
+async function scanObject(deps: ScanDeps, upload: Upload, object: ObjectRead, staged: StagedCopy | null): Promise<{ verdict: Verdict; findings: UploadFindings }> {
   // A multipart ETag is not an MD5 of the bytes, and some stores give the promoted copy
   // a recomputed one: hash the bytes once here so finalize can confirm such a copy.
   const md5 = needsScannedMd5(upload.checkedETag!) ? createHash("md5") : null;
   const { size } = object;
   const checks = contentChecksFor({ upload, size, clamdLimits: deps.clamdLimits, activeContentAllowed: deps.activeContentAllowed });
   const start = new HeadTap(SNIFF_LIMIT);
-  const body = md5 ? pipeline(object.body, digestTap(md5), () => undefined) : object.body;
+  const read = staged ? pipeline(object.body, staged, () => undefined) : object.body;
+  const body = md5 ? pipeline(read, digestTap(md5), () => undefined) : read;
   const observed = pipeline(body, start, observer(checks), () => undefined);
   const report = await withHeartbeat(deps, upload.id, () => deps.scanner.scan(observed));
   const version = await deps.scannerVersion.get();
@@ -123,7 +147,7 @@ async function scanObject(deps: ScanDeps, upload: Upload, object: ObjectRead): P
  * Redis still holds the job, and a Redis flushed or restarted mid-scan takes it away while
  * the scan goes on (a second scan of the same object would start). The row outlives that.
  */
-async function withHeartbeat<T>(deps: ScanDeps, uploadId: string, work: () => Promise<T>): Promise<T> {
+export async function withHeartbeat<T>(deps: Pick<ScanDeps, "repository" | "logger" | "heartbeatMs">, uploadId: string, work: () => Promise<T>): Promise<T> {
   const beat = setInterval(() => {
     deps.repository.touch(uploadId).catch((err: unknown) => deps.logger.warn({ uploadId, err }, "scan heartbeat not written; the reaper may take the scan for a lost one"));
   }, deps.heartbeatMs);

@@ -55,22 +55,22 @@ export class DirectRequests {
     this.presigner = new S3RequestPresigner({ ...s3.config });
   }
 
-  async send(method: "GET" | "PUT" | "DELETE", key: string, headers: Record<string, string>, body?: Buffer): Promise<DirectResponse> {
+  async send(method: "GET" | "PUT" | "DELETE", key: string, headers: Record<string, string>, body?: Buffer, query: Record<string, string> = {}): Promise<DirectResponse> {
     try {
-      return await this.sendOnce(method, key, headers, body);
+      return await this.sendOnce(method, key, headers, body, query);
     } catch (err) {
       if (!isStaleConnection(err)) throw err;
-      return this.sendOnce(method, key, headers, body);
+      return this.sendOnce(method, key, headers, body, query);
     }
   }
 
-  private async sendOnce(method: "GET" | "PUT" | "DELETE", key: string, headers: Record<string, string>, body?: Buffer): Promise<DirectResponse> {
+  private async sendOnce(method: "GET" | "PUT" | "DELETE", key: string, headers: Record<string, string>, body: Buffer | undefined, query: Record<string, string>): Promise<DirectResponse> {
     const t = await this.endpoint();
     const all: Record<string, string> = { host: t.host, ...headers };
     if (body) all["content-length"] = String(body.length);
     const names = Object.keys(all);
     const signed = await this.presigner.presign(
-      { method, protocol: t.protocol, hostname: t.hostname, port: t.port, path: t.pathPrefix + key, headers: all, query: {} },
+      { method, protocol: t.protocol, hostname: t.hostname, port: t.port, path: t.pathPrefix + key, headers: all, query },
       // Every header signed; x-amz-* ones kept as headers (the presigner would move them into
       // the query string, where storage does not check the body against a checksum).
       { expiresIn: EXPIRES_IN_SECONDS, signableHeaders: new Set(names), unhoistableHeaders: new Set(names.filter((n) => n.startsWith("x-amz-"))) },

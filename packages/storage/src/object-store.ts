@@ -79,9 +79,10 @@ export interface PutOptions {
   contentDisposition?: string;
   metadata: Record<string, string>;
   /**
-   * Hex SHA-256 of the body, which the caller already has (the scan hashed these bytes):
-   * sent as x-amz-checksum-sha256 (AWS S3 refuses the PUT unless it received exactly these
-   * bytes), next to a Content-MD5 (which Ceph RGW checks too).
+   * Hex SHA-256 of the body, which the caller already has (the scan hashed these bytes).
+   * It is signed as the payload hash (x-amz-content-sha256), so storage that checks
+   * signatures (AWS S3, Ceph RGW) refuses the PUT unless it received exactly these bytes,
+   * and the store does not hash them a second time.
    */
   sha256Hex: string;
 }
@@ -107,6 +108,8 @@ export interface ObjectStore {
   presignPart(key: string, uploadId: string, partNumber: number, opts: { contentLength: number; expiresIn: number }): Promise<PresignedRequest>;
   /** Parts the storage holds; throws StorageUnsupportedError where ListParts is missing. */
   listParts(key: string, uploadId: string): Promise<StoredPart[]>;
+  /** Sends one part of a multipart upload from memory (the server's own upload, not a client's); its ETag as storage quoted it. */
+  uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer): Promise<string>;
   completeMultipart(key: string, uploadId: string, parts: { partNumber: number; eTag: string }[]): Promise<void>;
   abortMultipart(key: string, uploadId: string): Promise<void>;
   /** In-progress multipart uploads; throws StorageUnsupportedError where not implemented. */

@@ -18,7 +18,6 @@ import {
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { PutPresigner } from "./put-presigner.ts";
 import { DirectRequests, discard, errorCode, PLAIN_KEY, type DirectResponse } from "./direct-requests.ts";
-import { createHash } from "node:crypto";
 import { AWS_S3_CAPABILITIES, type StoreCapabilities } from "./capabilities.ts";
 import { codeOf, ObjectChangedError, statusOf, StorageUnsupportedError, translateStorageError } from "./errors.ts";
 import { DependencyUnavailableError } from "@intake/domain";
@@ -135,6 +134,24 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer): Promise<string> {
+    if (PLAIN_KEY.test(key)) {
+      const res = await this.sendDirect("PUT", key, {}, "UploadPart", body, { partNumber: String(partNumber), uploadId });
+      if (res.status !== 200) throw await refused(res, "UploadPart");
+      await discard(res);
+      const eTag = res.headers.etag;
+      if (!eTag) throw new DependencyUnavailableError("storage", `storage answered UploadPart ${partNumber} of ${key} without an ETag`);
+      return eTag;
+    }
+    try {
+      const out = await this.s3.send(new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }));
+      if (!out.ETag) throw new Error(`UploadPart ${partNumber} returned no ETag`);
+      return out.ETag;
+    } catch (err) {
+      throw translateStorageError(err, "UploadPart");
+    }
+  }
+
   async abortMultipart(key: string, uploadId: string): Promise<void> {
     try {
       await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }));
@@ -243,9 +260,9 @@ export class S3ObjectStore implements ObjectStore {
     return this.matched(key, o, { body: res.body, size, eTag: unquote(res.headers.etag) });
   }
 
-  private async sendDirect(method: "GET" | "PUT" | "DELETE", key: string, headers: Record<string, string>, operation: string, body?: Buffer): Promise<DirectResponse> {
+  private async sendDirect(method: "GET" | "PUT" | "DELETE", key: string, headers: Record<string, string>, operation: string, body?: Buffer, query?: Record<string, string>): Promise<DirectResponse> {
     try {
-      return await this.direct.send(method, key, headers, body);
+      return await this.direct.send(method, key, headers, body, query);
     } catch (err) {
       throw translateStorageError(err, operation);
     }
@@ -329,21 +346,21 @@ export class S3ObjectStore implements ObjectStore {
 
   async put(key: string, body: Buffer, o: PutOptions): Promise<{ eTag: string | null }> {
     if (!/^[0-9a-f]{64}$/.test(o.sha256Hex)) throw new Error(`put ${key}: sha256Hex must be 64 lower-case hex digits`);
-    // Both checksums are signed: storage that verifies Content-MD5 (AWS S3, Ceph RGW) or
-    // x-amz-checksum-sha256 (AWS S3) stores exactly these bytes or refuses the PUT.
-    const md5 = createHash("md5").update(body).digest("base64");
-    const sha256 = Buffer.from(o.sha256Hex, "hex").toString("base64");
-    if (PLAIN_KEY.test(key)) {
-      const headers: Record<string, string> = { "content-type": o.contentType, "content-md5": md5, "x-amz-checksum-sha256": sha256 };
-      if (o.contentDisposition) headers["content-disposition"] = o.contentDisposition;
-      for (const [k, v] of Object.entries(o.metadata)) headers[`x-amz-meta-${k.toLowerCase()}`] = v;
-      const res = await this.sendDirect("PUT", key, headers, "PutObject", body);
-      if (res.status !== 200) throw await refused(res, "PutObject");
-      await discard(res);
-      return { eTag: unquote(res.headers.etag) };
-    }
+    // Through the SDK, not direct-requests.ts: a presigned request can only say
+    // UNSIGNED-PAYLOAD, and this one must sign the scan's SHA-256 as its payload hash.
+    const command = new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length, ContentType: o.contentType, ContentDisposition: o.contentDisposition, Metadata: o.metadata });
+    // The SigV4 signer takes a payload hash already in the headers instead of hashing the
+    // body itself (@smithy/signature-v4 getPayloadHash); set before signing ("build" step).
+    command.middlewareStack.add(
+      (next) => async (args) => {
+        const request = args.request as { headers?: Record<string, string> };
+        if (request.headers) request.headers["x-amz-content-sha256"] = o.sha256Hex;
+        return next(args);
+      },
+      { step: "build", name: "intakePayloadHash" },
+    );
     try {
-      const out = await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length, ContentType: o.contentType, ContentDisposition: o.contentDisposition, Metadata: o.metadata, ContentMD5: md5, ChecksumSHA256: sha256 }));
+      const out = await this.s3.send(command);
       return { eTag: unquote(out.ETag) };
     } catch (err) {
       throw translateStorageError(err, "PutObject");

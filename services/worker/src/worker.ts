@@ -122,7 +122,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     await warnUnlessNoEviction(connection, logger);
     const queues = new StageQueues({ redisUrl: config.redis.url, prefix: config.redis.prefix, attempts: config.worker.attempts, backoffMs: config.worker.backoffMs });
     cleanups.push(() => queues.close());
-    const stageDeps: StageDeps = { repository, store, queues, logger, onePassMaxBytes: config.worker.onePassMaxBytes };
+    const stageDeps: StageDeps = { repository, store, queues, logger, onePassMaxBytes: config.worker.onePassMaxBytes, finalizesInline: roles.includes("finalize") };
 
     let scannerVersion: string | null = null;
     const workers: Worker[] = [];
