@@ -37,6 +37,11 @@ interface EndpointTemplate {
   pathPrefix: string;
 }
 
+/** The structural shape of the SDK's request signer (SigV4 in the Authorization header). */
+interface RequestSigner {
+  sign<R extends object>(request: R): Promise<R>;
+}
+
 /** The structural shape of the SDK's NodeHttpHandler that these requests use. */
 interface HttpHandler {
   handle(request: object, options?: object): Promise<{ response: { statusCode: number; headers: Record<string, string | undefined>; body: unknown } }>;
@@ -47,6 +52,7 @@ export class DirectRequests {
   private readonly bucket: string;
   private readonly presigner: S3RequestPresigner;
   private template: Promise<EndpointTemplate> | null = null;
+  private headerSigner: Promise<RequestSigner> | null = null;
 
   constructor(s3: S3Client, bucket: string) {
     this.s3 = s3;
@@ -55,29 +61,46 @@ export class DirectRequests {
     this.presigner = new S3RequestPresigner({ ...s3.config });
   }
 
-  async send(method: "GET" | "PUT" | "DELETE", key: string, headers: Record<string, string>, body?: Buffer, query: Record<string, string> = {}): Promise<DirectResponse> {
+  /**
+   * `payloadSha256`: the body's hex SHA-256, known to the caller. The request is then signed
+   * in its Authorization header by the client's own signer (s3.config.signer()) with that
+   * hash as the payload hash, so storage that checks signatures refuses any other body; a
+   * presigned request can only say UNSIGNED-PAYLOAD.
+   */
+  async send(method: "GET" | "PUT" | "DELETE", key: string, headers: Record<string, string>, body?: Buffer, query: Record<string, string> = {}, payloadSha256?: string): Promise<DirectResponse> {
     try {
-      return await this.sendOnce(method, key, headers, body, query);
+      return await this.sendOnce(method, key, headers, body, query, payloadSha256);
     } catch (err) {
       if (!isStaleConnection(err)) throw err;
-      return this.sendOnce(method, key, headers, body, query);
+      return this.sendOnce(method, key, headers, body, query, payloadSha256);
     }
   }
 
-  private async sendOnce(method: "GET" | "PUT" | "DELETE", key: string, headers: Record<string, string>, body: Buffer | undefined, query: Record<string, string>): Promise<DirectResponse> {
+  private async sendOnce(method: "GET" | "PUT" | "DELETE", key: string, headers: Record<string, string>, body: Buffer | undefined, query: Record<string, string>, payloadSha256: string | undefined): Promise<DirectResponse> {
     const t = await this.endpoint();
     const all: Record<string, string> = { host: t.host, ...headers };
     if (body) all["content-length"] = String(body.length);
     const names = Object.keys(all);
-    const signed = await this.presigner.presign(
-      { method, protocol: t.protocol, hostname: t.hostname, port: t.port, path: t.pathPrefix + key, headers: all, query },
-      // Every header signed; x-amz-* ones kept as headers (the presigner would move them into
-      // the query string, where storage does not check the body against a checksum).
-      { expiresIn: EXPIRES_IN_SECONDS, signableHeaders: new Set(names), unhoistableHeaders: new Set(names.filter((n) => n.startsWith("x-amz-"))) },
-    );
+    const request = { method, protocol: t.protocol, hostname: t.hostname, port: t.port, path: t.pathPrefix + key, headers: all, query };
+    const signed = payloadSha256
+      ? await (await this.signer()).sign({ ...request, headers: { ...all, "x-amz-content-sha256": payloadSha256 } })
+      : await this.presigner.presign(
+          request,
+          // Every header signed; x-amz-* ones kept as headers (the presigner would move them
+          // into the query string, where storage does not check the body against a checksum).
+          { expiresIn: EXPIRES_IN_SECONDS, signableHeaders: new Set(names), unhoistableHeaders: new Set(names.filter((n) => n.startsWith("x-amz-"))) },
+        );
     const handler = this.s3.config.requestHandler as unknown as HttpHandler;
     const { response } = await handler.handle({ ...signed, body });
     return { status: response.statusCode, headers: response.headers, body: response.body as Readable };
+  }
+
+  private signer(): Promise<RequestSigner> {
+    // The resolved S3 config's signer (SignatureV4MultiRegion for s3, unescaped paths): the
+    // one client.send() would use, with the client's credentials.
+    this.headerSigner ??= (this.s3.config as unknown as { signer: () => Promise<RequestSigner> }).signer();
+    this.headerSigner.catch(() => (this.headerSigner = null));
+    return this.headerSigner;
   }
 
   private endpoint(): Promise<EndpointTemplate> {

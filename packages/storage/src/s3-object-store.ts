@@ -260,9 +260,9 @@ export class S3ObjectStore implements ObjectStore {
     return this.matched(key, o, { body: res.body, size, eTag: unquote(res.headers.etag) });
   }
 
-  private async sendDirect(method: "GET" | "PUT" | "DELETE", key: string, headers: Record<string, string>, operation: string, body?: Buffer, query?: Record<string, string>): Promise<DirectResponse> {
+  private async sendDirect(method: "GET" | "PUT" | "DELETE", key: string, headers: Record<string, string>, operation: string, body?: Buffer, query?: Record<string, string>, payloadSha256?: string): Promise<DirectResponse> {
     try {
-      return await this.direct.send(method, key, headers, body, query);
+      return await this.direct.send(method, key, headers, body, query, payloadSha256);
     } catch (err) {
       throw translateStorageError(err, operation);
     }
@@ -346,8 +346,15 @@ export class S3ObjectStore implements ObjectStore {
 
   async put(key: string, body: Buffer, o: PutOptions): Promise<{ eTag: string | null }> {
     if (!/^[0-9a-f]{64}$/.test(o.sha256Hex)) throw new Error(`put ${key}: sha256Hex must be 64 lower-case hex digits`);
-    // Through the SDK, not direct-requests.ts: a presigned request can only say
-    // UNSIGNED-PAYLOAD, and this one must sign the scan's SHA-256 as its payload hash.
+    if (PLAIN_KEY.test(key)) {
+      const headers: Record<string, string> = { "content-type": o.contentType };
+      if (o.contentDisposition) headers["content-disposition"] = o.contentDisposition;
+      for (const [k, v] of Object.entries(o.metadata)) headers[`x-amz-meta-${k.toLowerCase()}`] = v;
+      const res = await this.sendDirect("PUT", key, headers, "PutObject", body, {}, o.sha256Hex);
+      if (res.status !== 200) throw await refused(res, "PutObject");
+      await discard(res);
+      return { eTag: unquote(res.headers.etag) };
+    }
     const command = new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length, ContentType: o.contentType, ContentDisposition: o.contentDisposition, Metadata: o.metadata });
     // The SigV4 signer takes a payload hash already in the headers instead of hashing the
     // body itself (@smithy/signature-v4 getPayloadHash); set before signing ("build" step).
