@@ -7,10 +7,12 @@
  * The object goes in through the API's own multipart flow (create, signed part URLs, PUTs
  * of 64 MiB parts, complete) on Ceph RGW, which stores multipart uploads without the
  * in-memory concatenation fauxqs does at completion. The API's complete call enqueues the
- * inspect job; a worker child process (services/worker/src/main.ts, roles inspect,scan)
- * then reads the object from RGW into clamd. Its RSS is sampled from /proc every 50 ms
- * until the verdict is written. Finalize does not run: the copy is server-side anyway, and
- * RGW's memstore would need room for a second copy.
+ * inspect job; a worker child process (services/worker/src/main.ts, roles
+ * inspect,scan,finalize, as one process with every role runs) then reads the object from
+ * RGW into clamd while writing its own staging copy of it (staged-copy.ts), and promotes
+ * that copy. Its RSS is sampled from /proc every 50 ms until the upload is finished.
+ * RGW's memstore holds the pending object, the staging copy and the verified copy at once
+ * (3 GiB at 1000 MiB): restart it first (infra/rgw/down.sh, up.sh) after other runs.
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -21,7 +23,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startApi } from "@intake/api";
 import { ApiKeyRepository, UploadRepository } from "@intake/db";
-import { reachableFrom } from "@intake/domain";
+import { isTerminal } from "@intake/domain";
 import { createLogger, loadConfig } from "@intake/runtime";
 import { freshDatabase, startRgwStorage } from "@intake/test";
 import { sampleRss } from "./pipeline-support.ts";
@@ -79,14 +81,14 @@ console.log(`# ${SIZE / MiB} MiB uploaded in ${partCount} parts through the API'
 
 const uploads = new UploadRepository(database.db);
 const child = spawn(process.execPath, [fileURLToPath(new URL("../../services/worker/src/main.ts", import.meta.url))], {
-  env: { ...process.env, ...env, WORKER_ROLES: "inspect,scan" },
+  env: { ...process.env, ...env, WORKER_ROLES: "inspect,scan,finalize" },
   stdio: ["ignore", "inherit", "inherit"],
 });
 const rss = sampleRss(child.pid!, 50);
 const scanStart = Date.now();
 let row = await uploads.getById(id);
-// The verdict is written once the row reaches deciding (or anything after it).
-while (row && !reachableFrom("deciding").includes(row.status)) {
+// Finished: verified or quarantined (the verdict, and the promotion from the staging copy).
+while (row && !isTerminal(row.status)) {
   if (Date.now() - scanStart > 900_000) throw new Error("the scan did not finish in 15 minutes");
   await new Promise((r) => setTimeout(r, 200));
   row = await uploads.getById(id);

@@ -16,15 +16,15 @@ import type { ObjectStore } from "@intake/storage";
  * corruption it guards against on the worker's own connection; TLS covers it in transit);
  * the bytes are this process's own.
  */
-export const STAGED_PART_BYTES = 8 * 1024 * 1024;
+export const STAGED_PART_BYTES = 5 * 1024 * 1024;
 
 export class StagedCopy extends Transform {
   private readonly store: ObjectStore;
   readonly key: string;
   private readonly uploadId: string;
   private readonly partBytes: number;
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  private part: Buffer;
+  private filled = 0;
   private readonly parts: { partNumber: number; eTag: string }[] = [];
   private inFlight: Promise<void> = Promise.resolve();
   private completed = false;
@@ -36,6 +36,7 @@ export class StagedCopy extends Transform {
     this.key = key;
     this.uploadId = uploadId;
     this.partBytes = partBytes;
+    this.part = Buffer.allocUnsafe(partBytes);
   }
 
   static async open(store: ObjectStore, key: string, partBytes = STAGED_PART_BYTES): Promise<StagedCopy> {
@@ -48,18 +49,26 @@ export class StagedCopy extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
-    if (this.buffered < this.partBytes) return done(null, chunk);
+    // Copied into the part being filled, so the stream's own chunks are free as soon as
+    // clamd has them (a list of them, concatenated at the end of each part, held twice the
+    // memory for as long as the garbage collector took to notice).
+    let at = this.fill(chunk, 0);
+    if (this.filled < this.partBytes) return done(null, chunk);
     // A full part: wait for the one in flight (backpressure on the read and the scan),
     // then send this one and let the stream go on filling the next.
-    const part = this.cutPart();
+    const send = () => {
+      const part = this.cutPart();
+      at = this.fill(chunk, at);
+      this.inFlight = this.send(part);
+      // A failure surfaces at the next part or at the end, where the stream fails.
+      this.inFlight.catch(() => undefined);
+    };
     this.inFlight.then(
       () => {
-        this.inFlight = this.send(part);
-        // A failure surfaces at the next part or at the end, where the stream fails.
-        this.inFlight.catch(() => undefined);
-        done(null, chunk);
+        send();
+        // A chunk larger than a part fills more than one (not from a GET, but possible).
+        if (this.filled < this.partBytes) return done(null, chunk);
+        this.inFlight.then(() => (send(), done(null, chunk)), (err: unknown) => done(err as Error));
       },
       (err: unknown) => done(err as Error),
     );
@@ -68,7 +77,7 @@ export class StagedCopy extends Transform {
   override _flush(done: TransformCallback): void {
     // The rest as the last part; nothing left when the stream ended on a part boundary (a
     // part still in flight counts: an empty object is the only one with no part at all).
-    const last = this.buffered > 0 || this.lastPartNumber === 0 ? this.cutPart() : null;
+    const last = this.filled > 0 || this.lastPartNumber === 0 ? this.cutPart() : null;
     this.inFlight
       .then(() => (last ? this.send(last) : undefined))
       .then(() => this.store.completeMultipart(this.key, this.uploadId, this.parts))
@@ -88,10 +97,18 @@ export class StagedCopy extends Transform {
     else await this.store.abortMultipart(this.key, this.uploadId);
   }
 
+  /** Copies `chunk` from `from` into the part being filled, as far as it fits; where it stopped. */
+  private fill(chunk: Buffer, from: number): number {
+    const n = Math.min(chunk.length - from, this.partBytes - this.filled);
+    chunk.copy(this.part, this.filled, from, from + n);
+    this.filled += n;
+    return from + n;
+  }
+
   private cutPart(): { partNumber: number; body: Buffer } {
-    const body = Buffer.concat(this.chunks, this.buffered);
-    this.chunks = [];
-    this.buffered = 0;
+    const body = this.part.subarray(0, this.filled);
+    this.part = Buffer.allocUnsafe(this.partBytes);
+    this.filled = 0;
     return { partNumber: ++this.lastPartNumber, body };
   }
 
