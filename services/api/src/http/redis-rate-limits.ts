@@ -157,7 +157,11 @@ export function createRedisRateLimits(redis: Redis, s: RateLimitSettings, prefix
         answer = cannotCount(byAddress.status === "rejected" ? byAddress.reason : undefined);
       } else if (addressCount >= f.perAddress) {
         await requestsByAddress.block(who.address, f.blockSeconds);
-        await failuresByAddress.set(who.address, Math.max(addressCount, f.perAddress), f.blockSeconds).catch(() => undefined);
+        // Only the count's expiry changes, not its value: a reservation refused at the limit
+        // increments the count and gives its point back (reserveAttempt), so overwriting the
+        // value between the two let that give-back open a slot (a burst got limit + 1
+        // checks, one time in three).
+        await redis.pexpire(failuresByAddress.getKey(who.address), f.blockSeconds * 1000).catch(() => undefined);
         // This failure itself was within the limit (401) unless it went past it.
         if (addressCount > f.perAddress) answer = { blocked: true, error: blockedError(f.blockSeconds * 1000, "address") };
       }
