@@ -80,7 +80,8 @@ await call("POST", `/v1/uploads/${id}/complete`, { parts: etags });
 console.log(`# ${SIZE / MiB} MiB uploaded in ${partCount} parts through the API's multipart flow in ${((Date.now() - t0) / 1000).toFixed(1)} s; starting a worker child`);
 
 const uploads = new UploadRepository(database.db);
-const child = spawn(process.execPath, [fileURLToPath(new URL("../../services/worker/src/main.ts", import.meta.url))], {
+// Started as infra/bin/dev and the README start it (a small young generation: see there).
+const child = spawn(process.execPath, ["--max-semi-space-size=2", fileURLToPath(new URL("../../services/worker/src/main.ts", import.meta.url))], {
   env: { ...process.env, ...env, WORKER_ROLES: "inspect,scan,finalize" },
   stdio: ["ignore", "inherit", "inherit"],
 });
