@@ -43,7 +43,7 @@ export async function claimQuota(db: Knex, tx: Atomic, tenantId: string, size: n
 /** An upload reached a terminal status: its place and its bytes are free again. */
 const RELEASE = "update tenant_usage set pending_uploads = case when pending_uploads > 0 then pending_uploads - 1 else 0 end, pending_bytes = case when pending_bytes > ? then pending_bytes - ? else 0 end where tenant_id = ?";
 
-export async function releaseQuota(db: Knex, tx: Atomic, tenantId: string, size: number): Promise<void> {
+export async function releaseQuota(tx: Atomic, tenantId: string, size: number): Promise<void> {
   // Clamped at zero: rows written before the counters existed must not drive them negative.
   await tx.run(new Statement(RELEASE, [size, size, tenantId]));
 }

@@ -242,7 +242,7 @@ export class UploadRepository {
         return { applied: false, upload: current ? toUpload(current) : null };
       }
       // Leaving the open statuses frees the upload's share of the tenant's quotas.
-      if (isTerminal(to) && !isTerminal(before.status)) await releaseQuota(this.db, tx, before.tenant_id, Number(before.declared_size));
+      if (isTerminal(to) && !isTerminal(before.status)) await releaseQuota(tx, before.tenant_id, Number(before.declared_size));
       if (before.status !== to) {
         await tx.run(this.audit.insertionStatement({ actor, action: `upload.${to}`, uploadId: id, tenantId: before.tenant_id, objectKey: before.object_key, detail: { from: before.status, event, ...auditFindings(findings) } }, now));
       }

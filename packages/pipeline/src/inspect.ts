@@ -1,5 +1,5 @@
 import { fileTypeFromBuffer } from "file-type";
-import { quarantine, transitionFor } from "@intake/domain";
+import { quarantine, transitionFor, type Upload, type Verdict } from "@intake/domain";
 import type { UploadFindings } from "@intake/db";
 import type { ObjectStore } from "@intake/storage";
 import { finalVerdict, sizeVerdict, typeVerdict } from "./decisions.ts";
@@ -39,13 +39,7 @@ export async function processInspect(deps: InspectDeps, job: StageJob): Promise<
     // worth a retry; on the last attempt it ends in quarantine like any failed check.
     if (!object) throw new Error(`object ${upload.objectKey} is missing`);
     // The version checked here is the only one scan may read and finalize may copy.
-    const findings: UploadFindings = { storedSize: object.size, checkedETag: object.eTag };
-    let verdict = sizeVerdict(object.size, upload.declaredSize, deps.policy.maxSize);
-    if (!verdict) {
-      const sniffed = (await fileTypeFromBuffer(object.bytes))?.mime;
-      findings.sniffedType = sniffed ?? null;
-      verdict = typeVerdict(upload.declaredType, sniffed, deps.policy.allowedTypes);
-    }
+    const { verdict, findings } = await inspectObject(upload, object, deps.policy);
     if (verdict) {
       await recordVerdict(deps, uploadId, "inspect", finalVerdict(verdict), findings);
       return;
@@ -60,21 +54,42 @@ export async function processInspect(deps: InspectDeps, job: StageJob): Promise<
 }
 
 /**
- * The first SNIFF_LIMIT bytes of the object (all of it when smaller), its size and ETag.
- * The ranged body is read to its end rather than cut off: cutting it would close the
- * keep-alive connection, and the next request would pay for a new one.
+ * What inspection finds from an object's size and its first bytes: the real size against
+ * the declaration and the maximum, then the magic bytes against the declared type and the
+ * allowlist. Shared by this stage and the one-pass check. `verdict` is null when both pass.
  */
-export async function readHead(store: ObjectStore, key: string): Promise<{ bytes: Buffer; size: number; eTag: string | null } | null> {
-  const object = await store.read(key, { range: { start: 0, end: SNIFF_LIMIT - 1 } });
+export async function inspectObject(upload: Pick<Upload, "declaredSize" | "declaredType">, object: HeadRead, policy: InspectionPolicy): Promise<{ verdict: Verdict | null; findings: UploadFindings }> {
+  const findings: UploadFindings = { storedSize: object.size, checkedETag: object.eTag };
+  const badSize = sizeVerdict(object.size, upload.declaredSize, policy.maxSize);
+  if (badSize) return { verdict: badSize, findings };
+  const sniffed = (await fileTypeFromBuffer(object.bytes.subarray(0, SNIFF_LIMIT)))?.mime;
+  findings.sniffedType = sniffed ?? null;
+  return { verdict: typeVerdict(upload.declaredType, sniffed, policy.allowedTypes), findings };
+}
+
+export interface HeadRead {
+  bytes: Buffer;
+  /** The whole object's size, from the ranged GET's Content-Range. */
+  size: number;
+  eTag: string | null;
+}
+
+/**
+ * The first `limit` bytes of the object (all of it when smaller), its size and ETag, from
+ * one ranged GET. The ranged body is read to its end rather than cut off: cutting it would
+ * close the keep-alive connection, and the next request would pay for a new one.
+ */
+export async function readHead(store: ObjectStore, key: string, limit = SNIFF_LIMIT): Promise<HeadRead | null> {
+  const object = await store.read(key, { range: { start: 0, end: limit - 1 } });
   if (!object) return null;
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of object.body as AsyncIterable<Buffer>) {
     // Storage that ignores Range would send everything: stop at the limit (leaving the
     // loop destroys the body and so closes the socket, the right price for that).
-    if (length >= SNIFF_LIMIT) break;
+    if (length >= limit) break;
     chunks.push(chunk);
     length += chunk.length;
   }
-  return { bytes: Buffer.concat(chunks, length).subarray(0, SNIFF_LIMIT), size: object.size, eTag: object.eTag };
+  return { bytes: Buffer.concat(chunks, length).subarray(0, limit), size: object.size, eTag: object.eTag };
 }

@@ -1,16 +1,14 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { fileTypeFromBuffer } from "file-type";
 import { contentDisposition, objectKey, type Upload, type Verdict } from "@intake/domain";
-import type { UploadFindings } from "@intake/db";
-import { finalVerdict, scanVerdict, sizeVerdict, typeVerdict } from "./decisions.ts";
+import { finalVerdict, scanVerdict } from "./decisions.ts";
 import type { InspectionPolicy } from "./deps.ts";
 import { contentChecksFor } from "./content-checks.ts";
 import { needsScannedMd5, verifiedContentType } from "./finalize-decision.ts";
 import { scanMetadata } from "./finalize.ts";
-import { SNIFF_LIMIT } from "./inspect.ts";
-import { ensureNextStage, verdictFindings, type StageJob } from "./progress.ts";
-import { withHeartbeat, type ScanDeps } from "./scan.ts";
+import { inspectObject, readHead, SNIFF_LIMIT } from "./inspect.ts";
+import { decideVerdict, ensureNextStage, withHeartbeat, type StageJob } from "./progress.ts";
+import type { ScanDeps } from "./scan.ts";
 
 /**
  * The one-pass check, for uploads declared at most ONE_PASS_MAX_BYTES (most uploads:
@@ -47,17 +45,14 @@ export async function processOnePass(deps: OnePassDeps, upload: Upload, job: Sta
   if (job.attemptsMade > 0) await deps.repository.countAttempt(upload.id);
   const t0 = performance.now();
 
-  const object = await readWhole(deps, upload);
+  // The whole object in one GET. The range stops at the declared size (at least the sniff
+  // budget), so a client that stored more than it declared costs one bounded read: the
+  // Content-Range names the real size, and the size check refuses it.
+  const object = await readHead(deps.store, upload.objectKey, Math.max(upload.declaredSize, SNIFF_LIMIT));
   // The object was seen (S3 event or HeadObject on complete): missing now is an anomaly
   // worth a retry; on the last attempt it ends in quarantine like any failed check.
   if (!object) throw new Error(`object ${upload.objectKey} is missing`);
-  const findings: UploadFindings = { storedSize: object.size, checkedETag: object.eTag };
-  let verdict = sizeVerdict(object.size, upload.declaredSize, deps.policy.maxSize);
-  if (!verdict) {
-    const sniffed = (await fileTypeFromBuffer(object.bytes.subarray(0, SNIFF_LIMIT)))?.mime;
-    findings.sniffedType = sniffed ?? null;
-    verdict = typeVerdict(upload.declaredType, sniffed, deps.policy.allowedTypes);
-  }
+  const { verdict, findings } = await inspectObject(upload, object, deps.policy);
   const t1 = performance.now();
   // Held whole unless the object is larger than declared (the read stopped at the
   // declared size): the size check has refused it then, and finalize copies all of it.
@@ -69,36 +64,15 @@ export async function processOnePass(deps: OnePassDeps, upload: Upload, job: Sta
   if (whole && object.eTag && needsScannedMd5(object.eTag)) findings.scannedMd5 = createHash("md5").update(object.bytes).digest("hex");
   const t2 = performance.now();
 
-  const decided = await deps.repository.transition(upload.id, "decide", "scan", { ...findings, ...verdictFindings(scanned.verdict) });
+  const decided = await decideVerdict(deps, upload.id, "scan", scanned.verdict, findings);
   if (!decided.applied) {
     // Another run wrote the verdict: its outcome stands, and its bytes (not these) move on.
     if (decided.upload) await ensureNextStage(deps, decided.upload);
     return { path: "one-pass", verdict: "lost", ms: { inspect: t1 - t0, scan: t2 - t1, finalize: 0 } };
   }
-  deps.logger.info({ uploadId: upload.id, verdict: decided.upload.verdict, reason: decided.upload.reason, detail: decided.upload.reasonDetail }, "verdict recorded");
   if (whole && scanned.sha256 && deps.finalizesInline) await finalizeFromBytes(deps, decided.upload, object.bytes, scanned.sha256);
   else await ensureNextStage(deps, decided.upload);
   return { path: "one-pass", verdict: decided.upload.verdict === "clean" ? "clean" : "quarantine", ms: { inspect: t1 - t0, scan: t2 - t1, finalize: performance.now() - t2 } };
-}
-
-/**
- * The whole object in one GET. The range stops at the declared size (at least the sniff
- * budget), so a client that stored more than it declared costs one bounded read: the
- * Content-Range names the real size, and the size check refuses it.
- */
-async function readWhole(deps: OnePassDeps, upload: Upload): Promise<{ bytes: Buffer; size: number; eTag: string | null } | null> {
-  const limit = Math.max(upload.declaredSize, SNIFF_LIMIT);
-  const object = await deps.store.read(upload.objectKey, { range: { start: 0, end: limit - 1 } });
-  if (!object) return null;
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of object.body as AsyncIterable<Buffer>) {
-    // Storage that ignores Range sends everything: stop at the limit.
-    if (length >= limit) break;
-    chunks.push(chunk);
-    length += chunk.length;
-  }
-  return { bytes: Buffer.concat(chunks, length).subarray(0, limit), size: object.size, eTag: object.eTag };
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Actor } from "@intake/db";
 import type { Upload, Verdict } from "@intake/domain";
-import type { UploadFindings } from "@intake/db";
+import type { TransitionResult, UploadFindings } from "@intake/db";
 import { stageFor } from "./decisions.ts";
 import type { StageDeps } from "./deps.ts";
 import type { StageJobData } from "./stage-queues.ts";
@@ -53,14 +53,39 @@ export async function recordVerdict(
   verdict: Verdict,
   findings: UploadFindings,
 ): Promise<Upload | null> {
-  const verdictFields = verdictFindings(verdict);
-  const result = await deps.repository.transition(uploadId, "decide", actor, { ...findings, ...verdictFields });
-  if (!result.upload) return null;
-  if (result.applied) {
-    deps.logger.info({ uploadId, verdict: verdictFields.verdict, reason: verdictFields.reason, detail: verdictFields.reasonDetail }, "verdict recorded");
-  }
-  await ensureNextStage(deps, result.upload);
+  const result = await decideVerdict(deps, uploadId, actor, verdict, findings);
+  if (result.upload) await ensureNextStage(deps, result.upload);
   return result.upload;
+}
+
+/**
+ * Writes the verdict (inspecting|scanning -> deciding) and nothing more: for a stage that
+ * goes on to finalize the upload itself when its verdict is the one written (one-pass.ts,
+ * scan.ts), and queues finalize otherwise.
+ */
+export async function decideVerdict(deps: Pick<StageDeps, "repository" | "logger">, uploadId: string, actor: Actor, verdict: Verdict, findings: UploadFindings): Promise<TransitionResult> {
+  const result = await deps.repository.transition(uploadId, "decide", actor, { ...findings, ...verdictFindings(verdict) });
+  if (result.applied) {
+    deps.logger.info({ uploadId, verdict: result.upload.verdict, reason: result.upload.reason, detail: result.upload.reasonDetail }, "verdict recorded");
+  }
+  return result;
+}
+
+/**
+ * Keeps the row's updatedAt fresh while `work` runs. The reaper re-queues a row untouched
+ * for STUCK_AFTER_SECONDS whose job is gone; BullMQ's job state says "alive" only while
+ * Redis still holds the job, and a Redis flushed or restarted mid-scan takes it away while
+ * the scan goes on (a second scan of the same object would start). The row outlives that.
+ */
+export async function withHeartbeat<T>(deps: Pick<StageDeps, "repository" | "logger"> & { heartbeatMs: number }, uploadId: string, work: () => Promise<T>): Promise<T> {
+  const beat = setInterval(() => {
+    deps.repository.touch(uploadId).catch((err: unknown) => deps.logger.warn({ uploadId, err }, "scan heartbeat not written; the reaper may take the scan for a lost one"));
+  }, deps.heartbeatMs);
+  try {
+    return await work();
+  } finally {
+    clearInterval(beat);
+  }
 }
 
 /** A verdict as the row's columns. */

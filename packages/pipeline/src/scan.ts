@@ -10,7 +10,7 @@ import { needsScannedMd5 } from "./finalize-decision.ts";
 import type { InspectionPolicy, Scanner, StageDeps } from "./deps.ts";
 import { isOnePass } from "./decisions.ts";
 import { processOnePass, type OnePassReport } from "./one-pass.ts";
-import { UploadGoneError, ensureNextStage, isLastAttempt, recordVerdict, verdictFindings, type StageJob } from "./progress.ts";
+import { UploadGoneError, decideVerdict, ensureNextStage, isLastAttempt, recordVerdict, withHeartbeat, type StageJob } from "./progress.ts";
 import { StagedCopy } from "./staged-copy.ts";
 import { promoteStaged } from "./finalize.ts";
 import { stagingKey } from "./finalize-decision.ts";
@@ -83,8 +83,7 @@ export async function processScan(deps: ScanDeps, job: StageJob): Promise<OnePas
       await staged.discard().catch((e: unknown) => deps.logger.warn({ uploadId, err: e }, "could not remove the staging copy of a failed scan"));
       throw err;
     }
-    const decided = await deps.repository.transition(uploadId, "decide", "scan", { ...scanned.findings, ...verdictFindings(scanned.verdict) });
-    if (decided.applied) deps.logger.info({ uploadId, verdict: decided.upload.verdict, reason: decided.upload.reason, detail: decided.upload.reasonDetail }, "verdict recorded");
+    const decided = await decideVerdict(deps, uploadId, "scan", scanned.verdict, scanned.findings);
     // The run that wrote the verdict promotes from its own copy; any other outcome (another
     // run's verdict, a quarantine) leaves the upload to the finalize stage.
     if (decided.applied && decided.upload.verdict === "clean" && staged.complete) return promoteStaged(deps, decided.upload, staged.key);
@@ -139,23 +138,6 @@ async function scanObject(deps: ScanDeps, upload: Upload, object: ObjectRead, st
     ...(complete ? checks.map((c) => c.finish()) : []),
   );
   return { verdict, findings: { sha256: report.sha256, scannerVersion: version, ...(md5 && complete ? { scannedMd5: md5.digest("hex") } : {}) } };
-}
-
-/**
- * Keeps the row's updatedAt fresh while `work` runs. The reaper re-queues a row untouched
- * for STUCK_AFTER_SECONDS whose job is gone; BullMQ's job state says "alive" only while
- * Redis still holds the job, and a Redis flushed or restarted mid-scan takes it away while
- * the scan goes on (a second scan of the same object would start). The row outlives that.
- */
-export async function withHeartbeat<T>(deps: Pick<ScanDeps, "repository" | "logger" | "heartbeatMs">, uploadId: string, work: () => Promise<T>): Promise<T> {
-  const beat = setInterval(() => {
-    deps.repository.touch(uploadId).catch((err: unknown) => deps.logger.warn({ uploadId, err }, "scan heartbeat not written; the reaper may take the scan for a lost one"));
-  }, deps.heartbeatMs);
-  try {
-    return await work();
-  } finally {
-    clearInterval(beat);
-  }
 }
 
 function noCheckedVersion() {

@@ -1,6 +1,7 @@
 import type { Readable } from "node:stream";
-import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { getSignedUrl, S3RequestPresigner } from "@aws-sdk/s3-request-presigner";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { S3RequestPresigner } from "@aws-sdk/s3-request-presigner";
+import type { EndpointResolver } from "./endpoint-template.ts";
 
 /**
  * The workers' three hot requests (GetObject, PutObject, DeleteObject of keys we
@@ -8,8 +9,7 @@ import { getSignedUrl, S3RequestPresigner } from "@aws-sdk/s3-request-presigner"
  * 0.6 ms of CPU per request here (endpoint rule evaluation, serialization, user agent,
  * retry and checksum plumbing, response deserialization): for a small upload that is more
  * than everything else the pipeline does. These requests always have the same shape, so
- * the endpoint is resolved once, by the SDK itself (the URL of one presigned probe gives
- * scheme, host and the bucket's path prefix), and each request is signed by the SDK's own
+ * the endpoint is resolved once (endpoint-template.ts), and each request is signed by the SDK's own
  * S3RequestPresigner (query-string SigV4, every header the request carries signed, valid
  * for a minute) and sent through the client's own HTTP handler, so connection pooling,
  * timeouts and the agent stay the client's. Keys outside the plain character set are not
@@ -19,22 +19,12 @@ import { getSignedUrl, S3RequestPresigner } from "@aws-sdk/s3-request-presigner"
  * keep-alive socket reused as it was being dropped), which is what the SDK's retries
  * mostly absorb; anything else surfaces, and the stage's job retries with backoff.
  */
-export const PLAIN_KEY = /^[A-Za-z0-9/_.-]+$/;
-const PROBE_KEY = "intake-endpoint-probe";
 const EXPIRES_IN_SECONDS = 60;
 
 export interface DirectResponse {
   status: number;
   headers: Record<string, string | undefined>;
   body: Readable;
-}
-
-interface EndpointTemplate {
-  protocol: string;
-  hostname: string;
-  port: number | undefined;
-  host: string;
-  pathPrefix: string;
 }
 
 /** The structural shape of the SDK's request signer (SigV4 in the Authorization header). */
@@ -49,14 +39,13 @@ interface HttpHandler {
 
 export class DirectRequests {
   private readonly s3: S3Client;
-  private readonly bucket: string;
+  private readonly endpoints: EndpointResolver;
   private readonly presigner: S3RequestPresigner;
-  private template: Promise<EndpointTemplate> | null = null;
   private headerSigner: Promise<RequestSigner> | null = null;
 
-  constructor(s3: S3Client, bucket: string) {
+  constructor(s3: S3Client, endpoints: EndpointResolver) {
     this.s3 = s3;
-    this.bucket = bucket;
+    this.endpoints = endpoints;
     // The client's resolved config: credentials, region, sha256 and S3's signing rules.
     this.presigner = new S3RequestPresigner({ ...s3.config });
   }
@@ -77,7 +66,7 @@ export class DirectRequests {
   }
 
   private async sendOnce(method: "GET" | "PUT" | "DELETE", key: string, headers: Record<string, string>, body: Buffer | undefined, query: Record<string, string>, payloadSha256: string | undefined): Promise<DirectResponse> {
-    const t = await this.endpoint();
+    const t = await this.endpoints.get();
     const all: Record<string, string> = { host: t.host, ...headers };
     if (body) all["content-length"] = String(body.length);
     const names = Object.keys(all);
@@ -101,17 +90,6 @@ export class DirectRequests {
     this.headerSigner ??= (this.s3.config as unknown as { signer: () => Promise<RequestSigner> }).signer();
     this.headerSigner.catch(() => (this.headerSigner = null));
     return this.headerSigner;
-  }
-
-  private endpoint(): Promise<EndpointTemplate> {
-    this.template ??= getSignedUrl(this.s3, new GetObjectCommand({ Bucket: this.bucket, Key: PROBE_KEY }), { expiresIn: EXPIRES_IN_SECONDS }).then((url) => {
-      const u = new URL(url);
-      if (!u.pathname.endsWith(`/${PROBE_KEY}`)) throw new Error(`cannot derive the S3 endpoint template from ${u.origin}${u.pathname}`);
-      return { protocol: u.protocol, hostname: u.hostname, port: u.port ? Number(u.port) : undefined, host: u.host, pathPrefix: u.pathname.slice(0, -PROBE_KEY.length) };
-    });
-    // A failed resolution (credentials not ready yet) is retried on the next call.
-    this.template.catch(() => (this.template = null));
-    return this.template;
   }
 }
 

@@ -1,6 +1,7 @@
 import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { getSignedUrl, S3RequestPresigner } from "@aws-sdk/s3-request-presigner";
 import type { PutBinding } from "./object-store.ts";
+import { EndpointResolver, PLAIN_KEY } from "./endpoint-template.ts";
 
 /**
  * Presigned PUT URLs are the API's hottest path. getSignedUrl runs the SDK's whole
@@ -16,26 +17,16 @@ import type { PutBinding } from "./object-store.ts";
  * Keys outside the plain character set we generate go through getSignedUrl, which owns
  * S3's URI-encoding rules.
  */
-const PLAIN_KEY = /^[A-Za-z0-9/_.-]+$/;
-const PROBE_KEY = "intake-endpoint-probe";
-
-interface EndpointTemplate {
-  protocol: string;
-  hostname: string;
-  port: number | undefined;
-  host: string;
-  pathPrefix: string; // "/bucket/" (path style) or "/" (virtual-hosted)
-}
-
 export class PutPresigner {
   private readonly s3: S3Client;
   private readonly bucket: string;
-  private template: Promise<EndpointTemplate> | null = null;
+  private readonly endpoints: EndpointResolver;
   private readonly presigner: S3RequestPresigner;
 
-  constructor(s3: S3Client, bucket: string) {
+  constructor(s3: S3Client, bucket: string, endpoints = new EndpointResolver(s3, bucket)) {
     this.s3 = s3;
     this.bucket = bucket;
+    this.endpoints = endpoints;
     // The client's resolved config carries credentials, region, sha256 and the S3 signing
     // rules (unsigned payload, no double URI-encoding) that getSignedUrl would use.
     this.presigner = new S3RequestPresigner({ ...s3.config });
@@ -47,7 +38,7 @@ export class PutPresigner {
     if (b.sha256Hex) headers["x-amz-checksum-sha256"] = Buffer.from(b.sha256Hex, "hex").toString("base64");
     if (b.md5Base64) headers["Content-MD5"] = b.md5Base64;
     if (!PLAIN_KEY.test(key)) return { url: await this.presignWithSdk(key, b, signingDate), headers };
-    const t = await this.endpoint();
+    const t = await this.endpoints.get();
     const signed = await this.presigner.presign(
       {
         method: "PUT",
@@ -68,7 +59,7 @@ export class PutPresigner {
     return { url: `${t.protocol}//${t.host}${signed.path}?${query}`, headers };
   }
 
-  /** The SDK's own path, for unusual keys and to resolve the endpoint template. */
+  /** The SDK's own path, for unusual keys. */
   async presignWithSdk(key: string, b: PutBinding, signingDate?: Date): Promise<string> {
     const command = new PutObjectCommand({
       Bucket: this.bucket,
@@ -79,23 +70,6 @@ export class PutPresigner {
       ...(b.md5Base64 ? { ContentMD5: b.md5Base64 } : {}),
     });
     return getSignedUrl(this.s3, command, signingOptions(b.expiresIn, signingDate));
-  }
-
-  private endpoint(): Promise<EndpointTemplate> {
-    this.template ??= this.presignWithSdk(PROBE_KEY, { contentType: "application/octet-stream", contentLength: 1, expiresIn: 60 }).then((url) => {
-      const u = new URL(url);
-      if (!u.pathname.endsWith(`/${PROBE_KEY}`)) throw new Error(`cannot derive the S3 endpoint template from ${u.origin}${u.pathname}`);
-      return {
-        protocol: u.protocol,
-        hostname: u.hostname,
-        port: u.port ? Number(u.port) : undefined,
-        host: u.host,
-        pathPrefix: u.pathname.slice(0, -PROBE_KEY.length),
-      };
-    });
-    // A failed resolution (credentials not ready yet) is retried on the next call.
-    this.template.catch(() => (this.template = null));
-    return this.template;
   }
 }
 

@@ -17,7 +17,8 @@ import {
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { PutPresigner } from "./put-presigner.ts";
-import { DirectRequests, discard, errorCode, PLAIN_KEY, type DirectResponse } from "./direct-requests.ts";
+import { DirectRequests, discard, errorCode, type DirectResponse } from "./direct-requests.ts";
+import { EndpointResolver, PLAIN_KEY } from "./endpoint-template.ts";
 import { AWS_S3_CAPABILITIES, type StoreCapabilities } from "./capabilities.ts";
 import { codeOf, ObjectChangedError, statusOf, StorageUnsupportedError, translateStorageError } from "./errors.ts";
 import { DependencyUnavailableError } from "@intake/domain";
@@ -62,8 +63,9 @@ export class S3ObjectStore implements ObjectStore {
     this.s3 = s3;
     this.bucket = bucket;
     this.capabilities = capabilities;
-    this.putPresigner = new PutPresigner(s3, bucket);
-    this.direct = new DirectRequests(s3, bucket);
+    const endpoints = new EndpointResolver(s3, bucket);
+    this.putPresigner = new PutPresigner(s3, bucket, endpoints);
+    this.direct = new DirectRequests(s3, endpoints);
   }
 
   async presignPut(key: string, b: PutBinding): Promise<PresignedRequest> {
