@@ -370,6 +370,9 @@ describe("the one-pass check (fauxqs, sqlite, real clamd)", () => {
     expect(done.status).toBe("quarantined");
     expect(await h.object(objectKey("verified", u.tenantId, u.id))).toBeNull();
     expect(await h.counts(u.id)).toEqual({ deciding: 1, verified: 0, quarantined: 1 });
+    // The one-pass verdict itself says so (clamd received fewer bytes than the object has),
+    // rather than a clean verdict on half an object that only finalize's SHA-256 overrules.
+    expect({ verdict: done.verdict, reason: done.reason }).toEqual({ verdict: "quarantine", reason: "size_mismatch" });
   });
 
   it("a run that fails after its verdict, at its PUT: the retry hands it to finalize, verified once, bytes equal", async () => {

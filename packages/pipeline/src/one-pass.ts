@@ -59,7 +59,7 @@ export async function processOnePass(deps: OnePassDeps, upload: Upload, job: Sta
   const whole = object.bytes.length === object.size;
   // A size or type refusal is final without clamd; the bytes are still hashed, so the
   // quarantined copy says what it holds.
-  const scanned = verdict ? { verdict, sha256: whole ? sha256(object.bytes) : undefined, version: null } : await scanBytes(deps, { ...upload, ...findings }, object.bytes);
+  const scanned = verdict ? { verdict, sha256: whole ? sha256(object.bytes) : undefined, version: null } : await scanBytes(deps, { ...upload, ...findings }, object.bytes, object.size);
   Object.assign(findings, { sha256: scanned.sha256, ...(scanned.version ? { scannerVersion: scanned.version } : {}) });
   if (whole && object.eTag && needsScannedMd5(object.eTag)) findings.scannedMd5 = createHash("md5").update(object.bytes).digest("hex");
   const t2 = performance.now();
@@ -80,8 +80,10 @@ export async function processOnePass(deps: OnePassDeps, upload: Upload, job: Sta
  * from memory. `upload` carries what the inspection found (the sniffed type decides which
  * content checks apply), as the row does when the scan stage reads it.
  */
-async function scanBytes(deps: OnePassDeps, upload: Upload, bytes: Buffer): Promise<{ verdict: Verdict; sha256: string; version: string }> {
-  const checks = contentChecksFor({ upload, size: bytes.length, clamdLimits: deps.clamdLimits, activeContentAllowed: deps.activeContentAllowed });
+async function scanBytes(deps: OnePassDeps, upload: Upload, bytes: Buffer, size: number): Promise<{ verdict: Verdict; sha256: string; version: string }> {
+  // `size` is the object's, as storage named it: a body that ended short is never taken
+  // for the whole object (scanVerdict compares what clamd received against it).
+  const checks = contentChecksFor({ upload, size, clamdLimits: deps.clamdLimits, activeContentAllowed: deps.activeContentAllowed });
   for (const check of checks) check.push(bytes);
   // Fed in slices, as a GET would be: the scanner counts progress per chunk read, and one
   // chunk of megabytes held back by a slow clamd would look like a stalled source. The
@@ -90,8 +92,8 @@ async function scanBytes(deps: OnePassDeps, upload: Upload, bytes: Buffer): Prom
   const report = await withHeartbeat(deps, upload.id, () => deps.scanner.scan(Readable.from(slices(bytes, SCAN_SLICE_BYTES))));
   const version = await deps.scannerVersion.get();
   // Every byte was pushed, so every check may speak (as in the scan stage, only then).
-  const complete = report.bytes === bytes.length;
-  const verdict = finalVerdict(scanVerdict(report, { size: bytes.length, declaredSha256: upload.declaredSha256 }), ...(complete ? checks.map((c) => c.finish()) : []));
+  const complete = report.bytes === size;
+  const verdict = finalVerdict(scanVerdict(report, { size, declaredSha256: upload.declaredSha256 }), ...(complete ? checks.map((c) => c.finish()) : []));
   return { verdict, sha256: report.sha256, version };
 }
 
