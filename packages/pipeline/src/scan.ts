@@ -48,52 +48,50 @@ export async function processScan(deps: ScanDeps, job: StageJob): Promise<OnePas
   const { uploadId } = job.data;
   const upload = await deps.repository.getById(uploadId);
   if (!upload) throw new UploadGoneError(uploadId);
-  if ((upload.status === "uploaded" || upload.status === "inspecting") && deps.policy && isOnePass(upload, deps.onePassMaxBytes ?? 0)) {
-    try {
-      return await processOnePass({ ...deps, policy: deps.policy }, upload, job);
-    } catch (err) {
-      if (err instanceof UploadGoneError || !isLastAttempt(job)) throw err;
-      deps.logger.error({ uploadId, err }, "the one-pass check kept failing until retries ran out; quarantining (fail closed)");
-      await recordVerdict(deps, uploadId, "scan", quarantine("scan_error", `the check failed on every attempt: ${(err as Error).message}`), {});
-      return;
-    }
-  }
-  if (upload.status !== "scanning") return ensureNextStage(deps, upload);
+  const onePass = (upload.status === "uploaded" || upload.status === "inspecting") && deps.policy !== undefined && isOnePass(upload, deps.onePassMaxBytes ?? 0);
+  if (!onePass && upload.status !== "scanning") return ensureNextStage(deps, upload);
   try {
-    // Re-entry (scanning -> scanning) stamps the attempt; a lost race leaves the winner's state.
-    const started = await deps.repository.transition(uploadId, "scan", "scan");
-    if (!started.applied) return started.upload ? ensureNextStage(deps, started.upload) : undefined;
-    if (job.attemptsMade > 0) await deps.repository.countAttempt(uploadId);
-    const object = await readChecked(deps, upload);
-    if (!("body" in object)) {
-      await recordVerdict(deps, uploadId, "scan", object, {});
-      return;
-    }
-    if (!deps.finalizesInline) {
-      const { verdict, findings } = await scanObject(deps, upload, object, null);
-      await recordVerdict(deps, uploadId, "scan", verdict, findings);
-      return;
-    }
-    // The copy that promotion will use, made from the bytes as they are scanned (staged-copy.ts).
-    const staged = await StagedCopy.open(deps.store, stagingKey(upload, randomUUID()));
-    let scanned: Awaited<ReturnType<typeof scanObject>>;
-    try {
-      scanned = await scanObject(deps, upload, object, staged);
-    } catch (err) {
-      await staged.discard().catch((e: unknown) => deps.logger.warn({ uploadId, err: e }, "could not remove the staging copy of a failed scan"));
-      throw err;
-    }
-    const decided = await decideVerdict(deps, uploadId, "scan", scanned.verdict, scanned.findings);
-    // The run that wrote the verdict promotes from its own copy; any other outcome (another
-    // run's verdict, a quarantine) leaves the upload to the finalize stage.
-    if (decided.applied && decided.upload.verdict === "clean" && staged.complete) return promoteStaged(deps, decided.upload, staged.key);
-    await staged.discard().catch((e: unknown) => deps.logger.warn({ uploadId, err: e }, "could not remove a staging copy that will not be promoted"));
-    if (decided.upload) await ensureNextStage(deps, decided.upload);
+    return onePass ? await processOnePass({ ...deps, policy: deps.policy! }, upload, job) : await scanStaged(deps, upload, job);
   } catch (err) {
     if (err instanceof UploadGoneError || !isLastAttempt(job)) throw err;
-    deps.logger.error({ uploadId, err }, "scan kept failing until retries ran out; quarantining (fail closed)");
-    await recordVerdict(deps, uploadId, "scan", quarantine("scan_error", `scan failed on every attempt: ${(err as Error).message}`), {});
+    const what = onePass ? "the check" : "scan";
+    deps.logger.error({ uploadId, err }, `${what} kept failing until retries ran out; quarantining (fail closed)`);
+    await recordVerdict(deps, uploadId, "scan", quarantine("scan_error", `${what} failed on every attempt: ${(err as Error).message}`), {});
   }
+}
+
+/** The scan of an upload that went through inspect (status `scanning`). */
+async function scanStaged(deps: ScanDeps, upload: Upload, job: StageJob): Promise<void> {
+  const uploadId = upload.id;
+  // Re-entry (scanning -> scanning) stamps the attempt; a lost race leaves the winner's state.
+  const started = await deps.repository.transition(uploadId, "scan", "scan");
+  if (!started.applied) return started.upload ? ensureNextStage(deps, started.upload) : undefined;
+  if (job.attemptsMade > 0) await deps.repository.countAttempt(uploadId);
+  const object = await readChecked(deps, upload);
+  if (!("body" in object)) {
+    await recordVerdict(deps, uploadId, "scan", object, {});
+    return;
+  }
+  if (!deps.finalizesInline) {
+    const { verdict, findings } = await scanObject(deps, upload, object, null);
+    await recordVerdict(deps, uploadId, "scan", verdict, findings);
+    return;
+  }
+  // The copy that promotion will use, made from the bytes as they are scanned (staged-copy.ts).
+  const staged = await StagedCopy.open(deps.store, stagingKey(upload, randomUUID()));
+  let scanned: Awaited<ReturnType<typeof scanObject>>;
+  try {
+    scanned = await scanObject(deps, upload, object, staged);
+  } catch (err) {
+    await staged.discard().catch((e: unknown) => deps.logger.warn({ uploadId, err: e }, "could not remove the staging copy of a failed scan"));
+    throw err;
+  }
+  const decided = await decideVerdict(deps, uploadId, "scan", scanned.verdict, scanned.findings);
+  // The run that wrote the verdict promotes from its own copy; any other outcome (another
+  // run's verdict, a quarantine) leaves the upload to the finalize stage.
+  if (decided.applied && decided.upload.verdict === "clean" && staged.complete) return promoteStaged(deps, decided.upload, staged.key);
+  await staged.discard().catch((e: unknown) => deps.logger.warn({ uploadId, err: e }, "could not remove a staging copy that will not be promoted"));
+  if (decided.upload) await ensureNextStage(deps, decided.upload);
 }
 
 /**
