@@ -1,7 +1,8 @@
 import type { Knex } from "knex";
 import { Statement } from "./unit-of-work.ts";
 
-export type Actor = "api" | "ingest" | "inspect" | "scan" | "finalize" | "reaper" | "cli";
+/** Who acted: a pipeline stage, the API, a command, or a person (admin, with actorId naming them). */
+export type Actor = "api" | "ingest" | "inspect" | "scan" | "finalize" | "reaper" | "cli" | "admin" | "recheck" | "webhooks";
 
 export interface AuditEntry {
   actor: Actor;
@@ -10,6 +11,13 @@ export interface AuditEntry {
   tenantId?: string | null;
   objectKey?: string | null;
   detail?: Record<string, unknown>;
+  /** The person behind a human action (admin user id), or the command's operator. */
+  actorId?: string | null;
+  /** Why, in the person's words: mandatory for every human action on an upload. */
+  justification?: string | null;
+  /** The upload's status before and after, for state changes. */
+  stateBefore?: string | null;
+  stateAfter?: string | null;
 }
 
 export interface AuditRecord extends Required<Omit<AuditEntry, "detail">> {
@@ -73,5 +81,9 @@ function toRecord(r: Record<string, any>): AuditRecord {
     tenantId: r.tenant_id,
     objectKey: r.object_key,
     detail: JSON.parse(r.detail),
+    actorId: r.actor_id ?? null,
+    justification: r.justification ?? null,
+    stateBefore: r.state_before ?? null,
+    stateAfter: r.state_after ?? null,
   };
 }

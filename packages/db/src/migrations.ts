@@ -146,6 +146,139 @@ const migrations: Migration[] = [
       await knex.schema.dropTable("tenant_usage");
     },
   },
+  {
+    // Issue 10: the people who review and operate (admin users, their sessions), the review's
+    // own records (retention extensions, two-person overrides), the audit trail's hash chain,
+    // and the verdict webhooks' outbox (endpoints, events, deliveries, attempts).
+    name: "0005_admin_audit_chain_webhooks",
+    async up(knex) {
+      await knex.schema.createTable("admin_users", (t) => {
+        t.string("id", 32).primary();
+        t.string("email", 320).notNullable().unique(); // lower-cased
+        t.string("name", 200).notNullable();
+        t.string("role", 16).notNullable(); // operator | compliance | admin
+        t.text("tenant_ids"); // JSON array: a reviewer limited to these tenants; null = all
+        t.string("password_hash", 512); // scrypt, self-describing (null: OIDC only)
+        t.string("oidc_issuer", 512);
+        t.string("oidc_subject", 255);
+        t.bigInteger("created_at").notNullable();
+        t.bigInteger("last_login_at");
+        t.bigInteger("disabled_at");
+        t.unique(["oidc_issuer", "oidc_subject"]);
+      });
+      await knex.schema.createTable("admin_sessions", (t) => {
+        t.string("id_hash", 64).primary(); // sha256 hex of the cookie's token
+        t.string("user_id", 32).notNullable().references("admin_users.id");
+        t.string("csrf_token", 64).notNullable();
+        t.string("method", 16).notNullable(); // password | oidc
+        t.bigInteger("created_at").notNullable();
+        t.bigInteger("expires_at").notNullable();
+        t.bigInteger("last_seen_at").notNullable();
+        t.bigInteger("revoked_at");
+        t.index(["user_id"]);
+      });
+      await knex.schema.alterTable("uploads", (t) => {
+        t.bigInteger("retention_until"); // quarantine kept at least until then (extended by a reviewer)
+        t.text("release_detail"); // JSON: the recheck a release ran and its outcome
+      });
+      await knex.schema.createTable("quarantine_overrides", (t) => {
+        t.string("id", 32).primary();
+        t.string("upload_id", 64).notNullable().references("uploads.id");
+        t.string("status", 16).notNullable(); // requested | approved | rejected | withdrawn
+        t.string("signature", 512); // the finding the override accepts, and only that one
+        t.string("requested_by", 32).notNullable().references("admin_users.id");
+        t.text("request_justification").notNullable();
+        t.bigInteger("requested_at").notNullable();
+        t.string("decided_by", 32).references("admin_users.id");
+        t.text("decision_justification");
+        t.bigInteger("decided_at");
+        t.index(["upload_id"]);
+        t.index(["status", "requested_at"]);
+      });
+      // The audit trail as a hash chain: seq orders it (1, 2, 3... with no gaps), hash covers
+      // the row's content and the previous row's hash. audit_chain_head holds the last link,
+      // locked by each writer, so writers from many processes append one at a time.
+      await knex.schema.alterTable("audit_events", (t) => {
+        t.bigInteger("seq").unique();
+        t.string("actor_id", 320); // the admin user (id) or key behind a human action
+        t.text("justification");
+        t.string("state_before", 16);
+        t.string("state_after", 16);
+        t.string("prev_hash", 64);
+        t.string("hash", 64);
+      });
+      await knex.schema.createTable("audit_chain_head", (t) => {
+        t.integer("id").primary(); // always 1
+        t.bigInteger("seq").notNullable();
+        t.string("hash", 64).notNullable();
+      });
+      await knex.schema.createTable("webhook_endpoints", (t) => {
+        t.string("id", 32).primary();
+        t.string("tenant_id", 64).notNullable().references("tenants.id");
+        t.string("url", 2048).notNullable();
+        t.string("description", 200).notNullable().defaultTo("");
+        t.string("secret", 128).notNullable(); // whsec_... (Standard Webhooks): needed to sign
+        t.text("events").notNullable(); // JSON array of event types
+        t.bigInteger("created_at").notNullable();
+        t.integer("consecutive_failures").notNullable().defaultTo(0);
+        t.bigInteger("disabled_at");
+        t.text("disabled_reason");
+        t.index(["tenant_id"]);
+      });
+      // The outbox: written in the transaction of the state change that causes the event.
+      await knex.schema.createTable("webhook_events", (t) => {
+        t.string("id", 40).primary(); // msg_...: the webhook-id receivers de-duplicate on
+        t.string("tenant_id", 64).notNullable();
+        t.string("type", 64).notNullable();
+        t.string("upload_id", 64);
+        t.text("payload").notNullable(); // the JSON body, exactly as signed and sent
+        t.bigInteger("created_at").notNullable();
+        t.index(["tenant_id", "created_at"]);
+      });
+      await knex.schema.createTable("webhook_deliveries", (t) => {
+        t.string("id", 40).primary();
+        t.string("event_id", 40).notNullable().references("webhook_events.id");
+        t.string("endpoint_id", 32).notNullable().references("webhook_endpoints.id");
+        t.string("status", 16).notNullable(); // pending | delivered | failed
+        t.integer("attempts").notNullable().defaultTo(0);
+        t.integer("last_status_code");
+        t.text("last_error");
+        t.bigInteger("created_at").notNullable();
+        t.bigInteger("enqueued_at"); // handed to the webhook queue (the relay picks rows without it)
+        t.bigInteger("delivered_at");
+        t.bigInteger("updated_at").notNullable();
+        t.unique(["event_id", "endpoint_id"]);
+        t.index(["enqueued_at"]);
+        t.index(["endpoint_id", "created_at"]);
+      });
+      await knex.schema.createTable("webhook_attempts", (t) => {
+        t.bigIncrements("id").primary();
+        t.string("delivery_id", 40).notNullable().references("webhook_deliveries.id");
+        t.bigInteger("at").notNullable();
+        t.integer("status_code");
+        t.integer("latency_ms").notNullable();
+        t.text("error");
+        t.index(["delivery_id"]);
+      });
+    },
+    async down(knex) {
+      await knex.schema.dropTable("webhook_attempts");
+      await knex.schema.dropTable("webhook_deliveries");
+      await knex.schema.dropTable("webhook_events");
+      await knex.schema.dropTable("webhook_endpoints");
+      await knex.schema.dropTable("audit_chain_head");
+      await knex.schema.alterTable("audit_events", (t) => {
+        for (const c of ["seq", "actor_id", "justification", "state_before", "state_after", "prev_hash", "hash"]) t.dropColumn(c);
+      });
+      await knex.schema.dropTable("quarantine_overrides");
+      await knex.schema.alterTable("uploads", (t) => {
+        t.dropColumn("retention_until");
+        t.dropColumn("release_detail");
+      });
+      await knex.schema.dropTable("admin_sessions");
+      await knex.schema.dropTable("admin_users");
+    },
+  },
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -6,6 +6,7 @@
 export type ErrorKind =
   | "invalid" // the request is malformed or breaks a policy
   | "unauthenticated"
+  | "forbidden" // authenticated, but this principal may not do or see this
   | "not_found"
   | "conflict" // the upload is not in a state that allows this
   | "too_large"
@@ -29,6 +30,13 @@ export class IntakeError extends Error {
 export class InvalidRequestError extends IntakeError {
   constructor(code: string, message: string, details?: Record<string, unknown>) {
     super("invalid", code, message, details);
+  }
+}
+
+/** An admin user whose role (or tenant scope) does not allow the action. */
+export class ForbiddenError extends IntakeError {
+  constructor(code: string, message: string, details?: Record<string, unknown>) {
+    super("forbidden", code, message, details);
   }
 }
 

@@ -9,3 +9,4 @@ export * from "./upload-policy.ts";
 export * from "./quota.ts";
 export * from "./upload.ts";
 export * from "./storage-event.ts";
+export * from "./admin-access.ts";

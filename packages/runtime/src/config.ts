@@ -148,6 +148,50 @@ const EnvSchema = z.object({
   QUOTA_PENDING_UPLOADS: int(1).default(1000),
   QUOTA_PENDING_BYTES: int(1).default(200 * GiB),
   QUOTA_UPLOADS_PER_DAY: int(1).default(100_000),
+
+  // Admin sign-in (operators, compliance reviewers, admins): sessions in cookies, CSRF
+  // tokens, login attempts limited per account and per address in Redis.
+  ADMIN_SESSION_TTL_SECONDS: int(60, 7 * 24 * 3600).default(8 * 3600),
+  ADMIN_SESSION_IDLE_SECONDS: int(60, 7 * 24 * 3600).default(3600),
+  // Secure cookies: on by default when PUBLIC_URL is https, or forced either way here.
+  ADMIN_COOKIE_SECURE: bool.optional(),
+  ADMIN_LOGIN_FAILURES_PER_ACCOUNT: int(1).default(5),
+  ADMIN_LOGIN_FAILURES_PER_ADDRESS: int(1).default(30),
+  ADMIN_LOGIN_WINDOW_SECONDS: int(1).default(900),
+  ADMIN_LOGIN_BLOCK_SECONDS: int(1).default(900),
+  // OpenID Connect sign-in (optional): the identity provider's issuer URL and this client.
+  OIDC_ISSUER: z.url().optional(),
+  OIDC_CLIENT_ID: z.string().optional(),
+  OIDC_CLIENT_SECRET: z.string().optional(),
+  OIDC_REDIRECT_URL: z.url().optional(),
+  OIDC_SCOPES: z.string().default("openid email profile"),
+  // The claim that names the user's role (operator | compliance | admin), and optionally the
+  // one listing the tenants a compliance reviewer is limited to.
+  OIDC_ROLE_CLAIM: z.string().default("intake_role"),
+  OIDC_TENANTS_CLAIM: z.string().optional(),
+  // Plain http issuers are refused outside development and test.
+  OIDC_ALLOW_INSECURE: bool.default(false),
+
+  // Prometheus metrics: /metrics needs this bearer token or an operator's session. Workers
+  // serve theirs on their own listener (0: no listener).
+  METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  WORKER_METRICS_PORT: int(0, 65535).default(9464),
+  WORKER_METRICS_HOST: z.string().default("127.0.0.1"),
+
+  // Signature freshness: a database older than this is flagged (readiness, metrics, health).
+  SIGNATURE_MAX_AGE_HOURS: int(1).default(48),
+  // An SQS dead-letter queue to watch (default: <SQS_QUEUE_NAME>-dlq, as provisioned).
+  SQS_DLQ_URL: z.url().optional(),
+
+  // Verdict webhooks: delivery attempts, backoff, timeout, and the run of failed deliveries
+  // after which an endpoint is disabled. Endpoints on loopback, private, link-local or
+  // metadata addresses are refused unless allowed here (csv: loopback, private, link-local).
+  WEBHOOK_ATTEMPTS: int(1, 50).default(8),
+  WEBHOOK_BACKOFF_MS: int(10).default(10_000),
+  WEBHOOK_TIMEOUT_MS: int(100, 60_000).default(10_000),
+  WEBHOOK_DISABLE_AFTER_FAILURES: int(1).default(20),
+  WEBHOOK_CONCURRENCY: int(1, 256).default(8),
+  WEBHOOK_ALLOW_ADDRESSES: csv.default([]),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -207,7 +251,30 @@ export interface Config {
     attempts: number;
     backoffMs: number;
   };
+  admin: {
+    sessionTtlSeconds: number;
+    sessionIdleSeconds: number;
+    cookieSecure: boolean;
+    loginLimits: { perAccount: number; perAddress: number; windowSeconds: number; blockSeconds: number };
+    oidc?: { issuer: string; clientId: string; clientSecret?: string; redirectUrl: string; scopes: string; roleClaim: string; tenantsClaim?: string; allowInsecure: boolean };
+  };
+  metrics: { token?: string; workerPort: number; workerHost: string };
+  signatures: { maxAgeHours: number };
+  deadLetterQueueUrl?: string;
+  webhooks: {
+    attempts: number;
+    backoffMs: number;
+    timeoutMs: number;
+    disableAfterFailures: number;
+    concurrency: number;
+    /** Address classes endpoints may resolve to despite the SSRF guard. */
+    allowAddresses: WebhookAddressClass[];
+  };
 }
+
+/** Address classes the webhook SSRF guard refuses unless WEBHOOK_ALLOW_ADDRESSES names them. */
+export const WEBHOOK_ADDRESS_CLASSES = ["loopback", "private", "link-local"] as const;
+export type WebhookAddressClass = (typeof WEBHOOK_ADDRESS_CLASSES)[number];
 
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -259,10 +326,15 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     problems.push(`STUCK_AFTER_SECONDS (${e.STUCK_AFTER_SECONDS} s) must exceed CLAMD_TIMEOUT_MS (${e.CLAMD_TIMEOUT_MS} ms): a scan may rightly go that long without touching its upload, and must not be taken for a stuck one`);
   }
   for (const k of e.ACTIVE_CONTENT_ALLOW) if (!(ACTIVE_CONTENT_KINDS as readonly string[]).includes(k)) problems.push(`ACTIVE_CONTENT_ALLOW: unknown kind ${k} (known: ${ACTIVE_CONTENT_KINDS.join(", ")})`);
-  const knownRoles = ["all", "ingest", "inspect", "scan", "finalize", "reaper"];
+  const knownRoles = ["all", "ingest", "inspect", "scan", "finalize", "reaper", "recheck", "webhooks"];
   for (const r of e.WORKER_ROLES) if (!knownRoles.includes(r)) problems.push(`WORKER_ROLES: unknown role ${r} (known: ${knownRoles.join(", ")})`);
   if (e.NODE_ENV === "production" && !e.DATABASE_URL) problems.push("DATABASE_URL: required in production");
   problems.push(...productionOnly(e));
+  for (const k of e.WEBHOOK_ALLOW_ADDRESSES) if (!(WEBHOOK_ADDRESS_CLASSES as readonly string[]).includes(k)) problems.push(`WEBHOOK_ALLOW_ADDRESSES: unknown class ${k} (known: ${WEBHOOK_ADDRESS_CLASSES.join(", ")})`);
+  const oidcSet = [e.OIDC_ISSUER, e.OIDC_CLIENT_ID, e.OIDC_REDIRECT_URL].filter((v) => v !== undefined).length;
+  if (oidcSet > 0 && oidcSet < 3) problems.push("OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_REDIRECT_URL: set all three to enable OpenID Connect sign-in, or none");
+  if (e.OIDC_ISSUER?.startsWith("http:") && !(e.OIDC_ALLOW_INSECURE && e.NODE_ENV !== "production")) problems.push("OIDC_ISSUER: must be https (OIDC_ALLOW_INSECURE=true allows http outside production)");
+  if (e.NODE_ENV === "production" && e.WEBHOOK_ALLOW_ADDRESSES.length > 0) problems.push("WEBHOOK_ALLOW_ADDRESSES: not allowed in production (it opens the webhook SSRF guard)");
   if (problems.length) throw new ConfigError(problems);
 
   const dataDir = resolve(e.DATA_DIR);
@@ -318,6 +390,26 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       onePassMaxBytes: e.ONE_PASS_MAX_BYTES,
       attempts: e.JOB_ATTEMPTS,
       backoffMs: e.JOB_BACKOFF_MS,
+    },
+    admin: {
+      sessionTtlSeconds: e.ADMIN_SESSION_TTL_SECONDS,
+      sessionIdleSeconds: e.ADMIN_SESSION_IDLE_SECONDS,
+      cookieSecure: e.ADMIN_COOKIE_SECURE ?? e.PUBLIC_URL?.startsWith("https:") ?? false,
+      loginLimits: { perAccount: e.ADMIN_LOGIN_FAILURES_PER_ACCOUNT, perAddress: e.ADMIN_LOGIN_FAILURES_PER_ADDRESS, windowSeconds: e.ADMIN_LOGIN_WINDOW_SECONDS, blockSeconds: e.ADMIN_LOGIN_BLOCK_SECONDS },
+      ...(e.OIDC_ISSUER && e.OIDC_CLIENT_ID && e.OIDC_REDIRECT_URL
+        ? { oidc: { issuer: e.OIDC_ISSUER, clientId: e.OIDC_CLIENT_ID, ...(e.OIDC_CLIENT_SECRET ? { clientSecret: e.OIDC_CLIENT_SECRET } : {}), redirectUrl: e.OIDC_REDIRECT_URL, scopes: e.OIDC_SCOPES, roleClaim: e.OIDC_ROLE_CLAIM, ...(e.OIDC_TENANTS_CLAIM ? { tenantsClaim: e.OIDC_TENANTS_CLAIM } : {}), allowInsecure: e.OIDC_ALLOW_INSECURE } }
+        : {}),
+    },
+    metrics: { ...(e.METRICS_TOKEN ? { token: e.METRICS_TOKEN } : {}), workerPort: e.WORKER_METRICS_PORT, workerHost: e.WORKER_METRICS_HOST },
+    signatures: { maxAgeHours: e.SIGNATURE_MAX_AGE_HOURS },
+    ...(e.SQS_DLQ_URL ? { deadLetterQueueUrl: e.SQS_DLQ_URL } : {}),
+    webhooks: {
+      attempts: e.WEBHOOK_ATTEMPTS,
+      backoffMs: e.WEBHOOK_BACKOFF_MS,
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      disableAfterFailures: e.WEBHOOK_DISABLE_AFTER_FAILURES,
+      concurrency: e.WEBHOOK_CONCURRENCY,
+      allowAddresses: e.WEBHOOK_ALLOW_ADDRESSES as WebhookAddressClass[],
     },
   };
 }

@@ -12,6 +12,7 @@ import { openApiDocument } from "./openapi.ts";
 import { mountHealthRoutes, type Readiness } from "./routes/health.ts";
 import { mountUploadRoutes } from "./routes/uploads.ts";
 import { UploadService, type Processing, type UploadRecords } from "./upload-service.ts";
+import { createAdminRouter, type AdminModuleContext } from "./admin/index.ts";
 
 /**
  * Everything the HTTP application needs, passed in: no environment reads, no module
@@ -28,6 +29,8 @@ export interface ApiDeps {
   store: ObjectStore;
   processing: Processing;
   readiness: Readiness;
+  /** The admin surfaces (operators, compliance, admins); absent, none are served. */
+  admin?: AdminModuleContext;
   now?: () => Date;
 }
 
@@ -83,6 +86,11 @@ export function createApp(deps: ApiDeps): Koa {
   app.use(securityHeaders);
   app.use(cors(deps.config.http.corsOrigins));
   app.use(unmatchedAsErrors);
+  if (deps.admin) {
+    const admin = createAdminRouter(deps.admin);
+    app.use(admin.routes());
+    app.use(admin.allowedMethods());
+  }
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

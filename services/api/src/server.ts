@@ -1,7 +1,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { once } from "node:events";
-import { ApiKeyRepository, migrate, openDatabase, pingDatabase, UploadRepository } from "@intake/db";
+import { AdminSessionRepository, AdminUserRepository, ApiKeyRepository, AuditLog, migrate, openDatabase, pingDatabase, UploadRepository } from "@intake/db";
 import { createProducerConnection, StageQueues, STAGES, stageFor } from "@intake/pipeline";
 import type { Upload } from "@intake/domain";
 import { createLogger, type Config, type Logger } from "@intake/runtime";
@@ -11,6 +11,7 @@ import { createApp } from "./app.ts";
 import { Redis } from "ioredis";
 import { cacheAuthentications } from "./http/auth.ts";
 import { createRedisRateLimits } from "./http/redis-rate-limits.ts";
+import { adminGuard, createViews } from "./admin/index.ts";
 
 export interface RunningApi {
   url: string;
@@ -99,10 +100,12 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
     const testSignaturesOnly = () => hasTestSignaturesOnly(config.dataDir) || (clamdVersion !== null && loadsTestSignaturesOnly(clamdVersion));
     if (testSignaturesOnly()) logger.warn(TEST_SIGNATURES_WARNING);
 
+    const uploads = new UploadRepository(db);
+    const sessions = new AdminSessionRepository(db);
     const app = createApp({
       config,
       logger,
-      uploads: new UploadRepository(db),
+      uploads,
       apiKeys: cacheAuthentications(new ApiKeyRepository(db), { ttlMs: AUTH_CACHE_TTL_MS }),
       rateLimits,
       store,
@@ -117,6 +120,22 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
           },
         },
         testSignaturesOnly,
+      },
+      admin: {
+        config,
+        logger,
+        db,
+        guard: adminGuard({ sessions, idleSeconds: config.admin.sessionIdleSeconds, formLimitBytes: config.http.bodyLimitBytes }),
+        views: createViews({ cache: config.env === "production" }),
+        users: new AdminUserRepository(db),
+        sessions,
+        audit: new AuditLog(db),
+        uploads,
+        store,
+        redis,
+        queues,
+        scanner,
+        now: () => new Date(),
       },
     });
 

@@ -1,0 +1,4 @@
+import type { AdminModule } from "../module.ts";
+
+/** Placeholder until this area is built: mounts nothing. */
+export const mountSignIn: AdminModule = () => {};

@@ -1,0 +1,33 @@
+import { fileURLToPath } from "node:url";
+import { Eta } from "eta";
+import type { Context } from "koa";
+import type { AdminState } from "./guard.ts";
+
+/**
+ * Server-rendered admin pages: Eta templates in ./views, auto-escaping every <%= %> (raw
+ * output, <%~ %>, is for markup we built ourselves, such as the SVG charts). Pages work
+ * without client-side JavaScript: forms post with a hidden CSRF field.
+ */
+export interface Views {
+  render(ctx: Context, template: string, data?: Record<string, unknown>, status?: number): void;
+}
+
+const VIEWS_DIR = fileURLToPath(new URL("./views", import.meta.url));
+
+/** No scripts on our pages; styles inline in the layout; forms post only to us; never framed. */
+const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+export function createViews(opts: { cache: boolean }): Views {
+  const eta = new Eta({ views: VIEWS_DIR, autoEscape: true, cache: opts.cache, autoTrim: false });
+  return {
+    render(ctx, template, data = {}, status = 200) {
+      const state = ctx.state as Partial<AdminState>;
+      const html = eta.render(template, { admin: state.admin ?? null, csrfToken: state.csrfToken ?? "", path: ctx.path, ...data });
+      ctx.status = status;
+      ctx.type = "text/html; charset=utf-8";
+      ctx.set("Content-Security-Policy", PAGE_CSP);
+      ctx.set("Cache-Control", "no-store");
+      ctx.body = html;
+    },
+  };
+}
