@@ -6,7 +6,7 @@
 #   2. the workspace's npm dependencies (npm ci when node_modules is missing or stale)
 #   3. Redis at REDIS_URL (started from Debian's redis-server when nothing answers)
 #   4. clamd with the project's config (infra/clamd/up.sh; installs clamav-daemon)
-#   5. the tools tests build fixtures with (zip), for infra/bin/test
+#   5. the tools tests use (zip and container formats, chromium, prometheus), for infra/bin/test
 _root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 say() { echo "[intake] $*" >&2; }
 
@@ -70,10 +70,12 @@ intake_ensure_test_tools() {
   command -v zip >/dev/null || intake_apt_install zip
   # Every container format test/pipeline/containers.test.ts builds: 7z, CAB, ARJ, bzip2, xz.
   local missing=() pair
-  for pair in 7z:p7zip-full gcab:gcab arj:arj bzip2:bzip2 xz:xz-utils; do
+  # chromium: the admin pages' browser tests (playwright-core drives Debian's build);
+  # prometheus + promtool: the metrics test scrapes with a real Prometheus and checks the alert rules.
+  for pair in 7z:p7zip-full gcab:gcab arj:arj bzip2:bzip2 xz:xz-utils chromium:chromium prometheus:prometheus promtool:prometheus; do
     command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
   done
-  [ "${#missing[@]}" -eq 0 ] || intake_apt_install "${missing[@]}"
+  [ "${#missing[@]}" -eq 0 ] || intake_apt_install $(printf '%s\n' "${missing[@]}" | sort -u)
 }
 
 intake_ensure_clamd() {
