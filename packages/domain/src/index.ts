@@ -10,3 +10,4 @@ export * from "./quota.ts";
 export * from "./upload.ts";
 export * from "./storage-event.ts";
 export * from "./admin-access.ts";
+export * from "./upload-view.ts";

@@ -4,7 +4,7 @@ import { callerOf } from "../http/auth.ts";
 import { readJsonObject, rejectUnknownFields } from "../http/json-body.ts";
 import type { PresignedRequest } from "@intake/storage";
 import type { CreateResult, UploadService } from "../upload-service.ts";
-import { uploadView } from "../upload-view.ts";
+import { uploadView } from "@intake/domain";
 
 /**
  * /v1/uploads: thin handlers. Each reads and shape-checks the request, calls one use case

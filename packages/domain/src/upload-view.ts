@@ -1,9 +1,10 @@
-import type { Upload } from "@intake/domain";
+import type { Upload } from "./upload.ts";
 
 /**
  * What a client sees of an upload. An explicit allowlist of fields rather than the row:
  * object keys, the storage's multipart UploadId and the idempotency fingerprint are ours,
- * and nothing here may ever carry a URL or a key.
+ * and nothing here may ever carry a URL or a key. The tenant API answers with it and the
+ * verdict webhooks carry it as their `data`, so both show a tenant the same fields.
  */
 export interface UploadView {
   id: string;
