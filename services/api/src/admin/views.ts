@@ -1,6 +1,9 @@
 import { fileURLToPath } from "node:url";
 import { Eta } from "eta";
-import type { Context } from "koa";
+import type { Context, Next } from "koa";
+import { LimitExceededError } from "@intake/domain";
+import type { Logger } from "@intake/runtime";
+import { errorResponse, routeOf } from "../http/errors.ts";
 import type { AdminState } from "./guard.ts";
 
 /**
@@ -29,5 +32,25 @@ export function createViews(opts: { cache: boolean }): Views {
       ctx.set("Cache-Control", "no-store");
       ctx.body = html;
     },
+  };
+}
+
+/**
+ * A refusal on an admin page, for a browser (Accept: text/html), as a page with the reason
+ * rather than a JSON error body; scripts (JSON under /v1/admin, curl) keep the JSON errors
+ * of errorMiddleware. Unexpected failures are logged here as errorMiddleware would.
+ */
+export function adminPageErrors(views: Views, logger: Logger) {
+  return async function renderPageErrors(ctx: Context, next: Next): Promise<void> {
+    try {
+      await next();
+    } catch (err) {
+      if (!(ctx.path === "/admin" || ctx.path.startsWith("/admin/")) || !ctx.get("Accept").includes("text/html")) throw err;
+      const { status, body } = errorResponse(err);
+      if (status >= 500 && status !== 503) logger.error({ err, requestId: ctx.state.requestId, route: routeOf(ctx) }, "request failed");
+      if (err instanceof LimitExceededError && err.retryAfterSeconds !== undefined) ctx.set("Retry-After", String(err.retryAfterSeconds));
+      const signIn = status === 401 ? "/admin/login" : undefined;
+      views.render(ctx, "error", { title: status === 403 ? "Not allowed" : status === 401 ? "Sign in first" : "Error", status, code: body.error.code, message: body.error.message, ...(signIn ? { retry: signIn } : {}) }, status);
+    }
   };
 }
