@@ -22,11 +22,14 @@ export async function processFinalize(deps: StageDeps, job: StageJob): Promise<v
   if (isTerminal(upload.status)) return;
   if (upload.status !== "deciding") return ensureNextStage(deps, upload);
 
+  const started = performance.now();
   const decision = decideFinalize(upload, await gatherFacts(deps, upload));
   const { event, findings } = await carryOut(deps, upload, decision);
   const done = await deps.repository.transition(uploadId, event, "finalize", findings);
   if (done.applied) {
     deps.logger.info({ uploadId, status: done.upload.status, reason: done.upload.reason, finalKey: findings.finalKey ?? null }, "upload finalized");
+    deps.metrics?.stageDone("finalize", "staged", performance.now() - started);
+    deps.metrics?.uploadFinished(done.upload);
   }
 }
 
@@ -100,7 +103,10 @@ export async function promoteStaged(deps: StageDeps, upload: Upload, staging: st
   }
   await deps.store.delete(upload.objectKey);
   const done = await deps.repository.transition(upload.id, "promote", "finalize", { finalKey: target });
-  if (done.applied) deps.logger.info({ uploadId: upload.id, status: done.upload.status, finalKey: target }, "upload finalized");
+  if (done.applied) {
+    deps.logger.info({ uploadId: upload.id, status: done.upload.status, finalKey: target }, "upload finalized");
+    deps.metrics?.uploadFinished(done.upload);
+  }
 }
 
 /**

@@ -31,6 +31,7 @@ export async function processInspect(deps: InspectDeps, job: StageJob): Promise<
     const started = await deps.repository.transition(uploadId, "inspect", "inspect");
     if (!started.applied) return started.upload ? ensureNextStage(deps, started.upload) : undefined;
     if (job.attemptsMade > 0) await deps.repository.countAttempt(uploadId);
+    const t0 = performance.now();
 
     // One ranged GET answers both questions: the whole object's size (Content-Range) and
     // the first SNIFF_LIMIT bytes. A HeadObject first would be a second round trip.
@@ -42,9 +43,11 @@ export async function processInspect(deps: InspectDeps, job: StageJob): Promise<
     const { verdict, findings } = await inspectObject(upload, object, deps.policy);
     if (verdict) {
       await recordVerdict(deps, uploadId, "inspect", finalVerdict(verdict), findings);
+      deps.metrics?.stageDone("inspect", "staged", performance.now() - t0);
       return;
     }
     const scanning = await deps.repository.transition(uploadId, "scan", "inspect", findings);
+    deps.metrics?.stageDone("inspect", "staged", performance.now() - t0);
     if (scanning.upload) await ensureNextStage(deps, scanning.upload);
   } catch (err) {
     if (err instanceof UploadGoneError || !isLastAttempt(job)) throw err;

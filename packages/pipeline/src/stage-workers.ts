@@ -1,6 +1,6 @@
 import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
 import { Redis } from "ioredis";
-import type { PipelineLogger } from "./deps.ts";
+import type { PipelineLogger, PipelineMetrics } from "./deps.ts";
 import { UploadGoneError, type StageJob } from "./progress.ts";
 import type { Reaper } from "./reaper.ts";
 import { queueName, type Stage, type StageJobData } from "./stage-queues.ts";
@@ -23,6 +23,8 @@ export interface StageWorkerOptions {
   /** Lock held while a job runs; renewed at half of it. A dead worker's job is retried after it. */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
+  /** Queue wait and job outcomes, per queue (@intake/metrics); absent: nowhere. */
+  metrics?: Pick<PipelineMetrics, "jobPicked" | "jobFinished">;
 }
 
 export function startStageWorker(stage: Stage, process: (job: StageJob) => Promise<unknown>, o: StageWorkerOptions): Worker<StageJobData> {
@@ -30,6 +32,8 @@ export function startStageWorker(stage: Stage, process: (job: StageJob) => Promi
   // What a processor returns (a one-pass run's per-stage timings) is kept as the job's
   // return value, where an operator's dashboard shows it, at no extra Redis round trip.
   const run = async (job: Job<StageJobData>) => {
+    // First attempts only: a retry's wait includes its backoff, which is on purpose.
+    if (o.metrics && job.attemptsMade === 0 && job.processedOn) o.metrics.jobPicked(queueName(stage), job.processedOn - job.timestamp - (job.opts.delay ?? 0));
     try {
       return await process(job);
     } catch (err) {
@@ -51,7 +55,9 @@ export function startStageWorker(stage: Stage, process: (job: StageJob) => Promi
     const attempts = job?.opts.attempts ?? 1;
     const final = !job || job.attemptsMade >= attempts || err.name === "UnrecoverableError";
     o.logger[final ? "error" : "warn"]({ stage, jobId: job?.id, uploadId: job?.data.uploadId, attemptsMade: job?.attemptsMade, attempts, err: { name: err.name, message: err.message } }, final ? "job failed for good" : "job failed; will retry");
+    o.metrics?.jobFinished(queueName(stage), final ? "failed" : "retried");
   });
+  if (o.metrics) worker.on("completed", () => o.metrics!.jobFinished(queueName(stage), "completed"));
   worker.on("error", (err) => o.logger.error({ stage, err }, "worker error"));
   return worker;
 }

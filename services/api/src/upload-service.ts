@@ -38,6 +38,11 @@ export interface Processing {
 
 export type UploadRecords = Pick<UploadRepository, "create" | "get" | "list" | "transition">;
 
+/** Where the service reports what it did (@intake/metrics); a counter increment, no I/O. */
+export interface UploadMetrics {
+  uploadCreated(kind: "single" | "multipart"): void;
+}
+
 export interface UploadServiceOptions {
   uploads: UploadRecords;
   store: ObjectStore;
@@ -49,6 +54,7 @@ export interface UploadServiceOptions {
   maxPartsPerRequest: number;
   /** Per-tenant quotas, claimed atomically with the upload's row. */
   quotas: TenantQuotas;
+  metrics?: UploadMetrics;
   now?: () => Date;
 }
 
@@ -118,6 +124,7 @@ export class UploadService {
       if (upload.multipart) throw new ConflictError("idempotency_key_reused", "this Idempotency-Key was already used for a different request");
       const expiresIn = created ? ttl : this.replayLifetime(upload, now);
       const request = await this.o.store.presignPut(upload.objectKey, putBinding(upload, expiresIn));
+      if (created) this.o.metrics?.uploadCreated("single");
       return { kind: "single", upload, replayed: !created, request };
     }
 
@@ -141,6 +148,7 @@ export class UploadService {
       this.replayLifetime(upload, now);
     }
     if (!upload.multipart) throw new ConflictError("idempotency_key_reused", "this Idempotency-Key was already used for a different request");
+    if (created) this.o.metrics?.uploadCreated("multipart");
     return { kind: "multipart", upload, replayed: !created, partSize: upload.multipart.partSize, partCount: upload.multipart.partCount, expiresAt: upload.urlExpiresAt };
   }
 

@@ -1,0 +1,115 @@
+import type { Counter, Gauge, Histogram } from "prom-client";
+import { VERDICT_REASONS, type ReaperAction } from "./definitions.ts";
+
+/**
+ * The pipeline's hooks (packages/pipeline deps.ts PipelineMetrics), fed into prom-client.
+ * Every call is a counter increment or a histogram observation: no I/O, no await, cheap
+ * enough for the hot path (issue 9 measured per-upload CPU; an observe is well under a
+ * microsecond).
+ */
+export interface FinishedUpload {
+  status: string;
+  reason: string | null;
+  createdAt: Date;
+  uploadedAt: Date | null;
+  decidedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+/** The reaper's ReapSummary, as far as counts of actions go. */
+export interface ReaperPassSummary {
+  expired: number;
+  arrivedLate: number;
+  multipartAborted: number;
+  orphansAborted: number;
+  requeued: number;
+  purged: number;
+  inProgress: number;
+}
+
+export interface PipelineObserver {
+  /** An upload reached verified or quarantined (called by the run whose transition applied). */
+  uploadFinished(upload: FinishedUpload): void;
+  stageDone(stage: "inspect" | "scan" | "finalize", path: "staged" | "one_pass", ms: number): void;
+  jobPicked(queue: string, waitMs: number): void;
+  jobFinished(queue: string, outcome: "completed" | "retried" | "failed"): void;
+  reaperPass(summary: ReaperPassSummary): void;
+  storageEventReceived(lagMs: number): void;
+}
+
+export interface PipelineInstruments {
+  verdicts: Counter<string>;
+  uploadToVerdict: Histogram<string>;
+  uploadToFinal: Histogram<string>;
+  stageDuration: Histogram<string>;
+  queueWait: Histogram<string>;
+  jobs: Counter<string>;
+  storageEventLag: Histogram<string>;
+  reaperActions: Counter<string>;
+  reaperLastPass: Gauge<string>;
+  reaperInProgress: Gauge<string>;
+}
+
+const ACTIONS: [keyof ReaperPassSummary, ReaperAction][] = [
+  ["expired", "expired"],
+  ["arrivedLate", "arrived_late"],
+  ["multipartAborted", "multipart_aborted"],
+  ["orphansAborted", "orphan_multipart_aborted"],
+  ["requeued", "requeued"],
+  ["purged", "purged"],
+];
+
+const REASONS = new Set<string>(VERDICT_REASONS);
+
+/** With no instruments (a process that exports no pipeline metrics) every hook does nothing. */
+export function pipelineObserver(i: PipelineInstruments | null): PipelineObserver {
+  if (!i) return { uploadFinished() {}, stageDone() {}, jobPicked() {}, jobFinished() {}, reaperPass() {}, storageEventReceived() {} };
+  return {
+    uploadFinished(u) {
+      const clean = u.status === "verified";
+      if (!clean && u.status !== "quarantined") return;
+      const reason = clean ? "clean" : u.reason && REASONS.has(u.reason) ? u.reason : "unknown";
+      i.verdicts.inc({ reason });
+      const outcome = clean ? "clean" : "quarantine";
+      const arrived = (u.uploadedAt ?? u.createdAt).getTime();
+      if (u.decidedAt) i.uploadToVerdict.observe({ outcome }, seconds(u.decidedAt.getTime() - arrived));
+      if (u.finishedAt) i.uploadToFinal.observe({ outcome }, seconds(u.finishedAt.getTime() - arrived));
+    },
+    stageDone(stage, path, ms) {
+      i.stageDuration.observe({ stage, path }, seconds(ms));
+    },
+    jobPicked(queue, waitMs) {
+      i.queueWait.observe({ queue }, seconds(waitMs));
+    },
+    jobFinished(queue, outcome) {
+      i.jobs.inc({ queue, outcome });
+    },
+    reaperPass(s) {
+      for (const [field, action] of ACTIONS) if (s[field] > 0) i.reaperActions.inc({ action }, s[field]);
+      i.reaperInProgress.set(s.inProgress);
+      i.reaperLastPass.set(Date.now() / 1000);
+    },
+    storageEventReceived(lagMs) {
+      i.storageEventLag.observe(seconds(lagMs));
+    },
+  };
+}
+
+/** Clocks of two hosts (API, workers, SQS) can disagree a little: never a negative duration. */
+function seconds(ms: number): number {
+  return Math.max(0, ms) / 1000;
+}
+
+/**
+ * The ingest loop's receive-lag recorder (@intake/pipeline receive-lag.ts: each batch's
+ * largest lag over first deliveries, left in Redis for the health page), observed on its
+ * way: the histogram sees every batch the health page's latest figure summarises.
+ */
+export function observingReceiveLag<T extends { lagMs: number }>(recorder: { record(o: T): Promise<void> }, pipeline: Pick<PipelineObserver, "storageEventReceived">): { record(o: T): Promise<void> } {
+  return {
+    record(o) {
+      pipeline.storageEventReceived(o.lagMs);
+      return recorder.record(o);
+    },
+  };
+}
