@@ -3,6 +3,7 @@ import type { EventQueue, ObjectStore, QueuedMessage } from "@intake/storage";
 import type { AuditTrail, PipelineLogger, UploadStore } from "./deps.ts";
 import type { StageQueues } from "./stage-queues.ts";
 import { stageFor } from "./decisions.ts";
+import { receiveLagOf, type ReceiveLagRecorder } from "./receive-lag.ts";
 
 /**
  * Ingest: S3 event notifications (via SQS) become inspect jobs.
@@ -33,6 +34,8 @@ export interface IngestDeps {
   logger: PipelineLogger;
   /** As the stages route (StageDeps.onePassMaxBytes). */
   onePassMaxBytes?: number;
+  /** Where the loop leaves the SQS receive lag of each batch for operators (receive-lag.ts). */
+  receiveLag?: ReceiveLagRecorder;
 }
 
 export type Disposition = { action: "delete"; reason: string } | { action: "keep"; reason: string };
@@ -135,8 +138,16 @@ export class IngestLoop {
         await sleep(this.errorBackoffMs, signal);
         continue;
       }
+      this.recordLag(messages);
       await Promise.all(messages.map((m) => (signal.aborted ? undefined : this.handle(m))));
     }
+  }
+
+  /** Best effort: a Redis hiccup costs the operators one figure, never an event. */
+  private recordLag(messages: QueuedMessage[]): void {
+    const lag = this.deps.receiveLag && receiveLagOf(messages, new Date());
+    if (!lag) return;
+    this.deps.receiveLag!.record(lag).catch((err: unknown) => this.deps.logger.debug({ err }, "could not record the SQS receive lag"));
   }
 
   private async handle(message: QueuedMessage): Promise<void> {

@@ -3,7 +3,7 @@
  * INSTREAM protocol (infra/clamd runs the daemon). Fail closed: every transient failure is
  * a thrown ScanFailedError; only clamd's exact "stream: OK" after the whole body is clean.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 export { createClamdScanner } from "./clamd.ts";
@@ -39,4 +39,27 @@ export const TEST_SIGNATURES_WARNING =
  */
 export function loadsTestSignaturesOnly(version: Pick<ScannerVersion, "signatures">): boolean {
   return version.signatures === "none";
+}
+
+/** Files clamd loads as signature databases (man clamd: the database directory). */
+const DATABASE_FILE = /\.(?:cvd|cld|cud|ndb|hdb|hsb|mdb|msb|ldb|ldu|idb|cdb|fp|sfp|ign2?|pdb|gdb|wdb|yara?|cbc|ftm|info|crb|cat)$/i;
+
+/**
+ * When the generated test database next to a local clamd was written (the newest of its
+ * files: infra/clamd/up.sh rewrites them on every start), or null when there is none here.
+ * clamd's VERSION names no date for a database without daily.cvd, so this is the only age
+ * a test deployment has; `dataDir` is read as hasTestSignaturesOnly reads it.
+ */
+export function testDatabaseDate(dataDir: string): Date | null {
+  if (!hasTestSignaturesOnly(dataDir)) return null;
+  for (const dir of [join(dataDir, "clamd", "db"), join(dataDir, "db")]) {
+    let newest = 0;
+    try {
+      for (const name of readdirSync(dir)) if (DATABASE_FILE.test(name)) newest = Math.max(newest, statSync(join(dir, name)).mtimeMs);
+    } catch {
+      continue; // no such directory: try the other reading of "data dir"
+    }
+    if (newest > 0) return new Date(newest);
+  }
+  return null;
 }
