@@ -51,12 +51,12 @@ export async function exportPage(queries: QuarantineQueries, q: ReviewQuery, lim
 }
 
 /** Checks the size first (a clear error, not a truncated file), then streams. */
-export async function exportCsv(queries: QuarantineQueries, filter: QuarantineFilter, retentionDays: number, logger: Logger): Promise<Readable> {
+export async function exportCsv(queries: QuarantineQueries, filter: QuarantineFilter, retentionDays: number, logger: Pick<Logger, "error">, maxRows = EXPORT_MAX_ROWS): Promise<Readable> {
   const matching = await queries.count(filter);
-  if (matching > EXPORT_MAX_ROWS) {
-    throw new InvalidRequestError("export_too_large", `${matching} quarantined uploads match; a CSV export holds at most ${EXPORT_MAX_ROWS}: narrow the date range or the filters`, { matching, max: EXPORT_MAX_ROWS });
+  if (matching > maxRows) {
+    throw new InvalidRequestError("export_too_large", `${matching} quarantined uploads match; a CSV export holds at most ${maxRows}: narrow the date range or the filters`, { matching, max: maxRows });
   }
-  const rows = Readable.from(csvRows(queries, filter, retentionDays));
+  const rows = Readable.from(csvRows(queries, filter, retentionDays, maxRows));
   const out = new PassThrough();
   // pipeline, not pipe: a failed page read must end the response (the client sees a broken
   // download) rather than leave it hanging, and is logged since no status can carry it now.
@@ -66,7 +66,7 @@ export async function exportCsv(queries: QuarantineQueries, filter: QuarantineFi
   return out;
 }
 
-async function* csvRows(queries: QuarantineQueries, filter: QuarantineFilter, retentionDays: number): AsyncGenerator<Record<string, unknown>> {
+async function* csvRows(queries: QuarantineQueries, filter: QuarantineFilter, retentionDays: number, maxRows: number): AsyncGenerator<Record<string, unknown>> {
   let after: { finishedAt: number; id: string } | undefined;
   let written = 0;
   do {
@@ -74,7 +74,7 @@ async function* csvRows(queries: QuarantineQueries, filter: QuarantineFilter, re
     const timelines = await queries.timelines(page.items.map((r) => r.id));
     for (const r of page.items) {
       // A row quarantined between the count and the first page may slip in; the bound holds anyway.
-      if (written++ >= EXPORT_MAX_ROWS) return;
+      if (written++ >= maxRows) return;
       const timeline = timelines.get(r.id) ?? [];
       const record = exportRecord(r, timeline, retentionDays);
       const last = timeline.at(-1);
