@@ -54,7 +54,7 @@ describe.each(DATABASE_KINDS)("webhook outbox on %s", (kind) => {
     const event = await t.db("webhook_events").where({ upload_id: id }).first();
     expect(event.id).toMatch(/^msg_[A-Za-z0-9_-]{22}$/);
     const payload = JSON.parse(event.payload);
-    expect(payload).toEqual({ type: "upload.verified", version: 1, timestamp: expect.any(String), data: uploadView(promoted.upload) });
+    expect(payload).toEqual({ type: "upload.verified", version: 1, timestamp: expect.any(String), data: uploadView(promoted.upload!) });
     expect(JSON.stringify(payload.data)).not.toMatch(/pending\/|verified\/|objectKey|storageUploadId/);
     const deliveries = await webhooks.listDeliveries({ eventId: event.id });
     expect(deliveries).toHaveLength(2); // a (all events) and b (verified); c is disabled
@@ -82,7 +82,8 @@ describe.each(DATABASE_KINDS)("webhook outbox on %s", (kind) => {
   it("rolls the outbox back with the unit that wrote it", async () => {
     const id = await toDeciding("acme");
     const before = [await count("webhook_events"), await count("webhook_deliveries")];
-    const upload = (await uploads.getById(id))!;
+    const upload = await uploads.getById(id);
+    if (!upload) throw new Error("upload vanished");
     await expect(
       atomically(t.db, async (tx) => {
         expect(await writeVerdictEvents(tx, { ...upload, status: "verified" })).toBe(2);
