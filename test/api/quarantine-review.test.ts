@@ -218,6 +218,8 @@ describe.each(["sqlite", "pg"] as const)("quarantine review on %s", (database) =
     expect(b).toContain("=legal hold &lt;b&gt;case 42&lt;/b&gt;");
     expect(b).toContain("deciding → quarantined");
     expect(b).not.toContain("<b>case 42");
+    // The actions area's partial is rendered inside the detail, with the same data.
+    expect(b).toContain('<section id="actions">');
 
     const purged = await text(await reviewer.request("GET", `/admin/quarantine/${s.tab.id}`));
     expect(purged.body).toMatch(/id="purged">yes, at 2026-11-06T12:00:00.000Z</);

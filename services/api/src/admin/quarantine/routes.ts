@@ -96,6 +96,9 @@ export const mountQuarantine: AdminModule = (router, m) => {
       overrides,
       canAct: can(admin, "quarantine.act"),
       canOverride: can(admin, "quarantine.override"),
+      // The outcome of an action the actions' partial reports after its redirect (it shows
+      // only the notices it knows; never this text itself).
+      done: new URLSearchParams(ctx.querystring).get("done"),
       ...formatters,
     });
   });
