@@ -155,14 +155,14 @@ describe("every admin route refuses anonymous requests, tenant API keys, the wro
 
   it("(d) refuses every state-changing request without the CSRF token, or from another origin, even from a permitted session", async () => {
     const targets = [
-      ...routes.filter((r) => !SAFE.has(r.method) && r.rule && r.rule.kind !== "public"),
+      ...routes.filter((r): r is WalkedRoute & { rule: GuardRule } => !SAFE.has(r.method) && r.rule !== undefined && r.rule.kind !== "public"),
       ...ALWAYS_PROBED.filter((r) => !SAFE.has(r.method)).map((r) => ({ ...r, rule: { kind: "permission", permission: r.permission } as GuardRule })),
     ];
     expect(targets.length).toBeGreaterThan(3);
     for (const r of targets) {
-      const role = r.rule!.kind === "permission" ? (PERMISSIONS[r.rule.permission] as readonly AdminRole[])[0]! : "admin";
+      const role = r.rule.kind === "permission" ? (PERMISSIONS[r.rule.permission] as readonly AdminRole[])[0]! : "admin";
       const s = sessions.get(role)!;
-      const forged = [
+      const forged: { why: string; headers: Record<string, string>; body?: string }[] = [
         { why: "no token", headers: { cookie: s.cookie, "content-type": "application/json" } },
         { why: "no token (form)", headers: { cookie: s.cookie, "content-type": "application/x-www-form-urlencoded" }, body: "x=1" },
         { why: "wrong token", headers: { cookie: s.cookie, "content-type": "application/json", "x-csrf-token": "W".repeat(32) } },
