@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { COLLECT_TIMEOUT_MS, readClamd, readHealth, readQueues, sharedReading, withinTime, type ClamdReading, type HealthReading, type QueueReading } from "./collectors.ts";
-import { METRICS, QUEUE_STATES, REAPER_ACTIONS, UPLOAD_KINDS, VERDICT_REASONS, WEBHOOK_OUTCOMES, type MetricDefinition, type MetricKey } from "./definitions.ts";
+import { METRICS, QUEUE_STATES, REAPER_ACTIONS, STAGE_NAMES, STAGE_PATHS, UPLOAD_KINDS, VERDICT_OUTCOMES, VERDICT_REASONS, WEBHOOK_OUTCOMES, type MetricDefinition, type MetricKey } from "./definitions.ts";
 import { pipelineObserver, type PipelineObserver } from "./pipeline-observer.ts";
 import type { ScrapeSources } from "./sources.ts";
 
@@ -81,7 +81,14 @@ export function createMetrics(o: MetricsOptions): IntakeMetrics {
   if (o.process === "worker") {
     for (const reason of VERDICT_REASONS) counter("verdicts").inc({ reason }, 0);
     for (const action of REAPER_ACTIONS) counter("reaperActions").inc({ action }, 0);
-    for (const outcome of WEBHOOK_OUTCOMES) if (outcome !== "other") counter("webhookDeliveries").inc({ outcome }, 0);
+    for (const outcome of WEBHOOK_OUTCOMES) {
+      if (outcome === "other") continue;
+      counter("webhookDeliveries").inc({ outcome }, 0);
+      histogram("webhookLatency").zero({ outcome });
+    }
+    // Histograms too: rate() over a series born with its first observation sees no increase.
+    for (const outcome of VERDICT_OUTCOMES) for (const h of ["uploadToVerdict", "uploadToFinal"] as const) histogram(h).zero({ outcome });
+    for (const stage of STAGE_NAMES) for (const path of STAGE_PATHS) histogram("stageDuration").zero({ stage, path });
     // No pass yet: no sample (a 0 would read as "last pass in 1970" on a worker without the role).
     unset(gauge("reaperLastPass"));
     unset(gauge("reaperInProgress"));
