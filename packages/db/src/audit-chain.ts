@@ -39,14 +39,31 @@ export interface ChainedContent {
 }
 
 /**
- * sha256 (hex) of a JSON array of the fields in a fixed order. JSON.stringify of strings,
- * integers and null is deterministic, and the array's positions keep a value from moving
- * from one field to another unnoticed (unlike a concatenation).
+ * A link's hash, in two steps. The content digest is the sha256 (hex) of a JSON array of the
+ * row's own fields in a fixed order: JSON.stringify of strings, integers and null is
+ * deterministic, and the array's positions keep a value from moving from one field to
+ * another unnoticed (unlike a concatenation). The link hash is the sha256 (hex) of
+ * `FORMAT:seq:prev_hash:digest`, text of fixed shape (a decimal and two hex digests) that
+ * PostgreSQL computes alike in the statement that appends (audit-log.ts), so the writer
+ * needs no round trip between reading the head and writing the link.
  */
 export function linkHash(c: ChainedContent): string {
-  const canonical = JSON.stringify([FORMAT, c.seq, c.at, c.actor, c.actorId, c.action, c.uploadId, c.tenantId, c.objectKey, c.detail, c.justification, c.stateBefore, c.stateAfter, c.prevHash]);
-  return createHash("sha256").update(canonical, "utf8").digest("hex");
+  return chainLink(c.seq, c.prevHash, contentDigest(c));
 }
+
+export function contentDigest(c: Omit<ChainedContent, "seq" | "prevHash">): string {
+  const canonical = JSON.stringify([FORMAT, c.at, c.actor, c.actorId, c.action, c.uploadId, c.tenantId, c.objectKey, c.detail, c.justification, c.stateBefore, c.stateAfter]);
+  return sha256(canonical);
+}
+
+export function chainLink(seq: number, prevHash: string, digest: string): string {
+  return sha256(`${FORMAT}:${seq}:${prevHash}:${digest}`);
+}
+
+/** The prefix of the text chainLink hashes, for the SQL that computes it. */
+export const LINK_FORMAT = FORMAT;
+
+const sha256 = (text: string) => createHash("sha256").update(text, "utf8").digest("hex");
 
 /**
  * Text as the database will give it back. Both drivers encode strings as UTF-8, which turns
@@ -174,6 +191,7 @@ export async function verifyAuditChain(db: Knex, opts: VerifyOptions = {}): Prom
  */
 export async function chainExistingRows(knex: Knex): Promise<void> {
   let prev: AuditChainLink = { seq: 0, hash: GENESIS_HASH };
+  let prevOfLast = GENESIS_HASH;
   let lastId = 0;
   for (;;) {
     const rows = await knex("audit_events").where("id", ">", lastId).orderBy("id").limit(500);
@@ -181,10 +199,11 @@ export async function chainExistingRows(knex: Knex): Promise<void> {
       const seq = prev.seq + 1;
       const hash = linkHash({ ...contentOf({ ...r, seq }), prevHash: prev.hash });
       await knex("audit_events").where({ id: r.id }).update({ seq, prev_hash: prev.hash, hash });
+      prevOfLast = prev.hash;
       prev = { seq, hash };
       lastId = Number(r.id);
     }
     if (rows.length < 500) break;
   }
-  await knex("audit_chain_head").insert({ id: 1, seq: prev.seq, hash: prev.hash });
+  await knex("audit_chain_head").insert({ id: 1, seq: prev.seq, hash: prev.hash, prev_hash: prevOfLast });
 }

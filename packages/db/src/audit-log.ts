@@ -2,7 +2,7 @@ import type { Knex } from "knex";
 import { InvalidRequestError } from "@intake/domain";
 import { atomically } from "./connection.ts";
 import { Statement, type Atomic } from "./unit-of-work.ts";
-import { linkHash, storedText, type AuditChainLink } from "./audit-chain.ts";
+import { chainLink, contentDigest, LINK_FORMAT, storedText, type AuditChainLink } from "./audit-chain.ts";
 
 /** Who acted: a pipeline stage, the API, a command, or a person (admin, with actorId naming them). */
 export type Actor = "api" | "ingest" | "inspect" | "scan" | "finalize" | "reaper" | "cli" | "admin" | "recheck" | "webhooks";
@@ -61,13 +61,31 @@ export interface AuditPage {
 
 export const MAX_SEARCH_LIMIT = 10_000;
 
-const HEAD_FOR_UPDATE = `select seq, hash from audit_chain_head where id = 1 for update`;
-// SQLite has no FOR UPDATE, and needs none: every unit runs under the write lock (sqlite-group-commit.ts).
+const LINK_COLUMNS = "seq, at, actor, actor_id, action, upload_id, tenant_id, object_key, detail, justification, state_before, state_after, prev_hash, hash";
+
+/**
+ * PostgreSQL: the whole append in one statement. The UPDATE locks the head row (a concurrent
+ * appender waits, then sees the new head: READ COMMITTED re-reads a row it waited for), its
+ * SET sees the old values (the old hash becomes prev_hash) and computes the link hash as
+ * chainLink does; RETURNING hands the new values to the INSERT. One round trip under the lock
+ * instead of three: the head is held by one writer at a time, across every process, until
+ * its commit, so the time between taking it and committing bounds the trail's throughput.
+ */
+const APPEND_PG = `with link as (
+  update audit_chain_head set seq = seq + 1, prev_hash = hash,
+    hash = encode(sha256(convert_to(?::text || ':' || (seq + 1)::text || ':' || hash || ':' || ?::text, 'UTF8')), 'hex')
+  where id = 1 returning seq, prev_hash, hash)
+insert into audit_events (${LINK_COLUMNS})
+select seq, ?::bigint, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, prev_hash, hash from link
+returning seq, hash`;
+
+// SQLite: no FOR UPDATE and none needed, every unit runs under the write lock
+// (sqlite-group-commit.ts), so reading the head and moving it are separate statements.
 const HEAD = `select seq, hash from audit_chain_head where id = 1`;
-const INSERT_LINK = `insert into audit_events (seq, at, actor, actor_id, action, upload_id, tenant_id, object_key, detail, justification, state_before, state_after, prev_hash, hash) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
-// Conditional on the seq read under the lock: should the lock ever not hold, the unit fails
-// instead of forking the chain (the unique index on seq is the second line).
-const ADVANCE_HEAD = `update audit_chain_head set seq = ?, hash = ? where id = 1 and seq = ?`;
+const INSERT_LINK = `insert into audit_events (${LINK_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+// Conditional on the seq read: should the lock ever not hold, the unit fails instead of
+// forking the chain (the unique index on seq is the second line).
+const ADVANCE_HEAD = `update audit_chain_head set seq = ?, prev_hash = hash, hash = ? where id = 1 and seq = ?`;
 
 /** The chain could not be extended: the unit that asked fails, nothing of it is written. */
 export class AuditChainError extends Error {
@@ -85,26 +103,21 @@ export class AuditChainError extends Error {
  */
 export class AuditLog {
   private readonly db: Knex;
-  private readonly readHead: string;
+  private readonly postgres: boolean;
   constructor(db: Knex) {
     this.db = db;
-    const postgres = (db.client as { config?: { client?: string } }).config?.client === "pg";
-    this.readHead = postgres ? HEAD_FOR_UPDATE : HEAD;
+    this.postgres = (db.client as { config?: { client?: string } }).config?.client === "pg";
   }
 
   /**
    * Appends a link inside the caller's unit of work, so it commits or rolls back with the
-   * change it records. Make it the unit's last statements: on PostgreSQL it locks the chain
-   * head until the commit, and every writer in every process waits for that lock (a unit
-   * that took other row locks after it could also deadlock against one that holds them and
-   * waits for the head). Three statements of fixed text: the pipeline's transitions call it.
+   * change it records. Make it the unit's last statement: it holds the chain head until the
+   * commit, and every writer in every process waits for the head (on PostgreSQL a unit that
+   * took other row locks after it could also deadlock against one that holds them and waits
+   * for the head). Statements of fixed text: the pipeline's transitions call it.
    */
   async append(tx: Atomic, entry: AuditEntry, now = new Date()): Promise<AuditChainLink> {
-    const head = await tx.first<{ seq: number | string; hash: string }>(new Statement(this.readHead, []));
-    if (!head) throw new AuditChainError("audit_chain_head_missing", "audit_chain_head has no row: the audit chain cannot be extended (run `npm run audit -- verify`)");
-    const prevSeq = Number(head.seq);
-    const content = {
-      seq: prevSeq + 1,
+    const c = {
       at: now.getTime(),
       actor: entry.actor,
       actorId: storedText(entry.actorId),
@@ -117,15 +130,25 @@ export class AuditLog {
       justification: storedText(entry.justification),
       stateBefore: storedText(entry.stateBefore),
       stateAfter: storedText(entry.stateAfter),
-      prevHash: head.hash,
     };
-    const hash = linkHash(content);
-    const c = content;
-    await tx.run(new Statement(INSERT_LINK, [c.seq, c.at, c.actor, c.actorId, c.action, c.uploadId, c.tenantId, c.objectKey, c.detail, c.justification, c.stateBefore, c.stateAfter, c.prevHash, hash]));
-    if ((await tx.run(new Statement(ADVANCE_HEAD, [c.seq, hash, prevSeq]))) !== 1) {
+    // Computed before the head is taken: only the last step depends on it.
+    const digest = contentDigest(c);
+    const fields = [c.at, c.actor, c.actorId, c.action, c.uploadId, c.tenantId, c.objectKey, c.detail, c.justification, c.stateBefore, c.stateAfter];
+    if (this.postgres) {
+      const link = await tx.first<{ seq: number | string; hash: string }>(new Statement(APPEND_PG, [LINK_FORMAT, digest, ...fields]));
+      if (!link) throw headMissing();
+      return { seq: Number(link.seq), hash: link.hash };
+    }
+    const head = await tx.first<{ seq: number | string; hash: string }>(new Statement(HEAD, []));
+    if (!head) throw headMissing();
+    const prevSeq = Number(head.seq);
+    const seq = prevSeq + 1;
+    const hash = chainLink(seq, head.hash, digest);
+    await tx.run(new Statement(INSERT_LINK, [seq, ...fields, head.hash, hash]));
+    if ((await tx.run(new Statement(ADVANCE_HEAD, [seq, hash, prevSeq]))) !== 1) {
       throw new AuditChainError("audit_chain_head_moved", "the audit chain's head moved while it was locked");
     }
-    return { seq: c.seq, hash };
+    return { seq, hash };
   }
 
   /** Appends a link in a unit of its own (not inside another unit: pass its Atomic to append). */
@@ -164,6 +187,8 @@ export class AuditLog {
     return { items, next: rows.length > s.limit ? items.at(-1)!.seq : null };
   }
 }
+
+const headMissing = () => new AuditChainError("audit_chain_head_missing", "audit_chain_head has no row: the audit chain cannot be extended (run `npm run audit -- verify`)");
 
 function parseCursor(c: number | string | null | undefined): number | null {
   if (c === null || c === undefined || c === "") return null;
