@@ -191,6 +191,14 @@ describe("admin sign-in through OpenID Connect (oidc-provider)", () => {
     }
   });
 
+  it("writes no client secret, code, state or session token to the log", async () => {
+    const { c, callbackUrl } = await signIn("carol");
+    const q = new URL(callbackUrl).searchParams;
+    const log = api.logs.join("\n");
+    expect(log).toContain("admin signed in");
+    for (const secret of [CLIENT_SECRET, q.get("code")!, q.get("state")!, c.cookie(api.url, "intake_admin")!]) expect(log).not.toContain(secret);
+  });
+
   it("does not take over a password account of the same email", async () => {
     await new AdminUserRepository(api.database.db).create({ email: "dave@corp.example", role: "operator", password: "a local password 123" });
     accounts.dave = { email: "dave@corp.example", email_verified: true, name: "Dave", intake_role: "admin", intake_tenants: "*" };
