@@ -77,6 +77,9 @@ export function createMetrics(o: MetricsOptions): IntakeMetrics {
   // Known label values start at 0, so rate() and increase() see a series from the first
   // scrape on (a counter born at 1 hides its first increment) and dashboards show zeros.
   gauge("processInfo").set({ process: o.process, env: o.env }, 1);
+  // A failed reading is counted while the scrape that saw it is being written: it shows
+  // from the next scrape on (the gauges themselves show the failure at once).
+  for (const collector of ["queues", "clamd", "health"] as const) if (sources[collector]) counter("collectorErrors").inc({ collector }, 0);
   if (o.process === "api") for (const kind of UPLOAD_KINDS) counter("uploadsCreated").inc({ kind }, 0);
   if (o.process === "worker") {
     for (const reason of VERDICT_REASONS) counter("verdicts").inc({ reason }, 0);
