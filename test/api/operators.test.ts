@@ -12,6 +12,7 @@ import { createClamdScanner } from "@intake/scanner";
 import { PROJECT_CLAMD, startFakeClamd, waitFor, type FakeClamd } from "@intake/test";
 import { startWorker, type RunningWorker } from "@intake/worker";
 import { WEBHOOK_QUEUE } from "@intake/webhooks";
+import { launchBrowser } from "../support/browser.ts";
 import { signInAs, type AdminClient } from "./admin-session.ts";
 import { putTo, REDIS_URL, startApiUnderTest, type ApiUnderTest } from "./harness.ts";
 
@@ -44,6 +45,23 @@ describe("the operators' view", () => {
   let worker: RunningWorker | undefined;
   let uploadId: string;
   const sameOrigin = () => ({ "sec-fetch-site": "same-origin", origin: t.url });
+
+  /** A real failure: a BullMQ worker under this API's prefix fails one inspect job. */
+  async function failOneInspectJob(name: string): Promise<string> {
+    const jobId = `inspect-${name}`;
+    await t.queues.queue("inspect").add("inspect", { v: 1, uploadId: name }, { jobId, attempts: 1, removeOnFail: { age: 3600 } });
+    const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const failer = new Worker(queueName("inspect"), async () => {
+      throw new Error("simulated failure");
+    }, { connection, prefix: t.config.redis.prefix });
+    try {
+      await waitFor(async () => ((await t.queues.queue("inspect").getJob(jobId))?.failedReason ? true : null), { timeoutMs: 10_000, message: `job ${jobId} to fail` });
+    } finally {
+      await failer.close();
+      connection.disconnect();
+    }
+    return jobId;
+  }
 
   beforeAll(async () => {
     dataDir = stagedTestDatabase(3 * HOUR);
@@ -112,19 +130,7 @@ describe("the operators' view", () => {
     });
 
     it("retries a failed job for an operator; a cross-site or unproven PUT is refused", async () => {
-      // A real failure: a BullMQ worker under this API's prefix fails one inspect job.
-      const failingId = "inspect-operators-failing";
-      await t.queues.queue("inspect").add("inspect", { v: 1, uploadId: "operators-failing" }, { jobId: failingId, attempts: 1, removeOnFail: { age: 3600 } });
-      const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-      const failer = new Worker(queueName("inspect"), async () => {
-        throw new Error("simulated <b>failure</b>");
-      }, { connection, prefix: t.config.redis.prefix });
-      try {
-        await waitFor(async () => ((await t.queues.queue("inspect").getJob(failingId))?.failedReason ? true : null), { timeoutMs: 10_000, message: "the job to fail" });
-      } finally {
-        await failer.close();
-        connection.disconnect();
-      }
+      const failingId = await failOneInspectJob("operators-failing");
       const retry = `/admin/queues/api/queues/${queueName("inspect")}/${failingId}/retry`;
       const forgeries: Record<string, string>[] = [{ "sec-fetch-site": "cross-site", origin: "https://evil.example" }, { "sec-fetch-site": "same-site" }, { origin: "https://evil.example" }, {}];
       for (const headers of forgeries) {
@@ -138,6 +144,35 @@ describe("the operators' view", () => {
       expect(done.status).toBe(204);
       expect(await (await t.queues.queue("inspect").getJob(failingId))!.getState()).toBe("waiting");
       await (await t.queues.queue("inspect").getJob(failingId))!.remove();
+    });
+
+    it("in a real browser: the board runs under its policy, shows the upload's job, and its Retry all works (a same-origin PUT without our token)", async () => {
+      const failingId = await failOneInspectJob("operators-browser");
+      const browser = await launchBrowser();
+      try {
+        const context = await browser.newContext();
+        await context.addCookies([{ name: "intake_admin", value: operator.cookie.split("=")[1]!, url: t.url }]);
+        const page = await context.newPage();
+        const blocked: string[] = [];
+        page.on("console", (m) => {
+          if (m.type() === "error" && /Content Security Policy/.test(m.text())) blocked.push(m.text());
+        });
+        await page.goto(`${t.url}/admin/queues/queue/${queueName("scan")}?status=waiting`);
+        await page.waitForFunction((id) => document.body.innerText.includes(id), stageJobId("scan", uploadId), { timeout: 15_000 });
+        // Only the third-party font stylesheet bull-board links is refused: its own scripts ran.
+        expect(blocked.filter((b) => !b.includes("fonts.googleapis.com"))).toEqual([]);
+
+        await page.goto(`${t.url}/admin/queues/queue/${queueName("inspect")}?status=failed`);
+        await page.waitForFunction((id) => document.body.innerText.includes(id), failingId, { timeout: 15_000 });
+        // The queue's "Retry all" (PUT .../retry/failed): the job's own retry is an unlabelled icon.
+        await page.getByRole("button", { name: "Retry all", exact: true }).click();
+        const confirm = page.getByRole("button", { name: "Confirm", exact: true });
+        if (await confirm.isVisible({ timeout: 2000 }).catch(() => false)) await confirm.click();
+        await waitFor(async () => ((await (await t.queues.queue("inspect").getJob(failingId))?.getState()) === "waiting" ? true : null), { timeoutMs: 10_000, message: "the browser's retry to move the job back to waiting" });
+      } finally {
+        await browser.close();
+        await (await t.queues.queue("inspect").getJob(failingId))?.remove();
+      }
     });
 
     it("refuses the actions that would change what the pipeline runs (add, edit, obliterate)", async () => {
