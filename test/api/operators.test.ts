@@ -158,12 +158,12 @@ describe("the operators' view", () => {
           if (m.type() === "error" && /Content Security Policy/.test(m.text())) blocked.push(m.text());
         });
         await page.goto(`${t.url}/admin/queues/queue/${queueName("scan")}?status=waiting`);
-        await page.waitForFunction((id) => document.body.innerText.includes(id), stageJobId("scan", uploadId), { timeout: 15_000 });
+        await page.getByText(stageJobId("scan", uploadId)).first().waitFor({ timeout: 15_000 });
         // Only the third-party font stylesheet bull-board links is refused: its own scripts ran.
         expect(blocked.filter((b) => !b.includes("fonts.googleapis.com"))).toEqual([]);
 
         await page.goto(`${t.url}/admin/queues/queue/${queueName("inspect")}?status=failed`);
-        await page.waitForFunction((id) => document.body.innerText.includes(id), failingId, { timeout: 15_000 });
+        await page.getByText(failingId).first().waitFor({ timeout: 15_000 });
         // The queue's "Retry all" (PUT .../retry/failed): the job's own retry is an unlabelled icon.
         await page.getByRole("button", { name: "Retry all", exact: true }).click();
         const confirm = page.getByRole("button", { name: "Confirm", exact: true });
