@@ -43,3 +43,39 @@ describe.each(DATABASE_KINDS)("daily quota across midnight on %s", (kind) => {
     expect(await tenantUsage(t.db, tenant)).toMatchObject({ uploadsToday: 3, pendingUploads: 4 });
   });
 });
+
+/**
+ * A released upload goes quarantined -> rechecking -> verified|quarantined. Its share of
+ * the quotas was given back when it was first quarantined; the release and the recheck's
+ * verdict must not give it back again (the counters are clamped at zero, so the test keeps
+ * another upload open: a second release would show as one open upload too few).
+ */
+describe.each(DATABASE_KINDS)("quotas across a release on %s", (kind) => {
+  let t: TestDatabase;
+  let uploads: UploadRepository;
+  beforeAll(async () => {
+    t = await freshDatabase(kind);
+    uploads = new UploadRepository(t.db);
+  });
+  afterAll(async () => t?.drop());
+
+  it.each(["promote", "quarantine"] as const)("counts the quarantined upload once when its recheck ends with %s", async (end) => {
+    const tenant = `release${kind}${end}`;
+    await new ApiKeyRepository(t.db).ensureTenant(tenant);
+    const now = new Date(MIDNIGHT);
+    const open = (await uploads.create(upload(tenant), now, quotas)).upload;
+    const caught = (await uploads.create(upload(tenant), now, quotas)).upload;
+    expect(await tenantUsage(t.db, tenant)).toMatchObject({ pendingUploads: 2, pendingBytes: 20 });
+    for (const event of ["arrived", "inspect", "decide", "quarantine"] as const) expect((await uploads.transition(caught.id, event, "scan")).applied).toBe(true);
+    expect(await tenantUsage(t.db, tenant)).toMatchObject({ pendingUploads: 1, pendingBytes: 10 });
+    expect((await uploads.transition(caught.id, "release", "admin")).applied).toBe(true);
+    expect((await uploads.transition(caught.id, end, "recheck")).applied).toBe(true);
+    // Released again and rechecked again: still nothing given back twice.
+    if (end === "quarantine") {
+      await uploads.transition(caught.id, "release", "admin");
+      await uploads.transition(caught.id, "promote", "recheck");
+    }
+    expect(await tenantUsage(t.db, tenant)).toMatchObject({ pendingUploads: 1, pendingBytes: 10 });
+    expect((await uploads.getById(open.id))?.status).toBe("pending");
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ARRIVED_STATUSES, nextStatus, PROCESSING_STATUSES, reachableFrom, TERMINAL_STATUSES, UPLOAD_STATUSES, type UploadEvent, type UploadStatus } from "./upload-state.ts";
+import { ALL_EVENTS, ARRIVED_STATUSES, nextStatus, PROCESSING_STATUSES, QUOTA_HOLDING_STATUSES, reachableFrom, releasesQuota, TERMINAL_STATUSES, UPLOAD_STATUSES, type UploadEvent, type UploadStatus } from "./upload-state.ts";
 
 describe("upload state machine", () => {
   it("follows the happy path to verified", () => {
@@ -16,19 +16,37 @@ describe("upload state machine", () => {
     expect(nextStatus("deciding", "quarantine")).toBe("quarantined");
   });
 
-  it("never reaches verified without a verdict being written first", () => {
+  it("never reaches verified without a verdict being written first (or a recheck passing)", () => {
     for (const s of UPLOAD_STATUSES) {
-      if (s !== "deciding") expect(nextStatus(s, "promote")).toBeNull();
+      if (s !== "deciding" && s !== "rechecking") expect(nextStatus(s, "promote")).toBeNull();
     }
   });
 
-  it("allows stage re-entry for retries but no way out of a terminal status", () => {
+  it("allows stage re-entry for retries but no pipeline event out of a terminal status", () => {
     expect(nextStatus("inspecting", "inspect")).toBe("inspecting");
     expect(nextStatus("scanning", "scan")).toBe("scanning");
     const events: UploadEvent[] = ["arrived", "inspect", "scan", "decide", "promote", "quarantine", "expire", "abort"];
     for (const terminal of ["verified", "quarantined", "expired", "aborted"] as const) {
       for (const e of events) expect(nextStatus(terminal, e)).toBeNull();
     }
+  });
+
+  it("releases only a quarantined upload, into a recheck that ends verified or quarantined", () => {
+    for (const s of UPLOAD_STATUSES) expect(nextStatus(s, "release")).toBe(s === "quarantined" ? "rechecking" : null);
+    expect(nextStatus("rechecking", "promote")).toBe("verified");
+    expect(nextStatus("rechecking", "quarantine")).toBe("quarantined");
+    // A recheck is no way back into the pipeline's stages.
+    for (const e of ["arrived", "inspect", "scan", "decide", "expire", "abort", "release"] as const) expect(nextStatus("rechecking", e)).toBeNull();
+  });
+
+  it("gives a tenant's quota back once: when the pipeline first ends, never again after a release", () => {
+    expect(QUOTA_HOLDING_STATUSES).toEqual(["pending", "uploaded", "inspecting", "scanning", "deciding"]);
+    expect(releasesQuota("deciding", "quarantined")).toBe(true);
+    expect(releasesQuota("pending", "expired")).toBe(true);
+    expect(releasesQuota("quarantined", "rechecking")).toBe(false);
+    expect(releasesQuota("rechecking", "verified")).toBe(false);
+    expect(releasesQuota("rechecking", "quarantined")).toBe(false);
+    expect(releasesQuota("uploaded", "inspecting")).toBe(false);
   });
 
   it("only expires or aborts uploads whose object has not arrived", () => {
@@ -43,7 +61,9 @@ describe("upload state machine", () => {
     expect(TERMINAL_STATUSES).toEqual(["verified", "quarantined", "expired", "aborted"]);
     expect(PROCESSING_STATUSES).toEqual(["uploaded", "inspecting", "scanning", "deciding"]);
     expect(ARRIVED_STATUSES).toEqual(["uploaded", "inspecting", "scanning", "deciding", "verified", "quarantined"]);
-    expect(reachableFrom("pending")).toEqual(UPLOAD_STATUSES);
+    expect(reachableFrom("pending")).toEqual(UPLOAD_STATUSES.filter((s) => s !== "rechecking"));
+    expect(reachableFrom("pending", ALL_EVENTS)).toEqual(UPLOAD_STATUSES);
     expect(reachableFrom("verified")).toEqual(["verified"]);
+    expect(reachableFrom("quarantined", ALL_EVENTS)).toEqual(["verified", "quarantined", "rechecking"]);
   });
 });

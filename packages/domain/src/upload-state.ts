@@ -9,10 +9,22 @@
  *      ├─expire─▶ expired                          └──────decide──────┴─▶ deciding
  *      └─abort──▶ aborted                                                  │
  *                                              verified ◀─promote─┤├─quarantine─▶ quarantined
+ *                                                 ▲                                  │    ▲
+ *                                                 │                           release│    │quarantine
+ *                                                 │                                  ▼    │
+ *                                                 └─────────────promote─────────  rechecking
  *
  * `deciding` means: the verdict is written (clean or a quarantine reason) and the object is
  * being copied to its final prefix. The verdict is fixed before the copy so that a retry of
  * the copy can never change it.
+ *
+ * `release` is the one event a person starts (a compliance reviewer, or two admins for
+ * malware): the quarantined object is checked again with today's signatures (`rechecking`,
+ * packages/pipeline/src/recheck.ts), which ends `verified` only when every check passes and
+ * back in `quarantined` otherwise. For the pipeline `verified` and `quarantined` stay final:
+ * the status lists below are computed from the pipeline's events only, so a release neither
+ * takes a place in the tenant's quotas again nor gives one back twice. The reaper re-queues
+ * a recheck whose job was lost, as it does a stuck stage.
  */
 export const UPLOAD_STATUSES = [
   "pending",
@@ -24,6 +36,7 @@ export const UPLOAD_STATUSES = [
   "quarantined",
   "expired",
   "aborted",
+  "rechecking", // a person released a quarantined upload: its object is being checked again
 ] as const;
 export type UploadStatus = (typeof UPLOAD_STATUSES)[number];
 
@@ -35,18 +48,28 @@ export type UploadEvent =
   | "promote" // copied to verified/
   | "quarantine" // copied to quarantine/
   | "expire" // the reaper gave up on an upload whose object never arrived
-  | "abort"; // the client cancelled
+  | "abort" // the client cancelled
+  | "release"; // a reviewer released a quarantined upload: recheck it (review, not pipeline)
 
 const TRANSITIONS: Record<UploadEvent, { from: readonly UploadStatus[]; to: UploadStatus }> = {
   arrived: { from: ["pending"], to: "uploaded" },
   inspect: { from: ["uploaded", "inspecting"], to: "inspecting" },
   scan: { from: ["inspecting", "scanning"], to: "scanning" },
   decide: { from: ["inspecting", "scanning"], to: "deciding" },
-  promote: { from: ["deciding"], to: "verified" },
-  quarantine: { from: ["deciding"], to: "quarantined" },
+  // From rechecking too: the recheck of a released upload ends as a verdict does.
+  promote: { from: ["deciding", "rechecking"], to: "verified" },
+  quarantine: { from: ["deciding", "rechecking"], to: "quarantined" },
   expire: { from: ["pending"], to: "expired" },
   abort: { from: ["pending"], to: "aborted" },
+  release: { from: ["quarantined"], to: "rechecking" },
 };
+
+/** Events people start (the compliance view), as opposed to the pipeline's own. */
+export const REVIEW_EVENTS: readonly UploadEvent[] = ["release"];
+/** The pipeline's events: the upload's life from creation to its first verdict. */
+export const PIPELINE_EVENTS: readonly UploadEvent[] = (Object.keys(TRANSITIONS) as UploadEvent[]).filter((e) => !REVIEW_EVENTS.includes(e));
+/** Every event in the table. */
+export const ALL_EVENTS: readonly UploadEvent[] = Object.keys(TRANSITIONS) as UploadEvent[];
 
 export function transitionFor(event: UploadEvent): { from: readonly UploadStatus[]; to: UploadStatus } {
   return TRANSITIONS[event];
@@ -58,16 +81,19 @@ export function nextStatus(current: UploadStatus, event: UploadEvent): UploadSta
   return t.from.includes(current) ? t.to : null;
 }
 
-/** Every status `from` can lead to through the table, `from` included. */
-export function reachableFrom(from: UploadStatus): readonly UploadStatus[] {
+/**
+ * Every status `from` can lead to through `events` of the table (the pipeline's by
+ * default), `from` included.
+ */
+export function reachableFrom(from: UploadStatus, events: readonly UploadEvent[] = PIPELINE_EVENTS): readonly UploadStatus[] {
   const seen = new Set<UploadStatus>([from]);
   for (const status of seen) {
-    for (const t of Object.values(TRANSITIONS)) if (t.from.includes(status)) seen.add(t.to);
+    for (const e of events) if (TRANSITIONS[e].from.includes(status)) seen.add(TRANSITIONS[e].to);
   }
   return UPLOAD_STATUSES.filter((s) => seen.has(s));
 }
 
-/** Statuses no event leaves. */
+/** Statuses no pipeline event leaves (a person may still release a quarantined upload). */
 export const TERMINAL_STATUSES: readonly UploadStatus[] = UPLOAD_STATUSES.filter((s) => reachableFrom(s).length === 1);
 /**
  * Statuses in which the pipeline owns the upload (its object arrived, no verdict is final
@@ -79,4 +105,16 @@ export const ARRIVED_STATUSES: readonly UploadStatus[] = reachableFrom(TRANSITIO
 
 export function isTerminal(status: UploadStatus): boolean {
   return TERMINAL_STATUSES.includes(status);
+}
+
+/**
+ * Statuses that hold a place in the tenant's quotas: from creation until the pipeline's
+ * first final status. A released upload (`rechecking`) gave its place back when it was
+ * quarantined, so neither the release nor the recheck's verdict counts it again.
+ */
+export const QUOTA_HOLDING_STATUSES: readonly UploadStatus[] = reachableFrom("pending").filter((s) => !isTerminal(s));
+
+/** Whether a change from `from` to `to` gives the upload's share of the quotas back. */
+export function releasesQuota(from: UploadStatus, to: UploadStatus): boolean {
+  return QUOTA_HOLDING_STATUSES.includes(from) && !QUOTA_HOLDING_STATUSES.includes(to);
 }
