@@ -35,18 +35,12 @@ import { isUploadId } from "./filters.ts";
  */
 const DAY_MS = 86_400_000;
 
-/** What the detail page's redirect says happened (?done=...): codes, never text from the request. */
-export const ACTION_NOTICES = {
-  released: "Released: the upload is being rechecked with today's signatures. It is promoted only if every check passes.",
-  deleted: "Deleted: the quarantined bytes are gone; the record and its audit trail remain.",
-  already_deleted: "The quarantined bytes were already deleted.",
-  retention_extended: "Retention extended.",
-  override_requested: "Override requested: a second, different admin must approve it.",
-  override_approved: "Override approved: the upload is being rechecked; only the named signature is accepted.",
-  override_rejected: "Override rejected: the upload stays quarantined.",
-  override_withdrawn: "Override withdrawn: the upload stays quarantined.",
-} as const;
-export type ActionNotice = keyof typeof ACTION_NOTICES;
+/**
+ * What the detail page's redirect says happened (?done=...): codes, never text from the
+ * request; the partial (views/quarantine-actions.eta) words them and ignores any other.
+ */
+export const ACTION_NOTICES = ["released", "deleted", "already_deleted", "retention_extended", "override_requested", "override_approved", "override_rejected", "override_withdrawn"] as const;
+export type ActionNotice = (typeof ACTION_NOTICES)[number];
 
 interface ActionResult {
   notice: ActionNotice;
