@@ -252,9 +252,22 @@ describe.each(DATABASE_KINDS)("audit chain on %s", (kind) => {
     }
     for (const w of writers) w.proc.stdin.end("go\n");
     const timer = setTimeout(() => writers.forEach((w) => w.proc.kill("SIGKILL")), 50_000);
-    const codes = await Promise.all(writers.map((w) => w.exited));
+    let running = true;
+    const codes = Promise.all(writers.map((w) => w.exited)).finally(() => (running = false));
+    // Verified while they append: the walk stops at the head it read first, so a chain that
+    // grows under it still verifies.
+    const during: Awaited<ReturnType<typeof verifyAuditChain>>[] = [];
+    // better-sqlite3 answers synchronously: without a timer between walks this loop would
+    // never let the event loop deliver the writers' "go" or their exits.
+    while (running) {
+      during.push(await verifyAuditChain(t.db, { pageSize: 100 }));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(during.filter((v) => !v.ok)).toEqual([]);
+    expect(during.length).toBeGreaterThan(1);
+    const exits = await codes;
     clearTimeout(timer);
-    expect(writers.map((w, i) => ({ code: codes[i]![0], stderr: w.out.stderr }))).toEqual(writers.map(() => ({ code: 0, stderr: "" })));
+    expect(writers.map((w, i) => ({ code: exits[i]![0], stderr: w.out.stderr }))).toEqual(writers.map(() => ({ code: 0, stderr: "" })));
     const written = writers.reduce((n, w) => n + (JSON.parse(w.out.stdout.slice("ready\n".length)) as { written: number }).written, 0);
     expect(written).toBe(4 * count * 4);
     expect(await verifyAuditChain(t.db)).toMatchObject({ ok: true, count: start + written });
