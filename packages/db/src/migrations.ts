@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import { chainExistingRows } from "./audit-chain.ts";
 
 /**
  * Schema migrations, kept in code (not a directory scan) so they run the same from source,
@@ -180,6 +181,8 @@ const migrations: Migration[] = [
       await knex.schema.alterTable("uploads", (t) => {
         t.bigInteger("retention_until"); // quarantine kept at least until then (extended by a reviewer)
         t.text("release_detail"); // JSON: the recheck a release ran and its outcome
+        // The quarantine review pages newest first on (finished_at, id) (quarantine-queries.ts).
+        t.index(["finished_at", "id"], "uploads_finished_at_id_index");
       });
       await knex.schema.createTable("quarantine_overrides", (t) => {
         t.string("id", 32).primary();
@@ -195,6 +198,8 @@ const migrations: Migration[] = [
         t.index(["upload_id"]);
         t.index(["status", "requested_at"]);
       });
+      // One open request per upload: two admins requesting at once cannot both succeed.
+      await knex.raw(`create unique index quarantine_overrides_one_open on quarantine_overrides (upload_id) where status = 'requested'`);
       // The audit trail as a hash chain: seq orders it (1, 2, 3... with no gaps), hash covers
       // the row's content and the previous row's hash. audit_chain_head holds the last link,
       // locked by each writer, so writers from many processes append one at a time.
@@ -211,7 +216,17 @@ const migrations: Migration[] = [
         t.integer("id").primary(); // always 1
         t.bigInteger("seq").notNullable();
         t.string("hash", 64).notNullable();
+        // The link before the last: PostgreSQL appends in one statement (audit-log.ts), whose
+        // RETURNING gives the head's new values only.
+        t.string("prev_hash", 64).notNullable();
       });
+      // Exports and the summary filter the trail by date.
+      await knex.schema.alterTable("audit_events", (t) => {
+        t.index(["at"]);
+      });
+      // Rows written before the chain existed become its first links, in insertion order; the
+      // head is written here (seq 0 and the genesis hash on an empty trail).
+      await chainExistingRows(knex);
       await knex.schema.createTable("webhook_endpoints", (t) => {
         t.string("id", 32).primary();
         t.string("tenant_id", 64).notNullable().references("tenants.id");
@@ -241,6 +256,9 @@ const migrations: Migration[] = [
         t.string("endpoint_id", 32).notNullable().references("webhook_endpoints.id");
         t.string("status", 16).notNullable(); // pending | delivered | failed
         t.integer("attempts").notNullable().defaultTo(0);
+        // Redeliveries of this delivery so far: each one is a new BullMQ job (the finished one
+        // keeps its id, and adding an existing id is a no-op), with the same webhook-id.
+        t.integer("round").notNullable().defaultTo(0);
         t.integer("last_status_code");
         t.text("last_error");
         t.bigInteger("created_at").notNullable();
@@ -268,6 +286,7 @@ const migrations: Migration[] = [
       await knex.schema.dropTable("webhook_endpoints");
       await knex.schema.dropTable("audit_chain_head");
       await knex.schema.alterTable("audit_events", (t) => {
+        t.dropIndex(["at"]);
         for (const c of ["seq", "actor_id", "justification", "state_before", "state_after", "prev_hash", "hash"]) t.dropColumn(c);
       });
       await knex.schema.dropTable("quarantine_overrides");

@@ -2,8 +2,8 @@ import type { Knex } from "knex";
 import {
   ConflictError,
   transitionFor,
-  isTerminal,
   PROCESSING_STATUSES,
+  releasesQuota,
   type QuarantineReason,
   type TenantQuotas,
   type Upload,
@@ -11,8 +11,9 @@ import {
   type UploadStatus,
 } from "@intake/domain";
 import { AuditLog, type Actor } from "./audit-log.ts";
-import { atomically, Statement } from "./connection.ts";
+import { atomically, Statement, type Atomic } from "./connection.ts";
 import { claimQuota, releaseQuota } from "./tenant-usage.ts";
+import { writeVerdictEvents } from "./webhooks.ts";
 
 export interface NewUpload {
   id: string;
@@ -42,6 +43,8 @@ export interface UploadFindings {
   signature?: string | null;
   scannerVersion?: string | null;
   finalKey?: string;
+  /** JSON: the release being rechecked (who asked, why, any override) and, once done, its outcome. */
+  releaseDetail?: string | null;
 }
 
 /** The column each finding is written to. */
@@ -57,6 +60,7 @@ const FINDING_COLUMNS: Record<keyof UploadFindings, string> = {
   signature: "signature",
   scannerVersion: "scanner_version",
   finalKey: "final_key",
+  releaseDetail: "release_detail",
 };
 
 const FINDING_ENTRIES = Object.entries(FINDING_COLUMNS) as [keyof UploadFindings, string][];
@@ -100,6 +104,28 @@ const UPLOAD_COLUMNS = [
 ] as const;
 const INSERT_UPLOAD = `insert into "uploads" (${UPLOAD_COLUMNS.map((c) => `"${c}"`).join(", ")}) values (${UPLOAD_COLUMNS.map(() => "?").join(", ")})`;
 
+/** For a transition a person caused (a release): who, why, and what else commits with it. */
+export interface TransitionOptions {
+  /** Written on the transition's audit row (actor "admin"): the person and their reason. */
+  person?: { actorId: string; justification: string; detail?: Record<string, unknown> };
+  /** Further writes of the same unit, run once the status changed (before the audit link). */
+  alongside?: (tx: Atomic, upload: Upload) => Promise<void>;
+}
+
+/**
+ * Quarantined uploads whose bytes may be purged: quarantined before the cut-off, not purged
+ * yet, and not held longer by a reviewer (retention_until still ahead).
+ */
+const RETENTION_OVER = "(retention_until is null or retention_until <= ?)";
+
+/**
+ * finished_at is when the verdict first became final: a released upload's recheck ending it
+ * again (verified or back in quarantine) keeps it, so the quarantine's retention and the
+ * review's date filters still count from the original verdict (the release's own time is in
+ * release_detail and the audit trail).
+ */
+const FINISHED_ONCE = "finished_at = coalesce(finished_at, ?)";
+
 export interface ListOptions {
   status?: UploadStatus;
   limit: number;
@@ -111,6 +137,7 @@ export class UploadRepository {
   private readonly audit: AuditLog;
   /** The transition's first read: locks the row on PostgreSQL (SQLite's group holds the write lock). */
   private readonly selectForUpdate: string;
+  private outboxListener: (() => void) | undefined;
   constructor(db: Knex) {
     this.db = db;
     this.audit = new AuditLog(db);
@@ -158,8 +185,9 @@ export class UploadRepository {
       // cost about 40 µs of this, the API's hottest path, more than SQLite's work.
       await atomically(this.db, async (tx) => {
         await tx.run(new Statement(INSERT_UPLOAD, UPLOAD_COLUMNS.map((c) => row[c])));
-        await tx.run(this.audit.insertionStatement({ actor: "api", action: "upload.created", uploadId: input.id, tenantId: input.tenantId, objectKey: input.objectKey, detail: { declaredType: input.declaredType, declaredSize: input.declaredSize } }, now));
         if (quotas) await claimQuota(this.db, tx, input.tenantId, input.declaredSize, quotas, now);
+        // Last: the audit link holds the chain's head until the commit (audit-log.ts append).
+        await this.audit.append(tx, { actor: "api", action: "upload.created", uploadId: input.id, tenantId: input.tenantId, objectKey: input.objectKey, detail: { declaredType: input.declaredType, declaredSize: input.declaredSize }, stateAfter: "pending" satisfies UploadStatus }, now);
       });
     } catch (err) {
       if (input.idempotency && isUniqueViolation(err)) {
@@ -209,7 +237,7 @@ export class UploadRepository {
    * may apply twice but changes the status once). The audit row, written only for a change
    * of status, is in the same transaction.
    */
-  async transition(id: string, event: UploadEvent, actor: Actor, findings: UploadFindings = {}, now = new Date()): Promise<TransitionResult> {
+  async transition(id: string, event: UploadEvent, actor: Actor, findings: UploadFindings = {}, now = new Date(), opts: TransitionOptions = {}): Promise<TransitionResult> {
     const { from, to } = transitionFor(event);
     const ts = now.getTime();
     const patch: [string, string | number | null][] = [["status", to], ["updated_at", ts]];
@@ -223,13 +251,14 @@ export class UploadRepository {
     // builders: every upload makes four transitions, and compiling builders cost the
     // workers more than the database did. The update returns the row it wrote.
     const update = new Statement(
-      `update uploads set ${patch.map(([column]) => `${column} = ?`).join(", ")} where id = ? and status in (${from.map(() => "?").join(", ")}) returning *`,
+      `update uploads set ${patch.map(([column]) => (column === "finished_at" ? FINISHED_ONCE : `${column} = ?`)).join(", ")} where id = ? and status in (${from.map(() => "?").join(", ")}) returning *`,
       [...patch.map(([, value]) => value), id, ...from],
     );
 
     // One unit of work (see atomically in connection.ts): on SQLite it runs under the write
     // lock (BEGIN IMMEDIATE), on PostgreSQL the conditional UPDATE decides between racers.
-    return atomically(this.db, async (tx) => {
+    let outbox = 0;
+    const result = await atomically(this.db, async (tx): Promise<TransitionResult> => {
       // FOR UPDATE: on PostgreSQL a racer waits here until the winner commits, then reads the
       // status the UPDATE below will see; unlocked it read the old one and a re-entrant event
       // (inspect, scan) wrote a second audit row naming it. SQLite has no such clause (the
@@ -241,13 +270,30 @@ export class UploadRepository {
         const current = await tx.first(new Statement("select * from uploads where id = ?", [id]));
         return { applied: false, upload: current ? toUpload(current) : null };
       }
-      // Leaving the open statuses frees the upload's share of the tenant's quotas.
-      if (isTerminal(to) && !isTerminal(before.status)) await releaseQuota(tx, before.tenant_id, Number(before.declared_size));
+      // Leaving the open statuses frees the upload's share of the tenant's quotas, once: a
+      // released upload's recheck gave it back already when it was first quarantined.
+      if (releasesQuota(before.status, to)) await releaseQuota(tx, before.tenant_id, Number(before.declared_size));
+      const upload = toUpload(row);
+      if (opts.alongside) await opts.alongside(tx, upload);
+      // The webhooks this status causes (verified, quarantined, expired) are an outbox:
+      // written in this unit, so they exist exactly when the change committed.
+      if (before.status !== to) outbox = await writeVerdictEvents(tx, upload, now);
+      // The audit link last (after any other write of this unit): it holds the chain's head
+      // until the commit (audit-log.ts append).
       if (before.status !== to) {
-        await tx.run(this.audit.insertionStatement({ actor, action: `upload.${to}`, uploadId: id, tenantId: before.tenant_id, objectKey: before.object_key, detail: { from: before.status, event, ...auditFindings(findings) } }, now));
+        const person = opts.person ? { actorId: opts.person.actorId, justification: opts.person.justification } : {};
+        await this.audit.append(tx, { actor, action: `upload.${to}`, uploadId: id, tenantId: before.tenant_id, objectKey: before.object_key, detail: { from: before.status, event, ...auditFindings(findings), ...opts.person?.detail }, stateBefore: before.status, stateAfter: to, ...person }, now);
       }
-      return { applied: true, upload: toUpload(row) };
+      return { applied: true, upload };
     });
+    // After the commit: the relay in this process (if any) need not wait for its next poll.
+    if (outbox > 0) this.outboxListener?.();
+    return result;
+  }
+
+  /** Called after a transition committed webhook deliveries (the relay's nudge). */
+  onOutboxWritten(listener: () => void): void {
+    this.outboxListener = listener;
   }
 
   /** Counts a processing attempt (retries, stalled recoveries, reaper re-enqueues). */
@@ -267,9 +313,9 @@ export class UploadRepository {
     return rows.map(toUpload);
   }
 
-  /** Uploads the pipeline owns that have not moved since `before`. */
+  /** Uploads the pipeline owns (and released uploads being rechecked) that have not moved since `before`. */
   async findStuck(before: Date, limit = 100, after?: { updatedAt: Date; id: string }): Promise<Upload[]> {
-    const q = this.db("uploads").whereIn("status", PROCESSING_STATUSES as UploadStatus[]).andWhere("updated_at", "<", before.getTime());
+    const q = this.db("uploads").whereIn("status", [...PROCESSING_STATUSES, "rechecking"] satisfies UploadStatus[]).andWhere("updated_at", "<", before.getTime());
     // Paged on (updated_at, id): rows the reaper leaves alone (their job is live) must not
     // hide the ones behind them.
     if (after) q.andWhere((w) => w.where("updated_at", ">", after.updatedAt.getTime()).orWhere((w2) => w2.where("updated_at", "=", after.updatedAt.getTime()).andWhere("id", ">", after.id)));
@@ -277,8 +323,9 @@ export class UploadRepository {
     return rows.map(toUpload);
   }
 
-  async findQuarantinedBefore(before: Date, limit = 100): Promise<Upload[]> {
-    const rows = await this.db("uploads").where({ status: "quarantined" satisfies UploadStatus }).whereNull("purged_at").andWhere("finished_at", "<", before.getTime()).limit(limit);
+  /** Quarantined before `before`, not purged, and past any retention a reviewer set (as of `now`). */
+  async findQuarantinedBefore(before: Date, limit = 100, now = new Date()): Promise<Upload[]> {
+    const rows = await this.db("uploads").where({ status: "quarantined" satisfies UploadStatus }).whereNull("purged_at").andWhere("finished_at", "<", before.getTime()).andWhereRaw(RETENTION_OVER, [now.getTime()]).limit(limit);
     return rows.map(toUpload);
   }
 

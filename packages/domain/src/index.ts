@@ -11,3 +11,5 @@ export * from "./upload.ts";
 export * from "./storage-event.ts";
 export * from "./admin-access.ts";
 export * from "./upload-view.ts";
+export * from "./verdict-events.ts";
+export * from "./quarantine-review.ts";

@@ -51,7 +51,8 @@ export interface UploadSweeps extends UploadStore {
   findStaleMultipart(olderThan: Date): Promise<Upload[]>;
   /** Oldest first, paged on (updatedAt, id) from `after`. */
   findStuck(before: Date, limit?: number, after?: { updatedAt: Date; id: string }): Promise<Upload[]>;
-  findQuarantinedBefore(before: Date): Promise<Upload[]>;
+  /** Quarantined before `before` and past any retention a reviewer set (as of `now`). */
+  findQuarantinedBefore(before: Date, limit?: number, now?: Date): Promise<Upload[]>;
   /** False when the row was already purged (another replica got there first). */
   markPurged(id: string, now?: Date): Promise<boolean>;
 }
@@ -76,4 +77,23 @@ export interface StageDeps {
    * queues finalize, as a deployment that runs the roles apart expects.
    */
   finalizesInline?: boolean;
+  /** Where the stages report what they did (@intake/metrics); absent: nowhere. */
+  metrics?: PipelineMetrics;
+}
+
+/**
+ * The pipeline's metrics hooks (@intake/metrics implements them with prom-client; the
+ * stages know nothing of it). Each call is a counter increment or a histogram observation:
+ * synchronous, no I/O, cheap enough for the hot path.
+ */
+export interface PipelineMetrics {
+  /** An upload reached verified or quarantined: called by the run whose transition applied. */
+  uploadFinished(upload: Pick<Upload, "status" | "reason" | "createdAt" | "uploadedAt" | "decidedAt" | "finishedAt">): void;
+  /** A stage's own work on one upload, in ms (queue wait excluded). */
+  stageDone(stage: "inspect" | "scan" | "finalize", path: "staged" | "one_pass", ms: number): void;
+  /** A worker picked a job up on its first attempt, after it waited `waitMs` in its queue. */
+  jobPicked(queue: string, waitMs: number): void;
+  jobFinished(queue: string, outcome: "completed" | "retried" | "failed"): void;
+  /** A reaper pass ended (ReapSummary's counts). */
+  reaperPass(summary: { expired: number; arrivedLate: number; multipartAborted: number; orphansAborted: number; requeued: number; purged: number; inProgress: number }): void;
 }

@@ -13,3 +13,7 @@ export * from "./stage-workers.ts";
 export * from "./archive-limits.ts";
 export * from "./one-pass.ts";
 export * from "./staged-copy.ts";
+export * from "./receive-lag.ts";
+export * from "./health.ts";
+export * from "./recheck-queue.ts";
+export * from "./recheck.ts";

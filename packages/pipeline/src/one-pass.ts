@@ -72,7 +72,11 @@ export async function processOnePass(deps: OnePassDeps, upload: Upload, job: Sta
   }
   if (whole && scanned.sha256 && deps.finalizesInline) await finalizeFromBytes(deps, decided.upload, object.bytes, scanned.sha256);
   else await ensureNextStage(deps, decided.upload);
-  return { path: "one-pass", verdict: decided.upload.verdict === "clean" ? "clean" : "quarantine", ms: { inspect: t1 - t0, scan: t2 - t1, finalize: performance.now() - t2 } };
+  const ms = { inspect: t1 - t0, scan: t2 - t1, finalize: performance.now() - t2 };
+  deps.metrics?.stageDone("inspect", "one_pass", ms.inspect);
+  deps.metrics?.stageDone("scan", "one_pass", ms.scan);
+  if (whole && scanned.sha256 && deps.finalizesInline) deps.metrics?.stageDone("finalize", "one_pass", ms.finalize);
+  return { path: "one-pass", verdict: decided.upload.verdict === "clean" ? "clean" : "quarantine", ms };
 }
 
 /**
@@ -80,7 +84,7 @@ export async function processOnePass(deps: OnePassDeps, upload: Upload, job: Sta
  * from memory. `upload` carries what the inspection found (the sniffed type decides which
  * content checks apply), as the row does when the scan stage reads it.
  */
-async function scanBytes(deps: OnePassDeps, upload: Upload, bytes: Buffer, size: number): Promise<{ verdict: Verdict; sha256: string; version: string }> {
+export async function scanBytes(deps: OnePassDeps, upload: Upload, bytes: Buffer, size: number): Promise<{ verdict: Verdict; sha256: string; version: string }> {
   // `size` is the object's, as storage named it: a body that ended short is never taken
   // for the whole object (scanVerdict compares what clamd received against it).
   const checks = contentChecksFor({ upload, size, clamdLimits: deps.clamdLimits, activeContentAllowed: deps.activeContentAllowed });
@@ -114,7 +118,10 @@ async function finalizeFromBytes(deps: OnePassDeps, upload: Upload, bytes: Buffe
   });
   await deps.store.delete(upload.objectKey);
   const done = await deps.repository.transition(upload.id, clean ? "promote" : "quarantine", "finalize", { finalKey: target });
-  if (done.applied) deps.logger.info({ uploadId: upload.id, status: done.upload.status, reason: done.upload.reason, finalKey: target }, "upload finalized");
+  if (done.applied) {
+    deps.logger.info({ uploadId: upload.id, status: done.upload.status, reason: done.upload.reason, finalKey: target }, "upload finalized");
+    deps.metrics?.uploadFinished(done.upload);
+  }
 }
 
 const SCAN_SLICE_BYTES = 64 * 1024;

@@ -1,8 +1,9 @@
 import { parsePendingKey, PREFIX, type Upload } from "@intake/domain";
 import { StorageUnsupportedError, type ObjectStore } from "@intake/storage";
 import { stageFor } from "./decisions.ts";
-import type { AuditTrail, PipelineLogger, UploadSweeps } from "./deps.ts";
+import type { AuditTrail, PipelineLogger, PipelineMetrics, UploadSweeps } from "./deps.ts";
 import type { StageQueues } from "./stage-queues.ts";
+import type { RecheckQueue } from "./recheck-queue.ts";
 
 /**
  * The reaper: what never finished gets finished or cleaned up. The database is the truth
@@ -25,10 +26,14 @@ export interface ReaperDeps {
   audit: AuditTrail;
   store: ObjectStore;
   queues: Pick<StageQueues, "enqueue" | "requeue">;
+  /** The released uploads' recheck queue: a recheck whose job was lost is queued again. */
+  rechecks?: Pick<RecheckQueue, "requeue">;
   /** As the stages route (StageDeps.onePassMaxBytes): which stage an arrived upload goes to. */
   onePassMaxBytes?: number;
   logger: PipelineLogger;
   settings: ReaperSettings;
+  /** Where each pass's counts go (@intake/metrics); absent: nowhere. */
+  metrics?: Pick<PipelineMetrics, "reaperPass">;
 }
 
 export interface ReapSummary {
@@ -69,6 +74,7 @@ export class Reaper {
     await this.purgeQuarantine(now, summary);
     const acted = summary.expired + summary.arrivedLate + summary.multipartAborted + summary.orphansAborted + summary.requeued + summary.purged;
     if (acted > 0) this.deps.logger.info({ ...summary }, "reaper pass");
+    this.deps.metrics?.reaperPass(summary);
     return summary;
   }
 
@@ -174,9 +180,10 @@ export class Reaper {
   private async requeueStuck(now: Date, s: ReapSummary): Promise<void> {
     const before = new Date(now.getTime() - this.deps.settings.stuckAfterSeconds * 1000);
     for await (const upload of this.stuckSince(before)) {
-      const stage = stageFor(upload, this.deps.onePassMaxBytes);
+      const stage = upload.status === "rechecking" ? (this.deps.rechecks ? "recheck" : null) : stageFor(upload, this.deps.onePassMaxBytes);
       if (!stage) continue;
-      if ((await this.deps.queues.requeue(stage, upload.id)) === "live") {
+      const requeued = stage === "recheck" ? await this.deps.rechecks!.requeue(upload.id) : await this.deps.queues.requeue(stage, upload.id);
+      if (requeued === "live") {
         s.inProgress++;
         continue;
       }
@@ -202,7 +209,8 @@ export class Reaper {
   /** Quarantined objects past the retention period: bytes deleted, the row and its audit trail kept. */
   private async purgeQuarantine(now: Date, s: ReapSummary): Promise<void> {
     const before = new Date(now.getTime() - this.deps.settings.quarantineRetentionDays * 86_400_000);
-    for (const upload of await this.deps.repository.findQuarantinedBefore(before)) {
+    // A retention a reviewer extended (retention_until) holds the bytes past the period.
+    for (const upload of await this.deps.repository.findQuarantinedBefore(before, undefined, now)) {
       if (upload.finalKey) await this.deps.store.delete(upload.finalKey);
       // Two replicas may purge the same upload: only the one whose mark applied records it.
       if (!(await this.deps.repository.markPurged(upload.id, now))) continue;

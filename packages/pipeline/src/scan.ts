@@ -67,6 +67,7 @@ async function scanStaged(deps: ScanDeps, upload: Upload, job: StageJob): Promis
   const started = await deps.repository.transition(uploadId, "scan", "scan");
   if (!started.applied) return started.upload ? ensureNextStage(deps, started.upload) : undefined;
   if (job.attemptsMade > 0) await deps.repository.countAttempt(uploadId);
+  const t0 = performance.now();
   const object = await readChecked(deps, upload);
   if (!("body" in object)) {
     await recordVerdict(deps, uploadId, "scan", object, {});
@@ -75,6 +76,7 @@ async function scanStaged(deps: ScanDeps, upload: Upload, job: StageJob): Promis
   if (!deps.finalizesInline) {
     const { verdict, findings } = await scanObject(deps, upload, object, null);
     await recordVerdict(deps, uploadId, "scan", verdict, findings);
+    deps.metrics?.stageDone("scan", "staged", performance.now() - t0);
     return;
   }
   // The copy that promotion will use, made from the bytes as they are scanned (staged-copy.ts).
@@ -87,6 +89,7 @@ async function scanStaged(deps: ScanDeps, upload: Upload, job: StageJob): Promis
     throw err;
   }
   const decided = await decideVerdict(deps, uploadId, "scan", scanned.verdict, scanned.findings);
+  deps.metrics?.stageDone("scan", "staged", performance.now() - t0);
   // The run that wrote the verdict promotes from its own copy; any other outcome (another
   // run's verdict, a quarantine) leaves the upload to the finalize stage.
   if (decided.applied && decided.upload.verdict === "clean" && staged.complete) return promoteStaged(deps, decided.upload, staged.key);
@@ -115,7 +118,7 @@ async function readChecked(deps: ScanDeps, upload: Upload): Promise<ObjectRead |
 }
 
 /** One pass over the bytes: clamd, sha256 (and MD5 for a multipart ETag), the start's type, the content checks. */
-async function scanObject(deps: ScanDeps, upload: Upload, object: ObjectRead, staged: StagedCopy | null): Promise<{ verdict: Verdict; findings: UploadFindings }> {
+export async function scanObject(deps: ScanDeps, upload: Upload, object: ObjectRead, staged: StagedCopy | null): Promise<{ verdict: Verdict; findings: UploadFindings }> {
   // A multipart ETag is not an MD5 of the bytes, and some stores give the promoted copy
   // a recomputed one: hash the bytes once here so finalize can confirm such a copy.
   const md5 = needsScannedMd5(upload.checkedETag!) ? createHash("md5") : null;

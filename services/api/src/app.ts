@@ -11,8 +11,9 @@ import { requestLog } from "./http/request-log.ts";
 import { openApiDocument } from "./openapi.ts";
 import { mountHealthRoutes, type Readiness } from "./routes/health.ts";
 import { mountUploadRoutes } from "./routes/uploads.ts";
-import { UploadService, type Processing, type UploadRecords } from "./upload-service.ts";
+import { UploadService, type Processing, type UploadMetrics, type UploadRecords } from "./upload-service.ts";
 import { createAdminRouter, type AdminModuleContext } from "./admin/index.ts";
+import { adminPageErrors } from "./admin/views.ts";
 
 /**
  * Everything the HTTP application needs, passed in: no environment reads, no module
@@ -31,6 +32,8 @@ export interface ApiDeps {
   readiness: Readiness;
   /** The admin surfaces (operators, compliance, admins); absent, none are served. */
   admin?: AdminModuleContext;
+  /** Where the upload service reports uploads created (@intake/metrics); absent: nowhere. */
+  metrics?: UploadMetrics;
   now?: () => Date;
 }
 
@@ -44,6 +47,7 @@ export function createRouter(deps: ApiDeps): Router {
     multipartWindowSeconds: config.reaper.multipartTtlSeconds,
     maxPartsPerRequest: config.limits.maxPartsPerRequest,
     quotas: config.quotas,
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.now ? { now: deps.now } : {}),
   });
   const openapi = JSON.stringify(
@@ -87,6 +91,7 @@ export function createApp(deps: ApiDeps): Koa {
   app.use(cors(deps.config.http.corsOrigins));
   app.use(unmatchedAsErrors);
   if (deps.admin) {
+    app.use(adminPageErrors(deps.admin.views, deps.logger));
     const admin = createAdminRouter(deps.admin);
     app.use(admin.routes());
     app.use(admin.allowedMethods());

@@ -216,6 +216,44 @@ export function openApiDocument(o: OpenApiOptions): Record<string, unknown> {
             status: { enum: ["ready", "not_ready"] },
             checks: { type: "object", additionalProperties: { type: "object", properties: { status: { enum: ["up", "down"] }, latencyMs: { type: "number" }, error: { type: "string" } } } },
             scanner: { type: "object", properties: { testSignaturesOnly: { type: "boolean" }, warning: { type: "string" } } },
+            pipeline: {
+              type: "object",
+              description: "The pipeline's health facts. Flagged here, never a reason for 503: only clamd down (in checks) makes the API not ready.",
+              properties: {
+                checkedAt: { type: "string", format: "date-time" },
+                clamd: { type: "object", properties: { reachable: { type: "boolean" }, engine: { type: ["string", "null"] }, versionLine: { type: ["string", "null"] }, error: { type: "string" } } },
+                signatures: {
+                  type: "object",
+                  properties: {
+                    version: { type: ["string", "null"] },
+                    date: { type: ["string", "null"], format: "date-time" },
+                    dateSource: { enum: ["clamd", "test_database_files", null] },
+                    ageHours: { type: ["number", "null"] },
+                    maxAgeHours: { type: "number" },
+                    stale: { type: "boolean", description: "Older than SIGNATURE_MAX_AGE_HOURS, or of unknown age" },
+                    testSignaturesOnly: { type: "boolean", description: "Only the generated test database is loaded: no real malware protection" },
+                  },
+                },
+                sqs: {
+                  type: "object",
+                  properties: {
+                    receiveLag: { type: ["object", "null"], properties: { lagMs: { type: "number" }, observedAt: { type: "string", format: "date-time" }, messages: { type: "integer" } } },
+                    receiveLagError: { type: "string" },
+                    deadLetters: { type: ["object", "null"], properties: { depth: { type: "integer" }, inFlight: { type: "integer" } } },
+                    deadLettersError: { type: "string" },
+                  },
+                },
+                processing: {
+                  type: "object",
+                  properties: {
+                    oldest: { type: ["object", "null"], properties: { status: ref("Status"), since: { type: "string", format: "date-time" }, ageSeconds: { type: "number" }, stuck: { type: "boolean" } } },
+                    stuckAfterSeconds: { type: "number" },
+                    error: { type: "string" },
+                  },
+                },
+                flags: { type: "array", items: { type: "object", properties: { code: { type: "string" }, severity: { enum: ["critical", "warning"] }, message: { type: "string" } } } },
+              },
+            },
           },
         },
       },

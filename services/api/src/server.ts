@@ -1,20 +1,24 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { once } from "node:events";
+import type Koa from "koa";
 import { AdminSessionRepository, AdminUserRepository, ApiKeyRepository, AuditLog, migrate, openDatabase, pingDatabase, UploadRepository } from "@intake/db";
-import { createProducerConnection, StageQueues, STAGES, stageFor } from "@intake/pipeline";
+import { createPipelineHealth, createProducerConnection, RedisReceiveLag, StageQueues, STAGES, stageFor } from "@intake/pipeline";
 import type { Upload } from "@intake/domain";
 import { createLogger, type Config, type Logger } from "@intake/runtime";
-import { createClamdScanner, hasTestSignaturesOnly, loadsTestSignaturesOnly, TEST_SIGNATURES_WARNING } from "@intake/scanner";
-import { createS3Client, createSqsClient, provisionStorage, S3ObjectStore, STORE_KINDS } from "@intake/storage";
+import { createClamdScanner, hasTestSignaturesOnly, loadsTestSignaturesOnly, TEST_SIGNATURES_WARNING, testDatabaseDate } from "@intake/scanner";
+import { createS3Client, createSqsClient, provisionStorage, S3ObjectStore, SqsQueueDepth, STORE_KINDS } from "@intake/storage";
 import { createApp } from "./app.ts";
 import { Redis } from "ioredis";
 import { cacheAuthentications } from "./http/auth.ts";
 import { createRedisRateLimits } from "./http/redis-rate-limits.ts";
 import { adminGuard, createViews } from "./admin/index.ts";
+import { createApiMetrics } from "./admin/metrics/api-metrics.ts";
 
 export interface RunningApi {
   url: string;
+  /** The Koa application, for tests that walk its routers (test/api/admin-routes.test.ts). */
+  app: Koa;
   close(): Promise<void>;
 }
 
@@ -101,7 +105,22 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
     if (testSignaturesOnly()) logger.warn(TEST_SIGNATURES_WARNING);
 
     const uploads = new UploadRepository(db);
+    // The health facts /readyz and the operators' pages show. The dead-letter queue is the
+    // configured one, else the one provisionStorage creates beside the event queue.
+    const healthSqs = createSqsClient({ region: config.storage.region, endpoint: config.storage.sqsEndpoint });
+    cleanups.push(() => healthSqs.destroy());
+    const health = createPipelineHealth({
+      clamdVersion: () => scanner.version(),
+      testSignaturesMarker: () => hasTestSignaturesOnly(config.dataDir),
+      testDatabaseDate: () => testDatabaseDate(config.dataDir),
+      receiveLag: new RedisReceiveLag(redis, config.redis.prefix),
+      deadLetters: new SqsQueueDepth(healthSqs, config.deadLetterQueueUrl ? { url: config.deadLetterQueueUrl } : { name: `${config.storage.queueName}-dlq` }),
+      uploads,
+      maxAgeHours: config.signatures.maxAgeHours,
+      stuckAfterSeconds: config.reaper.stuckAfterSeconds,
+    });
     const sessions = new AdminSessionRepository(db);
+    const metrics = createApiMetrics({ config, logger, queues, redis, scanner, health });
     const app = createApp({
       config,
       logger,
@@ -110,6 +129,7 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
       rateLimits,
       store,
       processing: { startChecks },
+      metrics: metrics.uploads,
       readiness: {
         checks: {
           database: () => pingDatabase(db),
@@ -120,12 +140,13 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
           },
         },
         testSignaturesOnly,
+        health,
       },
       admin: {
         config,
         logger,
         db,
-        guard: adminGuard({ sessions, idleSeconds: config.admin.sessionIdleSeconds, formLimitBytes: config.http.bodyLimitBytes }),
+        guard: adminGuard({ sessions, idleSeconds: config.admin.sessionIdleSeconds, formLimitBytes: config.http.bodyLimitBytes, ...(config.http.publicUrl ? { publicUrl: config.http.publicUrl } : {}) }),
         views: createViews({ cache: config.env === "production" }),
         users: new AdminUserRepository(db),
         sessions,
@@ -135,6 +156,8 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
         redis,
         queues,
         scanner,
+        health,
+        metrics,
         now: () => new Date(),
       },
     });
@@ -156,7 +179,7 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
     );
     const { port } = server.address() as AddressInfo;
     const host = config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host;
-    return { url: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`, close: closeAll };
+    return { url: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`, app, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;

@@ -1,9 +1,15 @@
 import type { Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import { AuditLog, migrate, openDatabase, UploadRepository } from "@intake/db";
+import { AuditLog, migrate, openDatabase, QuarantineReview, UploadRepository, WebhookRepository } from "@intake/db";
 import {
+  createProducerConnection,
   createWorkerConnection,
+  processRecheck,
+  RecheckQueue,
+  startRecheckWorker,
+  type RecheckDeps,
   IngestLoop,
+  RedisReceiveLag,
   processFinalize,
   processInspect,
   processScan,
@@ -20,6 +26,9 @@ import {
 import { createLogger, type Config, type Logger } from "@intake/runtime";
 import { createClamdScanner, loadsTestSignaturesOnly, ScanFailedError, TEST_SIGNATURES_WARNING, withLimitsProbe, type ProbedScanner } from "@intake/scanner";
 import { createS3Client, createSqsClient, resolveQueueUrl, S3ObjectStore, SqsEventQueue, STORE_KINDS, type EventQueue, type ObjectStore } from "@intake/storage";
+import { OutboxRelay, startWebhookWorker, WebhookQueue, type DeliveryDeps } from "@intake/webhooks";
+import { createMetrics, observingReceiveLag, type ClamdSource } from "@intake/metrics";
+import { checkMetricsListenerConfig, startMetricsListener } from "./metrics-listener.ts";
 
 
 /** clamd does not behave as the configuration says (limits, alerts, signatures): the worker does not start. */
@@ -63,7 +72,10 @@ async function probedClamd(config: Config, logger: Logger): Promise<ProbedScanne
   return scanner;
 }
 
-export const ROLES = ["ingest", "inspect", "scan", "finalize", "reaper"] as const;
+/** Rechecks are a reviewer's action, one at a time per reviewer: a small fixed concurrency serves them. */
+const RECHECK_CONCURRENCY = 2;
+
+export const ROLES = ["ingest", "inspect", "scan", "finalize", "reaper", "recheck", "webhooks"] as const;
 export type Role = (typeof ROLES)[number];
 
 export function resolveRoles(configured: readonly string[]): Role[] {
@@ -82,11 +94,17 @@ export interface WorkerOptions {
   stalledIntervalMs?: number;
   /** How long close() lets in-flight jobs finish before it stops waiting. */
   drainTimeoutMs?: number;
+  /** Observer of webhook deliveries by outcome (metrics). */
+  onWebhookDelivery?: DeliveryDeps["onDelivery"];
+  /** How often the webhook relay reads the outbox without a nudge (default 1 s). */
+  webhookRelayPollMs?: number;
 }
 
 export interface RunningWorker {
   roles: Role[];
   scannerVersion: string | null;
+  /** This process's /metrics (metrics-listener.ts), or null when it serves none. */
+  metricsUrl: string | null;
   close(): Promise<void>;
 }
 
@@ -97,6 +115,8 @@ export interface RunningWorker {
 export async function startWorker(config: Config, opts: WorkerOptions = {}): Promise<RunningWorker> {
   const logger = opts.logger ?? createLogger({ level: config.logLevel, name: "worker" });
   const roles = resolveRoles(config.worker.roles);
+  // Before anything starts: metrics open to the network without a token stop the worker here.
+  checkMetricsListenerConfig({ host: config.metrics.workerHost, port: config.metrics.workerPort, token: config.metrics.token });
   const cleanups: (() => Promise<unknown>)[] = [];
   const closeAll = async () => {
     for (const c of cleanups.splice(0).reverse()) await c().catch((err: unknown) => logger.warn({ err }, "shutdown step failed"));
@@ -122,17 +142,28 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     await warnUnlessNoEviction(connection, logger);
     const queues = new StageQueues({ redisUrl: config.redis.url, prefix: config.redis.prefix, attempts: config.worker.attempts, backoffMs: config.worker.backoffMs });
     cleanups.push(() => queues.close());
-    const stageDeps: StageDeps = { repository, store, queues, logger, onePassMaxBytes: config.worker.onePassMaxBytes, finalizesInline: roles.includes("finalize") };
+    // This process's metrics (@intake/metrics): the stages report through metrics.pipeline;
+    // clamd's gauges (up, signature age) are read when scraped, by workers that scan.
+    let clamd: ClamdSource | undefined;
+    const scans = roles.includes("scan") || roles.includes("recheck");
+    const metrics = createMetrics({
+      process: "worker",
+      env: config.env,
+      sources: scans ? { clamd: { version: () => (clamd ? clamd.version() : Promise.reject(new Error("no scanner yet"))) }, signatureMaxAgeHours: config.signatures.maxAgeHours } : {},
+      onCollectError: (collector, err) => logger.debug({ collector, err: { message: (err as Error).message } }, "a metrics collection failed"),
+    });
+    const stageDeps: StageDeps = { repository, store, queues, logger, onePassMaxBytes: config.worker.onePassMaxBytes, finalizesInline: roles.includes("finalize"), metrics: metrics.pipeline };
 
     let scannerVersion: string | null = null;
     const workers: Worker[] = [];
     const bull = { connection, prefix: config.redis.prefix, logger, lockDurationMs: opts.lockDurationMs, stalledIntervalMs: opts.stalledIntervalMs };
     const start = (stage: Stage, process: Parameters<typeof startStageWorker>[1]) =>
-      workers.push(startStageWorker(stage, process, { ...bull, concurrency: config.worker.concurrency[stage] }));
+      workers.push(startStageWorker(stage, process, { ...bull, concurrency: config.worker.concurrency[stage], metrics: metrics.pipeline }));
 
     if (roles.includes("inspect")) start("inspect", (job) => processInspect({ ...stageDeps, policy: config.policy }, job));
     if (roles.includes("scan")) {
       const scanner = opts.scanner ?? (await probedClamd(config, logger));
+      clamd = scanner;
       const version = new ScannerVersionCache(scanner);
       try {
         const v = await version.details();
@@ -145,11 +176,33 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       start("scan", (job) => processScan({ ...stageDeps, scanner, scannerVersion: version, clamdLimits: { maxFileSize: config.clamd.maxFileSize, maxScanSize: config.clamd.maxScanSize, maxRecursion: config.clamd.maxRecursion }, activeContentAllowed: config.policy.activeContentAllow, heartbeatMs: (config.reaper.stuckAfterSeconds * 1000) / 3, policy: config.policy }, job));
     }
     if (roles.includes("finalize")) start("finalize", (job) => processFinalize(stageDeps, job));
+    if (roles.includes("recheck")) {
+      // Released uploads, checked again with today's signatures (packages/pipeline/src/recheck.ts).
+      const scanner = opts.scanner ?? (await probedClamd(config, logger));
+      clamd ??= scanner;
+      const recheckDeps: RecheckDeps = {
+        ...stageDeps,
+        scanner,
+        scannerVersion: new ScannerVersionCache(scanner),
+        clamdLimits: { maxFileSize: config.clamd.maxFileSize, maxScanSize: config.clamd.maxScanSize, maxRecursion: config.clamd.maxRecursion },
+        activeContentAllowed: config.policy.activeContentAllow,
+        heartbeatMs: (config.reaper.stuckAfterSeconds * 1000) / 3,
+        policy: config.policy,
+        releases: new QuarantineReview(db, repository),
+        inMemoryMaxBytes: config.worker.onePassMaxBytes,
+      };
+      workers.push(startRecheckWorker((job) => processRecheck(recheckDeps, job), { ...bull, concurrency: RECHECK_CONCURRENCY }));
+    }
     cleanups.push(() => drain(workers, opts.drainTimeoutMs ?? 60_000, logger));
 
     let schedule: ReaperSchedule | null = null;
     if (roles.includes("reaper")) {
-      const reaper = new Reaper({ repository, audit, store, queues, logger, settings: config.reaper, onePassMaxBytes: config.worker.onePassMaxBytes });
+      // Its own fail-fast connection, as the stage queues have: a lost recheck is queued again.
+      const recheckConnection = createProducerConnection(config.redis.url);
+      cleanups.push(async () => recheckConnection.disconnect());
+      const rechecks = new RecheckQueue(recheckConnection, { prefix: config.redis.prefix, attempts: config.worker.attempts, backoffMs: config.worker.backoffMs });
+      cleanups.push(() => rechecks.close());
+      const reaper = new Reaper({ repository, audit, store, queues, rechecks, logger, settings: config.reaper, onePassMaxBytes: config.worker.onePassMaxBytes, metrics: metrics.pipeline });
       schedule = await startReaperSchedule(reaper, { connection, prefix: config.redis.prefix, everySeconds: config.reaper.everySeconds, logger });
       const s = schedule;
       cleanups.push(() => s.close());
@@ -162,14 +215,39 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
         cleanups.push(async () => sqs.destroy());
         events = new SqsEventQueue(sqs, config.storage.queueUrl ?? (await resolveQueueUrl(sqs, config.storage.queueName)));
       }
-      const loop = new IngestLoop({ events, repository, audit, store, queues, logger, onePassMaxBytes: config.worker.onePassMaxBytes });
+      // receiveLag: each batch's SQS receive lag, left in Redis for the operators' health page.
+      const loop = new IngestLoop({ events, repository, audit, store, queues, logger, onePassMaxBytes: config.worker.onePassMaxBytes, receiveLag: observingReceiveLag(new RedisReceiveLag(connection, config.redis.prefix), metrics.pipeline) });
       loop.start();
       // Stopped first on close (cleanups run in reverse): no new events while jobs drain.
       cleanups.push(() => loop.stop());
     }
 
+    if (roles.includes("webhooks")) {
+      // Verdict webhooks: the relay moves the outbox (written with each verdict) to the
+      // queue, nudged by this process's own transitions and polling for everyone else's.
+      const webhooks = new WebhookRepository(db);
+      const webhookQueue = new WebhookQueue({ connection, prefix: config.redis.prefix, attempts: config.webhooks.attempts, backoffMs: config.webhooks.backoffMs });
+      cleanups.push(() => webhookQueue.close());
+      const relay = new OutboxRelay({ webhooks, queue: webhookQueue, logger, ...(opts.webhookRelayPollMs ? { pollMs: opts.webhookRelayPollMs } : {}) });
+      repository.onOutboxWritten(() => relay.nudge());
+      relay.start();
+      const { allowAddresses, timeoutMs, disableAfterFailures, concurrency } = config.webhooks;
+      const deliveryDeps: DeliveryDeps = { webhooks, logger, requireHttps: config.env === "production", allowAddresses, timeoutMs, disableAfterFailures, onDelivery: (outcome, latencyMs) => {
+        metrics.webhooks.delivery(outcome, latencyMs);
+        opts.onWebhookDelivery?.(outcome, latencyMs);
+      } };
+      const webhookWorker = startWebhookWorker(deliveryDeps, { connection, prefix: config.redis.prefix, concurrency });
+      // Drained with the stage workers (registered above); the relay stops before them.
+      workers.push(webhookWorker);
+      cleanups.push(() => relay.stop());
+    }
+
+    // Last to start, first to stop (cleanups run in reverse).
+    const listener = await startMetricsListener({ host: config.metrics.workerHost, port: config.metrics.workerPort, token: config.metrics.token, metrics, logger });
+    if (listener) cleanups.push(() => listener.close());
+
     logger.info({ roles, concurrency: config.worker.concurrency, scanner: scannerVersion, queuePrefix: config.redis.prefix }, "worker started");
-    return { roles, scannerVersion, close: closeAll };
+    return { roles, scannerVersion, metricsUrl: listener?.url ?? null, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;

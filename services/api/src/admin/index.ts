@@ -4,6 +4,7 @@ import type { AdminModule, AdminModuleContext } from "./module.ts";
 import { mountMetrics } from "./metrics/routes.ts";
 import { mountOperators } from "./operators/routes.ts";
 import { mountQuarantine } from "./quarantine/routes.ts";
+import { mountQuarantineActions } from "./quarantine/actions.ts";
 import { mountWebhookAdmin } from "./webhooks/routes.ts";
 
 export { adminGuard, SESSION_COOKIE, CSRF_FIELD, CSRF_HEADER, type AdminGuard, type AdminState } from "./guard.ts";
@@ -11,7 +12,7 @@ export { createViews, type Views } from "./views.ts";
 export type { AdminModule, AdminModuleContext } from "./module.ts";
 
 /** Every admin area, in mounting order. A new area is added here and nowhere else. */
-export const ADMIN_MODULES: readonly AdminModule[] = [mountSignIn, mountOperators, mountMetrics, mountQuarantine, mountWebhookAdmin];
+export const ADMIN_MODULES: readonly AdminModule[] = [mountSignIn, mountOperators, mountMetrics, mountQuarantine, mountQuarantineActions, mountWebhookAdmin];
 
 /**
  * The admin surfaces (pages under /admin, JSON under /v1/admin, /metrics) on a router of

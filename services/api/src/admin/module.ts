@@ -2,10 +2,11 @@ import type { Router } from "@koa/router";
 import type { Knex } from "knex";
 import type { Redis } from "ioredis";
 import type { AdminSessionRepository, AdminUserRepository, AuditLog, UploadRepository } from "@intake/db";
-import type { StageQueues } from "@intake/pipeline";
+import type { PipelineHealth, StageQueues } from "@intake/pipeline";
 import type { Config, Logger } from "@intake/runtime";
 import type { Scanner } from "@intake/pipeline";
 import type { ObjectStore } from "@intake/storage";
+import type { IntakeMetrics } from "@intake/metrics";
 import type { AdminGuard } from "./guard.ts";
 import type { Views } from "./views.ts";
 
@@ -30,6 +31,10 @@ export interface AdminModuleContext {
   queues: StageQueues;
   /** clamd, as the API reaches it (readiness, the health page). */
   scanner: Pick<Scanner, "version">;
+  /** The pipeline's health facts, as /readyz shows them (@intake/pipeline health.ts). */
+  health: PipelineHealth;
+  /** The process's metrics registry (served at /metrics); absent: the metrics area builds one. */
+  metrics?: IntakeMetrics;
   now: () => Date;
 }
 
