@@ -1,9 +1,9 @@
-import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
+import { Queue, type Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { DependencyUnavailableError } from "@intake/domain";
-import type { PipelineLogger } from "./deps.ts";
-import { UploadGoneError, type StageJob } from "./progress.ts";
-import { ENQUEUE_TIMEOUT_MS } from "./stage-queues.ts";
+import type { StageJob } from "./progress.ts";
+import { ENQUEUE_TIMEOUT_MS, type StageJobData } from "./stage-queues.ts";
+import { startJobWorker, type StageWorkerOptions } from "./stage-workers.ts";
 
 /**
  * The recheck of released uploads (recheck.ts): one BullMQ queue of its own, apart from the
@@ -93,37 +93,7 @@ async function withinDeadline<T>(what: string, work: () => Promise<T>): Promise<
   }
 }
 
-export interface RecheckWorkerOptions {
-  connection: Redis;
-  prefix: string;
-  concurrency: number;
-  logger: PipelineLogger;
-  lockDurationMs?: number;
-  stalledIntervalMs?: number;
-}
-
-/** The recheck queue's worker: thin BullMQ wiring, as startStageWorker is for the stages. */
-export function startRecheckWorker(process: (job: StageJob) => Promise<unknown>, o: RecheckWorkerOptions): Worker<RecheckJobData> {
-  const run = async (job: Job<RecheckJobData>) => {
-    try {
-      return await process(job);
-    } catch (err) {
-      if (err instanceof UploadGoneError) throw new UnrecoverableError(err.message);
-      throw err;
-    }
-  };
-  const worker = new Worker<RecheckJobData>(RECHECK_QUEUE, run, {
-    connection: o.connection,
-    prefix: o.prefix,
-    concurrency: o.concurrency,
-    ...(o.lockDurationMs ? { lockDuration: o.lockDurationMs } : {}),
-    ...(o.stalledIntervalMs ? { stalledInterval: o.stalledIntervalMs } : {}),
-    maxStalledCount: 2,
-  });
-  worker.on("failed", (job, err) => {
-    const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === "UnrecoverableError";
-    o.logger[final ? "error" : "warn"]({ stage: "recheck", jobId: job?.id, uploadId: job?.data.uploadId, attemptsMade: job?.attemptsMade, err: { name: err.name, message: err.message } }, final ? "recheck failed for good" : "recheck failed; will retry");
-  });
-  worker.on("error", (err) => o.logger.error({ stage: "recheck", err }, "recheck worker error"));
-  return worker;
+/** The recheck queue's worker: the same wiring as the stages' (startJobWorker). */
+export function startRecheckWorker(process: (job: StageJob) => Promise<unknown>, o: StageWorkerOptions): Worker<StageJobData> {
+  return startJobWorker(RECHECK_QUEUE, "recheck", process, o);
 }

@@ -28,12 +28,20 @@ export interface StageWorkerOptions {
 }
 
 export function startStageWorker(stage: Stage, process: (job: StageJob) => Promise<unknown>, o: StageWorkerOptions): Worker<StageJobData> {
+  return startJobWorker(queueName(stage), stage, process, o);
+}
+
+/**
+ * A worker for one of the pipeline's upload queues (a stage's, or the release recheck's):
+ * jobs name an upload and nothing else, the database holds the rest.
+ */
+export function startJobWorker(queue: string, label: string, process: (job: StageJob) => Promise<unknown>, o: StageWorkerOptions): Worker<StageJobData> {
   // The processors' "never retry" error becomes BullMQ's own: no attempts are spent on it.
   // What a processor returns (a one-pass run's per-stage timings) is kept as the job's
   // return value, where an operator's dashboard shows it, at no extra Redis round trip.
   const run = async (job: Job<StageJobData>) => {
     // First attempts only: a retry's wait includes its backoff, which is on purpose.
-    if (o.metrics && job.attemptsMade === 0 && job.processedOn) o.metrics.jobPicked(queueName(stage), job.processedOn - job.timestamp - (job.opts.delay ?? 0));
+    if (o.metrics && job.attemptsMade === 0 && job.processedOn) o.metrics.jobPicked(queue, job.processedOn - job.timestamp - (job.opts.delay ?? 0));
     try {
       return await process(job);
     } catch (err) {
@@ -41,7 +49,7 @@ export function startStageWorker(stage: Stage, process: (job: StageJob) => Promi
       throw err;
     }
   };
-  const worker = new Worker<StageJobData>(queueName(stage), run, {
+  const worker = new Worker<StageJobData>(queue, run, {
     connection: o.connection,
     prefix: o.prefix,
     concurrency: o.concurrency,
@@ -54,11 +62,11 @@ export function startStageWorker(stage: Stage, process: (job: StageJob) => Promi
   worker.on("failed", (job, err) => {
     const attempts = job?.opts.attempts ?? 1;
     const final = !job || job.attemptsMade >= attempts || err.name === "UnrecoverableError";
-    o.logger[final ? "error" : "warn"]({ stage, jobId: job?.id, uploadId: job?.data.uploadId, attemptsMade: job?.attemptsMade, attempts, err: { name: err.name, message: err.message } }, final ? "job failed for good" : "job failed; will retry");
-    o.metrics?.jobFinished(queueName(stage), final ? "failed" : "retried");
+    o.logger[final ? "error" : "warn"]({ stage: label, jobId: job?.id, uploadId: job?.data.uploadId, attemptsMade: job?.attemptsMade, attempts, err: { name: err.name, message: err.message } }, final ? "job failed for good" : "job failed; will retry");
+    o.metrics?.jobFinished(queue, final ? "failed" : "retried");
   });
-  if (o.metrics) worker.on("completed", () => o.metrics!.jobFinished(queueName(stage), "completed"));
-  worker.on("error", (err) => o.logger.error({ stage, err }, "worker error"));
+  if (o.metrics) worker.on("completed", () => o.metrics!.jobFinished(queue, "completed"));
+  worker.on("error", (err) => o.logger.error({ stage: label, err }, "worker error"));
   return worker;
 }
 
