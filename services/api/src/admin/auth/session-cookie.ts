@@ -28,8 +28,9 @@ export const DEFAULT_LANDING = "/admin";
 /**
  * Where to go after signing in: a path on this site, or the admin home. Only a path that
  * starts with one "/" (not "//" or "/\", which browsers read as another host), has no
- * control characters or spaces, and still resolves to this origin: `next` comes from the
- * query string, so anything else would make the sign-in page an open redirect.
+ * control characters or spaces, and is still such a path on this origin once the URL parser
+ * has resolved its dot segments: `next` comes from the query string, so anything else would
+ * make the sign-in page an open redirect.
  */
 export function safeNext(next: unknown): string {
   if (typeof next !== "string" || next.length === 0 || next.length > 500) return DEFAULT_LANDING;
@@ -38,7 +39,11 @@ export function safeNext(next: unknown): string {
   try {
     const u = new URL(next, base);
     if (u.origin !== base) return DEFAULT_LANDING;
-    return u.pathname + u.search + u.hash;
+    // Checked again after the URL parser's own normalisation: "/.//evil.example" and
+    // "/a/..//evil.example" resolve to the path "//evil.example", which a browser given it
+    // as a Location reads as another host.
+    const path = u.pathname + u.search + u.hash;
+    return /^\/(?![/\\])/.test(path) ? path : DEFAULT_LANDING;
   } catch {
     return DEFAULT_LANDING;
   }
