@@ -48,4 +48,36 @@ describe.each(["pg", "sqlite"] as const)("admin surfaces under attack on %s", (d
     });
   });
 
+  describe("an admin limited to some tenants", () => {
+    it("cannot create an API key for another tenant, nor see or revoke that tenant's keys", async () => {
+      const made = await json(await root.request("POST", "/v1/admin/api-keys", { json: { tenantId: "tenant-b", name: "b's key" } }));
+      expect(made.status).toBe(201);
+      const create = await json(await limitedAdmin.request("POST", "/v1/admin/api-keys", { json: { tenantId: "tenant-b", name: "mine now" } }));
+      expect(create.status).toBe(404);
+      const list = await json(await limitedAdmin.request("GET", "/v1/admin/api-keys"));
+      expect(list.status).toBe(200);
+      expect(list.body.apiKeys.map((k: { tenantId: string }) => k.tenantId)).not.toContain("tenant-b");
+      const revoke = await limitedAdmin.request("DELETE", `/v1/admin/api-keys/${made.body.apiKey.id}`);
+      expect(revoke.status).toBe(404);
+      const own = await json(await limitedAdmin.request("POST", "/v1/admin/api-keys", { json: { tenantId: "tenant-a", name: "a's key" } }));
+      expect(own.status).toBe(201);
+    });
+
+    it("cannot widen their own scope, create an admin without a scope, or change other admins", async () => {
+      const widen = await json(await limitedAdmin.request("PATCH", `/v1/admin/users/${limitedAdmin.user.id}`, { json: { tenantIds: null } }));
+      expect(widen.status).toBe(403);
+      const create = await json(await limitedAdmin.request("POST", "/v1/admin/users", { json: { email: "accomplice@example.test", role: "admin", tenantIds: null } }));
+      expect(create.status).toBe(403);
+      const demote = await json(await limitedAdmin.request("PATCH", `/v1/admin/users/${root.user.id}`, { json: { disabled: true } }));
+      expect(demote.status).toBe(403);
+      const tenant = await json(await limitedAdmin.request("POST", "/v1/admin/tenants", { json: { id: "tenant-c" } }));
+      expect(tenant.status).toBe(403);
+      // The pages refuse the same.
+      const page = await limitedAdmin.request("POST", "/admin/users", { form: { email: "accomplice2@example.test", role: "admin", tenantIds: "" } });
+      expect(page.status).toBe(403);
+      const me = await new AdminUserRepository(api.database.db).byId(limitedAdmin.user.id);
+      expect(me?.tenantIds).toEqual(["tenant-a"]);
+      expect(await new AdminUserRepository(api.database.db).byEmail("accomplice@example.test")).toBeNull();
+    });
+  });
 });

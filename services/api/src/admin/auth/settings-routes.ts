@@ -22,7 +22,7 @@ export function mountSettings(router: Router, m: AdminModuleContext, settings: A
 
   // JSON
   router.get("/v1/admin/users", json, async (ctx) => {
-    ctx.body = { users: (await settings.listUsers()).map(userView) };
+    ctx.body = { users: (await settings.listUsers(actor(ctx))).map(userView) };
   });
   router.post("/v1/admin/users", json, async (ctx) => {
     const b = await body(ctx);
@@ -51,7 +51,7 @@ export function mountSettings(router: Router, m: AdminModuleContext, settings: A
     ctx.body = { user: userView(await settings.updateUser(actor(ctx), ctx.params.id!, changes)) };
   });
   router.get("/v1/admin/tenants", json, async (ctx) => {
-    ctx.body = { tenants: (await settings.listTenants()).map((t) => ({ ...t, createdAt: t.createdAt.toISOString() })) };
+    ctx.body = { tenants: (await settings.listTenants(actor(ctx))).map((t) => ({ ...t, createdAt: t.createdAt.toISOString() })) };
   });
   router.post("/v1/admin/tenants", json, async (ctx) => {
     const b = await body(ctx);
@@ -62,7 +62,7 @@ export function mountSettings(router: Router, m: AdminModuleContext, settings: A
   });
   router.get("/v1/admin/api-keys", json, async (ctx) => {
     const tenant = typeof ctx.query.tenant === "string" ? ctx.query.tenant : undefined;
-    ctx.body = { apiKeys: (await settings.listKeys(tenant)).map(keyView) };
+    ctx.body = { apiKeys: (await settings.listKeys(actor(ctx), tenant)).map(keyView) };
   });
   router.post("/v1/admin/api-keys", json, async (ctx) => {
     const b = await body(ctx);
@@ -79,11 +79,11 @@ export function mountSettings(router: Router, m: AdminModuleContext, settings: A
   // Pages
   const form = async (ctx: Context) => (ctx.state as AdminState).form ?? (await readForm(ctx.req, limit));
   const usersPage = async (ctx: Context, status = 200, extra: Record<string, unknown> = {}) =>
-    m.views.render(ctx, "users", { title: "Admin users", users: (await settings.listUsers()).map(userView), ...extra }, status);
+    m.views.render(ctx, "users", { title: "Admin users", users: (await settings.listUsers(actor(ctx))).map(userView), ...extra }, status);
   const tenantsPage = async (ctx: Context, status = 200, extra: Record<string, unknown> = {}) =>
-    m.views.render(ctx, "tenants", { title: "Tenants", tenants: await settings.listTenants(), ...extra }, status);
+    m.views.render(ctx, "tenants", { title: "Tenants", tenants: await settings.listTenants(actor(ctx)), ...extra }, status);
   const keysPage = async (ctx: Context, status = 200, extra: Record<string, unknown> = {}) =>
-    m.views.render(ctx, "api-keys", { title: "API keys", keys: (await settings.listKeys()).map(keyView), tenants: await settings.listTenants(), ...extra }, status);
+    m.views.render(ctx, "api-keys", { title: "API keys", keys: (await settings.listKeys(actor(ctx))).map(keyView), tenants: await settings.listTenants(actor(ctx)), ...extra }, status);
   /** A form's action: on a refusal the same page again with the reason, not a JSON error. */
   const act = async (ctx: Context, show: (ctx: Context, status?: number, extra?: Record<string, unknown>) => Promise<void>, work: (f: URLSearchParams) => Promise<Record<string, unknown>>) => {
     try {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { AdminUser, ApiKeyInfo, ApiKeyRepository, AuditLog, TenantRepository, AdminUserRepository } from "@intake/db";
-import { ForbiddenError, InvalidRequestError, isAdminRole, NotFoundError, type AdminPrincipal, type AdminRole } from "@intake/domain";
+import { ForbiddenError, InvalidRequestError, isAdminRole, NotFoundError, seesTenant, type AdminPrincipal, type AdminRole } from "@intake/domain";
 
 /**
  * The administrators' settings (permission settings.manage): admin users and their roles
@@ -31,6 +31,7 @@ export class AdminSettings {
 
   /** A new admin user; without a password one is generated and returned once. */
   async createUser(actor: AdminPrincipal, input: { email: string; role: AdminRole; name?: string; tenantIds?: string[] | null; password?: string }): Promise<{ user: AdminUser; generatedPassword?: string }> {
+    assertEveryTenant(actor, "create admin users");
     const generated = input.password === undefined ? generatePassword() : undefined;
     const now = this.now();
     const user = await this.users.create({ email: input.email, role: input.role, ...(input.name ? { name: input.name } : {}), tenantIds: input.tenantIds ?? null, password: input.password ?? generated! }, now);
@@ -39,6 +40,7 @@ export class AdminSettings {
   }
 
   async updateUser(actor: AdminPrincipal, id: string, changes: UserChanges): Promise<AdminUser> {
+    assertEveryTenant(actor, "change admin users");
     const before = await this.users.byId(id);
     if (!before) throw new NotFoundError("admin_user", id);
     // An admin cannot lock themselves out (and so the last admin cannot either).
@@ -51,28 +53,31 @@ export class AdminSettings {
     return after;
   }
 
-  listUsers(): Promise<AdminUser[]> {
+  listUsers(actor: AdminPrincipal): Promise<AdminUser[]> {
+    assertEveryTenant(actor, "manage admin users");
     return this.users.list();
   }
 
-  listTenants() {
-    return this.tenants.list();
+  async listTenants(actor: AdminPrincipal) {
+    return (await this.tenants.list()).filter((t) => seesTenant(actor, t.id));
   }
 
   async createTenant(actor: AdminPrincipal, id: string, name?: string) {
+    assertEveryTenant(actor, "create tenants");
     const now = this.now();
     const tenant = await this.tenants.create(id, name, now);
     await this.audit.record({ actor: "admin", actorId: actor.id, action: "admin.tenant_created", tenantId: tenant.id, detail: { name: tenant.name } }, now);
     return tenant;
   }
 
-  listKeys(tenantId?: string): Promise<ApiKeyInfo[]> {
-    return this.keys.list(tenantId);
+  async listKeys(actor: AdminPrincipal, tenantId?: string): Promise<ApiKeyInfo[]> {
+    return (await this.keys.list(tenantId)).filter((k) => seesTenant(actor, k.tenantId));
   }
 
   /** A key for an existing tenant; the secret is returned here and never again. */
   async createKey(actor: AdminPrincipal, tenantId: string, name: string): Promise<{ key: string; info: ApiKeyInfo }> {
-    if (!(await this.tenants.byId(tenantId))) throw new NotFoundError("tenant", tenantId);
+    // Another tenant's key would be that tenant's whole API: outside the scope, "not found".
+    if (!seesTenant(actor, tenantId) || !(await this.tenants.byId(tenantId))) throw new NotFoundError("tenant", tenantId);
     const cleanName = name.trim();
     if (!cleanName || cleanName.length > 200) throw new InvalidRequestError("invalid_name", "a key needs a name of 1 to 200 characters (what uses it)");
     const now = this.now();
@@ -83,7 +88,7 @@ export class AdminSettings {
 
   async revokeKey(actor: AdminPrincipal, keyId: string): Promise<void> {
     const info = (await this.keys.list()).find((k) => k.id === keyId);
-    if (!info) throw new NotFoundError("api_key", keyId);
+    if (!info || !seesTenant(actor, info.tenantId)) throw new NotFoundError("api_key", keyId);
     const now = this.now();
     await this.keys.revoke(keyId, now);
     await this.audit.record({ actor: "admin", actorId: actor.id, action: "admin.api_key_revoked", tenantId: info.tenantId, detail: { keyId } }, now);
@@ -91,6 +96,16 @@ export class AdminSettings {
 }
 
 const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/**
+ * An admin limited to some tenants keeps to them here too: admin users (whose roles and
+ * scopes reach every tenant, their own scope included) and new tenants are for admins who
+ * see every tenant; otherwise a limited admin could widen their own scope, or make an
+ * unlimited accomplice, in one request.
+ */
+function assertEveryTenant(actor: AdminPrincipal, what: string): void {
+  if (actor.tenantIds !== null) throw new ForbiddenError("tenant_scope_limited", `only an admin who sees every tenant may ${what}; yours is limited to ${actor.tenantIds.join(", ") || "no tenant"}`);
+}
 
 /** 24 base64url characters (144 random bits): shown once, then only its scrypt hash exists. */
 export function generatePassword(): string {
