@@ -26,13 +26,16 @@ describe("admin sign-in through OpenID Connect (oidc-provider)", () => {
   let api: ApiUnderTest;
   let idp: http.Server;
   let issuer: string;
+  /** A second API of the same provider's, started by the test that needs it (no tenants claim). */
+  let unscopedPort: number;
   beforeAll(async () => {
     const idpPort = await freePort();
     const apiPort = await freePort();
+    unscopedPort = await freePort();
     issuer = `http://127.0.0.1:${idpPort}`;
     const callback = `http://127.0.0.1:${apiPort}/admin/oidc/callback`;
     const provider = new Provider(issuer, {
-      clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [callback], response_types: ["code"], grant_types: ["authorization_code"], token_endpoint_auth_method: "client_secret_basic" }],
+      clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [callback, `http://127.0.0.1:${unscopedPort}/admin/oidc/callback`], response_types: ["code"], grant_types: ["authorization_code"], token_endpoint_auth_method: "client_secret_basic" }],
       // The custom claims come with the openid scope; in a code flow they are served by
       // the userinfo endpoint (oidc-provider keeps scope claims out of the ID token).
       claims: { openid: ["sub", "intake_role", "intake_tenants"], email: ["email", "email_verified"], profile: ["name"] },
@@ -57,15 +60,15 @@ describe("admin sign-in through OpenID Connect (oidc-provider)", () => {
   });
 
   /** Starts at the API, drives the provider's pages, and stops at the API's callback (not yet requested). */
-  async function toCallback(c: CookieClient, login: string, next = "/admin"): Promise<{ start: Hop; callbackUrl: string }> {
-    const start = await c.get(`${api.url}/admin/login/oidc?next=${encodeURIComponent(next)}`);
+  async function toCallback(c: CookieClient, login: string, next = "/admin", at: ApiUnderTest = api): Promise<{ start: Hop; callbackUrl: string }> {
+    const start = await c.get(`${at.url}/admin/login/oidc?next=${encodeURIComponent(next)}`);
     expect(start.status).toBe(303);
     let h = await c.get(start.headers.get("location")!);
     for (let step = 0; step < 20; step++) {
       const location = h.headers.get("location");
       if (location) {
         const target = new URL(location, h.url).href;
-        if (target.startsWith(`${api.url}/`)) return { start, callbackUrl: target };
+        if (target.startsWith(`${at.url}/`)) return { start, callbackUrl: target };
         h = await c.get(target);
         continue;
       }
@@ -77,9 +80,9 @@ describe("admin sign-in through OpenID Connect (oidc-provider)", () => {
     throw new Error("the provider never redirected back");
   }
 
-  async function signIn(login: string, next = "/admin") {
+  async function signIn(login: string, next = "/admin", at: ApiUnderTest = api) {
     const c = new CookieClient();
-    const { start, callbackUrl } = await toCallback(c, login, next);
+    const { start, callbackUrl } = await toCallback(c, login, next, at);
     const landed = await c.get(callbackUrl);
     return { c, start, callbackUrl, landed };
   }
@@ -206,5 +209,26 @@ describe("admin sign-in through OpenID Connect (oidc-provider)", () => {
     expect(landed.status).toBe(403);
     expect(landed.text).toContain('data-code="account_exists"');
     expect((await new AdminUserRepository(api.database.db).byEmail("dave@corp.example"))!.role).toBe("operator");
+  });
+  it("keeps a tenant limit set in the settings when no tenants claim is configured (a sign-in never widens it)", async () => {
+    const unscoped = await startApiUnderTest({
+      storage: "fauxqs",
+      database: "sqlite",
+      env: { PORT: String(unscopedPort), OIDC_ISSUER: issuer, OIDC_CLIENT_ID: CLIENT_ID, OIDC_CLIENT_SECRET: CLIENT_SECRET, OIDC_REDIRECT_URL: `http://127.0.0.1:${unscopedPort}/admin/oidc/callback`, OIDC_ALLOW_INSECURE: "true" },
+    });
+    try {
+      const users = new AdminUserRepository(unscoped.database.db);
+      expect((await signIn("carol", "/admin", unscoped)).landed.status).toBe(200);
+      const carol = (await users.byOidcSubject(issuer, "carol"))!;
+      expect(carol.tenantIds).toBeNull();
+      // An admin limits her to one tenant in the settings; the provider says nothing of tenants.
+      await users.update(carol.id, { tenantIds: ["acme"] });
+      const again = await signIn("carol", "/admin", unscoped);
+      expect(again.landed.status).toBe(200);
+      expect((await users.byOidcSubject(issuer, "carol"))!.tenantIds).toEqual(["acme"]);
+      expect((await again.c.get(`${unscoped.url}/admin`)).text).toContain("limited to tenants acme");
+    } finally {
+      await unscoped.close();
+    }
   });
 });

@@ -170,7 +170,11 @@ async function provision(m: AdminModuleContext, id: OidcIdentity, now: Date): Pr
   if (existing.disabledAt) return { refused: { code: "account_disabled", message: "this admin account is disabled; ask an administrator" }, userId: existing.id };
   const patch: { role?: OidcIdentity["role"]; tenantIds?: string[] | null; name?: string } = {};
   if (existing.role !== id.role) patch.role = id.role;
-  if (JSON.stringify(existing.tenantIds) !== JSON.stringify(id.tenantIds)) patch.tenantIds = id.tenantIds;
+  // Without a configured tenants claim the provider says nothing about scope (id.tenantIds
+  // is null only for want of a claim): the limit an admin set in the settings stands, or
+  // every sign-in would quietly widen a limited reviewer to every tenant.
+  const scopeFromProvider = Boolean(m.config.admin.oidc?.tenantsClaim);
+  if (scopeFromProvider && JSON.stringify(existing.tenantIds) !== JSON.stringify(id.tenantIds)) patch.tenantIds = id.tenantIds;
   if (existing.name !== id.name) patch.name = id.name;
   if (Object.keys(patch).length === 0) return { user: existing };
   const updated = (await m.users.update(existing.id, patch, now))!;
