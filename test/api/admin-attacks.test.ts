@@ -48,6 +48,41 @@ describe.each(["pg", "sqlite"] as const)("admin surfaces under attack on %s", (d
     });
   });
 
+  describe("NUL and other bytes the database refuses", () => {
+    it("refuses a sign-in form holding a NUL (400 nul_in_form), on PostgreSQL too, where it was a 500", async () => {
+      const res = await signInWithPassword(new CookieClient(), api.url, "ana\u0000@example.test", PASSWORD);
+      expect(res.status).toBe(400);
+      expect(res.text).toContain('data-code="nul_in_form"');
+    });
+
+    it("refuses a NUL in the URL of any admin route (400 nul_in_url): filters, exports, ids", async () => {
+      for (const path of ["/v1/admin/quarantine?signature=%00x", "/v1/admin/quarantine?format=csv&signature=a%00", "/v1/admin/quarantine/summary?signature=%00", "/v1/admin/api-keys?tenant=%00", "/v1/admin/webhooks/deliveries?endpointId=%00", "/v1/admin/webhooks/deliveries/%00"]) {
+        const res = await json(await root.request("GET", path));
+        expect(res.status, path).toBe(400);
+        expect(res.body.error.code, path).toBe("nul_in_url");
+      }
+      const patch = await json(await root.request("PATCH", "/v1/admin/users/adm_%00", { json: { name: "x" } }));
+      expect(patch.status).toBe(400);
+      const page = await compliance.request("GET", "/admin/quarantine?signature=%00", { headers: { accept: "text/html" } });
+      expect(page.status).toBe(400);
+      expect(await page.text()).toContain('data-code="nul_in_url"');
+    });
+
+    it("refuses a NUL in a name given to the settings (400 with the field), not a 500", async () => {
+      const cases: [string, string, unknown][] = [
+        ["POST", "/v1/admin/users", { email: "nul@example.test", role: "operator", name: "a\u0000b" }],
+        ["POST", "/v1/admin/tenants", { id: "tenant-nul", name: "x\u0000" }],
+        ["POST", "/v1/admin/api-keys", { tenantId: "tenant-a", name: "ci\u0000" }],
+        ["POST", "/v1/admin/webhooks/endpoints", { tenantId: "tenant-a", url: "https://example.com/hook", description: "d\u0000" }],
+      ];
+      for (const [method, path, body] of cases) {
+        const res = await json(await root.request(method, path, { json: body }));
+        expect(res.status, path).toBe(400);
+        expect(res.body.error.code, path).toMatch(/^invalid_/);
+      }
+    });
+  });
+
   describe("an admin limited to some tenants", () => {
     it("cannot create an API key for another tenant, nor see or revoke that tenant's keys", async () => {
       const made = await json(await root.request("POST", "/v1/admin/api-keys", { json: { tenantId: "tenant-b", name: "b's key" } }));

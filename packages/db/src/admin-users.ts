@@ -1,6 +1,6 @@
 import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from "node:crypto";
 import type { Knex } from "knex";
-import { ConflictError, InvalidRequestError, isAdminRole, type AdminPrincipal, type AdminRole } from "@intake/domain";
+import { ConflictError, InvalidRequestError, isAdminRole, textFault, textFaultMessage, type AdminPrincipal, type AdminRole } from "@intake/domain";
 
 /**
  * Admin users (people who operate and review, never tenant keys) and their sessions.
@@ -55,7 +55,22 @@ export function decoyPasswordHash(): Promise<string> {
 }
 
 export const MIN_PASSWORD_LENGTH = 12;
-const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,255}$/;
+// No spaces and no control characters (NUL above all: PostgreSQL refuses it in any text).
+const EMAIL = /^[^\s@\u0000-\u001f\u007f]{1,64}@[^\s@\u0000-\u001f\u007f]{1,255}$/;
+
+/** A person's display name as stored: shown on pages and in the audit trail, so no control or bidi characters. */
+function checkedName(name: string): string {
+  const fault = textFault(name, { invisible: false });
+  if (fault) throw new InvalidRequestError("invalid_name", textFaultMessage("name", fault), { field: "name" });
+  if (name.trim().length > 200) throw new InvalidRequestError("invalid_name", "a name is at most 200 characters", { field: "name" });
+  return name.trim();
+}
+
+/** The address as looked up: an address no account can have (a NUL, a space) finds none. */
+function lookupEmail(email: string): string | null {
+  const e = email.trim().toLowerCase();
+  return EMAIL.test(e) ? e : null;
+}
 const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
@@ -87,7 +102,7 @@ export class AdminUserRepository {
     const row = {
       id: `adm_${randomBytes(12).toString("hex")}`,
       email,
-      name: input.name?.trim() || email,
+      name: (input.name !== undefined ? checkedName(input.name) : "") || email,
       role: input.role,
       tenant_ids: input.tenantIds ? JSON.stringify([...input.tenantIds]) : null,
       password_hash: input.password !== undefined ? await hashPassword(input.password) : null,
@@ -105,7 +120,8 @@ export class AdminUserRepository {
   }
 
   async byEmail(email: string): Promise<AdminUser | null> {
-    const row = await this.db("admin_users").where({ email: email.trim().toLowerCase() }).first();
+    const e = lookupEmail(email);
+    const row = e ? await this.db("admin_users").where({ email: e }).first() : undefined;
     return row ? toUser(row) : null;
   }
 
@@ -120,7 +136,8 @@ export class AdminUserRepository {
 
   /** The user whose password this is, or null (unknown, disabled, no password, wrong password) in near-constant time. */
   async checkPassword(email: string, password: string): Promise<AdminUser | null> {
-    const row = await this.db("admin_users").where({ email: email.trim().toLowerCase() }).first();
+    const e = lookupEmail(email);
+    const row = e ? await this.db("admin_users").where({ email: e }).first() : undefined;
     const stored: string = row?.password_hash ?? (await decoyPasswordHash());
     const ok = await verifyPassword(password, stored);
     if (!row || !row.password_hash || row.disabled_at || !ok) return null;
@@ -134,7 +151,7 @@ export class AdminUserRepository {
       set.role = patch.role;
     }
     if (patch.tenantIds !== undefined) set.tenant_ids = patch.tenantIds === null ? null : JSON.stringify([...patch.tenantIds]);
-    if (patch.name !== undefined) set.name = patch.name;
+    if (patch.name !== undefined) set.name = checkedName(patch.name);
     if (patch.password !== undefined) {
       if (patch.password.length < MIN_PASSWORD_LENGTH) throw new InvalidRequestError("weak_password", `a password must be at least ${MIN_PASSWORD_LENGTH} characters`);
       set.password_hash = await hashPassword(patch.password);

@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import { ConflictError, InvalidRequestError } from "@intake/domain";
+import { ConflictError, InvalidRequestError, textFault, textFaultMessage } from "@intake/domain";
 
 /**
  * The tenants an admin manages from the settings pages: the applications whose API keys
@@ -24,6 +24,9 @@ export class TenantRepository {
     if (!TENANT_ID.test(id)) throw new InvalidRequestError("invalid_tenant", "tenant ids are 1-63 lower-case letters, digits, '_' or '-', starting with a letter or digit");
     const cleanName = name.trim() || id;
     if (cleanName.length > 200) throw new InvalidRequestError("invalid_name", "a tenant's name is at most 200 characters");
+    // Shown on every review page and in exports: no control or bidi characters (nor NUL, which PostgreSQL refuses).
+    const fault = textFault(cleanName, { invisible: false });
+    if (fault) throw new InvalidRequestError("invalid_name", textFaultMessage("a tenant's name", fault), { field: "name" });
     const inserted = await this.db("tenants").insert({ id, name: cleanName, created_at: now.getTime() }).onConflict("id").ignore().returning("id");
     if (inserted.length === 0) throw new ConflictError("tenant_exists", `a tenant ${id} already exists`);
     return { id, name: cleanName, createdAt: now };

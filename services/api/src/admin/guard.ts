@@ -1,7 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
 import type { Context, Middleware, Next } from "koa";
 import type { AdminSessionRepository } from "@intake/db";
-import { can, ForbiddenError, UnauthenticatedError, type AdminPrincipal, type Permission } from "@intake/domain";
+import { can, ForbiddenError, InvalidRequestError, UnauthenticatedError, type AdminPrincipal, type Permission } from "@intake/domain";
 import { HttpError } from "../http/errors.ts";
 import { readForm } from "./form.ts";
 
@@ -91,6 +91,7 @@ export function adminGuard(o: GuardOptions): AdminGuard {
     return async (ctx: Context, next: Next) => {
       // A tenant's key never opens an admin route, whatever else the request carries.
       refuseApiKeys(ctx);
+      refuseNul(ctx);
       const session = await sessionOf(ctx);
       if (!session) {
         if (opts.page && SAFE_METHODS.has(ctx.method)) {
@@ -123,6 +124,7 @@ export function adminGuard(o: GuardOptions): AdminGuard {
     optional() {
       return stamped({ kind: "public" }, async (ctx: Context, next: Next) => {
         refuseApiKeys(ctx);
+        refuseNul(ctx);
         const session = await sessionOf(ctx);
         if (session) {
           const state = ctx.state as AdminState;
@@ -134,6 +136,15 @@ export function adminGuard(o: GuardOptions): AdminGuard {
       });
     },
   };
+}
+
+/**
+ * A NUL in the URL (%00 in the path or the query) reaches route parameters and filters
+ * decoded, and PostgreSQL refuses it in any text it is given: without this, every admin
+ * route taking an id or a filter would answer such a probe with a 500.
+ */
+function refuseNul(ctx: Context): void {
+  if (/%00/i.test(ctx.url)) throw new InvalidRequestError("nul_in_url", "the URL holds a NUL character (%00)");
 }
 
 function refuseApiKeys(ctx: Context): void {

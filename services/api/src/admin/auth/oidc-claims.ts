@@ -1,4 +1,4 @@
-import { isAdminRole, type AdminRole } from "@intake/domain";
+import { isAdminRole, textFault, type AdminRole } from "@intake/domain";
 
 /**
  * What an identity provider's claims say about an admin: the role from the configured role
@@ -22,7 +22,7 @@ export interface ClaimSettings {
   tenantsClaim?: string;
 }
 
-const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,255}$/;
+const EMAIL = /^[^\s@\u0000-\u001f\u007f]{1,64}@[^\s@\u0000-\u001f\u007f]{1,255}$/;
 const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /** The tenants claim's value for "every tenant". */
 export const ALL_TENANTS = "*";
@@ -49,7 +49,8 @@ export function identityFromClaims(claims: Record<string, unknown>, s: ClaimSett
   const emailClaim = typeof claims.email === "string" ? claims.email.trim().toLowerCase() : "";
   if (!EMAIL.test(emailClaim)) return refuse("email_missing", "the identity provider sent no email address (the email scope and claim are needed)");
   if (claims.email_verified === false) return refuse("email_unverified", "the identity provider says this email address is not verified");
-  const name = typeof claims.name === "string" && claims.name.trim() ? claims.name.trim().slice(0, 200) : emailClaim;
+  // A display name with control characters (a NUL, which PostgreSQL refuses) is not used: the email stands in.
+  const name = typeof claims.name === "string" && claims.name.trim() && !textFault(claims.name, { invisible: false }) ? claims.name.trim().slice(0, 200) : emailClaim;
   return { ok: true, identity: { issuer, subject, email: emailClaim, name, role, tenantIds } };
 }
 

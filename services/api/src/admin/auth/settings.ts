@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { AdminUser, ApiKeyInfo, ApiKeyRepository, AuditLog, TenantRepository, AdminUserRepository } from "@intake/db";
-import { ForbiddenError, InvalidRequestError, isAdminRole, NotFoundError, seesTenant, type AdminPrincipal, type AdminRole } from "@intake/domain";
+import { ForbiddenError, InvalidRequestError, isAdminRole, NotFoundError, seesTenant, textFault, textFaultMessage, type AdminPrincipal, type AdminRole } from "@intake/domain";
 
 /**
  * The administrators' settings (permission settings.manage): admin users and their roles
@@ -80,6 +80,8 @@ export class AdminSettings {
     if (!seesTenant(actor, tenantId) || !(await this.tenants.byId(tenantId))) throw new NotFoundError("tenant", tenantId);
     const cleanName = name.trim();
     if (!cleanName || cleanName.length > 200) throw new InvalidRequestError("invalid_name", "a key needs a name of 1 to 200 characters (what uses it)");
+    const fault = textFault(cleanName, { invisible: false });
+    if (fault) throw new InvalidRequestError("invalid_name", textFaultMessage("a key's name", fault), { field: "name" });
     const now = this.now();
     const created = await this.keys.create(tenantId, cleanName, {}, now);
     await this.audit.record({ actor: "admin", actorId: actor.id, action: "admin.api_key_created", tenantId, detail: { keyId: created.info.id, name: cleanName } }, now);

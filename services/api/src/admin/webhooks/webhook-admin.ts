@@ -1,5 +1,5 @@
 import type { AuditLog, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookRepository } from "@intake/db";
-import { InvalidRequestError, isVerdictEventType, NotFoundError, seesTenant, VERDICT_EVENT_TYPES, type AdminPrincipal, type VerdictEventType } from "@intake/domain";
+import { InvalidRequestError, isVerdictEventType, NotFoundError, seesTenant, textFault, textFaultMessage, VERDICT_EVENT_TYPES, type AdminPrincipal, type VerdictEventType } from "@intake/domain";
 import { AddressRefusedError, checkEndpointUrl, generateSecret, originOf, type AllowableAddressClass } from "@intake/webhooks";
 
 /**
@@ -63,8 +63,9 @@ export class WebhookAdmin {
     return { endpoint, secret };
   }
 
-  async setEnabled(who: AdminPrincipal, id: string, enabled: boolean, reason?: string): Promise<WebhookEndpoint> {
+  async setEnabled(who: AdminPrincipal, id: string, enabled: boolean, given?: string): Promise<WebhookEndpoint> {
     await this.endpointFor(who, id);
+    const reason = given === undefined || given.trim() === "" ? undefined : text(given, "reason", 2000);
     const why = enabled ? null : `disabled by an admin${reason ? `: ${reason.slice(0, 200)}` : ""}`;
     const endpoint = await this.d.webhooks.setEnabled(id, enabled, why, this.d.now());
     await this.audited(who, enabled ? "webhook.endpoint_enabled" : "webhook.endpoint_disabled", endpoint, reason ? { reason: reason.slice(0, 200) } : {});
@@ -142,6 +143,9 @@ export class WebhookAdmin {
 function text(value: unknown, field: string, max: number): string {
   if (typeof value !== "string" || value.trim() === "") throw new InvalidRequestError("invalid_field", `${field} is required and must be a string`, { field });
   if (value.length > max) throw new InvalidRequestError("invalid_field", `${field} is longer than ${max} characters`, { field });
+  // Shown on pages and kept in the database: no control characters (PostgreSQL refuses NUL).
+  const fault = textFault(value, { invisible: false });
+  if (fault) throw new InvalidRequestError("invalid_field", textFaultMessage(field, fault), { field });
   return value.trim();
 }
 
