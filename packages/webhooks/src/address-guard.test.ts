@@ -33,6 +33,8 @@ describe("webhook address guard", () => {
     ["240.0.0.1", "reserved"],
     ["2001:db8::1", "reserved"],
     ["not-an-ip", "reserved"],
+    ["64:ff9b:1::7f00:1", "reserved"], // local-use NAT64 (RFC 8215): a site's translator, to its own 127.0.0.1
+    ["64:ff9b:1:a9fe:a9fe::", "reserved"],
     ["93.184.215.14", "public"],
     ["172.32.0.1", "public"],
     ["2606:4700::1111", "public"],

@@ -46,9 +46,11 @@ const CLASSES: [AddressClass, BlockList][] = [
   // 169.254/16 holds the metadata address 169.254.169.254 of AWS, GCP and Azure.
   ["link-local", subnets([["169.254.0.0", 16], ["fe80::", 10]])],
   ["multicast", subnets([["224.0.0.0", 4], ["ff00::", 8]])],
-  // IETF assignments, documentation, benchmarking, class E and broadcast; Teredo and the
-  // IPv6 documentation and discard prefixes: nothing a receiver lives at.
-  ["reserved", subnets([["192.0.0.0", 24], ["192.0.2.0", 24], ["198.18.0.0", 15], ["198.51.100.0", 24], ["203.0.113.0", 24], ["240.0.0.0", 4], ["2001::", 32], ["2001:db8::", 32], ["100::", 64]])],
+  // IETF assignments, documentation, benchmarking, class E and broadcast; Teredo, the IPv6
+  // documentation and discard prefixes, and the local-use NAT64 prefix 64:ff9b:1::/48
+  // (RFC 8215: a site's own translator, not globally reachable, which may map its addresses
+  // to the site's private or loopback IPv4 at any prefix length): nothing a receiver lives at.
+  ["reserved", subnets([["192.0.0.0", 24], ["192.0.2.0", 24], ["198.18.0.0", 15], ["198.51.100.0", 24], ["203.0.113.0", 24], ["240.0.0.0", 4], ["2001::", 32], ["2001:db8::", 32], ["100::", 64], ["64:ff9b:1::", 48]])],
 ];
 
 /** The eight 16-bit groups of an IPv6 address (already known valid by isIP). */
