@@ -1,11 +1,10 @@
 import type { Router } from "@koa/router";
 import { createBullBoard } from "@bull-board/api";
-import type { IServerAdapter } from "@bull-board/api/typings/app";
 import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { KoaAdapter } from "@bull-board/koa";
 import { Queue } from "bullmq";
 import type { Context, Middleware, Next } from "koa";
-import { queueName, REAPER_QUEUE, RECHECK_QUEUE, STAGES } from "@intake/pipeline";
+import { REAPER_QUEUE, RECHECK_QUEUE, STAGES } from "@intake/pipeline";
 import { WEBHOOK_QUEUE } from "@intake/webhooks";
 import { HttpError } from "../../http/errors.ts";
 import type { AdminModuleContext } from "../module.ts";
@@ -98,9 +97,7 @@ export function mountQueueBoard(router: Router, ctx: AdminModuleContext, queues:
   adapter.setBasePath(QUEUES_PATH);
   createBullBoard({
     queues: queues.map((q) => new BullMQAdapter(q.queue, { description: q.description, allowRetries: true })),
-    // @bull-board/koa carries its own copy of @bull-board/api's types (9.10.1 under 9.10.2):
-    // the same interface, declared twice, so TypeScript needs telling.
-    serverAdapter: adapter as unknown as IServerAdapter,
+    serverAdapter: adapter,
     options: { uiConfig: { boardTitle: "Intake queues", hideDocsLink: true, miscLinks: [{ text: "Health", url: "/admin/health" }, { text: "Admin home", url: "/admin" }] } },
   });
   const board = adapter.registerPlugin() as unknown as Middleware;
