@@ -1,3 +1,4 @@
+import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminUserRepository, TenantRepository } from "@intake/db";
 import { signInAs, type AdminClient } from "./admin-session.ts";
@@ -113,6 +114,38 @@ describe.each(["pg", "sqlite"] as const)("admin surfaces under attack on %s", (d
       const me = await new AdminUserRepository(api.database.db).byId(limitedAdmin.user.id);
       expect(me?.tenantIds).toEqual(["tenant-a"]);
       expect(await new AdminUserRepository(api.database.db).byEmail("accomplice@example.test")).toBeNull();
+    });
+  });
+  describe("the queue dashboard and other admin paths by odd spellings, without a session", () => {
+    /** A request with the path exactly as written (fetch would normalise dots and encodings). */
+    const raw = (method: string, path: string, headers: Record<string, string> = {}) =>
+      new Promise<number>((resolve, reject) => {
+        const u = new URL(api.url);
+        const req = http.request({ host: u.hostname, port: u.port, method, path, headers: { accept: "application/json", ...headers } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    it.each([
+      ["GET", "/admin/queues"],
+      ["GET", "/ADMIN/QUEUES/api/queues"],
+      ["GET", "/admin/queues/"],
+      ["GET", "/admin/queues/api/queues?activeQueue=intake-scan"],
+      ["GET", "/admin/queues/static/../api/queues"],
+      ["GET", "/admin/queues/%2e%2e/queues/api/queues"],
+      ["GET", "/admin/queues%2fapi%2fqueues"],
+      ["GET", "//admin/queues/api/queues"],
+      ["HEAD", "/admin/queues/api/queues"],
+      ["PUT", "/admin/queues/api/queues/pause", { origin: "http://127.0.0.1" }],
+      ["GET", "/Admin/Users"],
+      ["GET", "/v1/admin/users/"],
+      ["GET", "/v1/ADMIN/users"],
+      ["GET", "/metrics/"],
+    ] as [string, string, Record<string, string>?][])("%s %s is never answered with the dashboard or data", async (method, path, headers) => {
+      const status = await raw(method, path, headers);
+      expect([302, 303, 400, 401, 403, 404, 405]).toContain(status);
     });
   });
 });
