@@ -49,6 +49,24 @@ describe.each(["pg", "sqlite"] as const)("admin surfaces under attack on %s", (d
     });
   });
 
+  describe("session fixation", () => {
+    it("signing in issues a new session token and ends the one the browser brought (a planted session is worthless)", async () => {
+      const planted = await signInAs(api, "operator");
+      const plantedToken = planted.cookie.split("=")[1]!;
+      const c = new CookieClient();
+      const page = await c.get(`${api.url}/admin/login`);
+      // Planted after the page (with it, the sign-in page would redirect: already signed in).
+      c.setCookie(api.url, "intake_admin", plantedToken);
+      const res = await c.request("POST", `${api.url}/admin/login`, { form: { _csrf: fieldOf(page.text, "_csrf")!, email: "ana@example.test", password: PASSWORD, next: "/admin" } });
+      expect(res.status).toBe(303);
+      const fresh = c.cookie(api.url, "intake_admin")!;
+      expect(fresh).toBeTruthy();
+      expect(fresh).not.toBe(plantedToken);
+      expect((await planted.request("GET", "/v1/admin/health")).status).toBe(401);
+      expect((await c.get(`${api.url}/v1/admin/users`, { accept: "application/json" })).status).toBe(200);
+    });
+  });
+
   describe("NUL and other bytes the database refuses", () => {
     it("refuses a sign-in form holding a NUL (400 nul_in_form), on PostgreSQL too, where it was a 500", async () => {
       const res = await signInWithPassword(new CookieClient(), api.url, "ana\u0000@example.test", PASSWORD);
