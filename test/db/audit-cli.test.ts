@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditLog } from "@intake/db";
-import { DATABASE_KINDS, freshDatabase, type TestDatabase } from "@intake/test";
+import { allowAuditEdits, DATABASE_KINDS, freshDatabase, type TestDatabase } from "@intake/test";
 
 const run = promisify(execFile);
 const CLI = resolve(import.meta.dirname, "../../services/api/src/audit-cli.ts");
@@ -16,6 +16,8 @@ describe.each(DATABASE_KINDS)("audit CLI on %s", (kind) => {
   let env: Record<string, string>;
   beforeAll(async () => {
     database = await freshDatabase(kind);
+    // The tests below tamper as the database's owner could: past the append-only triggers.
+    await allowAuditEdits(database.db);
     dataDir = mkdtempSync(join(tmpdir(), "intake-audit-cli-"));
     env = {
       PATH: process.env.PATH!,

@@ -9,7 +9,7 @@ import knexFactory, { type Knex } from "knex";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidRequestError } from "@intake/domain";
 import { ApiKeyRepository, AuditChainError, AuditLog, GENESIS_HASH, linkHash, migrate, openDatabase, UploadRepository, verifyAuditChain, type DatabaseSettings, type NewUpload } from "./index.ts";
-import { migrationSource } from "./migrations.ts";
+import { allowAuditEdits, migrationSource } from "./migrations.ts";
 import { DATABASE_KINDS, freshDatabase, PG_ADMIN_URL, type DatabaseKind, type TestDatabase } from "./testing.ts";
 
 const WRITER = fileURLToPath(new URL("./audit-chain-writer.ts", import.meta.url));
@@ -91,6 +91,19 @@ describe.each(DATABASE_KINDS)("audit chain on %s", (kind) => {
     expect(await verifyAuditChain(t.db)).toMatchObject({ ok: true });
     const last = (await audit.byAction("quarantine.released", 1))[0]!;
     expect(last.justification).toBe("ok \ufffd then 😀");
+  });
+
+  it("the database itself refuses to edit or delete an audit row", async () => {
+    const r = await row(5);
+    await expect(t.db("audit_events").where({ id: r.id }).update({ justification: "edited" })).rejects.toThrow(/append-only/);
+    await expect(t.db("audit_events").where({ id: r.id }).delete()).rejects.toThrow(/append-only/);
+    if (kind === "pg") await expect(t.db.raw("truncate audit_events")).rejects.toThrow(/append-only/);
+    expect(await row(5)).toEqual(r);
+    expect(await verifyAuditChain(t.db)).toMatchObject({ ok: true });
+  });
+
+  it("tampering needs the append-only triggers gone: the tests below act as someone who dropped them", async () => {
+    await allowAuditEdits(t.db);
   });
 
   // Each tampering below is undone before the next, so they share one chain.

@@ -227,6 +227,7 @@ const migrations: Migration[] = [
       // Rows written before the chain existed become its first links, in insertion order; the
       // head is written here (seq 0 and the genesis hash on an empty trail).
       await chainExistingRows(knex);
+      await refuseAuditEdits(knex);
       await knex.schema.createTable("webhook_endpoints", (t) => {
         t.string("id", 32).primary();
         t.string("tenant_id", 64).notNullable().references("tenants.id");
@@ -285,6 +286,7 @@ const migrations: Migration[] = [
       await knex.schema.dropTable("webhook_events");
       await knex.schema.dropTable("webhook_endpoints");
       await knex.schema.dropTable("audit_chain_head");
+      await allowAuditEdits(knex);
       await knex.schema.alterTable("audit_events", (t) => {
         t.dropIndex(["at"]);
         for (const c of ["seq", "actor_id", "justification", "state_before", "state_after", "prev_hash", "hash"]) t.dropColumn(c);
@@ -299,6 +301,39 @@ const migrations: Migration[] = [
     },
   },
 ];
+
+/**
+ * The audit trail is append-only in the database itself, not only by the code's habit: an
+ * UPDATE, DELETE (or, on PostgreSQL, TRUNCATE) of audit_events fails whoever sends it. The
+ * hash chain still shows what someone who can drop the trigger changed; the trigger keeps a
+ * bug or a careless maintenance query from changing it at all.
+ */
+export async function refuseAuditEdits(knex: Knex): Promise<void> {
+  if (isPostgres(knex)) {
+    await knex.raw(`create function intake_audit_append_only() returns trigger language plpgsql as $$
+      begin raise exception 'audit_events is append-only: % refused', tg_op using errcode = 'insufficient_privilege'; end $$`);
+    await knex.raw(`create trigger audit_events_append_only before update or delete on audit_events for each row execute function intake_audit_append_only()`);
+    await knex.raw(`create trigger audit_events_no_truncate before truncate on audit_events for each statement execute function intake_audit_append_only()`);
+    return;
+  }
+  await knex.raw(`create trigger audit_events_no_update before update on audit_events begin select raise(abort, 'audit_events is append-only: UPDATE refused'); end`);
+  await knex.raw(`create trigger audit_events_no_delete before delete on audit_events begin select raise(abort, 'audit_events is append-only: DELETE refused'); end`);
+}
+
+export async function allowAuditEdits(knex: Knex): Promise<void> {
+  if (isPostgres(knex)) {
+    await knex.raw("drop trigger if exists audit_events_append_only on audit_events");
+    await knex.raw("drop trigger if exists audit_events_no_truncate on audit_events");
+    await knex.raw("drop function if exists intake_audit_append_only()");
+    return;
+  }
+  await knex.raw("drop trigger if exists audit_events_no_update");
+  await knex.raw("drop trigger if exists audit_events_no_delete");
+}
+
+function isPostgres(knex: Knex): boolean {
+  return (knex.client as { config?: { client?: string } }).config?.client === "pg";
+}
 
 export const migrationSource: Knex.MigrationSource<Migration> = {
   getMigrations: async () => migrations,
