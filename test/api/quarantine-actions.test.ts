@@ -125,6 +125,31 @@ describe("quarantine actions (fauxqs, sqlite)", () => {
     expect(await review(s).override(o.id)).toMatchObject({ requestedBy: adminA.user.id, decidedBy: adminB.user.id, status: "approved" });
   });
 
+  it("an override is not approved through an account its requester created (403 override_not_independent), nor the other way round", async () => {
+    // Admin A makes a second admin account in the settings, as anyone with the admin role can.
+    const made = await adminA.request("POST", "/v1/admin/users", { json: { email: "a-puppet@example.test", role: "admin", password: "puppet password 123" } });
+    expect(made.status).toBe(201);
+    const puppetId = (await bodyOf(made)).user.id as string;
+    const session = await new AdminSessionRepository(s.database.db).start(puppetId, "password", 3600);
+    const puppet = (method: string, path: string, json: Record<string, unknown>) =>
+      fetch(s.apiUrl + path, { method, headers: { cookie: `intake_admin=${session.token}`, "content-type": "application/json", "x-csrf-token": session.csrfToken }, body: JSON.stringify(json) });
+
+    const o = (await bodyOf(await post(adminA, eicarInPng.id, "overrides", { justification: "tenant says false positive" }))).override;
+    const approved = await puppet("POST", `/v1/admin/quarantine/${eicarInPng.id}/overrides/${o.id}/approve`, { justification: "my maker says so" });
+    expect(approved.status).toBe(403);
+    expect((await bodyOf(approved)).error.code).toBe("override_not_independent");
+    expect(await s.uploads.getById(eicarInPng.id)).toMatchObject({ status: "quarantined" });
+    expect(await review(s).override(o.id)).toMatchObject({ status: "requested" });
+    expect((await post(adminA, eicarInPng.id, `overrides/${o.id}/reject`, { justification: "withdrawn: asking an independent admin" })).status).toBe(200);
+
+    // The other way round: the puppet requests, its maker approves.
+    const p = (await bodyOf(await puppet("POST", `/v1/admin/quarantine/${eicarInPng.id}/overrides`, { justification: "please release" }))).override;
+    const byMaker = await post(adminA, eicarInPng.id, `overrides/${p.id}/approve`, { justification: "approving my own account's request" });
+    expect(byMaker.status).toBe(403);
+    expect((await bodyOf(byMaker)).error.code).toBe("override_not_independent");
+    expect((await puppet("POST", `/v1/admin/quarantine/${eicarInPng.id}/overrides/${p.id}/reject`, { justification: "withdrawn" })).status).toBe(200);
+  });
+
   it("an override accepts only its signature: EICAR appended to a PNG still fails the image check and stays quarantined", async () => {
     const o = (await bodyOf(await post(adminA, eicarInPng.id, "overrides", { justification: "tenant says false positive" }))).override;
     const res = await post(adminB, eicarInPng.id, `overrides/${o.id}/approve`, { justification: "ok, recheck it" });

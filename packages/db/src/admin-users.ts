@@ -13,6 +13,8 @@ export interface AdminUser extends AdminPrincipal {
   lastLoginAt: Date | null;
   disabledAt: Date | null;
   hasPassword: boolean;
+  /** The admin who created this account in the settings; null: the command line or OIDC. */
+  createdBy: string | null;
   oidc: { issuer: string; subject: string } | null;
 }
 
@@ -82,6 +84,7 @@ export interface NewAdminUser {
   tenantIds?: readonly string[] | null;
   password?: string;
   oidc?: { issuer: string; subject: string };
+  createdBy?: string;
 }
 
 export class AdminUserRepository {
@@ -109,6 +112,7 @@ export class AdminUserRepository {
       oidc_issuer: input.oidc?.issuer ?? null,
       oidc_subject: input.oidc?.subject ?? null,
       created_at: now.getTime(),
+      created_by: input.createdBy ?? null,
     };
     await this.db("admin_users").insert(row);
     return toUser(row);
@@ -231,6 +235,7 @@ function toUser(r: Record<string, any>): AdminUser {
     lastLoginAt: r.last_login_at ? new Date(Number(r.last_login_at)) : null,
     disabledAt: r.disabled_at ? new Date(Number(r.disabled_at)) : null,
     hasPassword: Boolean(r.password_hash),
+    createdBy: r.created_by ?? null,
     oidc: r.oidc_issuer && r.oidc_subject ? { issuer: r.oidc_issuer, subject: r.oidc_subject } : null,
   };
 }

@@ -163,6 +163,9 @@ const migrations: Migration[] = [
         t.string("oidc_issuer", 512);
         t.string("oidc_subject", 255);
         t.bigInteger("created_at").notNullable();
+        // The admin who created this account in the settings (null: the command line, or
+        // OIDC's first sign-in): the two-person override refuses a pair where one made the other.
+        t.string("created_by", 32);
         t.bigInteger("last_login_at");
         t.bigInteger("disabled_at");
         t.unique(["oidc_issuer", "oidc_subject"]);

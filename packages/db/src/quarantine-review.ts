@@ -122,7 +122,8 @@ export class QuarantineReview {
    */
   async approveOverride(overrideId: string, upload: Pick<Upload, "id">, by: Reviewer, now = new Date()): Promise<TransitionResult> {
     const o = await this.openOverride(overrideId, upload.id);
-    assertSecondAdmin(o.requestedBy, by.id);
+    // Who created whose account never changes once written: read outside the unit.
+    assertSecondAdmin({ id: o.requestedBy, createdBy: await this.creatorOf(o.requestedBy) }, { id: by.id, createdBy: await this.creatorOf(by.id) });
     const request: ReleaseRequest = {
       kind: "override",
       by: by.id,
@@ -143,6 +144,11 @@ export class QuarantineReview {
     });
     if (!result.applied) throw new ConflictError("upload_not_quarantined", `only a quarantined upload can be released; this one is ${result.upload?.status ?? "gone"}`);
     return result;
+  }
+
+  private async creatorOf(adminId: string): Promise<string | null> {
+    const row = await this.db("admin_users").where({ id: adminId }).first("created_by");
+    return (row?.created_by as string | null | undefined) ?? null;
   }
 
   /** A second admin rejects the request, or its requester withdraws it. The upload stays quarantined. */

@@ -58,9 +58,18 @@ export function checkRetention(requested: Date, inForce: Date, now: Date): void 
 }
 
 /** A person may not approve (or reject) an override they requested themselves. */
-export function assertSecondAdmin(requestedBy: string, decidedBy: string): void {
-  if (requestedBy === decidedBy) {
+/**
+ * The two people of an override must be two: not the same account, and not two accounts of
+ * which one created the other (an admin could otherwise approve their own request through an
+ * account they made for it). Accounts made by the command line or by OIDC sign-in have no
+ * creator here.
+ */
+export function assertSecondAdmin(requester: { id: string; createdBy: string | null }, approver: { id: string; createdBy: string | null }): void {
+  if (requester.id === approver.id) {
     throw new ForbiddenError("override_needs_second_admin", "an override must be approved by a second, different admin: you requested this one");
+  }
+  if (requester.createdBy === approver.id || approver.createdBy === requester.id) {
+    throw new ForbiddenError("override_not_independent", "an override must be approved by an independent admin: one of you created the other's account");
   }
 }
 

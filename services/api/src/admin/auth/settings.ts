@@ -34,7 +34,7 @@ export class AdminSettings {
     assertEveryTenant(actor, "create admin users");
     const generated = input.password === undefined ? generatePassword() : undefined;
     const now = this.now();
-    const user = await this.users.create({ email: input.email, role: input.role, ...(input.name ? { name: input.name } : {}), tenantIds: input.tenantIds ?? null, password: input.password ?? generated! }, now);
+    const user = await this.users.create({ email: input.email, role: input.role, ...(input.name ? { name: input.name } : {}), tenantIds: input.tenantIds ?? null, password: input.password ?? generated!, createdBy: actor.id }, now);
     await this.audit.record({ actor: "admin", actorId: actor.id, action: "admin.user_created", detail: { userId: user.id, email: user.email, role: user.role, tenantIds: user.tenantIds } }, now);
     return { user, ...(generated ? { generatedPassword: generated } : {}) };
   }
