@@ -43,6 +43,8 @@ describe("admin sign-in through OpenID Connect (oidc-provider)", () => {
       cookies: { keys: ["oidc-test-cookie-key-0123456789"] },
       features: { devInteractions: { enabled: true } },
       pkce: { required: () => true },
+      // Explicit lifetimes (the provider warns about its defaults otherwise).
+      ttl: { Session: 3600, Grant: 3600, Interaction: 600, IdToken: 600, AccessToken: 600, AuthorizationCode: 60 },
     });
     idp = http.createServer(provider.callback());
     idp.listen(idpPort, "127.0.0.1");

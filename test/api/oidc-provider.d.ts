@@ -18,6 +18,7 @@ declare module "oidc-provider" {
     cookies?: { keys?: string[] };
     features?: Record<string, { enabled: boolean }>;
     pkce?: { required?: () => boolean };
+    ttl?: Record<string, number>;
   }
 
   export default class Provider {
