@@ -271,6 +271,9 @@ const migrations: Migration[] = [
         t.bigInteger("updated_at").notNullable();
         t.unique(["event_id", "endpoint_id"]);
         t.index(["enqueued_at"]);
+        // The relay's sweep of pending, queued rows in hand-over order; delivered rows keep
+        // their enqueued_at, so an index on enqueued_at alone would walk the whole history.
+        t.index(["status", "enqueued_at", "id"]);
         t.index(["endpoint_id", "created_at"]);
       });
       await knex.schema.createTable("webhook_attempts", (t) => {

@@ -126,4 +126,43 @@ describe.each(DATABASE_KINDS)("webhook outbox on %s", (kind) => {
     await expect(webhooks.redeliver(d!.id)).rejects.toMatchObject({ code: "delivery_in_flight" });
     expect((await webhooks.unqueued()).find((r) => r.id === d!.id)).toEqual({ id: d!.id, round: again.round });
   });
+
+  it("lists queued pending deliveries past the grace for the relay's sweep, in pages, and starts at most one new round", async () => {
+    const ids = [await toDeciding("acme"), await toDeciding("acme")];
+    for (const id of ids) await uploads.transition(id, "promote", "finalize");
+    const mine = (await webhooks.listDeliveries({})).filter((d) => ids.includes(d.uploadId!) && d.status === "pending");
+    expect(mine).toHaveLength(4); // two endpoints each
+    const t0 = new Date(Date.now() + 3_600_000); // later than anything earlier tests queued
+    for (const [i, d] of mine.entries()) await webhooks.markEnqueued(d.id, d.round, new Date(t0.getTime() + (i < 2 ? 0 : 1000))); // two share an instant
+    const sweepable = async (before: Date) => (await webhooks.enqueuedPending(before, null, 100)).filter((r) => mine.some((d) => d.id === r.id));
+    expect(await sweepable(t0)).toEqual([]); // inside the grace
+    const all = await sweepable(new Date(t0.getTime() + 2000));
+    expect(all.map((r) => r.id)).toEqual([...mine.slice(0, 2).map((d) => d.id).sort(), ...mine.slice(2).map((d) => d.id).sort()]);
+    // Paged after a cursor, ties on enqueued_at broken by id: every row once, in order.
+    const paged: string[] = [];
+    let cursor: { id: string; enqueuedAt: Date } = { id: "", enqueuedAt: new Date(t0.getTime() - 1) }; // just before ours
+    for (;;) {
+      const page = await webhooks.enqueuedPending(new Date(t0.getTime() + 2000), cursor, 1);
+      if (page.length === 0) break;
+      paged.push(page[0]!.id);
+      cursor = page[0]!;
+    }
+    expect(paged).toEqual(all.map((r) => r.id));
+
+    const first = all[0]!;
+    expect(await webhooks.startNewRound(first.id, first.round)).toBe(true);
+    expect(await webhooks.startNewRound(first.id, first.round)).toBe(false); // a second sweep, the same round read
+    expect(await webhooks.delivery(first.id)).toMatchObject({ status: "pending", round: first.round + 1, enqueuedAt: null });
+    expect((await webhooks.unqueued()).find((r) => r.id === first.id)).toEqual({ id: first.id, round: first.round + 1 });
+    // A delivery that meanwhile arrived is not started again.
+    const second = all[1]!;
+    await webhooks.recordDelivered(second.id, mine.find((d) => d.id === second.id)!.endpointId, { statusCode: 200, latencyMs: 5, error: null });
+    expect(await webhooks.startNewRound(second.id, second.round)).toBe(false);
+    // markRequeued moves the grace on, for the queued round only.
+    const third = all[2]!;
+    await webhooks.markRequeued(third.id, third.round + 1, new Date(t0.getTime() + 9_000_000));
+    expect((await webhooks.delivery(third.id))?.enqueuedAt?.getTime()).toBe(t0.getTime() + 1000);
+    await webhooks.markRequeued(third.id, third.round, new Date(t0.getTime() + 9_000_000));
+    expect((await webhooks.delivery(third.id))?.enqueuedAt?.getTime()).toBe(t0.getTime() + 9_000_000);
+  });
 });

@@ -122,6 +122,16 @@ export interface NewEndpoint {
   secret: string;
 }
 
+/** A delivery on its way (pending and queued), as the relay's sweep reads it. */
+export interface EnqueuedDelivery {
+  id: string;
+  round: number;
+  enqueuedAt: Date;
+}
+
+/** Where the sweep's previous page ended: (enqueued_at, id) of its last row. */
+export type StrandedCursor = Pick<EnqueuedDelivery, "id" | "enqueuedAt">;
+
 export interface DeliveryFilter {
   /** Only these tenants' deliveries (a principal limited to some tenants); null: all. */
   tenantIds?: readonly string[] | null;
@@ -203,6 +213,39 @@ export class WebhookRepository {
   /** Marks a delivery as queued, for the round that was queued (a redelivery meanwhile starts a new one). */
   async markEnqueued(id: string, round: number, now = new Date()): Promise<void> {
     await this.db("webhook_deliveries").where({ id, round }).whereNull("enqueued_at").update({ enqueued_at: now.getTime(), updated_at: now.getTime() });
+  }
+
+  /**
+   * Pending deliveries handed to the queue before `before`, in hand-over order, after the
+   * cursor (the last row of the previous page): the relay's sweep checks each one's job,
+   * since a job lost from Redis, or finished without recording its outcome (the database
+   * failed on the last attempt), would otherwise leave its row pending for ever.
+   */
+  async enqueuedPending(before: Date, after: StrandedCursor | null, limit = 100): Promise<EnqueuedDelivery[]> {
+    const q = this.db("webhook_deliveries").select("id", "round", "enqueued_at").where({ status: "pending" }).where("enqueued_at", "<", before.getTime());
+    if (after) {
+      const at = after.enqueuedAt.getTime();
+      q.where((w) => w.where("enqueued_at", ">", at).orWhere((same) => same.where("enqueued_at", at).andWhere("id", ">", after.id)));
+    }
+    const rows = await q.orderBy([{ column: "enqueued_at" }, { column: "id" }]).limit(limit);
+    return rows.map((r) => ({ id: r.id, round: Number(r.round), enqueuedAt: new Date(Number(r.enqueued_at)) }));
+  }
+
+  /** The sweep queued a round's job again (it was missing from Redis): its grace starts over. */
+  async markRequeued(id: string, round: number, now = new Date()): Promise<void> {
+    await this.db("webhook_deliveries").where({ id, round, status: "pending" }).whereNotNull("enqueued_at").update({ enqueued_at: now.getTime(), updated_at: now.getTime() });
+  }
+
+  /**
+   * Starts a new round of a pending delivery whose job finished without recording an outcome
+   * (BullMQ keeps the finished job's id, so the same round cannot be queued again): not yet
+   * queued, for the relay, with the same event and so the same webhook-id. Conditional on the
+   * round and status read, so two sweeps (or a late outcome) start at most one; true if this
+   * call started it.
+   */
+  async startNewRound(id: string, round: number, now = new Date()): Promise<boolean> {
+    const n = await this.db("webhook_deliveries").where({ id, round, status: "pending" }).whereNotNull("enqueued_at").update({ round: round + 1, enqueued_at: null, updated_at: now.getTime() });
+    return n === 1;
   }
 
   async toSend(id: string): Promise<DeliveryToSend | null> {

@@ -26,7 +26,7 @@ import {
 import { createLogger, type Config, type Logger } from "@intake/runtime";
 import { createClamdScanner, loadsTestSignaturesOnly, ScanFailedError, TEST_SIGNATURES_WARNING, withLimitsProbe, type ProbedScanner } from "@intake/scanner";
 import { createS3Client, createSqsClient, resolveQueueUrl, S3ObjectStore, SqsEventQueue, STORE_KINDS, type EventQueue, type ObjectStore } from "@intake/storage";
-import { OutboxRelay, startWebhookWorker, WebhookQueue, type DeliveryDeps } from "@intake/webhooks";
+import { OutboxRelay, startWebhookWorker, strandedGraceMs, WebhookQueue, type DeliveryDeps } from "@intake/webhooks";
 import { createMetrics, observingReceiveLag, type ClamdSource } from "@intake/metrics";
 import { checkMetricsListenerConfig, startMetricsListener } from "./metrics-listener.ts";
 
@@ -228,7 +228,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       const webhooks = new WebhookRepository(db);
       const webhookQueue = new WebhookQueue({ connection, prefix: config.redis.prefix, attempts: config.webhooks.attempts, backoffMs: config.webhooks.backoffMs });
       cleanups.push(() => webhookQueue.close());
-      const relay = new OutboxRelay({ webhooks, queue: webhookQueue, logger, ...(opts.webhookRelayPollMs ? { pollMs: opts.webhookRelayPollMs } : {}) });
+      const relay = new OutboxRelay({ webhooks, queue: webhookQueue, logger, sweepGraceMs: strandedGraceMs(config.webhooks.timeoutMs), ...(opts.webhookRelayPollMs ? { pollMs: opts.webhookRelayPollMs } : {}) });
       repository.onOutboxWritten(() => relay.nudge());
       relay.start();
       const { allowAddresses, timeoutMs, disableAfterFailures, concurrency } = config.webhooks;
