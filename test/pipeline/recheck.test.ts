@@ -2,10 +2,11 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminUserRepository } from "@intake/db";
 import { objectKey, type Upload } from "@intake/domain";
-import { processRecheck, RecheckQueue, Reaper, ScannerVersionCache, createProducerConnection, type RecheckDeps } from "@intake/pipeline";
+import { createMetrics } from "@intake/metrics";
+import { processRecheck, RecheckQueue, Reaper, ScannerVersionCache, createProducerConnection, type RecheckDeps, type Scanner } from "@intake/pipeline";
 import { createClamdScanner } from "@intake/scanner";
 import { createLogger } from "@intake/runtime";
-import { waitFor } from "@intake/testkit";
+import { freePort, waitFor } from "@intake/testkit";
 import { eicar, png } from "./fixtures.ts";
 import { auditOf, CHECKING_ROLES, exists, quarantined, quarantinedForScanError, review, workerWithClamdAway } from "./support/review.ts";
 import { REDIS_URL, startPipelineStack, type PipelineStack } from "./support/stack.ts";
@@ -129,11 +130,10 @@ describe("recheck of released uploads (fauxqs, pg)", () => {
     }
   });
 
-  it("is at-least-once safe: two runs of the same recheck at once give one verdict", async () => {
-    const caught = await quarantinedForScanError(s, png(8, 8, 4), "image/png");
-    expect((await review(s).release(caught, { id: adminA, justification: "twice" })).applied).toBe(true);
-    const clamd = createClamdScanner({ host: s.config.clamd.host, port: s.config.clamd.port });
-    const deps: RecheckDeps = {
+  /** The recheck's dependencies as the worker builds them, with the project's clamd unless told otherwise. */
+  function recheckDeps(extra: Partial<RecheckDeps> = {}): RecheckDeps {
+    const clamd: Scanner = extra.scanner ?? createClamdScanner({ host: s.config.clamd.host, port: s.config.clamd.port });
+    return {
       repository: s.uploads,
       store: s.storage.store,
       queues: s.queues,
@@ -145,7 +145,14 @@ describe("recheck of released uploads (fauxqs, pg)", () => {
       policy: s.config.policy,
       releases: review(s),
       inMemoryMaxBytes: s.config.worker.onePassMaxBytes,
+      ...extra,
     };
+  }
+
+  it("is at-least-once safe: two runs of the same recheck at once give one verdict", async () => {
+    const caught = await quarantinedForScanError(s, png(8, 8, 4), "image/png");
+    expect((await review(s).release(caught, { id: adminA, justification: "twice" })).applied).toBe(true);
+    const deps = recheckDeps();
     const job = { data: { v: 1 as const, uploadId: caught.id }, attemptsMade: 0, opts: { attempts: 3 } };
     const reports = await Promise.all([processRecheck(deps, job), processRecheck(deps, job)]);
     expect(reports.map((r) => r?.outcome).sort()).toEqual(["lost", "verified"]);
@@ -155,6 +162,34 @@ describe("recheck of released uploads (fauxqs, pg)", () => {
     expect(await exists(s, quarantineKey(caught))).toBe(false);
     // A third, late run changes nothing.
     expect(await processRecheck(deps, job)).toBeUndefined();
+  });
+
+  it("counts each recheck's outcome once in intake_rechecks_total (the run that applied it) and never in intake_verdicts_total", async () => {
+    const metrics = createMetrics({ process: "worker", env: "test" });
+    const count = async (series: string) => {
+      const line = (await metrics.scrape()).split("\n").find((l) => l.startsWith(`${series} `));
+      return line === undefined ? undefined : Number(line.slice(series.length + 1));
+    };
+    const clean = await quarantinedForScanError(s, png(8, 8, 6), "image/png");
+    expect((await review(s).release(clean, { id: adminA, justification: "counted once" })).applied).toBe(true);
+    const deps = recheckDeps({ metrics: metrics.pipeline });
+    const job = (id: string, attemptsMade = 0) => ({ data: { v: 1 as const, uploadId: id }, attemptsMade, opts: { attempts: 3 } });
+    const reports = await Promise.all([processRecheck(deps, job(clean.id)), processRecheck(deps, job(clean.id))]);
+    expect(reports.map((r) => r?.outcome).sort()).toEqual(["lost", "verified"]);
+    expect(await processRecheck(deps, job(clean.id))).toBeUndefined(); // a late duplicate
+    expect(await count('intake_rechecks_total{outcome="verified",reason="clean"}')).toBe(1);
+
+    // clamd away on the last attempt: back to quarantine (fail closed), counted with its reason.
+    const failing = await quarantinedForScanError(s, png(8, 8, 7), "image/png");
+    expect((await review(s).release(failing, { id: adminA, justification: "clamd away" })).applied).toBe(true);
+    const away = createClamdScanner({ host: "127.0.0.1", port: await freePort(), connectTimeoutMs: 500 });
+    await expect(processRecheck({ ...deps, scanner: away, scannerVersion: new ScannerVersionCache(away) }, job(failing.id, 0))).rejects.toThrow(); // attempts left: retried, nothing counted
+    expect(await count('intake_rechecks_total{outcome="quarantined",reason="scan_error"}')).toBe(0);
+    expect((await processRecheck({ ...deps, scanner: away, scannerVersion: new ScannerVersionCache(away) }, job(failing.id, 2)))?.outcome).toBe("quarantined");
+    expect(await count('intake_rechecks_total{outcome="quarantined",reason="scan_error"}')).toBe(1);
+    expect(await count('intake_rechecks_total{outcome="verified",reason="clean"}')).toBe(1);
+    // Both uploads were counted at their first verdict, by the workers that quarantined them.
+    for (const reason of ["clean", "scan_error"]) expect(await count(`intake_verdicts_total{reason="${reason}"}`)).toBe(0);
   });
 
   it("the reaper queues a recheck whose job was lost", async () => {

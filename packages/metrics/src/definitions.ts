@@ -75,6 +75,13 @@ export const METRICS = {
     labelNames: ["reason"],
     exportedBy: worker,
   },
+  rechecks: {
+    name: "intake_rechecks_total",
+    help: "Rechecks of released uploads that ended, by outcome (verified: released; quarantined: back in quarantine) and reason (clean, or the recheck's quarantine reason). Not counted in intake_verdicts_total, which counted the upload at its first verdict.",
+    type: "counter",
+    labelNames: ["outcome", "reason"],
+    exportedBy: worker,
+  },
   uploadToVerdict: {
     name: "intake_upload_to_verdict_seconds",
     help: "Time from the upload's bytes arriving (uploaded_at; created_at if unknown) to its verdict being written.",

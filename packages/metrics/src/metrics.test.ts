@@ -46,6 +46,29 @@ describe("the registry and the pipeline's hooks", () => {
     expect(sample(text, 'intake_upload_to_final_seconds_sum{outcome="clean"}')).toBe(0.05);
   });
 
+  it("counts a recheck's outcome in intake_rechecks_total, from 0, and never again in intake_verdicts_total", async () => {
+    const m = createMetrics({ process: "worker", env: "test" });
+    let text = await m.scrape();
+    expect(sample(text, 'intake_rechecks_total{outcome="verified",reason="clean"}')).toBe(0);
+    for (const reason of VERDICT_REASONS.filter((r) => r !== "clean")) expect(sample(text, `intake_rechecks_total{outcome="quarantined",reason="${reason}"}`)).toBe(0);
+    // A released upload promoted keeps the reason it was first quarantined for: the recheck's is clean.
+    m.pipeline.recheckFinished({ status: "verified", reason: "scan_error" });
+    m.pipeline.recheckFinished({ status: "quarantined", reason: "malware" });
+    m.pipeline.recheckFinished({ status: "quarantined", reason: "a-reason-nobody-knows" });
+    m.pipeline.recheckFinished({ status: "rechecking", reason: "malware" }); // not an end: not counted
+    text = await m.scrape();
+    expect(sample(text, 'intake_rechecks_total{outcome="verified",reason="clean"}')).toBe(1);
+    expect(sample(text, 'intake_rechecks_total{outcome="verified",reason="scan_error"}')).toBeUndefined();
+    expect(sample(text, 'intake_rechecks_total{outcome="quarantined",reason="malware"}')).toBe(1);
+    expect(sample(text, 'intake_rechecks_total{outcome="quarantined",reason="unknown"}')).toBe(1);
+    for (const reason of VERDICT_REASONS) expect(sample(text, `intake_verdicts_total{reason="${reason}"}`)).toBe(0);
+    expect(sample(text, 'intake_upload_to_verdict_seconds_count{outcome="clean"}')).toBe(0);
+    // The API exports no recheck counter; its observer's hook does nothing.
+    const api = createMetrics({ process: "api", env: "test" });
+    api.pipeline.recheckFinished({ status: "verified", reason: null });
+    expect(await api.scrape()).not.toMatch(/intake_rechecks_total/);
+  });
+
   it("times stages, queue waits, job outcomes, the reaper's actions, receive lag and webhook deliveries", async () => {
     const m = createMetrics({ process: "worker", env: "test" });
     expect(await m.scrape()).not.toMatch(/^intake_reaper_last_pass_timestamp_seconds /m); // no pass yet: no sample

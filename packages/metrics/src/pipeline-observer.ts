@@ -30,6 +30,8 @@ export interface ReaperPassSummary {
 export interface PipelineObserver {
   /** An upload reached verified or quarantined (called by the run whose transition applied). */
   uploadFinished(upload: FinishedUpload): void;
+  /** A released upload's recheck ended it again, verified or quarantined (the run whose transition applied). */
+  recheckFinished(upload: Pick<FinishedUpload, "status" | "reason">): void;
   stageDone(stage: "inspect" | "scan" | "finalize", path: "staged" | "one_pass", ms: number): void;
   jobPicked(queue: string, waitMs: number): void;
   jobFinished(queue: string, outcome: "completed" | "retried" | "failed"): void;
@@ -39,6 +41,7 @@ export interface PipelineObserver {
 
 export interface PipelineInstruments {
   verdicts: Counter<string>;
+  rechecks: Counter<string>;
   uploadToVerdict: Histogram<string>;
   uploadToFinal: Histogram<string>;
   stageDuration: Histogram<string>;
@@ -63,7 +66,7 @@ const REASONS = new Set<string>(VERDICT_REASONS);
 
 /** With no instruments (a process that exports no pipeline metrics) every hook does nothing. */
 export function pipelineObserver(i: PipelineInstruments | null): PipelineObserver {
-  if (!i) return { uploadFinished() {}, stageDone() {}, jobPicked() {}, jobFinished() {}, reaperPass() {}, storageEventReceived() {} };
+  if (!i) return { uploadFinished() {}, recheckFinished() {}, stageDone() {}, jobPicked() {}, jobFinished() {}, reaperPass() {}, storageEventReceived() {} };
   return {
     uploadFinished(u) {
       const clean = u.status === "verified";
@@ -74,6 +77,12 @@ export function pipelineObserver(i: PipelineInstruments | null): PipelineObserve
       const arrived = (u.uploadedAt ?? u.createdAt).getTime();
       if (u.decidedAt) i.uploadToVerdict.observe({ outcome }, seconds(u.decidedAt.getTime() - arrived));
       if (u.finishedAt) i.uploadToFinal.observe({ outcome }, seconds(u.finishedAt.getTime() - arrived));
+    },
+    recheckFinished(u) {
+      // A verified row keeps the reason it was first quarantined for: the recheck's is "clean".
+      if (u.status === "verified") return void i.rechecks.inc({ outcome: "verified", reason: "clean" });
+      if (u.status !== "quarantined") return;
+      i.rechecks.inc({ outcome: "quarantined", reason: u.reason && REASONS.has(u.reason) ? u.reason : "unknown" });
     },
     stageDone(stage, path, ms) {
       i.stageDuration.observe({ stage, path }, seconds(ms));

@@ -83,6 +83,8 @@ export function createMetrics(o: MetricsOptions): IntakeMetrics {
   if (o.process === "api") for (const kind of UPLOAD_KINDS) counter("uploadsCreated").inc({ kind }, 0);
   if (o.process === "worker") {
     for (const reason of VERDICT_REASONS) counter("verdicts").inc({ reason }, 0);
+    counter("rechecks").inc({ outcome: "verified", reason: "clean" }, 0);
+    for (const reason of VERDICT_REASONS) if (reason !== "clean") counter("rechecks").inc({ outcome: "quarantined", reason }, 0);
     for (const action of REAPER_ACTIONS) counter("reaperActions").inc({ action }, 0);
     for (const outcome of WEBHOOK_OUTCOMES) {
       if (outcome === "other") continue;
@@ -104,7 +106,7 @@ export function createMetrics(o: MetricsOptions): IntakeMetrics {
     contentType: registry.contentType,
     scrape: () => registry.metrics(),
     uploads: { uploadCreated: (kind) => counter("uploadsCreated")?.inc({ kind }) },
-    pipeline: o.process === "worker" ? pipelineObserver({ verdicts: counter("verdicts"), uploadToVerdict: histogram("uploadToVerdict"), uploadToFinal: histogram("uploadToFinal"), stageDuration: histogram("stageDuration"), queueWait: histogram("queueWait"), jobs: counter("jobs"), storageEventLag: histogram("storageEventLag"), reaperActions: counter("reaperActions"), reaperLastPass: gauge("reaperLastPass"), reaperInProgress: gauge("reaperInProgress") }) : pipelineObserver(null),
+    pipeline: o.process === "worker" ? pipelineObserver({ verdicts: counter("verdicts"), rechecks: counter("rechecks"), uploadToVerdict: histogram("uploadToVerdict"), uploadToFinal: histogram("uploadToFinal"), stageDuration: histogram("stageDuration"), queueWait: histogram("queueWait"), jobs: counter("jobs"), storageEventLag: histogram("storageEventLag"), reaperActions: counter("reaperActions"), reaperLastPass: gauge("reaperLastPass"), reaperInProgress: gauge("reaperInProgress") }) : pipelineObserver(null),
     webhooks: {
       delivery: (outcome, latencyMs) => {
         const label = webhookOutcomes.has(outcome) ? outcome : "other";

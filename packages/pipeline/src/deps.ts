@@ -89,6 +89,12 @@ export interface StageDeps {
 export interface PipelineMetrics {
   /** An upload reached verified or quarantined: called by the run whose transition applied. */
   uploadFinished(upload: Pick<Upload, "status" | "reason" | "createdAt" | "uploadedAt" | "decidedAt" | "finishedAt">): void;
+  /**
+   * A released upload's recheck ended it again (rechecking -> verified or quarantined): called
+   * by the run whose transition applied. Not an uploadFinished: the upload was counted at its
+   * first verdict, and a release must not count it twice.
+   */
+  recheckFinished(upload: Pick<Upload, "status" | "reason">): void;
   /** A stage's own work on one upload, in ms (queue wait excluded). */
   stageDone(stage: "inspect" | "scan" | "finalize", path: "staged" | "one_pass", ms: number): void;
   /** A worker picked a job up on its first attempt, after it waited `waitMs` in its queue. */

@@ -188,7 +188,10 @@ async function conclude(deps: RecheckDeps, upload: Upload, release: ReleaseDetai
   if (checked.source && "staged" in checked.source) await checked.source.staged.discard().catch(() => undefined);
   const findings: UploadFindings = { ...checked.findings, ...(scanner ? { scannerVersion: scanner } : {}), ...verdictFindings(verdict.outcome === "clean" ? quarantine("scan_error", "the recheck passed but has no bytes to promote") : verdict), releaseDetail: outcome("quarantined") };
   const done = await deps.repository.transition(upload.id, "quarantine", "recheck", findings);
-  if (done.applied) deps.logger.info({ uploadId: upload.id, reason: done.upload.reason, detail: done.upload.reasonDetail }, "recheck: stays quarantined");
+  if (done.applied) {
+    deps.logger.info({ uploadId: upload.id, reason: done.upload.reason, detail: done.upload.reasonDetail }, "recheck: stays quarantined");
+    deps.metrics?.recheckFinished(done.upload);
+  }
   return { path: "recheck", outcome: done.applied ? "quarantined" : "lost", reason: done.upload?.reason ?? null };
 }
 
@@ -218,6 +221,7 @@ async function promote(deps: RecheckDeps, upload: Upload, checked: Checked, rele
     if (done.upload) await finishCleanUp(deps, done.upload);
     return { path: "recheck", outcome: "lost", reason: done.upload?.reason ?? null };
   }
+  deps.metrics?.recheckFinished(done.upload);
   await deps.store.delete(quarantineKeyOf(upload));
   deps.logger.info({ uploadId: upload.id, finalKey: target }, "recheck passed: released to verified");
   return { path: "recheck", outcome: "verified", reason: null };
