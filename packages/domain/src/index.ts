@@ -5,6 +5,7 @@ export * from "./content-types.ts";
 export * from "./filename.ts";
 export * from "./object-keys.ts";
 export * from "./multipart.ts";
+export * from "./part-checksums.ts";
 export * from "./upload-policy.ts";
 export * from "./quota.ts";
 export * from "./upload.ts";
