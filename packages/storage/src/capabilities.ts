@@ -15,6 +15,16 @@ export interface StoreCapabilities {
   verifiesContentMd5: boolean;
   /** A PUT whose body does not match its x-amz-checksum-sha256 header is refused (400 BadDigest). */
   verifiesSha256Checksum: boolean;
+  /**
+   * CreateMultipartUpload with ChecksumAlgorithm SHA256 is honoured: every part PUT must then
+   * carry x-amz-checksum-sha256, which storage verifies (400 BadDigest), and
+   * CompleteMultipartUpload must name each part's ChecksumSHA256. The checksum type is
+   * COMPOSITE: S3 has no FULL_OBJECT type for SHA-256 (only for the CRCs), so the whole
+   * object's sha256 is the pipeline's to compare. Such storage also refuses a part's
+   * x-amz-checksum-sha256 on an upload created without the algorithm ("Checksum Type
+   * mismatch"), so part sha256s are bound only on uploads that declared one.
+   */
+  verifiesPartSha256: boolean;
   /** CopyObject with x-amz-copy-source-if-match copies only while the source has that ETag (else 412). */
   honoursCopyIfMatch: boolean;
   /** ListMultipartUploads works (else listMultipartUploads throws StorageUnsupportedError). */
@@ -28,6 +38,7 @@ export const AWS_S3_CAPABILITIES: StoreCapabilities = Object.freeze({
   verifiesSignatures: true,
   verifiesContentMd5: true,
   verifiesSha256Checksum: true,
+  verifiesPartSha256: true,
   honoursCopyIfMatch: true,
   listsMultipartUploads: true,
   listsParts: true,
@@ -42,6 +53,7 @@ export const CEPH_RGW_CAPABILITIES: StoreCapabilities = Object.freeze({
   verifiesSignatures: true,
   verifiesContentMd5: true,
   verifiesSha256Checksum: false,
+  verifiesPartSha256: false,
   honoursCopyIfMatch: false,
   listsMultipartUploads: true,
   listsParts: true,
@@ -56,6 +68,7 @@ export const LOCAL_STAND_IN_CAPABILITIES: StoreCapabilities = Object.freeze({
   verifiesSignatures: false,
   verifiesContentMd5: false,
   verifiesSha256Checksum: false,
+  verifiesPartSha256: false,
   honoursCopyIfMatch: true,
   listsMultipartUploads: false,
   listsParts: false,
