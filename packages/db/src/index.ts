@@ -9,3 +9,4 @@ export * from "./tenants.ts";
 export * from "./webhooks.ts";
 export * from "./quarantine-queries.ts";
 export * from "./quarantine-review.ts";
+export * from "./upload-sessions.ts";

@@ -306,6 +306,37 @@ const migrations: Migration[] = [
       await knex.schema.dropTable("admin_users");
     },
   },
+  {
+    name: "0006_clients",
+    async up(knex) {
+      // Upload sessions (issue 11): a short-lived token a browser holds instead of the API key.
+      await knex.schema.createTable("upload_sessions", (t) => {
+        t.string("id", 32).primary(); // public part of the token, used for lookup
+        t.string("tenant_id", 64).notNullable().references("tenants.id");
+        t.string("secret_hash", 64).notNullable(); // sha256 hex of the secret part
+        t.bigInteger("created_at").notNullable();
+        t.bigInteger("expires_at").notNullable();
+        t.bigInteger("revoked_at");
+        t.integer("max_files").notNullable();
+        t.bigInteger("max_bytes"); // null: only the per-file maximum applies
+        t.text("allowed_types").notNullable(); // JSON array of canonical types
+        t.text("metadata").notNullable(); // JSON object merged into every upload's metadata
+        t.integer("files_used").notNullable().defaultTo(0);
+        t.bigInteger("bytes_used").notNullable().defaultTo(0);
+        t.index(["tenant_id"]);
+      });
+      // Which session created an upload: a session may touch only these.
+      await knex.schema.createTable("upload_session_uploads", (t) => {
+        t.string("upload_id", 64).primary().references("uploads.id");
+        t.string("session_id", 32).notNullable().references("upload_sessions.id");
+        t.index(["session_id"]);
+      });
+    },
+    async down(knex) {
+      await knex.schema.dropTable("upload_session_uploads");
+      await knex.schema.dropTable("upload_sessions");
+    },
+  },
 ];
 
 /**

@@ -152,7 +152,7 @@ export class UploadRepository {
    * With `quotas`, the tenant's quotas are claimed in the same unit (see tenant-usage.ts): a
    * create that would break one writes nothing and throws LimitExceededError.
    */
-  async create(input: NewUpload, now = new Date(), quotas?: TenantQuotas): Promise<{ upload: Upload; created: boolean }> {
+  async create(input: NewUpload, now = new Date(), quotas?: TenantQuotas, alongside?: (tx: Atomic) => Promise<void>): Promise<{ upload: Upload; created: boolean }> {
     if (input.idempotency) {
       const existing = await this.findByIdempotencyKey(input.tenantId, input.idempotency.key);
       if (existing) return { upload: this.checkFingerprint(existing, input.idempotency.fingerprint), created: false };
@@ -186,6 +186,8 @@ export class UploadRepository {
       await atomically(this.db, async (tx) => {
         await tx.run(new Statement(INSERT_UPLOAD, UPLOAD_COLUMNS.map((c) => row[c])));
         if (quotas) await claimQuota(this.db, tx, input.tenantId, input.declaredSize, quotas, now);
+        // Further claims of the same unit (an upload session's budget): a refusal undoes it all.
+        if (alongside) await alongside(tx);
         // Last: the audit link holds the chain's head until the commit (audit-log.ts append).
         await this.audit.append(tx, { actor: "api", action: "upload.created", uploadId: input.id, tenantId: input.tenantId, objectKey: input.objectKey, detail: { declaredType: input.declaredType, declaredSize: input.declaredSize }, stateAfter: "pending" satisfies UploadStatus }, now);
       });

@@ -41,8 +41,8 @@ export class ForbiddenError extends IntakeError {
 }
 
 export class UnauthenticatedError extends IntakeError {
-  constructor(message = "a valid API key is required (Authorization: Bearer <key>)") {
-    super("unauthenticated", "unauthenticated", message);
+  constructor(message = "a valid API key is required (Authorization: Bearer <key>)", code = "unauthenticated") {
+    super("unauthenticated", code, message);
   }
 }
 

@@ -91,7 +91,8 @@ export function validateDeclaration(raw: RawDeclaration, policy: UploadPolicy): 
     : { filename, contentType, size, metadata, multipart, ...(sha256 ? { sha256 } : {}), ...(md5 ? { md5 } : {}) };
 }
 
-function validateMetadata(raw: unknown): Record<string, string> {
+/** Upload metadata: at most 16 entries of lower-case keys and short, clean string values. */
+export function validateMetadata(raw: unknown): Record<string, string> {
   if (raw === undefined) return {};
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new InvalidRequestError("invalid_metadata", "metadata must be an object of string values");

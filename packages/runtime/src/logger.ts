@@ -28,19 +28,25 @@ const REDACT_PATHS = [
   "*.token",
   "signature",
   "parts[*].url",
+  // A presigned POST's form fields hold its policy signature.
+  "fields",
+  "*.fields",
 ];
 
 const SECRET_QUERY = /([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature|AWSAccessKeyId|x-amz-signature|x-amz-credential|x-amz-security-token)=)[^&\s"']+/g;
 const BEARER = /(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi;
 const API_KEY = /\bik_(live|dev|test)_[A-Za-z0-9_-]+/g;
+// Upload session tokens (is_<id>_<secret>): they travel in the path of the Uppy routes, so a
+// logged URL holds one. The id is kept (it is not a secret; it says which session).
+const SESSION_TOKEN = /\bis_([a-z0-9]{16})_[A-Za-z0-9_-]+/g;
 
 // One cheap test first: almost every string logged (routes, ids, statuses, messages) holds
 // none of these, and three global replaces per string add up on the request path.
-const MAYBE_SECRET = /signature|credential|security-token|awsaccesskeyid|bearer|ik_(?:live|dev|test)_/i;
+const MAYBE_SECRET = /signature|credential|security-token|awsaccesskeyid|bearer|ik_(?:live|dev|test)_|is_[a-z0-9]{16}_/i;
 
 export function scrubSecrets(text: string): string {
   if (!MAYBE_SECRET.test(text)) return text;
-  return text.replace(SECRET_QUERY, "$1[REDACTED]").replace(BEARER, "$1[REDACTED]").replace(API_KEY, "ik_$1_[REDACTED]");
+  return text.replace(SECRET_QUERY, "$1[REDACTED]").replace(BEARER, "$1[REDACTED]").replace(API_KEY, "ik_$1_[REDACTED]").replace(SESSION_TOKEN, "is_$1_[REDACTED]");
 }
 
 function scrubDeep(value: unknown, depth = 0): unknown {
