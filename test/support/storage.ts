@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { LOCAL_STORAGE_CAPABILITIES, startLocalObjectStorage, type LocalObjectStorage } from "@intake/local-infra";
+import { LOCAL_STORAGE_CAPABILITIES, startLocalObjectStorage, type LocalObjectStorage, type StorageCorsOrigins } from "@intake/local-infra";
 import { CEPH_RGW_CAPABILITIES, createS3Client, createSqsClient, provisionStorage, S3ObjectStore, SqsEventQueue } from "@intake/storage";
 
 export const TEST_REGION = "us-east-1";
@@ -25,10 +25,10 @@ export interface TestStorage {
 }
 
 /** fauxqs on a free port with the local S3 event emitter, provisioned like a real account. */
-export async function startFauxqsStorage(opts: { bucket?: string; queueName?: string } = {}): Promise<TestStorage> {
+export async function startFauxqsStorage(opts: { bucket?: string; queueName?: string; corsOrigins?: StorageCorsOrigins } = {}): Promise<TestStorage> {
   const bucket = opts.bucket ?? "intake-uploads";
   const queueName = opts.queueName ?? `intake-events-${randomBytes(4).toString("hex")}`;
-  const local = await startLocalObjectStorage({ port: 0, bucket, eventQueueName: queueName, logger: { info() {}, warn() {}, error: (m) => console.error(m) } });
+  const local = await startLocalObjectStorage({ port: 0, bucket, eventQueueName: queueName, ...(opts.corsOrigins ? { corsOrigins: opts.corsOrigins } : {}), logger: { info() {}, warn() {}, error: (m) => console.error(m) } });
   const s3 = createS3Client({ region: TEST_REGION, endpoint: local.endpoint, forcePathStyle: true, credentials: FAUXQS_CREDENTIALS });
   const sqs = createSqsClient({ region: TEST_REGION, endpoint: local.endpoint, credentials: FAUXQS_CREDENTIALS });
   const provisioned = await provisionStorage(s3, sqs, { bucket, queueName, region: TEST_REGION, corsOrigins: [] });
@@ -105,8 +105,9 @@ export async function startRgwStorage(): Promise<TestStorage> {
 export type StorageKind = "fauxqs" | "rgw";
 export const STORAGE_KINDS: StorageKind[] = ["fauxqs", "rgw"];
 
-export function startStorage(kind: StorageKind): Promise<TestStorage> {
-  return kind === "fauxqs" ? startFauxqsStorage() : startRgwStorage();
+/** corsOrigins: the bucket CORS of the fauxqs stand-in, for tests with a browser (RGW: provisionStorage's). */
+export function startStorage(kind: StorageKind, opts: { corsOrigins?: StorageCorsOrigins } = {}): Promise<TestStorage> {
+  return kind === "fauxqs" ? startFauxqsStorage(opts) : startRgwStorage();
 }
 
 /**

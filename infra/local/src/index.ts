@@ -15,3 +15,4 @@ export {
   type S3TestEventMessage,
 } from "./s3-event.ts";
 export { LOCAL_STORAGE_CAPABILITIES } from "./capabilities.ts";
+export type { StorageCorsOrigins } from "./storage-cors.ts";

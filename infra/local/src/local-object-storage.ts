@@ -22,6 +22,7 @@ import {
   type S3TestEventMessage,
 } from "./s3-event.ts";
 import { accessKeyOf, classifyRequest, FormFieldSniffer, overrideRawHeaders, responseOverrides } from "./s3-request.ts";
+import { answerPreflight, corsResponseHeaders, type StorageCorsOrigins } from "./storage-cors.ts";
 
 export interface LocalObjectStorageLogger {
   info(message: string): void;
@@ -54,6 +55,11 @@ export interface LocalObjectStorageOptions {
   /** How long an event waits for its queue to exist before being dropped. Default 30000 ms. */
   queueWaitMs?: number;
   logger?: LocalObjectStorageLogger;
+  /**
+   * Origins a browser may upload from (the bucket CORS S3 would hold): a list, or "*" for
+   * any (development). Default: none, as a bucket without CORS rules.
+   */
+  corsOrigins?: StorageCorsOrigins;
 }
 
 export interface LocalObjectStorage {
@@ -245,10 +251,13 @@ export async function startLocalObjectStorage(
   }
 
   // ---- proxy ---------------------------------------------------------------------------
+  const corsOrigins = options.corsOrigins ?? [];
   const server = http.createServer((req, res) => {
+    if (answerPreflight(corsOrigins, req, res)) return;
+    const cors = corsResponseHeaders(corsOrigins, req.headers.origin);
     const declaredLength = Number(req.headers["content-length"] ?? 0);
     if (declaredLength > FAUXQS_MAX_BODY_BYTES) {
-      res.writeHead(413, { "content-type": "application/xml", connection: "close" });
+      res.writeHead(413, ["content-type", "application/xml", "connection", "close", ...cors] as unknown as http.OutgoingHttpHeaders);
       res.end(
         `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>EntityTooLarge</Code>` +
           `<Message>The local S3 stand-in (fauxqs) accepts request bodies up to ${FAUXQS_MAX_BODY_BYTES} bytes; ` +
@@ -298,7 +307,7 @@ export async function startLocalObjectStorage(
           const status = ures.statusCode ?? 502;
           // S3 applies response-* overrides to successful reads only.
           const overrides = status >= 200 && status < 300 ? responseOverrides(req.method, req.url, req.headers, bucket) : new Map<string, string>();
-          res.writeHead(status, ures.statusMessage, overrideRawHeaders(filterRawHeaders(ures.rawHeaders), overrides) as unknown as http.OutgoingHttpHeaders);
+          res.writeHead(status, ures.statusMessage, [...overrideRawHeaders(filterRawHeaders(ures.rawHeaders), overrides), ...cors] as unknown as http.OutgoingHttpHeaders);
           ures.pipe(res);
           // fauxqs stores the object before it answers, so the response status is the
           // moment S3 "finished processing the request". A form upload with

@@ -20,6 +20,9 @@ const storage = await startLocalObjectStorage({
   prefix: env.S3_EVENT_PREFIX ?? "pending/",
   // Like S3 after PutBucketNotificationConfiguration: consumers must skip this message.
   sendTestEvent: (env.LOCAL_S3_TEST_EVENT ?? "true") !== "false",
+  // Browsers upload straight to this stand-in (Uppy, the demo page): the configured API
+  // origins when set, else any origin (it only ever runs in development).
+  corsOrigins: env.CORS_ORIGINS ? env.CORS_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean) : "*",
 }).catch((err: Error) => {
   console.error(`[local-s3] failed to start: ${err.message}`);
   process.exit(1);

@@ -28,6 +28,8 @@ export interface StackOptions {
   /** Start workers with these roles right away (default: all that the storage supports); null starts none. */
   workerRoles?: string | null;
   workerOptions?: WorkerOptions;
+  /** The fauxqs stand-in's bucket CORS (browser tests); default none. */
+  storageCorsOrigins?: readonly string[] | "*";
 }
 
 export interface UploadOptions {
@@ -66,7 +68,7 @@ export interface PipelineStack {
 }
 
 export async function startPipelineStack(o: StackOptions): Promise<PipelineStack> {
-  const storage = await startStorage(o.storage);
+  const storage = await startStorage(o.storage, o.storageCorsOrigins ? { corsOrigins: o.storageCorsOrigins } : {});
   const database = await freshDatabase(o.database);
   const dataDir = mkdtempSync(join(tmpdir(), "intake-pipeline-"));
   const prefix = `p${randomBytes(5).toString("hex")}`;
