@@ -61,6 +61,8 @@ const EnvSchema = z.object({
   PUBLIC_URL: z.url().optional(),
   BODY_LIMIT_BYTES: int(1024, 10 * MiB).default(64 * 1024),
   DEV_API_KEY: z.string().min(8, "must be at least 8 characters").optional(),
+  // The Uppy demo page (GET /demo) and its session endpoint: on by default in development only.
+  DEMO_PAGE: bool.optional(),
 
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
   SQLITE_PATH: z.string().optional(),
@@ -202,6 +204,8 @@ export interface Config {
   dataDir: string;
   http: { host: string; port: number; publicUrl?: string; bodyLimitBytes: number; corsOrigins: string[] };
   devApiKey?: string;
+  /** Serve the Uppy demo page at /demo, with POST /demo/session minting sessions for the dev tenant. */
+  demoPage: boolean;
   database: { client: "pg"; url: string } | { client: "sqlite"; filename: string };
   redis: { url: string; prefix: string };
   storage: {
@@ -334,6 +338,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   const oidcSet = [e.OIDC_ISSUER, e.OIDC_CLIENT_ID, e.OIDC_REDIRECT_URL].filter((v) => v !== undefined).length;
   if (oidcSet > 0 && oidcSet < 3) problems.push("OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_REDIRECT_URL: set all three to enable OpenID Connect sign-in, or none");
   if (e.OIDC_ISSUER?.startsWith("http:") && !(e.OIDC_ALLOW_INSECURE && e.NODE_ENV !== "production")) problems.push("OIDC_ISSUER: must be https (OIDC_ALLOW_INSECURE=true allows http outside production)");
+  if (e.NODE_ENV === "production" && e.DEMO_PAGE) problems.push("DEMO_PAGE: not allowed in production (its endpoint hands out upload sessions without a key)");
   if (e.NODE_ENV === "production" && e.WEBHOOK_ALLOW_ADDRESSES.length > 0) problems.push("WEBHOOK_ALLOW_ADDRESSES: not allowed in production (it opens the webhook SSRF guard)");
   if (problems.length) throw new ConfigError(problems);
 
@@ -344,6 +349,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     dataDir,
     http: { host: e.HOST, port: e.PORT, publicUrl: e.PUBLIC_URL, bodyLimitBytes: e.BODY_LIMIT_BYTES, corsOrigins: e.CORS_ORIGINS },
     devApiKey: e.DEV_API_KEY,
+    demoPage: e.DEMO_PAGE ?? e.NODE_ENV === "development",
     database: databaseSettings(e, dataDir),
     redis: { url: e.REDIS_URL, prefix: e.QUEUE_PREFIX },
     storage: {

@@ -1,1 +1,2 @@
-export {};
+export { buildDemoAssets, cachedDemoAssets, type DemoAssets } from "./bundle.ts";
+export { demoPage } from "./page.ts";
