@@ -30,13 +30,13 @@ describe("the long-poll wait", () => {
     const signal = new AbortController().signal;
     const t0 = Date.now();
     expect((await waitUntilTerminal(async () => upload("pending"), upload("pending"), { seconds: 1, signal })).status).toBe("pending");
-    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(Date.now() - t0).toBeLessThan(2500);
     const gone = new AbortController();
     setTimeout(() => gone.abort(), 50);
     const t1 = Date.now();
     let reads = 0;
     await waitUntilTerminal(async () => (reads++, upload("pending")), upload("pending"), { seconds: 10, signal: gone.signal });
-    expect(Date.now() - t1).toBeLessThan(500);
+    expect(Date.now() - t1).toBeLessThan(1500);
     expect(reads).toBe(0);
   });
 
