@@ -117,7 +117,9 @@ export function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Comm
             sha256 = out.sha256;
             report.uploaded(file, id);
             if (!o.wait) {
-              report.done({ file, id, status: out.upload.status, bytes: size, ...(sha256 ? { sha256 } : {}) });
+              // "uploaded": the bytes are in and complete was accepted. The API's own status may
+              // already be further along (the pipeline starts at once), so it is not reported here.
+              report.done({ file, id, status: "uploaded", bytes: size, ...(sha256 ? { sha256 } : {}) });
               return EXIT.ok;
             }
             const v = await c.waitForVerdict(id, { timeoutMs: o.timeout * 1000, signal: io.signal });
