@@ -132,7 +132,7 @@ describe("the intake CLI against the real stack (fauxqs, workers, clamd)", () =>
     const tty = await intakeOnTty(["put", "pic.png", "eicar.txt", "--wait"], env, dir);
     runs.push(tty);
     expect(tty.code, tty.stdout).toBe(2);
-    expect(tty.stdout).toContain("\x1b[2K");
+    expect(tty.stdout).toContain("\x1b["); // drawn in place: cursor and line control sequences
     expect(tty.stdout).toMatch(/pic\.png\s+\[█+\] 100% verified/);
     expect(tty.stdout).toMatch(/eicar\.txt\s+\[█+\] 100% quarantined \(malware\)/);
     // --json on a TTY is still JSON only.
