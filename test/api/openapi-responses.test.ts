@@ -113,6 +113,9 @@ describe("API responses match the OpenAPI document", () => {
     const parts = await t.call("POST", `/v1/uploads/${id}/parts`, { key, body: { partNumbers: [1, 2] } });
     expect(parts.status).toBe(200);
     conforms("POST", "/v1/uploads/{id}/parts", parts);
+    const withChecksums = await t.call("POST", `/v1/uploads/${id}/parts`, { key, body: { parts: [{ partNumber: 1, md5: "XUFAKrxLKna5cZ2REBfFkg==", sha256: "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824" }] } });
+    expect(withChecksums.status).toBe(200);
+    conforms("POST", "/v1/uploads/{id}/parts", withChecksums);
     conforms("GET", "/v1/uploads/{id}/parts", await t.call("GET", `/v1/uploads/${id}/parts`, { key }));
     const aborted = await t.call("DELETE", `/v1/uploads/${id}`, { key });
     expect(aborted.status).toBe(200);

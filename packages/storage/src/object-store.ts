@@ -1,5 +1,6 @@
 import type { Readable } from "node:stream";
 import type { StoreCapabilities } from "./capabilities.ts";
+import type { PostBinding, PresignedPost } from "./post-presigner.ts";
 
 /**
  * What the product needs from object storage, in its own words. The S3 adapter implements
@@ -25,6 +26,8 @@ export interface StoredPart {
   partNumber: number;
   size: number;
   eTag: string;
+  /** Hex SHA-256 storage verified for the part (uploads created with sha256 part checksums, where storage keeps them). */
+  sha256Hex?: string;
 }
 
 export interface MultipartUploadInfo {
@@ -39,6 +42,15 @@ export interface PutBinding {
   sha256Hex?: string;
   md5Base64?: string;
   expiresIn: number; // seconds
+}
+
+export interface PartBinding {
+  contentLength: number;
+  expiresIn: number; // seconds
+  /** Hex SHA-256 of the part's bytes. */
+  sha256Hex?: string;
+  /** Base64 MD5 of the part's bytes, as Content-MD5 carries it. */
+  md5Base64?: string;
 }
 
 /** An object being read: its bytes and what storage says about the whole object. */
@@ -103,14 +115,26 @@ export interface ObjectStore {
   /** What this storage guarantees (signature checks, conditional copy, listings). */
   readonly capabilities: StoreCapabilities;
   presignPut(key: string, binding: PutBinding): Promise<PresignedRequest>;
+  /** A presigned POST (browser form upload) binding key, type and exact size: post-presigner.ts. */
+  presignPost(key: string, binding: PostBinding): Promise<PresignedPost>;
   presignGet(key: string, opts: { contentType: string; contentDisposition: string; expiresIn: number }): Promise<PresignedRequest>;
-  createMultipart(key: string, contentType: string): Promise<string>;
-  presignPart(key: string, uploadId: string, partNumber: number, opts: { contentLength: number; expiresIn: number }): Promise<PresignedRequest>;
+  /**
+   * `sha256Parts`: every part will carry its x-amz-checksum-sha256 (ChecksumAlgorithm SHA256,
+   * COMPOSITE), for storage with capabilities.verifiesPartSha256; ignored elsewhere.
+   */
+  createMultipart(key: string, contentType: string, opts?: { sha256Parts?: boolean }): Promise<string>;
+  /**
+   * A part's URL. Checksums given are signed in (Content-MD5; x-amz-checksum-sha256 kept a
+   * header, not hoisted into the query) and come back in `headers`, which the client must
+   * send exactly; no Content-Type is ever required (part PUTs from browsers send none).
+   */
+  presignPart(key: string, uploadId: string, partNumber: number, opts: PartBinding): Promise<PresignedRequest>;
   /** Parts the storage holds; throws StorageUnsupportedError where ListParts is missing. */
   listParts(key: string, uploadId: string): Promise<StoredPart[]>;
   /** Sends one part of a multipart upload from memory (the server's own upload, not a client's); its ETag as storage quoted it. */
   uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer): Promise<string>;
-  completeMultipart(key: string, uploadId: string, parts: { partNumber: number; eTag: string }[]): Promise<void>;
+  /** `sha256Hex` of each part is required where the upload was created with sha256Parts. */
+  completeMultipart(key: string, uploadId: string, parts: { partNumber: number; eTag: string; sha256Hex?: string }[]): Promise<void>;
   abortMultipart(key: string, uploadId: string): Promise<void>;
   /** In-progress multipart uploads; throws StorageUnsupportedError where not implemented. */
   listMultipartUploads(prefix: string): Promise<MultipartUploadInfo[]>;

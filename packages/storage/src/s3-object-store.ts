@@ -17,12 +17,13 @@ import {
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { PutPresigner } from "./put-presigner.ts";
+import { PostPresigner, type PostBinding, type PresignedPost } from "./post-presigner.ts";
 import { DirectRequests, discard, errorCode, type DirectResponse } from "./direct-requests.ts";
 import { EndpointResolver, PLAIN_KEY } from "./endpoint-template.ts";
 import { AWS_S3_CAPABILITIES, type StoreCapabilities } from "./capabilities.ts";
 import { codeOf, ObjectChangedError, statusOf, StorageUnsupportedError, translateStorageError } from "./errors.ts";
 import { DependencyUnavailableError } from "@intake/domain";
-import type { CopyOptions, CopyResult, MultipartUploadInfo, ObjectHead, ObjectRead, ObjectStore, PresignedRequest, PutBinding, PutOptions, ReadOptions, StoredPart } from "./object-store.ts";
+import type { CopyOptions, CopyResult, MultipartUploadInfo, ObjectHead, ObjectRead, ObjectStore, PartBinding, PresignedRequest, PutBinding, PutOptions, ReadOptions, StoredPart } from "./object-store.ts";
 
 export interface S3Settings {
   region: string;
@@ -31,6 +32,12 @@ export interface S3Settings {
   bucket: string;
   credentials?: { accessKeyId: string; secretAccessKey: string };
 }
+
+// Content-MD5 is signed only when asked (as Content-Type is, aws/aws-sdk-js-v3#3497), and an
+// x-amz-* header left to the default is hoisted into the query, where S3 does not check the
+// body against it (smithy-lang/smithy-typescript#1421): kept a header, it is enforced.
+const PART_SIGNABLE_HEADERS = new Set(["content-length", "content-md5"]);
+const PART_UNHOISTABLE_HEADERS = new Set(["x-amz-checksum-sha256"]);
 
 /** Above this a CopyObject is refused by S3; the copy goes part by part instead. */
 const MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024;
@@ -56,6 +63,7 @@ export class S3ObjectStore implements ObjectStore {
   private readonly s3: S3Client;
 
   private readonly putPresigner: PutPresigner;
+  private readonly postPresigner: PostPresigner;
   private readonly direct: DirectRequests;
 
   /** `capabilities`: what the storage behind this endpoint guarantees (AWS S3 by default). */
@@ -65,12 +73,17 @@ export class S3ObjectStore implements ObjectStore {
     this.capabilities = capabilities;
     const endpoints = new EndpointResolver(s3, bucket);
     this.putPresigner = new PutPresigner(s3, bucket, endpoints);
+    this.postPresigner = new PostPresigner(s3, bucket);
     this.direct = new DirectRequests(s3, endpoints);
   }
 
   async presignPut(key: string, b: PutBinding): Promise<PresignedRequest> {
     const { url, headers } = await this.putPresigner.presign(key, b);
     return { method: "PUT", url, headers, expiresAt: new Date(Date.now() + b.expiresIn * 1000) };
+  }
+
+  async presignPost(key: string, b: PostBinding): Promise<PresignedPost> {
+    return this.postPresigner.presign(key, b);
   }
 
   async presignGet(key: string, o: { contentType: string; contentDisposition: string; expiresIn: number }): Promise<PresignedRequest> {
@@ -84,9 +97,11 @@ export class S3ObjectStore implements ObjectStore {
     return { method: "GET", url, headers: {}, expiresAt: new Date(Date.now() + o.expiresIn * 1000) };
   }
 
-  async createMultipart(key: string, contentType: string): Promise<string> {
+  async createMultipart(key: string, contentType: string, opts: { sha256Parts?: boolean } = {}): Promise<string> {
+    // SHA-256 has only the COMPOSITE type in S3 (FULL_OBJECT is for the CRCs).
+    const checksum = opts.sha256Parts && this.capabilities.verifiesPartSha256 ? ({ ChecksumAlgorithm: "SHA256", ChecksumType: "COMPOSITE" } as const) : {};
     try {
-      const out = await this.s3.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType }));
+      const out = await this.s3.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType, ...checksum }));
       if (!out.UploadId) throw new Error("CreateMultipartUpload returned no UploadId");
       return out.UploadId;
     } catch (err) {
@@ -94,11 +109,23 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async presignPart(key: string, uploadId: string, partNumber: number, o: { contentLength: number; expiresIn: number }): Promise<PresignedRequest> {
-    const command = new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, ContentLength: o.contentLength });
-    // Part PUTs carry no Content-Type (Uppy and browsers send none); the length is bound.
-    const url = await getSignedUrl(this.s3, command, { expiresIn: o.expiresIn, signableHeaders: new Set(["content-length"]) });
-    return { method: "PUT", url, headers: {}, expiresAt: new Date(Date.now() + o.expiresIn * 1000) };
+  async presignPart(key: string, uploadId: string, partNumber: number, o: PartBinding): Promise<PresignedRequest> {
+    const headers: Record<string, string> = {};
+    if (o.md5Base64) headers["Content-MD5"] = o.md5Base64;
+    if (o.sha256Hex) headers["x-amz-checksum-sha256"] = Buffer.from(o.sha256Hex, "hex").toString("base64");
+    const command = new UploadPartCommand({
+      Bucket: this.bucket,
+      Key: key,
+      UploadId: uploadId,
+      PartNumber: partNumber,
+      ContentLength: o.contentLength,
+      ...(o.md5Base64 ? { ContentMD5: o.md5Base64 } : {}),
+      ...(o.sha256Hex ? { ChecksumSHA256: headers["x-amz-checksum-sha256"] } : {}),
+    });
+    // Part PUTs carry no Content-Type (Uppy and browsers send none); the length and any
+    // declared checksum are bound, so storage that checks them refuses other bytes.
+    const url = await getSignedUrl(this.s3, command, { expiresIn: o.expiresIn, signableHeaders: PART_SIGNABLE_HEADERS, unhoistableHeaders: PART_UNHOISTABLE_HEADERS });
+    return { method: "PUT", url, headers, expiresAt: new Date(Date.now() + o.expiresIn * 1000) };
   }
 
   async listParts(key: string, uploadId: string): Promise<StoredPart[]> {
@@ -108,7 +135,10 @@ export class S3ObjectStore implements ObjectStore {
       do {
         const out = await this.s3.send(new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }));
         for (const p of out.Parts ?? []) {
-          if (p.PartNumber !== undefined && p.ETag) parts.push({ partNumber: p.PartNumber, size: p.Size ?? 0, eTag: p.ETag });
+          if (p.PartNumber !== undefined && p.ETag) {
+            const sha256 = p.ChecksumSHA256 ? { sha256Hex: Buffer.from(p.ChecksumSHA256, "base64").toString("hex") } : {};
+            parts.push({ partNumber: p.PartNumber, size: p.Size ?? 0, eTag: p.ETag, ...sha256 });
+          }
         }
         marker = out.IsTruncated ? out.NextPartNumberMarker : undefined;
       } while (marker);
@@ -121,14 +151,16 @@ export class S3ObjectStore implements ObjectStore {
     return parts;
   }
 
-  async completeMultipart(key: string, uploadId: string, parts: { partNumber: number; eTag: string }[]): Promise<void> {
+  async completeMultipart(key: string, uploadId: string, parts: { partNumber: number; eTag: string; sha256Hex?: string }[]): Promise<void> {
     try {
       await this.s3.send(
         new CompleteMultipartUploadCommand({
           Bucket: this.bucket,
           Key: key,
           UploadId: uploadId,
-          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.eTag })) },
+          MultipartUpload: {
+            Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.eTag, ...(p.sha256Hex ? { ChecksumSHA256: Buffer.from(p.sha256Hex, "hex").toString("base64") } : {}) })),
+          },
         }),
       );
     } catch (err) {

@@ -1,6 +1,6 @@
 import Koa, { type Context, type Next } from "koa";
 import { Router } from "@koa/router";
-import { NotFoundError } from "@intake/domain";
+import { MIN_PART_SIZE, NotFoundError } from "@intake/domain";
 import type { Config, Logger } from "@intake/runtime";
 import type { ObjectStore } from "@intake/storage";
 import { requireApiKey, type ApiKeyAuthenticator } from "./http/auth.ts";
@@ -11,6 +11,11 @@ import { requestLog } from "./http/request-log.ts";
 import { openApiDocument } from "./openapi.ts";
 import { mountHealthRoutes, type Readiness } from "./routes/health.ts";
 import { mountUploadRoutes } from "./routes/uploads.ts";
+import { createUppyRouter } from "./routes/uppy.ts";
+import { createDemoRouter } from "./demo/routes.ts";
+import { DEV_TENANT } from "./dev-key.ts";
+import { mountSessionRoutes } from "./sessions/session-routes.ts";
+import { DEFAULT_SESSION_POLICY, UploadSessions, type SessionStore } from "./sessions/upload-sessions.ts";
 import { UploadService, type Processing, type UploadMetrics, type UploadRecords } from "./upload-service.ts";
 import { createAdminRouter, type AdminModuleContext } from "./admin/index.ts";
 import { adminPageErrors } from "./admin/views.ts";
@@ -25,6 +30,8 @@ export interface ApiDeps {
   logger: Logger;
   uploads: UploadRecords;
   apiKeys: ApiKeyAuthenticator;
+  /** Upload sessions (browser tokens, @intake/db UploadSessionRepository); absent: none are minted or accepted. */
+  uploadSessions?: SessionStore;
   /** Request budgets and failed-authentication limits, shared by every API process. */
   rateLimits: RateLimits;
   store: ObjectStore;
@@ -39,7 +46,7 @@ export interface ApiDeps {
 
 export function createRouter(deps: ApiDeps): Router {
   const { config } = deps;
-  const service = new UploadService({
+  const serviceOptions = {
     uploads: deps.uploads,
     store: deps.store,
     processing: deps.processing,
@@ -49,7 +56,12 @@ export function createRouter(deps: ApiDeps): Router {
     quotas: config.quotas,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.now ? { now: deps.now } : {}),
-  });
+  };
+  const service = new UploadService(serviceOptions);
+  // The one place session tokens are proven and scoped: the Bearer path and the Uppy routes call it alike.
+  const sessions = deps.uploadSessions
+    ? new UploadSessions({ store: deps.uploadSessions, uploads: service, policy: { ...DEFAULT_SESSION_POLICY, allowedTypes: config.policy.allowedTypes }, ...(deps.now ? { now: deps.now } : {}) })
+    : undefined;
   const openapi = JSON.stringify(
     openApiDocument({
       allowedTypes: config.policy.allowedTypes,
@@ -67,8 +79,23 @@ export function createRouter(deps: ApiDeps): Router {
     ctx.type = "application/json";
     ctx.body = openapi;
   });
+  // The Uppy routes prove the session token in their path, so they come before the API key's check.
+  const authenticate = requireApiKey({ keys: deps.apiKeys, ...(sessions ? { sessions } : {}), limits: deps.rateLimits, logger: deps.logger });
+  if (deps.uploadSessions) {
+    // Uppy 6 cuts files into parts of 5 MiB (S3's minimum) and every part URL is bound to its
+    // length, so uploads made through the Uppy routes are planned in parts of that size.
+    const uppyService = new UploadService({ ...serviceOptions, policy: { ...config.policy, partSize: MIN_PART_SIZE } });
+    const uppySessions = new UploadSessions({ store: deps.uploadSessions, uploads: uppyService, policy: { ...DEFAULT_SESSION_POLICY, allowedTypes: config.policy.allowedTypes }, ...(deps.now ? { now: deps.now } : {}) });
+    router.use(createUppyRouter({ sessions: uppySessions, authenticate, bodyLimitBytes: config.http.bodyLimitBytes }).routes());
+  }
+  if (sessions && config.demoPage) {
+    const mint = async () => sessions.mint(DEV_TENANT, { expiresIn: 3600, maxFiles: 100 });
+    router.use(createDemoRouter({ sessions: { mint }, multipartThreshold: config.policy.multipartThreshold, ...(config.http.publicUrl ? { publicUrl: config.http.publicUrl } : {}) }).routes());
+  }
   // Authentication before any body is read or URL signed.
-  router.use("/v1", requireApiKey({ keys: deps.apiKeys, limits: deps.rateLimits, logger: deps.logger }));
+  router.use("/v1", authenticate);
+  // Before the upload routes: a session caller is answered there, others fall through.
+  if (sessions) mountSessionRoutes(router, sessions, config.http.bodyLimitBytes);
   mountUploadRoutes(router, service, config.http.bodyLimitBytes);
   return router;
 }

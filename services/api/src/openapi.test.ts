@@ -6,7 +6,8 @@ import { openApiDocument } from "./openapi.ts";
 
 /** Router stack -> "METHOD /path/{param}" (HEAD is Koa's automatic twin of GET). */
 function routerOperations(): string[] {
-  const config = loadConfig({ S3_BUCKET: "intake-test" });
+  // The development demo page (GET /demo, POST /demo/session) is a page, not the API: off here.
+  const config = loadConfig({ S3_BUCKET: "intake-test", DEMO_PAGE: "false" });
   // Nothing is called here: the router is built only to read its stack.
   const unused = () => {
     throw new Error("not called in this test");
@@ -16,6 +17,7 @@ function routerOperations(): string[] {
     logger: createLogger({ level: "silent", name: "test" }),
     uploads: { create: unused, get: unused, list: unused, transition: unused },
     apiKeys: { authenticate: unused },
+    uploadSessions: { create: unused, authenticate: unused, revoke: unused, claim: unused, owns: unused },
     rateLimits: { admit: unused, admitKey: unused, reserveAttempt: unused, releaseAttempt: unused, recordFailure: unused },
     store: {} as ObjectStore,
     processing: { startChecks: unused },

@@ -3,6 +3,7 @@
  * test compares its paths and methods with the router's stack so the two cannot drift.
  */
 import { UPLOAD_STATUSES } from "@intake/domain";
+import { uppyPaths } from "./routes/uppy-openapi.ts";
 
 export interface OpenApiOptions {
   allowedTypes: readonly string[];
@@ -24,7 +25,8 @@ const limited = (description: string) => ({ description, headers: retryAfter, co
 
 const COMMON_ERRORS = {
   "400": error("Invalid request: malformed JSON, unknown field, or a value that breaks the policy"),
-  "401": error("Missing, unknown or revoked API key"),
+  "401": error("Missing, unknown or revoked API key; for an upload session token: session_unknown, session_expired or session_revoked"),
+  "403": error("An upload session token on a route it may not use (session_not_allowed), or past its limits (session_max_files, session_max_bytes, session_type_not_allowed)"),
   "404": error("No such upload for this tenant (another tenant's upload is also 404)"),
   "413": error("Body or declared size too large"),
   "415": error("Body is not application/json"),
@@ -69,8 +71,8 @@ export function openApiDocument(o: OpenApiOptions): Record<string, unknown> {
           parameters: [{ name: "Idempotency-Key", in: "header", required: false, schema: { type: "string", maxLength: 255 }, description: "A retry with the same key returns the same upload." }],
           requestBody: { required: true, content: json(ref("CreateUpload")) },
           responses: {
-            "201": { description: "Upload declared", content: json({ oneOf: [ref("SingleUploadCreated"), ref("MultipartUploadCreated")] }) },
-            "200": { description: "Idempotent replay: the upload created by the first request (Idempotent-Replayed: true)", content: json({ oneOf: [ref("SingleUploadCreated"), ref("MultipartUploadCreated")] }) },
+            "201": { description: "Upload declared", content: json({ oneOf: [ref("SingleUploadCreated"), ref("SinglePostUploadCreated"), ref("MultipartUploadCreated")] }) },
+            "200": { description: "Idempotent replay: the upload created by the first request (Idempotent-Replayed: true)", content: json({ oneOf: [ref("SingleUploadCreated"), ref("SinglePostUploadCreated"), ref("MultipartUploadCreated")] }) },
             "409": error("Idempotency-Key reused for a different request, or its upload is no longer pending"),
             ...COMMON_ERRORS,
             "429": limited(
@@ -92,7 +94,20 @@ export function openApiDocument(o: OpenApiOptions): Record<string, unknown> {
         },
       },
       "/v1/uploads/{id}": {
-        get: { summary: "Status and details of an upload", parameters: [idParam], responses: { "200": { description: "The upload", content: json(ref("UploadEnvelope")) }, ...COMMON_ERRORS } },
+        get: {
+          summary: "Status and details of an upload; with wait, a long-poll for its verdict",
+          parameters: [
+            idParam,
+            {
+              name: "wait",
+              in: "query",
+              required: false,
+              schema: { type: "integer", minimum: 0, maximum: 20, default: 0 },
+              description: "Seconds to hold the request while the status is not terminal (verified, quarantined, expired, aborted); the answer comes as soon as it is, or with the current status when the wait ends. Loop on it to wait for a verdict (invalid_wait outside 0..20).",
+            },
+          ],
+          responses: { "200": { description: "The upload", content: json(ref("UploadEnvelope")) }, ...COMMON_ERRORS },
+        },
         delete: {
           summary: "Abort a pending upload (aborts the multipart upload, deletes any stored bytes)",
           parameters: [idParam],
@@ -108,9 +123,26 @@ export function openApiDocument(o: OpenApiOptions): Record<string, unknown> {
             content: json({
               type: "object",
               additionalProperties: false,
-              required: ["partNumbers"],
+              description: "Exactly one of partNumbers (no checksums) or parts (with per-part checksums).",
+              oneOf: [{ required: ["partNumbers"] }, { required: ["parts"] }],
               properties: {
                 partNumbers: { type: "array", items: { type: "integer", minimum: 1, maximum: 10000 }, minItems: 1, maxItems: o.maxPartsPerRequest ?? 100, uniqueItems: true, description: "Each within the upload's part count, each once (too_many_part_numbers, duplicate_part_number, invalid_part_numbers)" },
+                parts: {
+                  type: "array",
+                  minItems: 1,
+                  maxItems: o.maxPartsPerRequest ?? 100,
+                  description: "Parts with the checksums of their bytes; each declared checksum is signed into that part's URL and returned in its headers (Content-MD5, x-amz-checksum-sha256), which the part PUT must send. Same limits as partNumbers; a malformed checksum is invalid_checksum.",
+                  items: {
+                    type: "object",
+                    additionalProperties: false,
+                    required: ["partNumber"],
+                    properties: {
+                      partNumber: { type: "integer", minimum: 1, maximum: 10000 },
+                      md5: { type: "string", pattern: "^[A-Za-z0-9+/]{22}==$", description: "Base64 of the part's 16-byte MD5 digest (as in Content-MD5). Enforced by AWS S3 and Ceph RGW (400 BadDigest)." },
+                      sha256: { type: "string", pattern: "^[0-9a-fA-F]{64}$", description: "Hex SHA-256 of the part; sent base64 as x-amz-checksum-sha256. Enforced by AWS S3; Ceph RGW 16 ignores it (the header is still signed). On storage that verifies part sha256s (STORAGE_KIND aws) it is required on every part of an upload that declared its sha256 (part_checksum_required) and refused on any other (part_checksum_unsupported)." },
+                    },
+                  },
+                },
                 expiresIn: { type: "integer", minimum: 60, description: "Part URL lifetime; never past the multipart upload's own expiry" },
               },
             }),
@@ -142,6 +174,27 @@ export function openApiDocument(o: OpenApiOptions): Record<string, unknown> {
           responses: { "200": { description: "Uploaded (repeating is harmless)", content: json(ref("UploadEnvelope")) }, "409": error("Object missing, size mismatch, upload not pending, or a multipart upload past its expiresAt (multipart_upload_expired); state unchanged"), ...COMMON_ERRORS },
         },
       },
+      "/v1/upload-sessions": {
+        post: {
+          summary: "Mint an upload session: a short-lived token a browser uses instead of the API key (API key only)",
+          description:
+            "The token (is_<id>_<secret>, shown once, stored hashed) may only create uploads within the session's limits (its metadata merged over the client's), complete and abort them, sign and list their parts, and read their status: as Authorization: Bearer on /v1/uploads, or in the path of the Uppy routes. Every other route answers it 403 session_not_allowed; another session's or tenant's upload is 404. Created uploads count against maxFiles and maxBytes even when aborted.",
+          requestBody: { required: false, content: json(ref("CreateUploadSession")) },
+          responses: {
+            "201": { description: "Session minted", content: json({ type: "object", required: ["token", "expiresAt", "session"], properties: { token: { type: "string", pattern: "^is_[a-z0-9]{16}_[A-Za-z0-9_-]{43}$", description: "A bearer credential: do not log it" }, expiresAt: { type: "string", format: "date-time" }, session: ref("UploadSession") } }) },
+            ...COMMON_ERRORS,
+          },
+        },
+      },
+      "/v1/upload-sessions/{id}": {
+        delete: {
+          summary: "Revoke an upload session of this tenant (its token stops at once; repeating is harmless)",
+          parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" } }],
+          responses: { "200": { description: "Revoked", content: json({ type: "object", required: ["session"], properties: { session: ref("UploadSession") } }) }, ...COMMON_ERRORS },
+        },
+      },
+      // The Companion-style routes @uppy/aws-s3 6.x calls (routes/uppy.ts).
+      ...uppyPaths(),
       "/v1/uploads/{id}/download": {
         get: {
           summary: "Redirect to a short presigned GET (verified uploads only; attachment, verified type)",
@@ -151,7 +204,7 @@ export function openApiDocument(o: OpenApiOptions): Record<string, unknown> {
       },
     },
     components: {
-      securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "API key: Authorization: Bearer ik_live_..." } },
+      securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "API key: Authorization: Bearer ik_live_... (or an upload session token, is_..., on the routes it may use)" } },
       schemas: {
         Error: {
           type: "object",
@@ -167,15 +220,54 @@ export function openApiDocument(o: OpenApiOptions): Record<string, unknown> {
             filename: { type: "string", maxLength: 255, description: "Display name only; never part of the object key. No control, bidi, zero-width or other invisible characters (U+200B-U+200D, U+2060, U+FEFF, ...), no path separators." },
             contentType: { type: "string", enum: [...o.allowedTypes] },
             size: { type: "integer", minimum: 1, maximum: o.maxSize, description: `Exact size in bytes, bound into the signature. Above ${o.multipartThreshold} bytes the upload is multipart.` },
-            sha256: { type: "string", pattern: "^[0-9a-fA-F]{64}$", description: "Bound as x-amz-checksum-sha256; the pipeline recomputes it." },
-            md5: { type: "string", description: "Base64 MD5 as in Content-MD5; bound into the signature (single PUT only)." },
+            sha256: { type: "string", pattern: "^[0-9a-fA-F]{64}$", description: "Hex SHA-256 of the whole object. Single PUT: signed in as x-amz-checksum-sha256 (base64; returned in headers; AWS S3 refuses other bytes, Ceph RGW 16 does not check it). Both kinds: the pipeline hashes the stored bytes and quarantines the upload (checksum_mismatch) when they differ." },
+            md5: { type: "string", pattern: "^[A-Za-z0-9+/]{22}==$", description: "Base64 of the 16-byte MD5 digest, as in Content-MD5; signed in and returned in headers (single PUT only; refused for multipart: declare per-part md5 on the parts call). AWS S3 and Ceph RGW refuse other bytes (400 BadDigest)." },
             metadata: { type: "object", additionalProperties: { type: "string", maxLength: 512, description: "No control or bidi characters" }, maxProperties: 16 },
+            method: { enum: ["PUT", "POST"], default: "PUT", description: "POST: a presigned form upload (single uploads only: post_single_only; not with md5: md5_needs_put). Its policy pins the key, the Content-Type and the exact size (content-length-range [size, size])." },
             expiresIn: { type: "integer", minimum: 60, description: "Single PUT: the URL's lifetime. Multipart: the whole upload's life (default and cap: the multipart TTL); part URLs end by then, complete is refused after it, and the reaper aborts it." },
           },
           description: `JSON bodies are limited to ${o.bodyLimitBytes} bytes.`,
         },
         SingleUploadCreated: {
           allOf: [presigned, { type: "object", required: ["upload", "kind"], properties: { upload: ref("Upload"), kind: { const: "single" } } }],
+        },
+        SinglePostUploadCreated: {
+          type: "object",
+          required: ["upload", "kind", "method", "url", "fields", "expiresAt"],
+          description: "POST url as multipart/form-data: every field (in any order), then the file last.",
+          properties: {
+            upload: ref("Upload"),
+            kind: { const: "single" },
+            method: { const: "POST" },
+            url: { type: "string", format: "uri" },
+            fields: { type: "object", additionalProperties: { type: "string" }, description: "Form fields, key and the signed Policy among them. A bearer credential until expiresAt." },
+            expiresAt: { type: "string", format: "date-time" },
+          },
+        },
+        CreateUploadSession: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            expiresIn: { type: "integer", minimum: 60, maximum: 86400, default: 900 },
+            maxFiles: { type: "integer", minimum: 1, maximum: 1000, default: 10 },
+            maxBytes: { type: ["integer", "null"], minimum: 1, description: "Total declared bytes; absent: only the per-file maximum" },
+            allowedTypes: { type: "array", minItems: 1, maxItems: 100, items: { type: "string", enum: [...o.allowedTypes] }, description: "A subset of the deployment's types (else 400 session_type_not_allowed); absent: all of them" },
+            metadata: { type: "object", additionalProperties: { type: "string", maxLength: 512 }, maxProperties: 16, description: "Merged into every upload's metadata, over the client's" },
+          },
+        },
+        UploadSession: {
+          type: "object",
+          properties: {
+            id: { type: "string" },
+            expiresAt: { type: "string", format: "date-time" },
+            revokedAt: { type: ["string", "null"], format: "date-time" },
+            maxFiles: { type: "integer" },
+            maxBytes: { type: ["integer", "null"] },
+            allowedTypes: { type: "array", items: { type: "string" } },
+            metadata: { type: "object", additionalProperties: { type: "string" } },
+            filesUsed: { type: "integer" },
+            bytesUsed: { type: "integer" },
+          },
         },
         MultipartUploadCreated: {
           type: "object",

@@ -2,7 +2,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { once } from "node:events";
 import type Koa from "koa";
-import { AdminSessionRepository, AdminUserRepository, ApiKeyRepository, AuditLog, migrate, openDatabase, pingDatabase, UploadRepository } from "@intake/db";
+import { AdminSessionRepository, AdminUserRepository, ApiKeyRepository, AuditLog, migrate, openDatabase, pingDatabase, UploadRepository, UploadSessionRepository } from "@intake/db";
 import { createPipelineHealth, createProducerConnection, RedisReceiveLag, StageQueues, STAGES, stageFor } from "@intake/pipeline";
 import type { Upload } from "@intake/domain";
 import { createLogger, type Config, type Logger } from "@intake/runtime";
@@ -126,6 +126,7 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
       logger,
       uploads,
       apiKeys: cacheAuthentications(new ApiKeyRepository(db), { ttlMs: AUTH_CACHE_TTL_MS }),
+      uploadSessions: new UploadSessionRepository(db),
       rateLimits,
       store,
       processing: { startChecks },

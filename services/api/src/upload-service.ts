@@ -12,7 +12,7 @@ import {
   ARRIVED_STATUSES,
   urlTtl,
   validateDeclaration,
-  validatePartNumbers,
+  validatePartRequests,
   type RawDeclaration,
   type TenantQuotas,
   type Upload,
@@ -20,9 +20,9 @@ import {
   type UploadPolicy,
   type UploadStatus,
 } from "@intake/domain";
-import type { UploadRepository } from "@intake/db";
+import type { Atomic, UploadRepository } from "@intake/db";
 import { verifiedContentType } from "@intake/pipeline";
-import { StorageRequestError, type ObjectStore, type PresignedRequest, type StoredPart } from "@intake/storage";
+import { StorageRequestError, type ObjectStore, type PresignedPost, type PresignedRequest, type StoredPart } from "@intake/storage";
 
 /**
  * The API's use cases, free of HTTP: declare an upload (and sign its URL), sign part URLs,
@@ -60,10 +60,18 @@ export interface UploadServiceOptions {
 
 export interface CreateInput extends RawDeclaration {
   expiresIn?: unknown;
+  /** "PUT" (default) or "POST" (a presigned form upload, single uploads only). */
+  method?: unknown;
 }
 
+/**
+ * Further claims on a new upload, run in the unit of work that writes its row (an upload
+ * session's budget, sessions/upload-sessions.ts): a refusal writes nothing.
+ */
+export type CreateClaims = (tx: Atomic, upload: { id: string; size: number }) => Promise<void>;
+
 export type CreateResult =
-  | { kind: "single"; upload: Upload; replayed: boolean; request: PresignedRequest }
+  | { kind: "single"; upload: Upload; replayed: boolean; request: PresignedRequest | PresignedPost }
   | { kind: "multipart"; upload: Upload; replayed: boolean; partSize: number; partCount: number; expiresAt: Date };
 
 export interface SignedPart extends PresignedRequest {
@@ -96,8 +104,9 @@ export class UploadService {
    * URL that exists has a record (and the reaper something to expire). With an
    * Idempotency-Key a retry gets the same upload, with a URL that expires when the first did.
    */
-  async create(tenantId: string, input: CreateInput, idempotencyKey?: string): Promise<CreateResult> {
+  async create(tenantId: string, input: CreateInput, idempotencyKey?: string, claims?: CreateClaims): Promise<CreateResult> {
     const declaration = validateDeclaration(input, this.o.policy);
+    const method = uploadMethod(input.method, declaration);
     const ttl = declaration.multipart ? multipartLifetime(input.expiresIn, this.o.multipartWindowSeconds) : urlTtl(input.expiresIn, this.o.policy);
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw new InvalidRequestError("invalid_idempotency_key", "Idempotency-Key must be 1-255 visible ASCII characters");
@@ -106,6 +115,7 @@ export class UploadService {
     const now = this.now();
     const id = newUploadId(now);
     const key = objectKey("pending", tenantId, id);
+    const alongside = claims ? (tx: Atomic) => claims(tx, { id, size: declaration.size }) : undefined;
     const base = {
       id,
       tenantId,
@@ -120,10 +130,13 @@ export class UploadService {
     };
 
     if (!declaration.multipart) {
-      const { upload, created } = await this.o.uploads.create({ ...base, multipart: null, urlExpiresAt: new Date(now.getTime() + ttl * 1000) }, now, this.o.quotas);
+      const { upload, created } = await this.o.uploads.create({ ...base, multipart: null, urlExpiresAt: new Date(now.getTime() + ttl * 1000) }, now, this.o.quotas, alongside);
       if (upload.multipart) throw new ConflictError("idempotency_key_reused", "this Idempotency-Key was already used for a different request");
       const expiresIn = created ? ttl : this.replayLifetime(upload, now);
-      const request = await this.o.store.presignPut(upload.objectKey, putBinding(upload, expiresIn));
+      const request =
+        method === "POST"
+          ? await this.o.store.presignPost(upload.objectKey, { contentType: upload.declaredType, contentLength: upload.declaredSize, expiresIn })
+          : await this.o.store.presignPut(upload.objectKey, putBinding(upload, expiresIn));
       if (created) this.o.metrics?.uploadCreated("single");
       return { kind: "single", upload, replayed: !created, request };
     }
@@ -133,11 +146,13 @@ export class UploadService {
     // again, so no parts can be stored under an upload nobody knows about.
     // The row's urlExpiresAt is the multipart upload's whole life (expiresIn): part URLs end
     // by then, complete is refused after it, and the reaper aborts it from that field alone.
-    const storageUploadId = await this.o.store.createMultipart(key, declaration.contentType);
+    // Where storage verifies part sha256s (AWS S3), a declared sha256 makes the upload one
+    // whose every part must carry its own (partSha256Required), so storage checks each part.
+    const storageUploadId = await this.o.store.createMultipart(key, declaration.contentType, { sha256Parts: declaration.sha256 !== undefined });
     let result: { upload: Upload; created: boolean };
     try {
       const lifeEnd = new Date(now.getTime() + ttl * 1000);
-      result = await this.o.uploads.create({ ...base, multipart: { ...declaration.multipart, storageUploadId }, urlExpiresAt: lifeEnd }, now, this.o.quotas);
+      result = await this.o.uploads.create({ ...base, multipart: { ...declaration.multipart, storageUploadId }, urlExpiresAt: lifeEnd }, now, this.o.quotas, alongside);
     } catch (err) {
       await this.o.store.abortMultipart(key, storageUploadId).catch(() => undefined);
       throw err;
@@ -184,21 +199,45 @@ export class UploadService {
     return { items: page.items, nextCursor: page.next ? encodeCursor(page.next) : null };
   }
 
-  async signParts(tenantId: string, id: string, input: { partNumbers?: unknown; expiresIn?: unknown }): Promise<SignedPart[]> {
+  /**
+   * Part URLs, for `partNumbers` or for `parts` with per-part checksums (md5 base64, sha256
+   * hex), each bound into its URL: the client then sends the headers each part returns.
+   */
+  async signParts(tenantId: string, id: string, input: { partNumbers?: unknown; parts?: unknown; expiresIn?: unknown }): Promise<SignedPart[]> {
     const upload = await this.pendingMultipart(tenantId, id);
     const plan = upload.multipart!;
-    const numbers = validatePartNumbers(input.partNumbers, plan, this.o.maxPartsPerRequest);
+    const requested = validatePartRequests(input, plan, this.o.maxPartsPerRequest);
+    this.checkPartSha256s(upload, requested);
     // A part URL never outlives its upload: its lifetime is cut to what the upload has left.
     const left = Math.floor((upload.urlExpiresAt.getTime() - this.now().getTime()) / 1000);
     if (left < 1) throw multipartExpired(upload);
     const ttl = Math.min(urlTtl(input.expiresIn, this.o.policy), left);
     return Promise.all(
-      numbers.map(async (partNumber) => {
+      requested.map(async ({ partNumber, md5, sha256 }) => {
         const size = partLength(upload.declaredSize, plan, partNumber);
-        const request = await this.o.store.presignPart(upload.objectKey, plan.storageUploadId, partNumber, { contentLength: size, expiresIn: ttl });
+        const binding = { contentLength: size, expiresIn: ttl, ...(md5 ? { md5Base64: md5 } : {}), ...(sha256 ? { sha256Hex: sha256 } : {}) };
+        const request = await this.o.store.presignPart(upload.objectKey, plan.storageUploadId, partNumber, binding);
         return { ...request, partNumber, size };
       }),
     );
+  }
+
+  /**
+   * Storage that verifies part sha256s (capabilities.verifiesPartSha256) needs one on every
+   * part of an upload created with them and refuses one on any other upload: both are
+   * refused here, with a clear error, instead of by storage at PUT time.
+   */
+  private checkPartSha256s(upload: Upload, requested: { partNumber: number; sha256?: string }[]): void {
+    if (!this.o.store.capabilities.verifiesPartSha256) return;
+    if (partSha256Required(upload, this.o.store)) {
+      const missing = requested.filter((p) => p.sha256 === undefined).map((p) => p.partNumber);
+      if (missing.length > 0) {
+        throw new InvalidRequestError("part_checksum_required", "this upload declared a sha256: every part needs its own sha256 (parts: [{partNumber, sha256}])", { missing: missing.slice(0, 100) });
+      }
+    } else {
+      const given = requested.find((p) => p.sha256 !== undefined);
+      if (given) throw new InvalidRequestError("part_checksum_unsupported", "part sha256s can be bound only on an upload that declared its sha256 on create", { partNumber: given.partNumber });
+    }
   }
 
   /** The parts storage holds, so a client can resume; 501 where storage has no ListParts. */
@@ -247,13 +286,27 @@ export class UploadService {
 
   private async completeMultipart(upload: Upload, parts: { partNumber: number; eTag: string }[]): Promise<void> {
     try {
-      await this.o.store.completeMultipart(upload.objectKey, upload.multipart!.storageUploadId, parts);
+      await this.o.store.completeMultipart(upload.objectKey, upload.multipart!.storageUploadId, await this.withPartSha256s(upload, parts));
     } catch (err) {
       // NoSuchUpload after an earlier complete that reached storage but not the database
       // (a crash, a timeout): the object is there and the HeadObject below decides.
       if (err instanceof StorageRequestError && err.storageCode === "NoSuchUpload") return;
       throw err;
     }
+  }
+
+  /**
+   * CompleteMultipartUpload of an upload created with part sha256s must name each part's
+   * checksum: the ones storage verified and keeps (ListParts), so the client's complete call
+   * stays {partNumber, etag} (as Uppy sends it).
+   */
+  private async withPartSha256s(upload: Upload, parts: { partNumber: number; eTag: string }[]): Promise<{ partNumber: number; eTag: string; sha256Hex?: string }[]> {
+    if (!partSha256Required(upload, this.o.store)) return parts;
+    const stored = new Map((await this.o.store.listParts(upload.objectKey, upload.multipart!.storageUploadId)).map((p) => [p.partNumber, p.sha256Hex]));
+    return parts.map((p) => {
+      const sha256Hex = stored.get(p.partNumber);
+      return sha256Hex ? { ...p, sha256Hex } : p;
+    });
   }
 
   /**
@@ -329,6 +382,27 @@ function multipartLifetime(requested: unknown, maxSeconds: number): number {
     throw new InvalidRequestError("invalid_expiry", `expiresIn of a multipart upload must be an integer from 60 to ${maxSeconds} seconds`);
   }
   return requested;
+}
+
+/**
+ * How the client sends a single upload's bytes. POST is a form with a signed policy
+ * (post-presigner.ts): single uploads only, since parts are PUTs. Content-MD5 is bound only
+ * into a PUT's signature (a POST policy has no condition S3 checks against the body's MD5),
+ * so an upload declaring md5 is a PUT; a declared sha256 is still compared by the pipeline.
+ */
+function uploadMethod(raw: unknown, d: UploadDeclaration): "PUT" | "POST" {
+  if (raw === undefined || raw === "PUT") return "PUT";
+  if (raw !== "POST") throw new InvalidRequestError("invalid_method", 'method must be "PUT" or "POST"');
+  if (d.multipart) {
+    throw new InvalidRequestError("post_single_only", `a presigned POST is for single uploads; ${d.size} bytes get a multipart upload (PUT parts): leave method out`, { size: d.size });
+  }
+  if (d.md5) throw new InvalidRequestError("md5_needs_put", "md5 is bound into a presigned PUT only; leave method out or declare sha256 instead");
+  return "POST";
+}
+
+/** A multipart upload created with ChecksumAlgorithm SHA256: declared sha256, on storage that verifies part sha256s. */
+function partSha256Required(upload: Upload, store: ObjectStore): boolean {
+  return upload.multipart !== null && upload.declaredSha256 !== null && store.capabilities.verifiesPartSha256;
 }
 
 function notMultipart(id: string): InvalidRequestError {

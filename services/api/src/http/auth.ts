@@ -2,12 +2,24 @@ import type { Context, Next } from "koa";
 import { createHash } from "node:crypto";
 import { UnauthenticatedError } from "@intake/domain";
 import type { Logger } from "@intake/runtime";
+import { sessionIdOf } from "@intake/db";
+import { sessionNotAllowed, type SessionGrant } from "../sessions/upload-sessions.ts";
 import { keyIdOf, limitAddress, type RateLimits, type Requester } from "./rate-limits.ts";
 
-/** What the API needs to know about the caller: one tenant, one key. */
+/**
+ * What the API needs to know about the caller: one tenant, one key. A caller holding an
+ * upload session token (`is_...`) has `session` (and keyId `session:<id>`): it may use only
+ * the routes that ask uploaderOf, never the ones that ask callerOf.
+ */
 export interface Caller {
   tenantId: string;
   keyId: string;
+  session?: SessionGrant;
+}
+
+/** Proves upload session tokens (sessions/upload-sessions.ts UploadSessions). */
+export interface SessionAuthenticator {
+  authenticate(token: string): Promise<SessionGrant | null>;
 }
 
 export interface ApiKeyAuthenticator {
@@ -20,6 +32,8 @@ const BEARER = /^Bearer[ ]+([^\s]+)[ ]*$/i;
 
 export interface AuthOptions {
   keys: ApiKeyAuthenticator;
+  /** Absent: session tokens are unknown keys. */
+  sessions?: SessionAuthenticator;
   limits: RateLimits;
   logger: Logger;
 }
@@ -57,7 +71,8 @@ export function requireApiKey(o: AuthOptions) {
       await o.limits.reserveAttempt(who);
       let caller: Caller | null;
       try {
-        caller = await o.keys.authenticate(presented);
+        // A session token is never cached: a revoked one stops at once.
+        caller = sessionIdOf(presented) !== null && o.sessions ? await sessionCaller(o.sessions, presented) : await o.keys.authenticate(presented);
       } catch (err) {
         // Not a failed authentication (the store is down): the reservation is given back.
         await o.limits.releaseAttempt(who);
@@ -89,9 +104,11 @@ export function requireApiKey(o: AuthOptions) {
     const { caller, reserved } = known ? { caller: known, reserved: false } : presented ? await checkOnce(presented, who) : { caller: null, reserved: false };
     if (!caller) {
       const outcome = await o.limits.recordFailure(who, reserved);
-      const reason = !header ? "missing" : !presented ? "not_bearer" : keyId ? "unknown_or_revoked" : "malformed";
-      o.logger.warn({ event: "authentication_failed", reason, keyId, address: ctx.ip, blocked: outcome.blocked, requestId: ctx.state.requestId }, "authentication failed");
+      const sessionId = presented ? sessionIdOf(presented) : null;
+      const reason = !header ? "missing" : !presented ? "not_bearer" : keyId || sessionId ? "unknown_or_revoked" : "malformed";
+      o.logger.warn({ event: "authentication_failed", reason, keyId: keyId ?? (sessionId ? `session:${sessionId}` : null), address: ctx.ip, blocked: outcome.blocked, requestId: ctx.state.requestId }, "authentication failed");
       if (outcome.blocked) throw outcome.error;
+      if (presented && sessionIdOf(presented) !== null && o.sessions) throw new UnauthenticatedError("the upload session token is unknown", "session_unknown");
       throw presented ? new UnauthenticatedError("the API key is unknown or revoked") : new UnauthenticatedError();
     }
     // Counted now that the secret is proven (and a seeded development key, which has no key
@@ -102,7 +119,23 @@ export function requireApiKey(o: AuthOptions) {
   };
 }
 
+async function sessionCaller(sessions: SessionAuthenticator, token: string): Promise<Caller | null> {
+  const session = await sessions.authenticate(token);
+  return session ? { tenantId: session.tenantId, keyId: `session:${session.id}`, session } : null;
+}
+
+/**
+ * The API-key caller of a route. An upload session token is refused here (403
+ * session_not_allowed): every route is closed to sessions unless it asks uploaderOf instead.
+ */
 export function callerOf(ctx: Context): Caller {
+  const caller = uploaderOf(ctx);
+  if (caller.session) throw sessionNotAllowed();
+  return caller;
+}
+
+/** The caller of a route that an upload session may use too (it must then scope by caller.session). */
+export function uploaderOf(ctx: Context): Caller {
   const caller = ctx.state.caller as Caller | undefined;
   // Routes that call this are mounted behind requireApiKey; reaching here without a caller
   // is a wiring bug, and refusing is the safe answer.

@@ -5,14 +5,15 @@ import { readJsonObject, rejectUnknownFields } from "../http/json-body.ts";
 import type { PresignedRequest } from "@intake/storage";
 import type { CreateResult, UploadService } from "../upload-service.ts";
 import { uploadView } from "@intake/domain";
+import { parseWaitSeconds, waitUntilTerminal } from "../upload-wait.ts";
 
 /**
  * /v1/uploads: thin handlers. Each reads and shape-checks the request, calls one use case
  * and writes the response. Presigned URLs appear in response bodies (create, parts) and in
  * the download redirect only, with Cache-Control: no-store: they are bearer credentials.
  */
-export const CREATE_FIELDS = ["filename", "contentType", "size", "sha256", "md5", "metadata", "expiresIn"] as const;
-export const PARTS_FIELDS = ["partNumbers", "expiresIn"] as const;
+export const CREATE_FIELDS = ["filename", "contentType", "size", "sha256", "md5", "metadata", "expiresIn", "method"] as const;
+export const PARTS_FIELDS = ["partNumbers", "parts", "expiresIn"] as const;
 export const COMPLETE_FIELDS = ["parts"] as const;
 
 export function mountUploadRoutes(router: Router, uploads: UploadService, bodyLimitBytes: number): void {
@@ -46,7 +47,24 @@ export function mountUploadRoutes(router: Router, uploads: UploadService, bodyLi
 
   router.get("/v1/uploads/:id", async (ctx) => {
     const { tenantId } = callerOf(ctx);
-    ctx.body = { upload: uploadView(await uploads.get(tenantId, ctx.params.id!)) };
+    const id = ctx.params.id!;
+    const waitSeconds = parseWaitSeconds(queryParam(ctx, "wait"));
+    let upload = await uploads.get(tenantId, id);
+    if (waitSeconds > 0) {
+      // Long-poll: held until the status is terminal or the wait ends; a client that
+      // disconnects first ends the wait (the response's close before it finished).
+      const gone = new AbortController();
+      const onClose = () => {
+        if (!ctx.res.writableFinished) gone.abort();
+      };
+      ctx.res.once("close", onClose);
+      try {
+        upload = await waitUntilTerminal(() => uploads.get(tenantId, id), upload, { seconds: waitSeconds, signal: gone.signal });
+      } finally {
+        ctx.res.off("close", onClose);
+      }
+    }
+    ctx.body = { upload: uploadView(upload) };
   });
 
   router.post("/v1/uploads/:id/parts", async (ctx) => {
@@ -89,9 +107,12 @@ export function mountUploadRoutes(router: Router, uploads: UploadService, bodyLi
   });
 }
 
-function createResponse(r: CreateResult) {
+export function createResponse(r: CreateResult) {
   if (r.kind === "single") {
-    return { upload: uploadView(r.upload), kind: "single", ...presigned(r.request) };
+    const request = r.request;
+    // A form upload: POST `url` as multipart/form-data with every field, then the file.
+    if (request.method === "POST") return { upload: uploadView(r.upload), kind: "single", method: "POST", url: request.url, fields: request.fields, expiresAt: request.expiresAt.toISOString() };
+    return { upload: uploadView(r.upload), kind: "single", ...presigned(request) };
   }
   return {
     upload: uploadView(r.upload),
@@ -103,7 +124,7 @@ function createResponse(r: CreateResult) {
   };
 }
 
-function presigned(p: PresignedRequest) {
+export function presigned(p: PresignedRequest) {
   return { method: p.method, url: p.url, headers: p.headers, expiresAt: p.expiresAt.toISOString() };
 }
 

@@ -1,0 +1,94 @@
+import type { Context, Next } from "koa";
+import type { Router } from "@koa/router";
+import { uploadView } from "@intake/domain";
+import { callerOf, uploaderOf } from "../http/auth.ts";
+import { readJsonObject, rejectUnknownFields } from "../http/json-body.ts";
+import { COMPLETE_FIELDS, CREATE_FIELDS, createResponse, PARTS_FIELDS, presigned } from "../routes/uploads.ts";
+import { MINT_FIELDS, type SessionGrant, type UploadSessions } from "./upload-sessions.ts";
+
+/**
+ * /v1/upload-sessions (API key only): mint and revoke. And the /v1/uploads routes a session
+ * token may use, mounted before the API key's handlers of the same paths: a session caller is
+ * answered here, scoped to its own uploads; any other caller falls through (next) to them.
+ * Every other route refuses a session (callerOf: 403 session_not_allowed).
+ */
+export function mountSessionRoutes(router: Router, sessions: UploadSessions, bodyLimitBytes: number): void {
+  const body = async (ctx: Context, allowed: readonly string[]) => {
+    const json = await readJsonObject(ctx.req, bodyLimitBytes);
+    rejectUnknownFields(json, allowed);
+    return json;
+  };
+
+  router.post("/v1/upload-sessions", async (ctx) => {
+    const { tenantId } = callerOf(ctx);
+    const minted = await sessions.mint(tenantId, await body(ctx, MINT_FIELDS));
+    // The token is a bearer credential: shown once, never cached.
+    ctx.set("Cache-Control", "no-store");
+    ctx.status = 201;
+    ctx.set("Location", `/v1/upload-sessions/${minted.session.id}`);
+    ctx.body = { token: minted.token, expiresAt: minted.expiresAt.toISOString(), session: minted.session };
+  });
+
+  router.delete("/v1/upload-sessions/:id", async (ctx) => {
+    const { tenantId } = callerOf(ctx);
+    ctx.body = { session: await sessions.revoke(tenantId, ctx.params.id!) };
+  });
+
+  /** The handler for a session caller; others go on to the API key's handler of the same route. */
+  const forSession = (handle: (ctx: Context, session: SessionGrant) => Promise<void>) => async (ctx: Context, next: Next) => {
+    const session = uploaderOf(ctx).session;
+    if (!session) return next();
+    await handle(ctx, session);
+  };
+
+  router.post(
+    "/v1/uploads",
+    forSession(async (ctx, session) => {
+      const input = await body(ctx, CREATE_FIELDS);
+      const result = await sessions.create(session, input, ctx.get("idempotency-key") || undefined);
+      ctx.set("Cache-Control", "no-store");
+      if (result.replayed) ctx.set("Idempotent-Replayed", "true");
+      ctx.status = result.replayed ? 200 : 201;
+      ctx.set("Location", `/v1/uploads/${result.upload.id}`);
+      ctx.body = createResponse(result);
+    }),
+  );
+
+  router.get(
+    "/v1/uploads/:id",
+    forSession(async (ctx, session) => {
+      ctx.body = { upload: uploadView(await sessions.get(session, ctx.params.id!)) };
+    }),
+  );
+
+  router.post(
+    "/v1/uploads/:id/parts",
+    forSession(async (ctx, session) => {
+      const parts = await sessions.signParts(session, ctx.params.id!, await body(ctx, PARTS_FIELDS));
+      ctx.set("Cache-Control", "no-store");
+      ctx.body = { parts: parts.map((p) => ({ partNumber: p.partNumber, size: p.size, ...presigned(p) })) };
+    }),
+  );
+
+  router.get(
+    "/v1/uploads/:id/parts",
+    forSession(async (ctx, session) => {
+      const parts = await sessions.listParts(session, ctx.params.id!);
+      ctx.body = { parts: parts.map((p) => ({ partNumber: p.partNumber, size: p.size, etag: p.eTag })) };
+    }),
+  );
+
+  router.post(
+    "/v1/uploads/:id/complete",
+    forSession(async (ctx, session) => {
+      ctx.body = { upload: uploadView(await sessions.complete(session, ctx.params.id!, await body(ctx, COMPLETE_FIELDS))) };
+    }),
+  );
+
+  router.delete(
+    "/v1/uploads/:id",
+    forSession(async (ctx, session) => {
+      ctx.body = { upload: uploadView(await sessions.abort(session, ctx.params.id!)) };
+    }),
+  );
+}
