@@ -4,40 +4,22 @@
  * calls return against that served document and checks the field lists below against its
  * schemas, so a field added on one side and not the other fails a test.
  */
-export const UPLOAD_STATUSES = ["pending", "uploaded", "inspecting", "scanning", "deciding", "verified", "quarantined", "expired", "aborted", "rechecking"] as const;
-export type UploadStatus = (typeof UPLOAD_STATUSES)[number];
-/** Statuses the pipeline never leaves (a reviewer may still release a quarantined upload). */
-export const TERMINAL_STATUSES: readonly UploadStatus[] = ["verified", "quarantined", "expired", "aborted"];
+import type { UploadView } from "@intake/domain";
+
+/**
+ * The upload's statuses and its public view are the domain's own (the API answers with
+ * uploadView, the webhooks carry it): imported, not restated. Domain code is pure (no Node
+ * imports), so the browser entry can take the status list from it too.
+ */
+/** TERMINAL_STATUSES: the ones the pipeline never leaves (a reviewer may still release a quarantined upload). */
+export { UPLOAD_STATUSES, TERMINAL_STATUSES } from "@intake/domain";
+export type UploadStatus = UploadView["status"];
 
 /** components.schemas.Upload */
-export interface Upload {
-  id: string;
-  status: UploadStatus;
-  filename: string;
-  contentType: string;
-  size: number;
-  sha256: string | null;
-  md5: string | null;
-  metadata: Record<string, string>;
-  multipart: { partSize: number; partCount: number } | null;
-  urlExpiresAt: string;
-  createdAt: string;
-  updatedAt: string;
-  uploadedAt: string | null;
-  finishedAt: string | null;
-  /** What the pipeline found (all null until it did). */
-  result: UploadResult;
-}
+export type Upload = UploadView;
 
-export interface UploadResult {
-  storedSize: number | null;
-  detectedType: string | null;
-  sha256: string | null;
-  verdict: "clean" | "quarantine" | null;
-  reason: string | null;
-  reasonDetail: string | null;
-  signature: string | null;
-}
+/** What the pipeline found (all null until it did). */
+export type UploadResult = UploadView["result"];
 
 /** components.schemas.CreateUpload */
 export interface CreateUploadInput {
