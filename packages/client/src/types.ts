@@ -4,7 +4,7 @@
  * calls return against that served document and checks the field lists below against its
  * schemas, so a field added on one side and not the other fails a test.
  */
-import type { UploadView } from "@intake/domain";
+import type { UploadSessionView, UploadView } from "@intake/domain";
 
 /**
  * The upload's statuses and its public view are the domain's own (the API answers with
@@ -128,17 +128,7 @@ export interface CreateUploadSessionInput {
 }
 
 /** components.schemas.UploadSession */
-export interface UploadSession {
-  id: string;
-  expiresAt: string;
-  revokedAt: string | null;
-  maxFiles: number;
-  maxBytes: number | null;
-  allowedTypes: string[];
-  metadata: Record<string, string>;
-  filesUsed: number;
-  bytesUsed: number;
-}
+export type UploadSession = UploadSessionView;
 
 export interface UploadSessionMinted {
   /** is_<id>_<secret>: shown once, a bearer credential. */

@@ -61,3 +61,19 @@ export function uploadView(u: Upload): UploadView {
     },
   };
 }
+
+/**
+ * What the application's backend sees of an upload session it minted (never the token):
+ * the API answers with it, the SDK types its answers with it.
+ */
+export interface UploadSessionView {
+  id: string;
+  expiresAt: string;
+  revokedAt: string | null;
+  maxFiles: number;
+  maxBytes: number | null;
+  allowedTypes: string[];
+  metadata: Record<string, string>;
+  filesUsed: number;
+  bytesUsed: number;
+}

@@ -1,4 +1,4 @@
-import { canonicalType, ForbiddenError, InvalidRequestError, NotFoundError, quoteForMessage, UnauthenticatedError, validateMetadata, type Upload } from "@intake/domain";
+import { canonicalType, ForbiddenError, InvalidRequestError, NotFoundError, quoteForMessage, UnauthenticatedError, validateMetadata, type Upload, type UploadSessionView } from "@intake/domain";
 import type { SessionLimits, UploadSession, UploadSessionRepository } from "@intake/db";
 import type { StoredPart } from "@intake/storage";
 import type { CreateInput, CreateResult, SignedPart, UploadService } from "../upload-service.ts";
@@ -41,17 +41,8 @@ export const MINT_FIELDS = ["expiresIn", "maxFiles", "maxBytes", "allowedTypes",
 /** The longest idempotency key a session may send: it is namespaced by the session id (255 in all). */
 const MAX_SESSION_IDEMPOTENCY_KEY = 200;
 
-export interface SessionView {
-  id: string;
-  expiresAt: string;
-  revokedAt: string | null;
-  maxFiles: number;
-  maxBytes: number | null;
-  allowedTypes: string[];
-  metadata: Record<string, string>;
-  filesUsed: number;
-  bytesUsed: number;
-}
+/** The session as its minter sees it (@intake/domain, shared with the SDK). */
+export type SessionView = UploadSessionView;
 
 export function sessionView(s: UploadSession): SessionView {
   return {
