@@ -2,7 +2,7 @@ import type { Knex } from "knex";
 import {
   ConflictError,
   transitionFor,
-  PROCESSING_STATUSES,
+  JOB_DRIVEN_STATUSES,
   releasesQuota,
   type QuarantineReason,
   type TenantQuotas,
@@ -317,7 +317,7 @@ export class UploadRepository {
 
   /** Uploads the pipeline owns (and released uploads being rechecked) that have not moved since `before`. */
   async findStuck(before: Date, limit = 100, after?: { updatedAt: Date; id: string }): Promise<Upload[]> {
-    const q = this.db("uploads").whereIn("status", [...PROCESSING_STATUSES, "rechecking"] satisfies UploadStatus[]).andWhere("updated_at", "<", before.getTime());
+    const q = this.db("uploads").whereIn("status", JOB_DRIVEN_STATUSES as UploadStatus[]).andWhere("updated_at", "<", before.getTime());
     // Paged on (updated_at, id): rows the reaper leaves alone (their job is live) must not
     // hide the ones behind them.
     if (after) q.andWhere((w) => w.where("updated_at", ">", after.updatedAt.getTime()).orWhere((w2) => w2.where("updated_at", "=", after.updatedAt.getTime()).andWhere("id", ">", after.id)));

@@ -100,6 +100,11 @@ export const TERMINAL_STATUSES: readonly UploadStatus[] = UPLOAD_STATUSES.filter
  * yet); the reaper re-enqueues ones stuck here.
  */
 export const PROCESSING_STATUSES: readonly UploadStatus[] = reachableFrom(TRANSITIONS.arrived.to).filter((s) => !isTerminal(s));
+/**
+ * Statuses an upload only leaves through a job of ours: the pipeline's processing statuses
+ * and a released upload's recheck. The reaper re-queues uploads stuck in any of them.
+ */
+export const JOB_DRIVEN_STATUSES: readonly UploadStatus[] = [...PROCESSING_STATUSES, TRANSITIONS.release.to];
 /** Statuses of an upload whose object has arrived: `arrived` and everything after it. */
 export const ARRIVED_STATUSES: readonly UploadStatus[] = reachableFrom(TRANSITIONS.arrived.to);
 
