@@ -159,6 +159,25 @@ describe("upload session tokens under attack", () => {
     expect(t.logs.join("\n")).not.toContain(token.slice(0, -1));
   });
 
+  it("the demo's keyless session endpoint answers only its own page, and names a missing development tenant", async () => {
+    // The harness runs with NODE_ENV=development, so the demo is on here.
+    const crossSite = await t.call("POST", "/demo/session", { headers: { origin: "https://evil.example", "sec-fetch-site": "cross-site" } });
+    expect(crossSite.status).toBe(403);
+    expect(crossSite.body.error.code).toBe("csrf_failed");
+    const noProof = await t.call("POST", "/demo/session", {});
+    expect(noProof.status).toBe(403);
+    // The page's own fetch: same origin. This database has no "dev" tenant.
+    const own = await t.call("POST", "/demo/session", { headers: { "sec-fetch-site": "same-origin", origin: t.url } });
+    expect(own.status).toBe(404);
+    expect(own.body.error.code).toBe("tenant_not_found");
+    expect(t.logs.join("\n")).not.toMatch(/insert into "upload_sessions"/);
+    await t.keys.ensureTenant("dev");
+    const minted = await t.call("POST", "/demo/session", { headers: { "sec-fetch-site": "same-origin", origin: "https://forged.example" } });
+    expect(minted.status).toBe(201);
+    // The endpoint is built from the request's own host, never from a client's Origin header.
+    expect(minted.body.uppyEndpoint.startsWith(`${t.url}/v1/uppy/is_`)).toBe(true);
+  });
+
   it("the demo's keyless session endpoint does not exist when DEMO_PAGE is off", async () => {
     const off = await startApiUnderTest({ storage: "fauxqs", database: "sqlite", env: { DEMO_PAGE: "false" } });
     try {

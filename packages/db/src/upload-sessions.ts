@@ -65,6 +65,8 @@ export class UploadSessionRepository {
 
   /** Creates a session and returns the only copy of its token. */
   async create(input: NewUploadSession, now = new Date()): Promise<{ token: string; session: UploadSession }> {
+    // A clear answer rather than the foreign key's error (whose text quotes the insert).
+    if (!(await this.db("tenants").where({ id: input.tenantId }).first("id"))) throw new NotFoundError("tenant", input.tenantId);
     const id = randomBytes(10).toString("hex").slice(0, 16);
     const secret = randomBytes(32).toString("base64url");
     await this.db("upload_sessions").insert({

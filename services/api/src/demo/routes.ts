@@ -1,5 +1,6 @@
 import { Router } from "@koa/router";
 import { cachedDemoAssets, demoPage } from "@intake/demo";
+import { requireSameOriginProof } from "../admin/guard.ts";
 
 /**
  * The development demo page (DEMO_PAGE, refused in production by config validation): Uppy's
@@ -35,8 +36,12 @@ export function createDemoRouter(o: { sessions: DemoSessions; multipartThreshold
     ctx.body = (await assets()).css;
   });
   router.post("/demo/session", async (ctx) => {
+    // Only the demo page itself: another site a developer visits could otherwise mint
+    // sessions on their local API (a simple cross-origin POST needs no preflight).
+    requireSameOriginProof(ctx, o.publicUrl);
     const { token, expiresAt } = await o.sessions.mint();
-    const base = (o.publicUrl ?? ctx.origin).replace(/\/+$/, "");
+    // Not ctx.origin: in Koa 3 that is the request's Origin header, which the caller writes.
+    const base = (o.publicUrl ?? `${ctx.protocol}://${ctx.host}`).replace(/\/+$/, "");
     ctx.set("Cache-Control", "no-store");
     ctx.status = 201;
     // The token twice: in Uppy's endpoint, and for the page's status reads (Authorization: Bearer).
