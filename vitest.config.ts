@@ -6,7 +6,7 @@ import { defineConfig } from "vitest/config";
 // fauxqs and database, so running them side by side buys little and adds noise.
 export default defineConfig({
   test: {
-    include: ["packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts", "infra/local/src/**/*.test.ts", "test/**/*.test.ts"],
+    include: ["packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts", "infra/local/src/**/*.test.ts", "infra/aws/src/**/*.test.ts", "test/**/*.test.ts"],
     exclude: ["**/node_modules/**", "test/bench/**"],
     testTimeout: 60_000,
     hookTimeout: 120_000,
