@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ALL_EVENTS, ARRIVED_STATUSES, nextStatus, PROCESSING_STATUSES, QUOTA_HOLDING_STATUSES, reachableFrom, releasesQuota, TERMINAL_STATUSES, UPLOAD_STATUSES, type UploadEvent, type UploadStatus } from "./upload-state.ts";
+import { ALL_EVENTS, ARRIVED_STATUSES, JOB_DRIVEN_STATUSES, nextStatus, PROCESSING_STATUSES, SIGNATURE_WAIT_STATUSES, QUOTA_HOLDING_STATUSES, reachableFrom, releasesQuota, TERMINAL_STATUSES, UPLOAD_STATUSES, type UploadEvent, type UploadStatus } from "./upload-state.ts";
 
 describe("upload state machine", () => {
   it("follows the happy path to verified", () => {
@@ -40,13 +40,22 @@ describe("upload state machine", () => {
   });
 
   it("gives a tenant's quota back once: when the pipeline first ends, never again after a release", () => {
-    expect(QUOTA_HOLDING_STATUSES).toEqual(["pending", "uploaded", "inspecting", "scanning", "deciding"]);
+    expect(QUOTA_HOLDING_STATUSES).toEqual(["pending", "uploaded", "inspecting", "scanning", "deciding", "held"]);
+    expect(releasesQuota("inspecting", "held")).toBe(false);
+    expect(releasesQuota("held", "inspecting")).toBe(false);
     expect(releasesQuota("deciding", "quarantined")).toBe(true);
     expect(releasesQuota("pending", "expired")).toBe(true);
     expect(releasesQuota("quarantined", "rechecking")).toBe(false);
     expect(releasesQuota("rechecking", "verified")).toBe(false);
     expect(releasesQuota("rechecking", "quarantined")).toBe(false);
     expect(releasesQuota("uploaded", "inspecting")).toBe(false);
+  });
+
+  it("holds a clean result only before a verdict, and resumes a held upload only into a fresh check", () => {
+    for (const s of UPLOAD_STATUSES) expect(nextStatus(s, "hold")).toBe(s === "inspecting" || s === "scanning" ? "held" : null);
+    for (const s of UPLOAD_STATUSES) expect(nextStatus(s, "resume")).toBe(s === "held" ? "inspecting" : null);
+    // Nothing leaves held but resume: no verdict, no promotion, no expiry straight from it.
+    for (const e of ALL_EVENTS.filter((e) => e !== "resume")) expect(nextStatus("held", e)).toBeNull();
   });
 
   it("only expires or aborts uploads whose object has not arrived", () => {
@@ -59,8 +68,11 @@ describe("upload state machine", () => {
     // Written out here, not recomputed: a transition added to the table that changes a list
     // must change this expectation too.
     expect(TERMINAL_STATUSES).toEqual(["verified", "quarantined", "expired", "aborted"]);
-    expect(PROCESSING_STATUSES).toEqual(["uploaded", "inspecting", "scanning", "deciding"]);
-    expect(ARRIVED_STATUSES).toEqual(["uploaded", "inspecting", "scanning", "deciding", "verified", "quarantined"]);
+    expect(PROCESSING_STATUSES).toEqual(["uploaded", "inspecting", "scanning", "deciding", "held"]);
+    // A held upload waits for signatures, not for a job: the reaper leaves it alone.
+    expect(JOB_DRIVEN_STATUSES).toEqual(["uploaded", "inspecting", "scanning", "deciding", "rechecking"]);
+    expect(SIGNATURE_WAIT_STATUSES).toEqual(["held"]);
+    expect(ARRIVED_STATUSES).toEqual(["uploaded", "inspecting", "scanning", "deciding", "verified", "quarantined", "held"]);
     expect(reachableFrom("pending")).toEqual(UPLOAD_STATUSES.filter((s) => s !== "rechecking"));
     expect(reachableFrom("pending", ALL_EVENTS)).toEqual(UPLOAD_STATUSES);
     expect(reachableFrom("verified")).toEqual(["verified"]);

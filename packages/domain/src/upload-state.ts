@@ -5,8 +5,10 @@
  * upload (BullMQ is at-least-once, S3 events are at-least-once) can never both win.
  *
  *   pending ──arrived──▶ uploaded ──inspect──▶ inspecting ──scan──▶ scanning
- *      │                                           │                  │
- *      ├─expire─▶ expired                          └──────decide──────┴─▶ deciding
+ *      │                                         │   ▲                 │
+ *      │                                         │   └──resume── held ◀─┤ hold (from inspecting too:
+ *      │                                         │                      │  a one-pass check)
+ *      ├─expire─▶ expired                        └──────decide─────────┴─▶ deciding
  *      └─abort──▶ aborted                                                  │
  *                                              verified ◀─promote─┤├─quarantine─▶ quarantined
  *                                                 ▲                                  │    ▲
@@ -17,6 +19,13 @@
  * `deciding` means: the verdict is written (clean or a quarantine reason) and the object is
  * being copied to its final prefix. The verdict is fixed before the copy so that a retry of
  * the copy can never change it.
+ *
+ * `held` means: every check passed, but the signatures the scan used were too old (or test
+ * signatures only where those are not accepted), so the clean verdict is not issued. The
+ * upload waits, its object in place; when fresh signatures load, the worker `resume`s it
+ * to `inspecting` and it is checked again from the start with them (the old clean result is
+ * not trusted). A finding (quarantine) is never held. No job owns a held upload, so the
+ * reaper neither re-queues nor expires it; it keeps its place in the tenant's quotas.
  *
  * `release` is the one event a person starts (a compliance reviewer, or two admins for
  * malware): the quarantined object is checked again with today's signatures (`rechecking`,
@@ -37,6 +46,7 @@ export const UPLOAD_STATUSES = [
   "expired",
   "aborted",
   "rechecking", // a person released a quarantined upload: its object is being checked again
+  "held", // checks passed with stale (or test-only) signatures: waits for fresh ones
 ] as const;
 export type UploadStatus = (typeof UPLOAD_STATUSES)[number];
 
@@ -45,6 +55,8 @@ export type UploadEvent =
   | "inspect" // the inspect stage starts (re-entry allowed: retries, stalled jobs)
   | "scan" // inspection passed; the malware scan starts (re-entry allowed)
   | "decide" // a verdict is written; the final copy is next
+  | "hold" // a clean result is not issued: the signatures are not fresh enough
+  | "resume" // fresh signatures loaded: a held upload is checked again from the start
   | "promote" // copied to verified/
   | "quarantine" // copied to quarantine/
   | "expire" // the reaper gave up on an upload whose object never arrived
@@ -56,6 +68,8 @@ const TRANSITIONS: Record<UploadEvent, { from: readonly UploadStatus[]; to: Uplo
   inspect: { from: ["uploaded", "inspecting"], to: "inspecting" },
   scan: { from: ["inspecting", "scanning"], to: "scanning" },
   decide: { from: ["inspecting", "scanning"], to: "deciding" },
+  hold: { from: ["inspecting", "scanning"], to: "held" },
+  resume: { from: ["held"], to: "inspecting" },
   // From rechecking too: the recheck of a released upload ends as a verdict does.
   promote: { from: ["deciding", "rechecking"], to: "verified" },
   quarantine: { from: ["deciding", "rechecking"], to: "quarantined" },
@@ -104,7 +118,12 @@ export const PROCESSING_STATUSES: readonly UploadStatus[] = reachableFrom(TRANSI
  * Statuses an upload only leaves through a job of ours: the pipeline's processing statuses
  * and a released upload's recheck. The reaper re-queues uploads stuck in any of them.
  */
-export const JOB_DRIVEN_STATUSES: readonly UploadStatus[] = [...PROCESSING_STATUSES, TRANSITIONS.release.to];
+export const JOB_DRIVEN_STATUSES: readonly UploadStatus[] = [...PROCESSING_STATUSES.filter((s) => s !== TRANSITIONS.hold.to), TRANSITIONS.release.to];
+/**
+ * Statuses that wait for fresh signatures rather than for a job (the worker's signature
+ * watch resumes them): not stuck however long they stay.
+ */
+export const SIGNATURE_WAIT_STATUSES: readonly UploadStatus[] = [TRANSITIONS.hold.to];
 /** Statuses of an upload whose object has arrived: `arrived` and everything after it. */
 export const ARRIVED_STATUSES: readonly UploadStatus[] = reachableFrom(TRANSITIONS.arrived.to);
 
