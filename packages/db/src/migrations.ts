@@ -337,6 +337,29 @@ const migrations: Migration[] = [
       await knex.schema.dropTable("upload_sessions");
     },
   },
+  {
+    // Image metadata stripping (packages/pipeline/src/image-stripping.ts): whether the
+    // upload's policy asks for it, recorded at create so the pipeline acts on the policy the
+    // upload was made under; and, once a stripped copy is promoted, what is served (its
+    // SHA-256 and size: sha256/stored_size stay those of the bytes as uploaded).
+    name: "0008_uploads_image_metadata_stripping",
+    async up(knex) {
+      await knex.schema.alterTable("uploads", (t) => {
+        t.boolean("strip_image_metadata").notNullable().defaultTo(false);
+        t.boolean("metadata_stripped").notNullable().defaultTo(false);
+        t.string("served_sha256", 64);
+        t.bigInteger("served_size");
+      });
+    },
+    async down(knex) {
+      await knex.schema.alterTable("uploads", (t) => {
+        t.dropColumn("served_size");
+        t.dropColumn("served_sha256");
+        t.dropColumn("metadata_stripped");
+        t.dropColumn("strip_image_metadata");
+      });
+    },
+  },
 ];
 
 /**

@@ -182,6 +182,21 @@ const EnvSchema = z.object({
 
   // Signature freshness: a database older than this is flagged (readiness, metrics, health).
   SIGNATURE_MAX_AGE_HOURS: int(1).default(48),
+  // Clean verdicts made with signatures older than SIGNATURE_MAX_AGE_HOURS are held (status
+  // held) until fresh ones load; test signatures only (no official database) are held
+  // unless accepted. Defaults: production holds both, development and test neither (their
+  // clamd runs the generated test database). Quarantine findings are never held.
+  HOLD_ON_STALE_SIGNATURES: bool.optional(),
+  ACCEPT_TEST_SIGNATURES: bool.optional(),
+  // How often a scanning worker reads clamd's VERSION and loaded rule set (and resumes held
+  // uploads once the signatures are fresh).
+  SIGNATURE_CHECK_SECONDS: int(1, 3600).default(60),
+  // Operators' own rules (.yar/.yara, .hdb/.hsb, .ndb), copied into clamd's database
+  // directory by `npm run signatures -- reload` once each is proved loadable. Default:
+  // <DATA_DIR>/clamd/rules. The database directory defaults to the one named in
+  // <DATA_DIR>/clamd/clamd.conf (infra/clamd/up.sh).
+  CLAMD_CUSTOM_RULES_DIR: z.string().optional(),
+  CLAMD_DATABASE_DIR: z.string().optional(),
   // An SQS dead-letter queue to watch (default: <SQS_QUEUE_NAME>-dlq, as provisioned).
   SQS_DLQ_URL: z.url().optional(),
 
@@ -263,7 +278,17 @@ export interface Config {
     oidc?: { issuer: string; clientId: string; clientSecret?: string; redirectUrl: string; scopes: string; roleClaim: string; tenantsClaim?: string; allowInsecure: boolean };
   };
   metrics: { token?: string; workerPort: number; workerHost: string };
-  signatures: { maxAgeHours: number };
+  signatures: {
+    maxAgeHours: number;
+    /** Hold clean verdicts while the database is older than maxAgeHours. */
+    holdWhenStale: boolean;
+    /** Issue clean verdicts with test signatures only (no official database). */
+    acceptTestSignatures: boolean;
+    checkSeconds: number;
+    customRulesDir: string;
+    /** null: the DatabaseDirectory of <dataDir>/clamd/clamd.conf. */
+    databaseDir: string | null;
+  };
   deadLetterQueueUrl?: string;
   webhooks: {
     attempts: number;
@@ -407,7 +432,14 @@ export function loadConfig(source: Record<string, string | undefined> = process.
         : {}),
     },
     metrics: { ...(e.METRICS_TOKEN ? { token: e.METRICS_TOKEN } : {}), workerPort: e.WORKER_METRICS_PORT, workerHost: e.WORKER_METRICS_HOST },
-    signatures: { maxAgeHours: e.SIGNATURE_MAX_AGE_HOURS },
+    signatures: {
+      maxAgeHours: e.SIGNATURE_MAX_AGE_HOURS,
+      holdWhenStale: e.HOLD_ON_STALE_SIGNATURES ?? e.NODE_ENV === "production",
+      acceptTestSignatures: e.ACCEPT_TEST_SIGNATURES ?? e.NODE_ENV !== "production",
+      checkSeconds: e.SIGNATURE_CHECK_SECONDS,
+      customRulesDir: resolve(e.CLAMD_CUSTOM_RULES_DIR ?? resolve(e.DATA_DIR, "clamd", "rules")),
+      databaseDir: e.CLAMD_DATABASE_DIR ? resolve(e.CLAMD_DATABASE_DIR) : null,
+    },
     ...(e.SQS_DLQ_URL ? { deadLetterQueueUrl: e.SQS_DLQ_URL } : {}),
     webhooks: {
       attempts: e.WEBHOOK_ATTEMPTS,
