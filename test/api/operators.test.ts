@@ -208,7 +208,7 @@ describe("the operators' view", () => {
     });
 
     it("the same database is not stale under a threshold it is within", async () => {
-      const other: RunningApi = await startApi({ ...t.config, signatures: { maxAgeHours: 48 } }, { logger: createLogger({ level: "error", name: "api", destination: { write: () => undefined } }), port: 0 });
+      const other: RunningApi = await startApi({ ...t.config, signatures: { ...t.config.signatures, maxAgeHours: 48 } }, { logger: createLogger({ level: "error", name: "api", destination: { write: () => undefined } }), port: 0 });
       try {
         const body = (await (await fetch(`${other.url}/readyz`)).json()) as { pipeline: { signatures: { stale: boolean; testSignaturesOnly: boolean }; flags: { code: string }[] } };
         expect(body.pipeline.signatures).toMatchObject({ stale: false, testSignaturesOnly: true });

@@ -5,6 +5,7 @@
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { CUSTOM_COPY_PREFIX, SIGNATURE_SET_FILE } from "./custom-rules.ts";
 
 export { createClamdScanner } from "./clamd.ts";
 export type { ClamdScannerOptions, MalwareScanner, ScanBody, ScanReport } from "./clamd.ts";
@@ -12,6 +13,8 @@ export { ScanFailedError } from "./errors.ts";
 export { cabHeaderProbe, encryptedZipProbe, gzipOfZeros, mailAttachmentProbe, pdfStreamProbe, swfProbe, probeClamdLimits, sevenZipHeaderProbe, withLimitsProbe } from "./limits-probe.ts";
 export type { LimitsProbeResult, ProbedScanner } from "./limits-probe.ts";
 export type { ScanFailureKind } from "./errors.ts";
+export { CUSTOM_COPY_PREFIX, CUSTOM_RULE_FILE, loadedRuleSet, ReloadFailedError, reloadClamd, ruleSetDigest, SIGNATURE_SET_FILE, SIGNATURE_SET_PROBE, syncCustomRules, validateRuleFile } from "./custom-rules.ts";
+export type { RuleFileProblem, SyncOptions, SyncReport } from "./custom-rules.ts";
 export { classifyClamdReply, parseVersionReply, MAX_REPLY_CHARS } from "./reply.ts";
 import type { ScannerVersion } from "./reply.ts";
 export type { ClamdReplyClass, ReplyErrorKind, ScannerVersion, UnscannableKind } from "./reply.ts";
@@ -41,6 +44,14 @@ export function loadsTestSignaturesOnly(version: Pick<ScannerVersion, "signature
   return version.signatures === "none";
 }
 
+/**
+ * Operators' rules and the rule-set marker (custom-rules.ts) are written whenever rules are
+ * reloaded: their age says nothing about how fresh the malware signatures are.
+ */
+function isOperatorsFile(name: string): boolean {
+  return name.startsWith(CUSTOM_COPY_PREFIX) || name === SIGNATURE_SET_FILE;
+}
+
 /** Files clamd loads as signature databases (man clamd: the database directory). */
 const DATABASE_FILE = /\.(?:cvd|cld|cud|ndb|hdb|hsb|mdb|msb|ldb|ldu|idb|cdb|fp|sfp|ign2?|pdb|gdb|wdb|yara?|cbc|ftm|info|crb|cat)$/i;
 
@@ -55,7 +66,7 @@ export function testDatabaseDate(dataDir: string): Date | null {
   for (const dir of [join(dataDir, "clamd", "db"), join(dataDir, "db")]) {
     let newest = 0;
     try {
-      for (const name of readdirSync(dir)) if (DATABASE_FILE.test(name)) newest = Math.max(newest, statSync(join(dir, name)).mtimeMs);
+      for (const name of readdirSync(dir)) if (DATABASE_FILE.test(name) && !isOperatorsFile(name)) newest = Math.max(newest, statSync(join(dir, name)).mtimeMs);
     } catch {
       continue; // no such directory: try the other reading of "data dir"
     }
