@@ -2,19 +2,23 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import knexFactory, { type Knex } from "knex";
 import { DependencyUnavailableError } from "@intake/domain";
-import { migrationSource } from "./migrations.ts";
+import { MIGRATIONS_TABLE } from "./migrator.ts";
 import { GroupCommit, type RawSqlite } from "./sqlite-group-commit.ts";
 import { refuseNested, runUnit, Statement, type Atomic } from "./unit-of-work.ts";
 
 export { Statement, UnitOfWorkError, type Atomic } from "./unit-of-work.ts";
+export { migrate, pendingMigrations, prepareSchema, SchemaBehindError, MIGRATION_LOCK_KEY } from "./migrator.ts";
 
-export type DatabaseSettings = { client: "pg"; url: string } | { client: "sqlite"; filename: string };
+/** poolMax: the PostgreSQL pool's size per process (DATABASE_POOL_MAX; default 10). */
+export type DatabaseSettings = { client: "pg"; url: string; poolMax?: number } | { client: "sqlite"; filename: string };
+
+export const DEFAULT_PG_POOL_MAX = 10;
 
 export type Database = Knex;
 
 export function openDatabase(settings: DatabaseSettings): Knex {
   if (settings.client === "pg") {
-    return knexFactory({ client: "pg", connection: settings.url, pool: { min: 0, max: 10 } });
+    return knexFactory({ client: "pg", connection: settings.url, pool: { min: 0, max: settings.poolMax ?? DEFAULT_PG_POOL_MAX } });
   }
   if (settings.filename !== ":memory:") mkdirSync(dirname(settings.filename), { recursive: true });
   let connection: RawSqlite | undefined;
@@ -82,12 +86,6 @@ export async function writeAtomically(db: Knex, writes: Knex.QueryBuilder[]): Pr
 
 /** SQLite databases opened here, each with its group commit; PostgreSQL ones are absent. */
 const groupCommits = new WeakMap<Knex, GroupCommit>();
-
-const MIGRATIONS_TABLE = "intake_migrations";
-
-export async function migrate(db: Knex): Promise<void> {
-  await db.migrate.latest({ migrationSource, tableName: MIGRATIONS_TABLE });
-}
 
 export async function pingDatabase(db: Knex): Promise<void> {
   try {

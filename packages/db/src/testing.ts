@@ -23,22 +23,26 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A new, migrated database of the given kind, owned by the caller. */
-export async function freshDatabase(kind: DatabaseKind): Promise<TestDatabase> {
+/**
+ * A new database of the given kind, owned by the caller: migrated, or empty with
+ * `{ migrated: false }` (for tests of the migrations themselves).
+ */
+export async function freshDatabase(kind: DatabaseKind, opts: { migrated?: boolean } = {}): Promise<TestDatabase> {
+  const migrated = opts.migrated ?? true;
   if (kind === "sqlite") {
     const dir = mkdtempSync(join(tmpdir(), "intake-db-"));
-    return opened(kind, { client: "sqlite", filename: join(dir, "intake.sqlite") }, async () => rmSync(dir, { recursive: true, force: true }));
+    return opened(kind, { client: "sqlite", filename: join(dir, "intake.sqlite") }, migrated, async () => rmSync(dir, { recursive: true, force: true }));
   }
   const name = `intake_test_${randomBytes(6).toString("hex")}`;
   await asAdmin(`create database ${name}`);
   const url = new URL(PG_ADMIN_URL);
   url.pathname = `/${name}`;
-  return opened(kind, { client: "pg", url: url.toString() }, () => asAdmin(`drop database if exists ${name} with (force)`));
+  return opened(kind, { client: "pg", url: url.toString() }, migrated, () => asAdmin(`drop database if exists ${name} with (force)`));
 }
 
-async function opened(kind: DatabaseKind, settings: DatabaseSettings, remove: () => Promise<void>): Promise<TestDatabase> {
+async function opened(kind: DatabaseKind, settings: DatabaseSettings, migrated: boolean, remove: () => Promise<void>): Promise<TestDatabase> {
   const db = openDatabase(settings);
-  await migrate(db);
+  if (migrated) await migrate(db);
   return {
     kind,
     db,
