@@ -38,7 +38,7 @@ describe("loadConfig", () => {
   });
 
   it("uses PostgreSQL when DATABASE_URL is set", () => {
-    expect(loadConfig({ ...base, DATABASE_URL: "postgres://u@db/intake" }).database).toEqual({ client: "pg", url: "postgres://u@db/intake" });
+    expect(loadConfig({ ...base, DATABASE_URL: "postgres://u@db/intake" }).database).toEqual({ client: "pg", url: "postgres://u@db/intake", poolMax: 10 });
   });
 
   it("names every bad or missing variable in one error", () => {

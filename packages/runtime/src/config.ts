@@ -66,6 +66,12 @@ const EnvSchema = z.object({
 
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
   SQLITE_PATH: z.string().optional(),
+  // PostgreSQL connections per process: with many processes their sum must stay below the
+  // server's max_connections (100 by default; two processes per role held 59-62 at 10 each).
+  DATABASE_POOL_MAX: int(1, 100).default(10),
+  // Run the schema migrations at start (the default outside production) or only check them
+  // and refuse an older schema (production default: the one-shot `npm run migrate` runs first).
+  MIGRATE_ON_START: bool.optional(),
 
   REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL").default("redis://127.0.0.1:6379"),
   QUEUE_PREFIX: z.string().regex(/^[a-z0-9_-]+$/).default("intake"),
@@ -213,6 +219,12 @@ const EnvSchema = z.object({
 
 export type Env = z.infer<typeof EnvSchema>;
 
+/**
+ * Every variable the configuration reads, from the schema itself: what deployment files
+ * (docker-compose.yml, infra/k8s) may set on an Intake process (test/deploy checks them).
+ */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(EnvSchema.shape);
+
 export interface Config {
   env: Env["NODE_ENV"];
   logLevel: Env["LOG_LEVEL"];
@@ -221,7 +233,9 @@ export interface Config {
   devApiKey?: string;
   /** Serve the Uppy demo page at /demo, with POST /demo/session minting sessions for the dev tenant. */
   demoPage: boolean;
-  database: { client: "pg"; url: string } | { client: "sqlite"; filename: string };
+  database: { client: "pg"; url: string; poolMax: number } | { client: "sqlite"; filename: string };
+  /** Migrate the schema at start, or refuse to start on an older one (MIGRATE_ON_START). */
+  migrateOnStart: boolean;
   redis: { url: string; prefix: string };
   storage: {
     region: string;
@@ -376,6 +390,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     devApiKey: e.DEV_API_KEY,
     demoPage: e.DEMO_PAGE ?? e.NODE_ENV === "development",
     database: databaseSettings(e, dataDir),
+    migrateOnStart: e.MIGRATE_ON_START ?? e.NODE_ENV !== "production",
     redis: { url: e.REDIS_URL, prefix: e.QUEUE_PREFIX },
     storage: {
       region: e.AWS_REGION,
@@ -468,14 +483,14 @@ function productionOnly(e: Pick<Env, "NODE_ENV" | "DEV_API_KEY">): string[] {
   return e.NODE_ENV === "production" && e.DEV_API_KEY ? ["DEV_API_KEY: not allowed in production (it pins a development key)"] : [];
 }
 
-function databaseSettings(e: Pick<Env, "DATABASE_URL" | "SQLITE_PATH">, dataDir: string): Config["database"] {
-  if (e.DATABASE_URL) return { client: "pg", url: e.DATABASE_URL };
+function databaseSettings(e: Pick<Env, "DATABASE_URL" | "SQLITE_PATH" | "DATABASE_POOL_MAX">, dataDir: string): Config["database"] {
+  if (e.DATABASE_URL) return { client: "pg", url: e.DATABASE_URL, poolMax: e.DATABASE_POOL_MAX };
   // ":memory:" is SQLite's name for a private in-memory database, not a file to resolve.
   const file = e.SQLITE_PATH === ":memory:" ? ":memory:" : e.SQLITE_PATH ? resolve(e.SQLITE_PATH) : resolve(dataDir, "intake.sqlite");
   return { client: "sqlite", filename: file };
 }
 
-const DatabaseEnvSchema = EnvSchema.pick({ NODE_ENV: true, DATA_DIR: true, DATABASE_URL: true, SQLITE_PATH: true, DEV_API_KEY: true });
+const DatabaseEnvSchema = EnvSchema.pick({ NODE_ENV: true, DATA_DIR: true, DATABASE_URL: true, SQLITE_PATH: true, DATABASE_POOL_MAX: true, DEV_API_KEY: true });
 
 /**
  * The database settings alone, for commands that touch nothing else (the keys CLI): they
