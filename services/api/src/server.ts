@@ -2,7 +2,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { once } from "node:events";
 import type Koa from "koa";
-import { AdminSessionRepository, AdminUserRepository, ApiKeyRepository, AuditLog, migrate, openDatabase, pingDatabase, UploadRepository, UploadSessionRepository } from "@intake/db";
+import { AdminSessionRepository, AdminUserRepository, ApiKeyRepository, AuditLog, openDatabase, prepareSchema, pingDatabase, UploadRepository, UploadSessionRepository } from "@intake/db";
 import { createPipelineHealth, createProducerConnection, RedisReceiveLag, StageQueues, STAGES, stageFor } from "@intake/pipeline";
 import type { Upload } from "@intake/domain";
 import { createLogger, type Config, type Logger } from "@intake/runtime";
@@ -48,7 +48,8 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
   try {
     const db = openDatabase(config.database);
     cleanups.push(() => db.destroy());
-    await migrate(db);
+    // Migrates outside production; in production checks the schema and refuses an older one.
+    await prepareSchema(db, { migrateOnStart: config.migrateOnStart });
 
     // Credentials from the SDK's default chain (AWS_ACCESS_KEY_ID/..., profiles, instance
     // roles): the config carries no secrets.

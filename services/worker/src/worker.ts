@@ -1,6 +1,6 @@
 import type { Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import { AuditLog, migrate, openDatabase, QuarantineReview, UploadRepository, WebhookRepository } from "@intake/db";
+import { AuditLog, openDatabase, prepareSchema, QuarantineReview, UploadRepository, WebhookRepository } from "@intake/db";
 import {
   createProducerConnection,
   createWorkerConnection,
@@ -124,7 +124,8 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   try {
     const db = openDatabase(config.database);
     cleanups.push(() => db.destroy());
-    await migrate(db);
+    // Migrates outside production; in production checks the schema and refuses an older one.
+    await prepareSchema(db, { migrateOnStart: config.migrateOnStart });
     const repository = new UploadRepository(db);
     const audit = new AuditLog(db);
 
