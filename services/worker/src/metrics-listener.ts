@@ -88,7 +88,10 @@ export async function startMetricsListener(o: MetricsListenerOptions): Promise<M
 
 async function answer(o: MetricsListenerOptions, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const path = (req.url ?? "/").split("?")[0];
-  if (path !== "/metrics") return reply(res, 404, "not_found", "only /metrics is served here");
+  // Liveness for container healthchecks and probes: says only that the process serves, so it
+  // needs no token (a probe cannot send one) and reveals nothing a port scan would not.
+  if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) return reply(res, 200, "ok", "the worker is running");
+  if (path !== "/metrics") return reply(res, 404, "not_found", "only /metrics and /healthz are served here");
   if (req.method !== "GET" && req.method !== "HEAD") {
     res.setHeader("Allow", "GET, HEAD");
     return reply(res, 405, "method_not_allowed", `${req.method} is not allowed here`);
@@ -112,5 +115,5 @@ async function answer(o: MetricsListenerOptions, req: http.IncomingMessage, res:
 
 function reply(res: http.ServerResponse, status: number, code: string, message: string): void {
   res.writeHead(status, { "Content-Type": "application/json", "Cache-Control": "no-store" });
-  res.end(JSON.stringify({ error: { code, message } }));
+  res.end(JSON.stringify(status < 400 ? { status: code } : { error: { code, message } }));
 }
