@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { z } from "zod";
+import { clusterPrefixProblems, DEFAULT_CLUSTER_QUEUE_PREFIX, parseClusterNodes, type RedisSettings } from "./redis-settings.ts";
 
 /**
  * Process configuration, parsed and validated once at start and passed down explicitly.
@@ -74,7 +75,11 @@ const EnvSchema = z.object({
   MIGRATE_ON_START: bool.optional(),
 
   REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL").default("redis://127.0.0.1:6379"),
-  QUEUE_PREFIX: z.string().regex(/^[a-z0-9_-]+$/).default("intake"),
+  // A Redis Cluster instead (comma-separated host:port): see redis-settings.ts.
+  REDIS_CLUSTER_NODES: z.string().optional(),
+  // Every Intake key starts with it. At most one hash tag ({...}), which a cluster requires;
+  // default "intake", or "{intake}" with REDIS_CLUSTER_NODES.
+  QUEUE_PREFIX: z.string().regex(/^[a-z0-9_-]*(\{[a-z0-9_-]+\})?[a-z0-9_-]*$/, "must be letters a-z, digits, '_' and '-', with at most one {hash tag}").min(1).optional(),
 
   AWS_REGION: z.string().default("us-east-1"),
   S3_ENDPOINT: z.url().optional(),
@@ -236,7 +241,7 @@ export interface Config {
   database: { client: "pg"; url: string; poolMax: number } | { client: "sqlite"; filename: string };
   /** Migrate the schema at start, or refuse to start on an older one (MIGRATE_ON_START). */
   migrateOnStart: boolean;
-  redis: { url: string; prefix: string };
+  redis: RedisSettings;
   storage: {
     region: string;
     endpoint?: string;
@@ -377,6 +382,12 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   const oidcSet = [e.OIDC_ISSUER, e.OIDC_CLIENT_ID, e.OIDC_REDIRECT_URL].filter((v) => v !== undefined).length;
   if (oidcSet > 0 && oidcSet < 3) problems.push("OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_REDIRECT_URL: set all three to enable OpenID Connect sign-in, or none");
   if (e.OIDC_ISSUER?.startsWith("http:") && !(e.OIDC_ALLOW_INSECURE && e.NODE_ENV !== "production")) problems.push("OIDC_ISSUER: must be https (OIDC_ALLOW_INSECURE=true allows http outside production)");
+  const cluster = e.REDIS_CLUSTER_NODES === undefined ? null : parseClusterNodes(e.REDIS_CLUSTER_NODES);
+  const queuePrefix = e.QUEUE_PREFIX ?? (cluster ? DEFAULT_CLUSTER_QUEUE_PREFIX : "intake");
+  if (cluster) {
+    problems.push(...cluster.problems, ...clusterPrefixProblems(queuePrefix));
+    if (cleaned.REDIS_URL !== undefined) problems.push("REDIS_URL and REDIS_CLUSTER_NODES: set one, not both (REDIS_URL names one server, REDIS_CLUSTER_NODES a cluster)");
+  }
   if (e.NODE_ENV === "production" && e.DEMO_PAGE) problems.push("DEMO_PAGE: not allowed in production (its endpoint hands out upload sessions without a key)");
   if (e.NODE_ENV === "production" && e.WEBHOOK_ALLOW_ADDRESSES.length > 0) problems.push("WEBHOOK_ALLOW_ADDRESSES: not allowed in production (it opens the webhook SSRF guard)");
   if (problems.length) throw new ConfigError(problems);
@@ -391,7 +402,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     demoPage: e.DEMO_PAGE ?? e.NODE_ENV === "development",
     database: databaseSettings(e, dataDir),
     migrateOnStart: e.MIGRATE_ON_START ?? e.NODE_ENV !== "production",
-    redis: { url: e.REDIS_URL, prefix: e.QUEUE_PREFIX },
+    redis: { url: e.REDIS_URL, prefix: queuePrefix, ...(cluster?.settings ? { cluster: cluster.settings } : {}) },
     storage: {
       region: e.AWS_REGION,
       endpoint: e.S3_ENDPOINT,
