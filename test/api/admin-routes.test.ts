@@ -17,7 +17,7 @@ import { startApiUnderTest, type ApiUnderTest } from "./harness.ts";
  *      CSRF token, or with it from another origin (403 csrf_failed).
  * The only routes open to anonymous people are the sign-in routes, named below.
  */
-const PUBLIC_ROUTES = new Set(["GET /admin/login", "POST /admin/login", "GET /admin/login/oidc", "GET /admin/oidc/callback"]);
+const PUBLIC_ROUTES = new Set(["GET /admin/login", "POST /admin/login", "POST /v1/admin/session", "GET /admin/login/oidc", "GET /admin/oidc/callback"]);
 const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
 
 interface WalkedRoute {

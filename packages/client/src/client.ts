@@ -165,7 +165,8 @@ export class IntakeClient {
 
 const enc = encodeURIComponent;
 
-async function apiError(res: Response): Promise<IntakeApiError> {
+/** The API's error body as an IntakeApiError (a proxy's page becomes http_<status>). */
+export async function apiError(res: Response): Promise<IntakeApiError> {
   const retryAfter = Number(res.headers.get("retry-after"));
   const ra = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined;
   const text = await res.text().catch(() => "");

@@ -11,6 +11,8 @@ import type { RandomAccessSource, UploadSource } from "./sources.ts";
 import type { UploadOptions, UploadOutcome } from "./upload.ts";
 
 export * from "./index.ts";
+/** The admin API (a signed-in admin's session): Node only, since it sets the Cookie header itself. */
+export * from "./admin-client.ts";
 
 export const nodeDigests: Digests = {
   async whole(source, signal) {

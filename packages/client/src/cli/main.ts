@@ -11,7 +11,7 @@ const interrupt = new AbortController();
 process.once("SIGINT", () => interrupt.abort(Object.assign(new Error("interrupted"), { name: "AbortError" })));
 
 let code: ExitCode = EXIT.ok;
-const program = buildProgram({ stdout: process.stdout, stderr: process.stderr, env: process.env, signal: interrupt.signal }, (c) => (code = c));
+const program = buildProgram({ stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, signal: interrupt.signal }, (c) => (code = c));
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

@@ -7,15 +7,20 @@ import { pipeline } from "node:stream/promises";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { IntakeClient } from "../node.ts";
 import { UPLOAD_STATUSES, type Upload, type UploadStatus } from "../types.ts";
+import { addAdminCommands } from "./admin-commands.ts";
+import { adminCli } from "./admin-runner.ts";
 import { guessContentType } from "./content-type.ts";
 import { classify, EXIT, UsageError, worst, type ExitCode } from "./exit-codes.ts";
 import { bytes } from "./format.ts";
 import { outputMode, putReporter, type FileResult } from "./output.ts";
+import { addSessionCommands } from "./session-commands.ts";
 
 export interface CliIo {
   stdout: NodeJS.WriteStream;
   stderr: NodeJS.WriteStream;
   env: NodeJS.ProcessEnv;
+  /** Where passwords are read from (--password-stdin, or the terminal); process.stdin if absent. */
+  stdin?: NodeJS.ReadStream;
   /** Aborted on Ctrl-C: uploads in flight are aborted (DELETE) and the CLI exits 130. */
   signal: AbortSignal;
 }
@@ -36,12 +41,15 @@ const EXIT_HELP = `
 Exit codes:
   0  all files verified (put --wait), or all uploaded (put without --wait); the command worked
   1  usage error (bad arguments, missing --api-url/--api-key, unreadable file)
-  2  a file was quarantined, or the API or storage refused a request (4xx)
+  2  a file was quarantined, or the API or storage refused a request (4xx; for the admin
+     commands also an ended admin session: run intake login again)
   3  transport or server error (network, 5xx, timeout)
 
 Environment:
   INTAKE_API_URL   the API's base URL (instead of --api-url)
-  INTAKE_API_KEY   an application's API key (instead of --api-key, which other users can see in ps)`;
+  INTAKE_API_KEY   an application's API key (instead of --api-key, which other users can see in ps)
+  XDG_CONFIG_HOME  where intake login keeps the admin session (intake/admin-session.json, mode 0600;
+                   default ~/.config); login, logout, keys, admin, quarantine use it`;
 
 /**
  * The `intake` command line. Every command resolves to an exit code; nothing here calls
@@ -49,7 +57,7 @@ Environment:
  */
 export function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
   const program = new Command("intake")
-    .description("Upload files to Intake and follow them to a verdict.")
+    .description("Upload files to Intake and follow them to a verdict; administer it with an admin's session (intake login).")
     .addOption(new Option("--api-url <url>", "the Intake API's base URL").env("INTAKE_API_URL"))
     .addOption(new Option("--api-key <key>", "an application's API key (ik_...)").env("INTAKE_API_KEY"))
     .addHelpText("after", EXIT_HELP)
@@ -248,6 +256,10 @@ export function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Comm
         return EXIT.ok;
       }),
     );
+
+  const admin = adminCli(io, setExit);
+  addSessionCommands(program, admin);
+  addAdminCommands(program, admin);
 
   return program;
 }
