@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { startApi } from "@intake/api";
 import { ApiKeyRepository, UploadRepository } from "@intake/db";
-import { objectKey } from "@intake/domain";
+import { arrivedSize, objectKey } from "@intake/domain";
 import { StageQueues, STAGES, stageJobId } from "@intake/pipeline";
 import { createLogger, loadConfig, type Config } from "@intake/runtime";
 import { freshDatabase, startStorage, type DatabaseKind, type StorageKind, type TestDatabase, type TestStorage } from "@intake/test";
@@ -184,7 +184,7 @@ export async function markVerified(t: ApiUnderTest, uploadId: string, sniffedTyp
   await t.uploads.transition(uploadId, "decide", "scan", { verdict: "clean" });
   const u = inspect.upload;
   const finalKey = objectKey("verified", u.tenantId, u.id);
-  await t.storage.store.copy(u.objectKey, finalKey, { size: u.storedSize ?? u.declaredSize, contentType: sniffedType, metadata: {} });
+  await t.storage.store.copy(u.objectKey, finalKey, { size: arrivedSize(u), contentType: sniffedType, metadata: {} });
   const promoted = await t.uploads.transition(uploadId, "promote", "finalize", { finalKey });
   if (!promoted.applied) throw new Error("promote was not applied");
   return finalKey;

@@ -338,6 +338,29 @@ const migrations: Migration[] = [
     },
   },
   {
+    name: "0007_size_learned_on_arrival",
+    async up(knex) {
+      // Uploads created through the Uppy routes without a size (Uppy sends none): a size
+      // limit instead of a declared size (@intake/domain upload-size.ts), and the bytes the
+      // upload holds in the tenant's open-bytes quota and its session's budget: the limit
+      // until the object arrives, then its real size (settled in the arrival's unit).
+      // declared_size stays NOT NULL: SQLite can only drop that by rebuilding the table, and
+      // the rebuild's DROP TABLE fails the foreign keys that point at uploads inside the
+      // migration's transaction. No declaration has 0 bytes (at least 1 is required), so a
+      // size-unknown row stores 0 there and is told apart by its size_limit.
+      await knex.schema.alterTable("uploads", (t) => {
+        t.bigInteger("size_limit"); // null: the declared size is exact
+        t.bigInteger("reserved_bytes"); // null: declared_size
+      });
+    },
+    async down(knex) {
+      await knex.schema.alterTable("uploads", (t) => {
+        t.dropColumn("size_limit");
+        t.dropColumn("reserved_bytes");
+      });
+    },
+  },
+  {
     // Image metadata stripping (packages/pipeline/src/image-stripping.ts): whether the
     // upload's policy asks for it, recorded at create so the pipeline acts on the policy the
     // upload was made under; and, once a stripped copy is promoted, what is served (its

@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import { sizeUnknown } from "./upload-repository.ts";
 
 /**
  * The compliance review's reads: quarantined uploads (filtered, paged), one in detail, the
@@ -41,7 +42,8 @@ export interface QuarantineRecord {
   filename: string;
   declaredType: string;
   sniffedType: string | null;
-  declaredSize: number;
+  /** null: the size was learned on arrival (storedSize). */
+  declaredSize: number | null;
   storedSize: number | null;
   sha256: string | null;
   /** The quarantine reason; null only for a released upload whose recheck cleared it. */
@@ -285,7 +287,7 @@ function toRecord(r: Record<string, any>): QuarantineRecord {
     filename: r.filename,
     declaredType: r.declared_type,
     sniffedType: r.sniffed_type ?? null,
-    declaredSize: Number(r.declared_size),
+    declaredSize: sizeUnknown(r) ? null : Number(r.declared_size),
     storedSize: num(r.stored_size),
     sha256: r.sha256 ?? null,
     reason: r.reason,

@@ -48,6 +48,16 @@ export async function releaseQuota(tx: Atomic, tenantId: string, size: number): 
   await tx.run(new Statement(RELEASE, [size, size, tenantId]));
 }
 
+/**
+ * A size-unknown upload arrived: the part of its reservation beyond its real size goes back
+ * (upload-repository.ts settle), in the arrival's unit. Its place stays taken until its verdict.
+ */
+const RETURN_BYTES = "update tenant_usage set pending_bytes = case when pending_bytes > ? then pending_bytes - ? else 0 end where tenant_id = ?";
+
+export async function returnPendingBytes(tx: Atomic, tenantId: string, bytes: number): Promise<void> {
+  await tx.run(new Statement(RETURN_BYTES, [bytes, bytes, tenantId]));
+}
+
 async function readUsage(db: Knex, tx: Atomic, tenantId: string): Promise<TenantUsage | null> {
   const row = await tx.first<Record<string, unknown>>(db("tenant_usage").where({ tenant_id: tenantId }));
   if (!row) return null;

@@ -3,6 +3,7 @@ import {
   ConflictError,
   transitionFor,
   JOB_DRIVEN_STATUSES,
+  SIGNATURE_WAIT_STATUSES,
   releasesQuota,
   type QuarantineReason,
   type TenantQuotas,
@@ -323,6 +324,22 @@ export class UploadRepository {
     if (after) q.andWhere((w) => w.where("updated_at", ">", after.updatedAt.getTime()).orWhere((w2) => w2.where("updated_at", "=", after.updatedAt.getTime()).andWhere("id", ">", after.id)));
     const rows = await q.orderBy([{ column: "updated_at" }, { column: "id" }]).limit(limit);
     return rows.map(toUpload);
+  }
+
+  /**
+   * Held uploads (clean results waiting for fresh signatures), longest held first: no job
+   * touches a held row, so updated_at is when it was held.
+   */
+  async findHeld(limit = 100): Promise<Upload[]> {
+    const rows = await this.db("uploads").whereIn("status", SIGNATURE_WAIT_STATUSES as UploadStatus[]).orderBy([{ column: "updated_at" }, { column: "id" }]).limit(limit);
+    return rows.map(toUpload);
+  }
+
+  /** How many uploads are held, and since when the longest held one waits. */
+  async heldSummary(): Promise<{ count: number; oldestSince: Date | null }> {
+    const row = (await this.db("uploads").whereIn("status", SIGNATURE_WAIT_STATUSES as UploadStatus[]).count({ n: "*" }).min({ oldest: "updated_at" }).first()) as { n: number | string; oldest: number | string | null } | undefined;
+    const oldest = row?.oldest;
+    return { count: Number(row?.n ?? 0), oldestSince: oldest === null || oldest === undefined ? null : new Date(Number(oldest)) };
   }
 
   /** Quarantined before `before`, not purged, and past any retention a reviewer set (as of `now`). */

@@ -56,6 +56,17 @@ const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 // Revocation and expiry are in it too, so a revoke that commits first stops the claim.
 const CLAIM = `update "upload_sessions" set "files_used" = "files_used" + 1, "bytes_used" = "bytes_used" + ? where "id" = ? and "revoked_at" is null and "expires_at" > ? and "files_used" < "max_files" and ("max_bytes" is null or "bytes_used" + ? <= "max_bytes")`;
 const LINK = `insert into "upload_session_uploads" ("upload_id", "session_id") values (?, ?)`;
+// A size-unknown upload claimed its limit; on arrival the part beyond its real size goes back.
+const RETURN_BYTES = `update "upload_sessions" set "bytes_used" = case when "bytes_used" > ? then "bytes_used" - ? else 0 end where "id" = (select "session_id" from "upload_session_uploads" where "upload_id" = ?)`;
+const REMAINING = `select "max_bytes" - "bytes_used" as "remaining" from "upload_sessions" where "id" = ? and "max_bytes" is not null`;
+
+/**
+ * In the arrival's unit of work (upload-repository.ts settle): gives back to the session that
+ * created the upload, if any, what its size limit reserved beyond its real size.
+ */
+export async function returnSessionBytes(tx: Atomic, uploadId: string, bytes: number): Promise<void> {
+  await tx.run(new Statement(RETURN_BYTES, [bytes, bytes, uploadId]));
+}
 
 export class UploadSessionRepository {
   private readonly db: Knex;
@@ -126,6 +137,21 @@ export class UploadSessionRepository {
     const claimed = await tx.run(new Statement(CLAIM, [size, sessionId, now.getTime(), size]));
     if (claimed !== 1) throw await this.refusal(tx, sessionId, size, now);
     await tx.run(new Statement(LINK, [uploadId, sessionId]));
+  }
+
+  /**
+   * Inside an upload's unit of work, before its claim: the bytes the session may still use
+   * (null: no byte budget), which bound an upload whose size is learned on arrival. None left
+   * is refused here, as the claim would refuse a declared size. On PostgreSQL the claim's
+   * conditional UPDATE still decides between racing creates (both may read the same figure;
+   * the second claim then finds it used up and refuses).
+   */
+  async remainingBytes(tx: Atomic, sessionId: string, now = new Date()): Promise<number | null> {
+    const row = await tx.first<{ remaining: number | string }>(new Statement(REMAINING, [sessionId]));
+    if (!row) return null;
+    const remaining = Number(row.remaining);
+    if (remaining < 1) throw await this.refusal(tx, sessionId, 1, now);
+    return remaining;
   }
 
   /** Whether this session created this upload. */

@@ -9,6 +9,7 @@ export * from "./part-checksums.ts";
 export * from "./upload-policy.ts";
 export * from "./quota.ts";
 export * from "./upload.ts";
+export * from "./upload-size.ts";
 export * from "./storage-event.ts";
 export * from "./admin-access.ts";
 export * from "./upload-view.ts";

@@ -2,6 +2,7 @@ import { InvalidRequestError, PayloadTooLargeError } from "./errors.ts";
 import { canonicalType } from "./content-types.ts";
 import { quoteForMessage, textFault, textFaultMessage, validateFilename } from "./filename.ts";
 import { MAX_SINGLE_PUT, planMultipart, type MultipartPlan } from "./multipart.ts";
+import { multipartBound, sizeLimitFor, type Transfer } from "./upload-size.ts";
 
 /** The rules an upload declaration is checked against; built once from configuration. */
 export interface UploadPolicy {
@@ -16,7 +17,10 @@ export interface UploadPolicy {
 export interface UploadDeclaration {
   filename: string;
   contentType: string; // canonical
-  size: number;
+  /** null: the size is learned on arrival (validateSizeUnknownDeclaration). */
+  size: number | null;
+  /** The most bytes the upload may hold: `size` when declared (a session's budget may narrow it further). */
+  sizeLimit: number;
   sha256?: string; // hex, lower case
   md5?: string; // base64, as Content-MD5 wants it
   metadata: Record<string, string>;
@@ -39,18 +43,7 @@ export interface RawDeclaration {
 }
 
 export function validateDeclaration(raw: RawDeclaration, policy: UploadPolicy): UploadDeclaration {
-  const filename = validateFilename(raw.filename);
-
-  if (typeof raw.contentType !== "string") {
-    throw new InvalidRequestError("invalid_content_type", "contentType must be a string");
-  }
-  const contentType = canonicalType(raw.contentType);
-  if (contentType === null) {
-    throw new InvalidRequestError("invalid_content_type", `contentType ${quoteForMessage(raw.contentType, 100)} is not a valid media type`);
-  }
-  if (!policy.allowedTypes.includes(contentType)) {
-    throw new InvalidRequestError("content_type_not_allowed", `contentType ${contentType} is not allowed`, { allowed: policy.allowedTypes });
-  }
+  const { filename, contentType } = validateNameAndType(raw, policy);
 
   const size = raw.size;
   if (typeof size !== "number" || !Number.isSafeInteger(size)) {
@@ -87,8 +80,36 @@ export function validateDeclaration(raw: RawDeclaration, policy: UploadPolicy): 
     if (md5) throw new InvalidRequestError("invalid_checksum", "md5 cannot be bound to a multipart upload; declare sha256 instead");
   }
   return sha256 === undefined && md5 === undefined
-    ? { filename, contentType, size, metadata, multipart }
-    : { filename, contentType, size, metadata, multipart, ...(sha256 ? { sha256 } : {}), ...(md5 ? { md5 } : {}) };
+    ? { filename, contentType, size, sizeLimit: size, metadata, multipart }
+    : { filename, contentType, size, sizeLimit: size, metadata, multipart, ...(sha256 ? { sha256 } : {}), ...(md5 ? { md5 } : {}) };
+}
+
+/**
+ * A declaration without a size (the Uppy routes, when the page sends none): the upload gets
+ * a size limit instead (upload-size.ts), and the client's own choice of transfer (Uppy picks
+ * form POST or multipart by its own rule) is taken as it is. No checksums: nothing could bind
+ * them (a POST policy has no MD5 condition, part sizes are the client's).
+ */
+export function validateSizeUnknownDeclaration(raw: Omit<RawDeclaration, "size" | "sha256" | "md5">, policy: UploadPolicy, transfer: Transfer): UploadDeclaration {
+  const { filename, contentType } = validateNameAndType(raw, policy);
+  const metadata = validateMetadata(raw.metadata);
+  const sizeLimit = sizeLimitFor(policy.maxSize, transfer);
+  return { filename, contentType, size: null, sizeLimit, metadata, multipart: transfer === "multipart" ? multipartBound(sizeLimit) : null };
+}
+
+function validateNameAndType(raw: Pick<RawDeclaration, "filename" | "contentType">, policy: UploadPolicy): { filename: string; contentType: string } {
+  const filename = validateFilename(raw.filename);
+  if (typeof raw.contentType !== "string") {
+    throw new InvalidRequestError("invalid_content_type", "contentType must be a string");
+  }
+  const contentType = canonicalType(raw.contentType);
+  if (contentType === null) {
+    throw new InvalidRequestError("invalid_content_type", `contentType ${quoteForMessage(raw.contentType, 100)} is not a valid media type`);
+  }
+  if (!policy.allowedTypes.includes(contentType)) {
+    throw new InvalidRequestError("content_type_not_allowed", `contentType ${contentType} is not allowed`, { allowed: policy.allowedTypes });
+  }
+  return { filename, contentType };
 }
 
 /** Upload metadata: at most 16 entries of lower-case keys and short, clean string values. */

@@ -11,6 +11,11 @@ export interface UploadView {
   status: Upload["status"];
   filename: string;
   contentType: string;
+  /**
+   * The declared size. For an upload whose size is learned on arrival (the Uppy routes without
+   * metadata[size]): the size recorded when its object arrived, and until then its size limit,
+   * the most it may hold (the wire type stays an integer for every upload; see upload-size.ts).
+   */
   size: number;
   sha256: string | null;
   md5: string | null;
@@ -40,7 +45,7 @@ export function uploadView(u: Upload): UploadView {
     status: u.status,
     filename: u.filename,
     contentType: u.declaredType,
-    size: u.declaredSize,
+    size: u.declaredSize ?? u.storedSize ?? u.sizeLimit,
     sha256: u.declaredSha256,
     md5: u.declaredMd5,
     metadata: u.metadata,

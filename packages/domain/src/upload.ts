@@ -9,12 +9,16 @@ export interface Upload {
   status: UploadStatus;
   filename: string;
   declaredType: string;
-  declaredSize: number;
+  /** The exact size the client declared; null when the size is learned on arrival (upload-size.ts). */
+  declaredSize: number | null;
+  /** The most bytes the upload may hold: its declared size, or the limit it was created with. */
+  sizeLimit: number;
   declaredSha256: string | null;
   declaredMd5: string | null;
   metadata: Record<string, string>;
   objectKey: string; // the pending key the client uploads to
   finalKey: string | null; // verified/ or quarantine/ key once decided
+  /** For a size-unknown upload, a bound rather than a plan (upload-size.ts multipartBound). */
   multipart: (MultipartPlan & { storageUploadId: string }) | null;
   urlExpiresAt: Date;
   // what the pipeline found

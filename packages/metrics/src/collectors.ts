@@ -89,9 +89,10 @@ export function signatureDate(v: { signaturesDate?: string; raw?: string }): num
 export interface HealthReading {
   deadLetterDepth: number | null;
   oldestInProcessing: { ageSeconds: number } | null;
+  held: { count: number; oldestSeconds: number } | null;
 }
 
 export async function readHealth(health: HealthSource): Promise<HealthReading> {
-  const [deadLetterDepth, oldestInProcessing] = await Promise.all([health.deadLetterDepth(), health.oldestInProcessing()]);
-  return { deadLetterDepth, oldestInProcessing };
+  const [deadLetterDepth, oldestInProcessing, held] = await Promise.all([health.deadLetterDepth(), health.oldestInProcessing(), health.held ? health.held() : Promise.resolve(null)]);
+  return { deadLetterDepth, oldestInProcessing, held };
 }

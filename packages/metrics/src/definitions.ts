@@ -56,6 +56,8 @@ export type ReaperAction = (typeof REAPER_ACTIONS)[number];
  */
 export const WEBHOOK_OUTCOMES = ["delivered", "retried", "failed", "refused", "other"] as const;
 export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number];
+/** `reason` of intake_verdicts_held_total (@intake/pipeline HoldReason). */
+export const HOLD_REASONS = ["signatures_stale", "test_signatures_only"] as const;
 
 const both = ["api", "worker"] as const;
 const worker = ["worker"] as const;
@@ -253,6 +255,36 @@ export const METRICS = {
     labelNames: [],
     exportedBy: ["api"],
     scraped: true,
+  },
+  heldUploads: {
+    name: "intake_uploads_held",
+    help: "Uploads held: every check passed but the signatures were too old (or test-only where not accepted), so no clean verdict was issued; they are checked again once fresh signatures load. Read from the database when scraped.",
+    type: "gauge",
+    labelNames: [],
+    exportedBy: ["api"],
+    scraped: true,
+  },
+  heldOldest: {
+    name: "intake_uploads_held_oldest_seconds",
+    help: "How long the longest-held upload has waited for fresh signatures (0 when none is held), read from the database when scraped.",
+    type: "gauge",
+    labelNames: [],
+    exportedBy: ["api"],
+    scraped: true,
+  },
+  verdictsHeld: {
+    name: "intake_verdicts_held_total",
+    help: "Clean results held instead of issued, by reason (signatures_stale, test_signatures_only).",
+    type: "counter",
+    labelNames: ["reason"],
+    exportedBy: worker,
+  },
+  signatureChanges: {
+    name: "intake_signature_version_changes_total",
+    help: "Changes of the signature version (engine, database version and date, operators' rule set) this worker saw clamd load.",
+    type: "counter",
+    labelNames: [],
+    exportedBy: worker,
   },
   collectorErrors: {
     name: "intake_metrics_collect_errors_total",

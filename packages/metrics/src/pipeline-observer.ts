@@ -1,5 +1,5 @@
 import type { Counter, Gauge, Histogram } from "prom-client";
-import { VERDICT_REASONS, type ReaperAction } from "./definitions.ts";
+import { HOLD_REASONS, VERDICT_REASONS, type ReaperAction } from "./definitions.ts";
 
 /**
  * The pipeline's hooks (packages/pipeline deps.ts PipelineMetrics), fed into prom-client.
@@ -37,6 +37,10 @@ export interface PipelineObserver {
   jobFinished(queue: string, outcome: "completed" | "retried" | "failed"): void;
   reaperPass(summary: ReaperPassSummary): void;
   storageEventReceived(lagMs: number): void;
+  /** A clean result was held instead of issued (the run whose hold applied). */
+  verdictHeld(reason: string): void;
+  /** This worker saw clamd's signature version change. */
+  signaturesChanged(): void;
 }
 
 export interface PipelineInstruments {
@@ -51,6 +55,8 @@ export interface PipelineInstruments {
   reaperActions: Counter<string>;
   reaperLastPass: Gauge<string>;
   reaperInProgress: Gauge<string>;
+  verdictsHeld: Counter<string>;
+  signatureChanges: Counter<string>;
 }
 
 const ACTIONS: [keyof ReaperPassSummary, ReaperAction][] = [
@@ -66,7 +72,7 @@ const REASONS = new Set<string>(VERDICT_REASONS);
 
 /** With no instruments (a process that exports no pipeline metrics) every hook does nothing. */
 export function pipelineObserver(i: PipelineInstruments | null): PipelineObserver {
-  if (!i) return { uploadFinished() {}, recheckFinished() {}, stageDone() {}, jobPicked() {}, jobFinished() {}, reaperPass() {}, storageEventReceived() {} };
+  if (!i) return { uploadFinished() {}, recheckFinished() {}, stageDone() {}, jobPicked() {}, jobFinished() {}, reaperPass() {}, storageEventReceived() {}, verdictHeld() {}, signaturesChanged() {} };
   return {
     uploadFinished(u) {
       const clean = u.status === "verified";
@@ -100,6 +106,12 @@ export function pipelineObserver(i: PipelineInstruments | null): PipelineObserve
     },
     storageEventReceived(lagMs) {
       i.storageEventLag.observe(seconds(lagMs));
+    },
+    verdictHeld(reason) {
+      if ((HOLD_REASONS as readonly string[]).includes(reason)) i.verdictsHeld.inc({ reason });
+    },
+    signaturesChanged() {
+      i.signatureChanges.inc();
     },
   };
 }

@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { COLLECT_TIMEOUT_MS, readClamd, readHealth, readQueues, sharedReading, withinTime, type ClamdReading, type HealthReading, type QueueReading } from "./collectors.ts";
-import { METRICS, QUEUE_STATES, REAPER_ACTIONS, STAGE_NAMES, STAGE_PATHS, UPLOAD_KINDS, VERDICT_OUTCOMES, VERDICT_REASONS, WEBHOOK_OUTCOMES, type MetricDefinition, type MetricKey } from "./definitions.ts";
+import { HOLD_REASONS, METRICS, QUEUE_STATES, REAPER_ACTIONS, STAGE_NAMES, STAGE_PATHS, UPLOAD_KINDS, VERDICT_OUTCOMES, VERDICT_REASONS, WEBHOOK_OUTCOMES, type MetricDefinition, type MetricKey } from "./definitions.ts";
 import { pipelineObserver, type PipelineObserver } from "./pipeline-observer.ts";
 import type { ScrapeSources } from "./sources.ts";
 
@@ -86,6 +86,8 @@ export function createMetrics(o: MetricsOptions): IntakeMetrics {
     counter("rechecks").inc({ outcome: "verified", reason: "clean" }, 0);
     for (const reason of VERDICT_REASONS) if (reason !== "clean") counter("rechecks").inc({ outcome: "quarantined", reason }, 0);
     for (const action of REAPER_ACTIONS) counter("reaperActions").inc({ action }, 0);
+    for (const reason of HOLD_REASONS) counter("verdictsHeld").inc({ reason }, 0);
+    counter("signatureChanges").inc(0);
     for (const outcome of WEBHOOK_OUTCOMES) {
       if (outcome === "other") continue;
       counter("webhookDeliveries").inc({ outcome }, 0);
@@ -106,7 +108,7 @@ export function createMetrics(o: MetricsOptions): IntakeMetrics {
     contentType: registry.contentType,
     scrape: () => registry.metrics(),
     uploads: { uploadCreated: (kind) => counter("uploadsCreated")?.inc({ kind }) },
-    pipeline: o.process === "worker" ? pipelineObserver({ verdicts: counter("verdicts"), rechecks: counter("rechecks"), uploadToVerdict: histogram("uploadToVerdict"), uploadToFinal: histogram("uploadToFinal"), stageDuration: histogram("stageDuration"), queueWait: histogram("queueWait"), jobs: counter("jobs"), storageEventLag: histogram("storageEventLag"), reaperActions: counter("reaperActions"), reaperLastPass: gauge("reaperLastPass"), reaperInProgress: gauge("reaperInProgress") }) : pipelineObserver(null),
+    pipeline: o.process === "worker" ? pipelineObserver({ verdicts: counter("verdicts"), rechecks: counter("rechecks"), uploadToVerdict: histogram("uploadToVerdict"), uploadToFinal: histogram("uploadToFinal"), stageDuration: histogram("stageDuration"), queueWait: histogram("queueWait"), jobs: counter("jobs"), storageEventLag: histogram("storageEventLag"), reaperActions: counter("reaperActions"), reaperLastPass: gauge("reaperLastPass"), reaperInProgress: gauge("reaperInProgress"), verdictsHeld: counter("verdictsHeld"), signatureChanges: counter("signatureChanges") }) : pipelineObserver(null),
     webhooks: {
       delivery: (outcome, latencyMs) => {
         const label = webhookOutcomes.has(outcome) ? outcome : "other";
@@ -193,6 +195,16 @@ function scrapeCollectors(s: ScrapeSources, failed: (collector: string, err: unk
     out.oldestIdle = async function () {
       const r = await read();
       if (r?.oldestInProcessing) this.set(r.oldestInProcessing.ageSeconds);
+      else unset(this);
+    };
+    out.heldUploads = async function () {
+      const r = await read();
+      if (r?.held) this.set(r.held.count);
+      else unset(this);
+    };
+    out.heldOldest = async function () {
+      const r = await read();
+      if (r?.held) this.set(r.held.oldestSeconds);
       else unset(this);
     };
     const stuckAfter = health.stuckAfterSeconds;

@@ -33,12 +33,15 @@ export interface HealthSource {
   oldestInProcessing(): Promise<{ ageSeconds: number } | null>;
   /** STUCK_AFTER_SECONDS. */
   stuckAfterSeconds: number;
+  /** Uploads held for fresh signatures; null when unknown. */
+  held?(): Promise<{ count: number; oldestSeconds: number } | null>;
 }
 
 /** The part of @intake/pipeline's PipelineHealthReport the gauges read. */
 export interface HealthReportView {
   sqs: { deadLetters: { depth: number; inFlight: number } | null };
   processing: { oldest: { ageSeconds: number } | null; stuckAfterSeconds: number; error?: string };
+  held?: { count: number; oldestSeconds: number } | null;
 }
 
 /**
@@ -58,6 +61,7 @@ export function healthFromReport(report: () => Promise<HealthReportView>, stuckA
       if (p.error) return null;
       return { ageSeconds: p.oldest?.ageSeconds ?? 0 };
     },
+    held: async () => (await report()).held ?? null,
   };
 }
 

@@ -6,9 +6,20 @@ const ALLOWED = ["image/png", "image/jpeg", "application/pdf", "application/zip"
   "application/vnd.openxmlformats-officedocument.wordprocessingml.document"];
 
 describe("sizeVerdict", () => {
-  it("passes the declared size within the maximum", () => expect(sizeVerdict(10, 10, 100)).toBeNull());
-  it("quarantines a size other than declared as size_mismatch", () => expect(sizeVerdict(11, 10, 100)).toMatchObject({ reason: "size_mismatch" }));
-  it("quarantines above the maximum as too_large, even when declared so", () => expect(sizeVerdict(101, 101, 100)).toMatchObject({ reason: "too_large" }));
+  const declared = (n: number) => ({ declaredSize: n, sizeLimit: n, storedSize: n });
+  it("passes the declared size within the maximum", () => expect(sizeVerdict(10, declared(10), 100)).toBeNull());
+  it("quarantines a size other than declared as size_mismatch", () => expect(sizeVerdict(11, declared(10), 100)).toMatchObject({ reason: "size_mismatch" }));
+  it("quarantines above the maximum as too_large, even when declared so", () => expect(sizeVerdict(101, declared(101), 100)).toMatchObject({ reason: "too_large" }));
+
+  describe("a size learned on arrival", () => {
+    const arrived = (storedSize: number | null, sizeLimit = 50) => ({ declaredSize: null, sizeLimit, storedSize });
+    it("passes the size recorded on arrival, within its limit", () => expect(sizeVerdict(50, arrived(50), 100)).toBeNull());
+    it("quarantines one byte over its limit as too_large", () => expect(sizeVerdict(51, arrived(51), 100)).toMatchObject({ reason: "too_large", detail: expect.stringContaining("limit of 50") }));
+    it("quarantines an empty object", () => expect(sizeVerdict(0, arrived(0), 100)).toMatchObject({ reason: "size_mismatch" }));
+    it("quarantines an object that changed size after arrival (the budget was settled to the first)", () => expect(sizeVerdict(40, arrived(1), 100)).toMatchObject({ reason: "size_mismatch" }));
+    it("refuses when no size was recorded (fail closed)", () => expect(sizeVerdict(10, arrived(null), 100)).toMatchObject({ reason: "size_mismatch" }));
+    it("keeps the deployment maximum above its limit", () => expect(sizeVerdict(101, arrived(101, 200), 100)).toMatchObject({ reason: "too_large" }));
+  });
 });
 
 describe("typeVerdict", () => {
@@ -45,14 +56,18 @@ describe("finalVerdict and stageFor", () => {
   it("keeps the first quarantine finding", () =>
     expect(finalVerdict(null, { outcome: "quarantine", reason: "malware", detail: "a" }, { outcome: "quarantine", reason: "invalid_content", detail: "b" })).toMatchObject({ reason: "malware" }));
   it("maps processing statuses to the stage that moves them on", () => {
-    expect(["uploaded", "inspecting", "scanning", "deciding", "pending", "verified"].map((status) => stageFor({ status: status as never, declaredSize: 100 }))).toEqual(["inspect", "inspect", "scan", "finalize", null, null]);
+    expect(["uploaded", "inspecting", "scanning", "deciding", "pending", "verified"].map((status) => stageFor({ status: status as never, declaredSize: 100, storedSize: null }))).toEqual(["inspect", "inspect", "scan", "finalize", null, null]);
   });
   it("sends an upload checked in one pass from arrival straight to the scan stage, by its declared size", () => {
-    expect(["uploaded", "inspecting", "scanning", "deciding"].map((status) => stageFor({ status: status as never, declaredSize: 100 }, 100))).toEqual(["scan", "scan", "scan", "finalize"]);
-    expect(stageFor({ status: "uploaded", declaredSize: 101 }, 100)).toBe("inspect");
-    expect(stageFor({ status: "uploaded", declaredSize: 1 }, 0)).toBe("inspect");
+    expect(["uploaded", "inspecting", "scanning", "deciding"].map((status) => stageFor({ status: status as never, declaredSize: 100, storedSize: null }, 100))).toEqual(["scan", "scan", "scan", "finalize"]);
+    expect(stageFor({ status: "uploaded", declaredSize: 101, storedSize: null }, 100)).toBe("inspect");
+    expect(stageFor({ status: "uploaded", declaredSize: 1, storedSize: null }, 0)).toBe("inspect");
+    // A size learned on arrival routes by the recorded size; none recorded: the staged path, which refuses it.
+    expect(stageFor({ status: "uploaded", declaredSize: null, storedSize: 100 }, 100)).toBe("scan");
+    expect(stageFor({ status: "uploaded", declaredSize: null, storedSize: 101 }, 100)).toBe("inspect");
+    expect(stageFor({ status: "uploaded", declaredSize: null, storedSize: null }, 100)).toBe("inspect");
   });
   it("has a stage for exactly the statuses the pipeline owns (the reaper skips a stuck upload without one)", () => {
-    expect(UPLOAD_STATUSES.filter((status) => stageFor({ status, declaredSize: 100 }) !== null)).toEqual(PROCESSING_STATUSES);
+    expect(UPLOAD_STATUSES.filter((status) => stageFor({ status, declaredSize: 100, storedSize: null }) !== null)).toEqual(PROCESSING_STATUSES);
   });
 });

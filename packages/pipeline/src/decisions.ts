@@ -4,6 +4,7 @@ import {
   isTextType,
   OOXML_TYPES,
   quarantine,
+  recordedSize,
   sameType,
   type Upload,
   type Verdict,
@@ -16,10 +17,23 @@ import type { Stage } from "./stage-queues.ts";
  * facts (HeadObject, magic bytes, clamd's answer) and apply what these functions say.
  */
 
-/** Size as stored vs. as declared. The signed URL binds the length, but not every store checks it. */
-export function sizeVerdict(storedSize: number, declaredSize: number, maxSize: number): Verdict | null {
+/**
+ * Size as stored vs. as declared. The signed URL binds the length, but not every store checks it.
+ * An upload whose size is learned on arrival (@intake/domain upload-size.ts) is held to its
+ * limit, to at least one byte, and to the size recorded on arrival (the size its quotas and
+ * session budget were settled to: a bigger object put there after arrival would otherwise
+ * escape them). Without a recorded size there is nothing to hold it to: refused (fail closed).
+ */
+export function sizeVerdict(storedSize: number, upload: Pick<Upload, "declaredSize" | "sizeLimit" | "storedSize">, maxSize: number): Verdict | null {
   if (storedSize > maxSize) return quarantine("too_large", `stored size ${storedSize} exceeds the maximum of ${maxSize} bytes`);
-  if (storedSize !== declaredSize) return quarantine("size_mismatch", `stored size ${storedSize} differs from the declared ${declaredSize} bytes`);
+  if (upload.declaredSize !== null) {
+    if (storedSize !== upload.declaredSize) return quarantine("size_mismatch", `stored size ${storedSize} differs from the declared ${upload.declaredSize} bytes`);
+    return null;
+  }
+  if (storedSize > upload.sizeLimit) return quarantine("too_large", `stored size ${storedSize} exceeds this upload's limit of ${upload.sizeLimit} bytes`);
+  if (storedSize === 0) return quarantine("size_mismatch", "the stored object is empty; an upload holds at least one byte");
+  if (upload.storedSize === null) return quarantine("size_mismatch", "no size was recorded when the object arrived, so nothing holds it to one");
+  if (storedSize !== upload.storedSize) return quarantine("size_mismatch", `stored size ${storedSize} differs from the ${upload.storedSize} bytes recorded on arrival: the object changed`);
   return null;
 }
 
@@ -88,11 +102,13 @@ export function finalVerdict(...findings: (Verdict | null)[]): Verdict {
 
 /**
  * Whether an upload is checked in one pass (one-pass.ts): by its declared size, which the
- * signed URL binds. A client that stores more than it declared gains nothing: the one-pass
- * read stops at the declared size and the size check quarantines the upload.
+ * signed URL binds, or the size recorded on arrival. A client that stores more gains nothing:
+ * the one-pass read stops at that size and the size check quarantines the upload. No size
+ * recorded yet: the staged path, whose inspect stage refuses it.
  */
-export function isOnePass(upload: Pick<Upload, "declaredSize">, onePassMaxBytes: number): boolean {
-  return upload.declaredSize <= onePassMaxBytes;
+export function isOnePass(upload: Pick<Upload, "declaredSize" | "storedSize">, onePassMaxBytes: number): boolean {
+  const size = recordedSize(upload);
+  return size !== null && size <= onePassMaxBytes;
 }
 
 /**
@@ -100,7 +116,7 @@ export function isOnePass(upload: Pick<Upload, "declaredSize">, onePassMaxBytes:
  * it. An upload checked in one pass goes from `uploaded` (or `inspecting`, where a one-pass
  * run was interrupted) straight to the scan stage, whose workers hold clamd.
  */
-export function stageFor(upload: Pick<Upload, "status" | "declaredSize">, onePassMaxBytes = 0): Stage | null {
+export function stageFor(upload: Pick<Upload, "status" | "declaredSize" | "storedSize">, onePassMaxBytes = 0): Stage | null {
   switch (upload.status) {
     case "uploaded":
     case "inspecting":

@@ -4,6 +4,8 @@ import type { Upload, UploadEvent } from "@intake/domain";
 import type { ObjectStore } from "@intake/storage";
 import type { ScanOutcome } from "./decisions.ts";
 import type { StageQueues } from "./stage-queues.ts";
+import type { SignatureFacts } from "./health.ts";
+import type { HoldReason } from "./signature-watch.ts";
 
 /** What the stages log through (pino's Logger fits). */
 export interface PipelineLogger {
@@ -21,7 +23,16 @@ export interface PipelineLogger {
  */
 export interface Scanner {
   scan(stream: Readable): Promise<ScanOutcome & { bytes: number; sha256: string }>;
-  version(): Promise<{ engine: string; signatures: string; raw: string }>;
+  version(): Promise<{ engine: string; signatures: string; signaturesDate?: string; raw: string }>;
+}
+
+/**
+ * Whether a clean result may be issued with the signatures clamd has now (signature-watch.ts):
+ * a reason to hold it, or null. Absent from the deps: clean results are always issued.
+ */
+export interface SignatureGate {
+  holdReason(): Promise<HoldReason | null>;
+  current(): Promise<{ facts: SignatureFacts }>;
 }
 
 /** The upload rules the stages enforce (from config.policy). */
@@ -79,6 +90,8 @@ export interface StageDeps {
   finalizesInline?: boolean;
   /** Where the stages report what they did (@intake/metrics); absent: nowhere. */
   metrics?: PipelineMetrics;
+  /** Holds clean results made with stale or test-only signatures (held); absent: none is held. */
+  signatures?: SignatureGate;
 }
 
 /**
@@ -100,6 +113,10 @@ export interface PipelineMetrics {
   /** A worker picked a job up on its first attempt, after it waited `waitMs` in its queue. */
   jobPicked(queue: string, waitMs: number): void;
   jobFinished(queue: string, outcome: "completed" | "retried" | "failed"): void;
+  /** A clean result was held instead of issued (signatures_stale | test_signatures_only). */
+  verdictHeld?(reason: string): void;
+  /** The worker saw clamd's signature version change. */
+  signaturesChanged?(): void;
   /** A reaper pass ended (ReapSummary's counts). */
   reaperPass(summary: { expired: number; arrivedLate: number; multipartAborted: number; orphansAborted: number; requeued: number; purged: number; inProgress: number }): void;
 }

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { contentDisposition, isTerminal, objectKey, type Upload } from "@intake/domain";
+import { arrivedSize, contentDisposition, isTerminal, objectKey, type Upload } from "@intake/domain";
 import type { UploadFindings } from "@intake/db";
 import { ObjectChangedError, type CopyResult } from "@intake/storage";
 import type { StageDeps } from "./deps.ts";
@@ -97,7 +97,7 @@ async function promote(deps: StageDeps, upload: Upload, decision: Extract<Finali
 export async function promoteStaged(deps: StageDeps, upload: Upload, staging: string): Promise<void> {
   const target = objectKey("verified", upload.tenantId, upload.id);
   try {
-    await copy(deps, upload, staging, target, { size: upload.storedSize ?? upload.declaredSize, findings: {}, clean: true });
+    await copy(deps, upload, staging, target, { size: arrivedSize(upload), findings: {}, clean: true });
   } finally {
     await deps.store.delete(staging);
   }

@@ -28,7 +28,7 @@ export interface HealthSources {
   /** The SQS dead-letter queue of the event queue; null where there is no SQS. */
   deadLetters: { label: string; depth(signal?: AbortSignal): Promise<QueueDepth> } | null;
   /** Oldest first (UploadRepository.findStuck). */
-  uploads: { findStuck(before: Date, limit?: number): Promise<Upload[]> };
+  uploads: { findStuck(before: Date, limit?: number): Promise<Upload[]>; heldSummary?(): Promise<{ count: number; oldestSince: Date | null }> };
   maxAgeHours: number;
   stuckAfterSeconds: number;
   now?: () => Date;
@@ -51,7 +51,7 @@ export interface SignatureFacts {
 }
 
 export interface HealthFlag {
-  code: "clamd_down" | "test_signatures_only" | "signatures_stale" | "dead_letters" | "uploads_stuck" | "fact_unavailable";
+  code: "clamd_down" | "test_signatures_only" | "signatures_stale" | "verdicts_held" | "dead_letters" | "uploads_stuck" | "fact_unavailable";
   /** critical: scanning gives no real protection or does not run; warning: someone should look. */
   severity: "critical" | "warning";
   message: string;
@@ -73,6 +73,9 @@ export interface PipelineHealthReport {
     stuckAfterSeconds: number;
     error?: string;
   };
+  /** Uploads whose clean result waits for fresh signatures (status held); null when unknown. */
+  held: { count: number; oldestSince: string | null; oldestSeconds: number } | null;
+  heldError?: string;
   flags: HealthFlag[];
 }
 
@@ -139,11 +142,12 @@ export function createPipelineHealth(s: HealthSources, opts: { cacheMs?: number 
 async function gather(s: HealthSources): Promise<PipelineHealthReport> {
   const now = (s.now ?? (() => new Date()))();
   const timeoutMs = s.timeoutMs ?? 2000;
-  const [version, lag, dlq, oldest] = await Promise.all([
+  const [version, lag, dlq, oldest, held] = await Promise.all([
     within(timeoutMs, () => s.clamdVersion()),
     within(timeoutMs, () => s.receiveLag.read()),
     s.deadLetters ? within(timeoutMs, (signal) => s.deadLetters!.depth(signal)) : Promise.resolve(null),
     within(timeoutMs, async () => (await s.uploads.findStuck(now, 1))[0] ?? null),
+    s.uploads.heldSummary ? within(timeoutMs, () => s.uploads.heldSummary!()) : Promise.resolve(null),
   ]);
   const signatures = signatureFacts(version.ok ? version.value : null, { now, maxAgeHours: s.maxAgeHours, testSignaturesMarker: s.testSignaturesMarker(), testDatabaseDate: s.testDatabaseDate() });
 
@@ -153,6 +157,7 @@ async function gather(s: HealthSources): Promise<PipelineHealthReport> {
     signatures,
     sqs: { receiveLag: null, deadLetters: null },
     processing: { oldest: null, stuckAfterSeconds: s.stuckAfterSeconds },
+    held: null,
     flags: [],
   };
   if (lag.ok) report.sqs.receiveLag = lag.value && { lagMs: lag.value.lagMs, observedAt: lag.value.observedAt.toISOString(), messages: lag.value.messages };
@@ -164,6 +169,10 @@ async function gather(s: HealthSources): Promise<PipelineHealthReport> {
     const ageSeconds = u ? Math.max(0, Math.round((now.getTime() - u.updatedAt.getTime()) / 1000)) : 0;
     report.processing.oldest = u && { id: u.id, tenantId: u.tenantId, status: u.status, since: u.updatedAt.toISOString(), ageSeconds, stuck: ageSeconds > s.stuckAfterSeconds };
   } else report.processing.error = oldest.error;
+  if (held?.ok) {
+    const since = held.value.oldestSince;
+    report.held = { count: held.value.count, oldestSince: since?.toISOString() ?? null, oldestSeconds: since ? Math.max(0, Math.round((now.getTime() - since.getTime()) / 1000)) : 0 };
+  } else if (held) report.heldError = held.error;
   report.flags = flagsOf(report);
   return report;
 }
@@ -181,11 +190,14 @@ export function flagsOf(r: PipelineHealthReport): HealthFlag[] {
       message: sig.ageHours === null ? "the signature database's age is unknown (clamd names no database date)" : `the signature database is ${sig.ageHours} hours old, past the ${sig.maxAgeHours} hours allowed: check freshclam`,
     });
   }
+  if (r.held && r.held.count > 0) {
+    flags.push({ code: "verdicts_held", severity: "critical", message: `${r.held.count} upload(s) held for fresh signatures, the longest for ${r.held.oldestSeconds} s: their clean verdicts are not issued until the signatures are updated (freshclam, or npm run signatures -- reload); they proceed by themselves then` });
+  }
   const dlq = r.sqs.deadLetters;
   if (dlq && dlq.depth + dlq.inFlight > 0) flags.push({ code: "dead_letters", severity: "warning", message: `${dlq.depth + dlq.inFlight} message(s) in the dead-letter queue: storage events ingest could not handle` });
   const oldest = r.processing.oldest;
   if (oldest?.stuck) flags.push({ code: "uploads_stuck", severity: "warning", message: `the oldest upload in processing has been ${oldest.status} for ${oldest.ageSeconds} s (over ${r.processing.stuckAfterSeconds} s): the reaper re-queues it; look at its jobs if it stays` });
-  for (const [what, error] of [["receive lag", r.sqs.receiveLagError], ["dead-letter queue", r.sqs.deadLettersError], ["uploads in processing", r.processing.error]] as const) {
+  for (const [what, error] of [["receive lag", r.sqs.receiveLagError], ["dead-letter queue", r.sqs.deadLettersError], ["uploads in processing", r.processing.error], ["held uploads", r.heldError]] as const) {
     if (error) flags.push({ code: "fact_unavailable", severity: "warning", message: `${what}: could not be read (${error})` });
   }
   return flags;

@@ -17,3 +17,5 @@ export * from "./receive-lag.ts";
 export * from "./health.ts";
 export * from "./recheck-queue.ts";
 export * from "./recheck.ts";
+export * from "./signature-watch.ts";
+export * from "./held-verdicts.ts";

@@ -61,9 +61,9 @@ export async function processInspect(deps: InspectDeps, job: StageJob): Promise<
  * the declaration and the maximum, then the magic bytes against the declared type and the
  * allowlist. Shared by this stage and the one-pass check. `verdict` is null when both pass.
  */
-export async function inspectObject(upload: Pick<Upload, "declaredSize" | "declaredType">, object: HeadRead, policy: InspectionPolicy): Promise<{ verdict: Verdict | null; findings: UploadFindings }> {
+export async function inspectObject(upload: Pick<Upload, "declaredSize" | "sizeLimit" | "storedSize" | "declaredType">, object: HeadRead, policy: InspectionPolicy): Promise<{ verdict: Verdict | null; findings: UploadFindings }> {
   const findings: UploadFindings = { storedSize: object.size, checkedETag: object.eTag };
-  const badSize = sizeVerdict(object.size, upload.declaredSize, policy.maxSize);
+  const badSize = sizeVerdict(object.size, upload, policy.maxSize);
   if (badSize) return { verdict: badSize, findings };
   const sniffed = (await fileTypeFromBuffer(object.bytes.subarray(0, SNIFF_LIMIT)))?.mime;
   findings.sniffedType = sniffed ?? null;

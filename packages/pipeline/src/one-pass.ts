@@ -35,7 +35,7 @@ export type OnePassDeps = ScanDeps & { policy: InspectionPolicy };
 /** What the job reports (BullMQ keeps it as the job's return value): every stage, timed. */
 export interface OnePassReport {
   path: "one-pass";
-  verdict: "clean" | "quarantine" | "lost";
+  verdict: "clean" | "quarantine" | "lost" | "held";
   ms: { inspect: number; scan: number; finalize: number };
 }
 
@@ -70,6 +70,9 @@ export async function processOnePass(deps: OnePassDeps, upload: Upload, job: Sta
     if (decided.upload) await ensureNextStage(deps, decided.upload);
     return { path: "one-pass", verdict: "lost", ms: { inspect: t1 - t0, scan: t2 - t1, finalize: 0 } };
   }
+  // Held (a clean result the signatures cannot back): no object is written; the worker's
+  // signature watch resumes the upload once fresh signatures load.
+  if (decided.upload.status !== "deciding") return { path: "one-pass", verdict: "held", ms: { inspect: t1 - t0, scan: t2 - t1, finalize: 0 } };
   if (whole && scanned.sha256 && deps.finalizesInline) await finalizeFromBytes(deps, decided.upload, object.bytes, scanned.sha256);
   else await ensureNextStage(deps, decided.upload);
   const ms = { inspect: t1 - t0, scan: t2 - t1, finalize: performance.now() - t2 };

@@ -4,6 +4,7 @@ import type { TransitionResult, UploadFindings } from "@intake/db";
 import { stageFor } from "./decisions.ts";
 import type { StageDeps } from "./deps.ts";
 import type { StageJobData } from "./stage-queues.ts";
+import { holdExplanation } from "./signature-watch.ts";
 
 /**
  * How an upload moves from one stage to the next. A stage changes the status in the
@@ -36,7 +37,7 @@ export function isLastAttempt(job: StageJob): boolean {
 }
 
 /** Makes sure the stage that owns the upload's current status is queued. */
-export async function ensureNextStage(deps: StageDeps, upload: Upload): Promise<void> {
+export async function ensureNextStage(deps: Pick<StageDeps, "queues" | "onePassMaxBytes">, upload: Upload): Promise<void> {
   const stage = stageFor(upload, deps.onePassMaxBytes);
   if (stage) await deps.queues.enqueue(stage, upload.id);
 }
@@ -61,9 +62,23 @@ export async function recordVerdict(
 /**
  * Writes the verdict (inspecting|scanning -> deciding) and nothing more: for a stage that
  * goes on to finalize the upload itself when its verdict is the one written (one-pass.ts,
- * scan.ts), and queues finalize otherwise.
+ * scan.ts), and queues finalize otherwise. A clean result the signatures cannot back is held
+ * instead (-> held): the caller finalizes only an upload the result left `deciding`.
  */
-export async function decideVerdict(deps: Pick<StageDeps, "repository" | "logger">, uploadId: string, actor: Actor, verdict: Verdict, findings: UploadFindings): Promise<TransitionResult> {
+export async function decideVerdict(deps: Pick<StageDeps, "repository" | "logger" | "signatures" | "metrics">, uploadId: string, actor: Actor, verdict: Verdict, findings: UploadFindings): Promise<TransitionResult> {
+  // A clean result is only as good as the signatures it was made with: too old (or test
+  // signatures where those are not accepted) and it is held, not issued. The row keeps what
+  // was found (sha256, the signature version) but no verdict; a finding is never held.
+  const hold = verdict.outcome === "clean" && deps.signatures ? await deps.signatures.holdReason() : null;
+  if (hold) {
+    const { facts } = await deps.signatures!.current();
+    const result = await deps.repository.transition(uploadId, "hold", actor, { ...findings, reasonDetail: holdExplanation(hold, facts) });
+    if (result.applied) {
+      deps.logger.warn({ uploadId, hold, signatures: facts }, "clean result held: the signatures are not fresh enough to issue it");
+      deps.metrics?.verdictHeld?.(hold);
+    }
+    return result;
+  }
   const result = await deps.repository.transition(uploadId, "decide", actor, { ...findings, ...verdictFindings(verdict) });
   if (result.applied) {
     deps.logger.info({ uploadId, verdict: result.upload.verdict, reason: result.upload.reason, detail: result.upload.reasonDetail }, "verdict recorded");

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { contentDisposition, objectKey, quarantine, type ReleaseDetail, type RecheckOutcome, type Upload, type Verdict } from "@intake/domain";
+import { arrivedSize, contentDisposition, objectKey, quarantine, recordedSize, type ReleaseDetail, type RecheckOutcome, type Upload, type Verdict } from "@intake/domain";
 import type { UploadFindings } from "@intake/db";
 import { ObjectChangedError } from "@intake/storage";
 import type { InspectionPolicy, Scanner } from "./deps.ts";
@@ -90,13 +90,14 @@ async function recheck(deps: RecheckDeps, upload: Upload, release: ReleaseDetail
   const scanner = seen ? acceptingOnly(deps.scanner, seen) : deps.scanner;
   const d: RecheckDeps = { ...deps, scanner };
   const key = quarantineKeyOf(upload);
-  const checked = upload.declaredSize <= deps.inMemoryMaxBytes ? await checkInMemory(d, upload, key) : await checkStreamed(d, upload, key);
+  // A released upload arrived, so it has a recorded size; without one, the streamed path.
+  const checked = (recordedSize(upload) ?? Infinity) <= deps.inMemoryMaxBytes ? await checkInMemory(d, upload, key) : await checkStreamed(d, upload, key);
   return { ...checked, accepted: seen };
 }
 
 /** As the one-pass check: one read of the whole object (bounded by the declared size), then every check from memory. */
 async function checkInMemory(deps: RecheckDeps, upload: Upload, key: string): Promise<Omit<Checked, "accepted">> {
-  const object = await readHead(deps.store, key, Math.max(upload.declaredSize, SNIFF_LIMIT));
+  const object = await readHead(deps.store, key, Math.max(recordedSize(upload) ?? 0, SNIFF_LIMIT));
   if (!object) return { verdict: quarantineObjectMissing(key), findings: {}, source: null };
   const { verdict, findings } = await inspectObject(upload, object, deps.policy);
   const whole = object.bytes.length === object.size;
@@ -209,7 +210,7 @@ async function promote(deps: RecheckDeps, upload: Upload, checked: Checked, rele
     await deps.store.put(target, source.bytes, { ...meta, sha256Hex: checked.findings.sha256! });
   } else {
     try {
-      await deps.store.copy(source.staged.key, target, { ...meta, size: checked.findings.storedSize ?? upload.declaredSize });
+      await deps.store.copy(source.staged.key, target, { ...meta, size: checked.findings.storedSize ?? arrivedSize(upload) });
     } finally {
       await deps.store.delete(source.staged.key);
     }

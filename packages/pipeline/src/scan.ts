@@ -30,7 +30,8 @@ import { contentChecksFor, type ClamdLimits, type ContentCheck } from "./content
  */
 export type ScanDeps = StageDeps & {
   scanner: Scanner;
-  scannerVersion: ScannerVersionCache;
+  /** The signature version a verdict records (SignatureWatch in a worker; ScannerVersionCache: the VERSION line). */
+  scannerVersion: { get(): Promise<string> };
   /** clamd's MaxFileSize and MaxScanSize, for the ZIP check below. */
   clamdLimits: ClamdLimits;
   /** Active content the policy lets through (config ACTIVE_CONTENT_ALLOW); absent: none. */
@@ -92,7 +93,7 @@ async function scanStaged(deps: ScanDeps, upload: Upload, job: StageJob): Promis
   deps.metrics?.stageDone("scan", "staged", performance.now() - t0);
   // The run that wrote the verdict promotes from its own copy; any other outcome (another
   // run's verdict, a quarantine) leaves the upload to the finalize stage.
-  if (decided.applied && decided.upload.verdict === "clean" && staged.complete) return promoteStaged(deps, decided.upload, staged.key);
+  if (decided.applied && decided.upload.status === "deciding" && decided.upload.verdict === "clean" && staged.complete) return promoteStaged(deps, decided.upload, staged.key);
   await staged.discard().catch((e: unknown) => deps.logger.warn({ uploadId, err: e }, "could not remove a staging copy that will not be promoted"));
   if (decided.upload) await ensureNextStage(deps, decided.upload);
 }

@@ -114,8 +114,12 @@ export function ruleSetDigest(files: ReadonlyMap<string, Buffer>): string {
  */
 export async function loadedRuleSet(scanner: Pick<MalwareScanner, "scan">): Promise<string | null> {
   const report = await scanner.scan(Readable.from([SIGNATURE_SET_PROBE]));
-  if (report.outcome !== "infected") return null;
-  return SET_NAME.exec(report.signature)?.[1] ?? null;
+  return report.outcome === "infected" ? ruleSetOfSignature(report.signature) : null;
+}
+
+/** The digest a signature-set signature names ("Intake.SignatureSet.<digest>.UNOFFICIAL"), or null. */
+export function ruleSetOfSignature(signature: string): string | null {
+  return SET_NAME.exec(signature)?.[1] ?? null;
 }
 
 export class ReloadFailedError extends Error {

@@ -13,7 +13,7 @@ export { ScanFailedError } from "./errors.ts";
 export { cabHeaderProbe, encryptedZipProbe, gzipOfZeros, mailAttachmentProbe, pdfStreamProbe, swfProbe, probeClamdLimits, sevenZipHeaderProbe, withLimitsProbe } from "./limits-probe.ts";
 export type { LimitsProbeResult, ProbedScanner } from "./limits-probe.ts";
 export type { ScanFailureKind } from "./errors.ts";
-export { CUSTOM_COPY_PREFIX, CUSTOM_RULE_FILE, loadedRuleSet, ReloadFailedError, reloadClamd, ruleSetDigest, SIGNATURE_SET_FILE, SIGNATURE_SET_PROBE, syncCustomRules, validateRuleFile } from "./custom-rules.ts";
+export { CUSTOM_COPY_PREFIX, CUSTOM_RULE_FILE, loadedRuleSet, ReloadFailedError, reloadClamd, ruleSetDigest, ruleSetOfSignature, SIGNATURE_SET_FILE, SIGNATURE_SET_PROBE, syncCustomRules, validateRuleFile } from "./custom-rules.ts";
 export type { RuleFileProblem, SyncOptions, SyncReport } from "./custom-rules.ts";
 export { classifyClamdReply, parseVersionReply, MAX_REPLY_CHARS } from "./reply.ts";
 import type { ScannerVersion } from "./reply.ts";

@@ -45,7 +45,11 @@ export interface PutBinding {
 }
 
 export interface PartBinding {
-  contentLength: number;
+  /**
+   * The part's exact length, signed. Absent only for an upload whose size is learned on
+   * arrival: the client picks its part size, and storage takes any part up to 5 GiB.
+   */
+  contentLength?: number;
   expiresIn: number; // seconds
   /** Hex SHA-256 of the part's bytes. */
   sha256Hex?: string;

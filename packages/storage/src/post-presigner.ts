@@ -2,12 +2,19 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { createPresignedPost } from "@aws-sdk/s3-presigned-post";
 
 /** What a presigned POST binds: the same declaration a presigned PUT binds. */
-export interface PostBinding {
+export type PostBinding = {
   contentType: string;
-  /** The declared size: the only size the policy admits. */
-  contentLength: number;
   expiresIn: number; // seconds
-}
+} & (
+  | {
+      /** The declared size: the only size the policy admits. */
+      contentLength: number;
+    }
+  | {
+      /** An upload whose size is learned on arrival: the policy admits 1 byte up to this. */
+      maxContentLength: number;
+    }
+);
 
 /** A browser form upload: POST `url` as multipart/form-data, `fields` first, the file last. */
 export interface PresignedPost {
@@ -29,7 +36,9 @@ export interface PresignedPost {
  * - content-length-range is [declared, declared]: the exact size, which is what our PUT
  *   binds with a signed Content-Length. [1, declared] would store a short file that complete
  *   then refuses as size_mismatch; pinned, storage refuses it at the door. (A range is the
- *   only size check S3 enforces on a POST; a range of one value is still a range.)
+ *   only size check S3 enforces on a POST; a range of one value is still a range.) For an
+ *   upload whose size is learned on arrival it is [1, limit]: an empty file is never an
+ *   upload (declarations need at least one byte), and nothing above the limit is stored.
  * The policy expires with the upload URL's lifetime.
  */
 export class PostPresigner {
@@ -52,7 +61,7 @@ export class PostPresigner {
       Conditions: [
         ["eq", "$key", key],
         ["eq", "$Content-Type", b.contentType],
-        ["content-length-range", b.contentLength, b.contentLength],
+        "contentLength" in b ? ["content-length-range", b.contentLength, b.contentLength] : ["content-length-range", 1, b.maxContentLength],
       ],
       Expires: b.expiresIn,
     });

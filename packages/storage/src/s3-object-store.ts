@@ -118,7 +118,8 @@ export class S3ObjectStore implements ObjectStore {
       Key: key,
       UploadId: uploadId,
       PartNumber: partNumber,
-      ContentLength: o.contentLength,
+      // No length for a size-unknown upload's part: the client picks its part size.
+      ...(o.contentLength !== undefined ? { ContentLength: o.contentLength } : {}),
       ...(o.md5Base64 ? { ContentMD5: o.md5Base64 } : {}),
       ...(o.sha256Hex ? { ChecksumSHA256: headers["x-amz-checksum-sha256"] } : {}),
     });

@@ -17,7 +17,7 @@ function routerOperations(): string[] {
     logger: createLogger({ level: "silent", name: "test" }),
     uploads: { create: unused, get: unused, list: unused, transition: unused },
     apiKeys: { authenticate: unused },
-    uploadSessions: { create: unused, authenticate: unused, revoke: unused, claim: unused, owns: unused },
+    uploadSessions: { create: unused, authenticate: unused, revoke: unused, claim: unused, remainingBytes: unused, owns: unused },
     rateLimits: { admit: unused, admitKey: unused, reserveAttempt: unused, releaseAttempt: unused, recordFailure: unused },
     store: {} as ObjectStore,
     processing: { startChecks: unused },

@@ -4,14 +4,18 @@ import {
   contentDisposition,
   DependencyUnavailableError,
   InvalidRequestError,
+  MIN_PART_SIZE,
   NotFoundError,
   objectKey,
   partLength,
+  PayloadTooLargeError,
   quoteForMessage,
   UPLOAD_STATUSES,
   ARRIVED_STATUSES,
   urlTtl,
   validateDeclaration,
+  validateSizeUnknownDeclaration,
+  type Transfer,
   validatePartRequests,
   type RawDeclaration,
   type TenantQuotas,
@@ -20,7 +24,7 @@ import {
   type UploadPolicy,
   type UploadStatus,
 } from "@intake/domain";
-import type { Atomic, UploadRepository } from "@intake/db";
+import type { Atomic, CreateClaims as UnitClaims, UploadRepository } from "@intake/db";
 import { verifiedContentType } from "@intake/pipeline";
 import { StorageRequestError, type ObjectStore, type PresignedPost, type PresignedRequest, type StoredPart } from "@intake/storage";
 
@@ -66,9 +70,16 @@ export interface CreateInput extends RawDeclaration {
 
 /**
  * Further claims on a new upload, run in the unit of work that writes its row (an upload
- * session's budget, sessions/upload-sessions.ts): a refusal writes nothing.
+ * session's budget, sessions/upload-sessions.ts): a refusal writes nothing. `remaining`
+ * bounds an upload whose size is learned on arrival (its limit is narrowed to it).
  */
-export type CreateClaims = (tx: Atomic, upload: { id: string; size: number }) => Promise<void>;
+export interface CreateClaims {
+  remaining?(tx: Atomic): Promise<number | null>;
+  claim(tx: Atomic, upload: { id: string; reservedBytes: number }): Promise<void>;
+}
+
+/** A declaration without a size (the Uppy routes when Uppy sends none): the client's transfer is taken as it is. */
+export type SizeUnknownInput = Pick<RawDeclaration, "filename" | "contentType" | "metadata">;
 
 export type CreateResult =
   | { kind: "single"; upload: Upload; replayed: boolean; request: PresignedRequest | PresignedPost }
@@ -76,8 +87,10 @@ export type CreateResult =
 
 export interface SignedPart extends PresignedRequest {
   partNumber: number;
-  size: number;
+  /** null: a part of a size-unknown upload, whose length the client picks. */
+  size: number | null;
 }
+/** GET /v1/uploads's query once its shape is checked (the contract's ListUploadsQuery). */
 
 export interface ListQuery {
   status?: string;
@@ -106,7 +119,23 @@ export class UploadService {
    */
   async create(tenantId: string, input: CreateInput, idempotencyKey?: string, claims?: CreateClaims): Promise<CreateResult> {
     const declaration = validateDeclaration(input, this.o.policy);
-    const method = uploadMethod(input.method, declaration);
+    return this.declare(tenantId, declaration, uploadMethod(input.method, declaration), input.expiresIn, idempotencyKey, claims);
+  }
+
+  /**
+   * Declares an upload whose size is learned on arrival (@intake/domain upload-size.ts): a
+   * form POST whose policy admits 1 byte up to its limit, or a multipart upload whose part
+   * URLs bind no length but are signed for as many parts as the limit needs. The limit (the
+   * per-file maximum, narrowed by the session's remaining budget in the create's unit) is
+   * what the quotas and the session reserve until the object arrives.
+   */
+  async createWithoutSize(tenantId: string, input: SizeUnknownInput, transfer: Transfer, claims?: CreateClaims): Promise<CreateResult> {
+    const declaration = validateSizeUnknownDeclaration(input, this.o.policy, transfer);
+    return this.declare(tenantId, declaration, transfer === "form" ? "POST" : "PUT", undefined, undefined, claims);
+  }
+
+  private async declare(tenantId: string, declaration: UploadDeclaration, method: "PUT" | "POST", expiresIn: unknown, idempotencyKey: string | undefined, claims: CreateClaims | undefined): Promise<CreateResult> {
+    const input = { expiresIn };
     const ttl = declaration.multipart ? multipartLifetime(input.expiresIn, this.o.multipartWindowSeconds) : urlTtl(input.expiresIn, this.o.policy);
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw new InvalidRequestError("invalid_idempotency_key", "Idempotency-Key must be 1-255 visible ASCII characters");
@@ -115,12 +144,15 @@ export class UploadService {
     const now = this.now();
     const id = newUploadId(now);
     const key = objectKey("pending", tenantId, id);
-    const alongside = claims ? (tx: Atomic) => claims(tx, { id, size: declaration.size }) : undefined;
+    const alongside: UnitClaims | undefined = claims
+      ? { ...(claims.remaining ? { remaining: (tx: Atomic) => claims.remaining!(tx) } : {}), claim: (tx: Atomic, reservedBytes: number) => claims.claim(tx, { id, reservedBytes }) }
+      : undefined;
     const base = {
       id,
       tenantId,
       filename: declaration.filename,
       declaredType: declaration.contentType,
+      sizeLimit: declaration.sizeLimit,
       declaredSize: declaration.size,
       ...(declaration.sha256 ? { declaredSha256: declaration.sha256 } : {}),
       ...(declaration.md5 ? { declaredMd5: declaration.md5 } : {}),
@@ -135,7 +167,7 @@ export class UploadService {
       const expiresIn = created ? ttl : this.replayLifetime(upload, now);
       const request =
         method === "POST"
-          ? await this.o.store.presignPost(upload.objectKey, { contentType: upload.declaredType, contentLength: upload.declaredSize, expiresIn })
+          ? await this.o.store.presignPost(upload.objectKey, { contentType: upload.declaredType, ...postSize(upload), expiresIn })
           : await this.o.store.presignPut(upload.objectKey, putBinding(upload, expiresIn));
       if (created) this.o.metrics?.uploadCreated("single");
       return { kind: "single", upload, replayed: !created, request };
@@ -214,8 +246,10 @@ export class UploadService {
     const ttl = Math.min(urlTtl(input.expiresIn, this.o.policy), left);
     return Promise.all(
       requested.map(async ({ partNumber, md5, sha256 }) => {
-        const size = partLength(upload.declaredSize, plan, partNumber);
-        const binding = { contentLength: size, expiresIn: ttl, ...(md5 ? { md5Base64: md5 } : {}), ...(sha256 ? { sha256Hex: sha256 } : {}) };
+        // A size-unknown upload's parts bind no length (the client picks its part size); how
+        // many may be signed is bounded by its limit (plan.partCount, checked above).
+        const size = upload.declaredSize === null ? null : partLength(upload.declaredSize, plan, partNumber);
+        const binding = { ...(size !== null ? { contentLength: size } : {}), expiresIn: ttl, ...(md5 ? { md5Base64: md5 } : {}), ...(sha256 ? { sha256Hex: sha256 } : {}) };
         const request = await this.o.store.presignPart(upload.objectKey, plan.storageUploadId, partNumber, binding);
         return { ...request, partNumber, size };
       }),
@@ -263,7 +297,9 @@ export class UploadService {
     if (upload.multipart) {
       // Past its life the reaper may be aborting it at this moment: refuse rather than race.
       if (this.now().getTime() >= upload.urlExpiresAt.getTime()) throw multipartExpired(upload);
-      const parts = validateCompletedParts(input.parts, upload.multipart.partCount);
+      const sizeUnknown = upload.declaredSize === null;
+      const parts = validateCompletedParts(input.parts, upload.multipart.partCount, { fewerAllowed: sizeUnknown });
+      if (sizeUnknown) await this.checkPartsWithinLimit(upload, parts);
       await this.completeMultipart(upload, parts);
     } else if (input.parts !== undefined) {
       throw notMultipart(id);
@@ -273,11 +309,39 @@ export class UploadService {
     if (!head) {
       throw new ConflictError("object_missing", "no object has been uploaded for this upload yet; PUT the bytes to the URL first", { id, status: upload.status });
     }
-    if (head.size !== upload.declaredSize) {
+    // A size learned on arrival is recorded as it is: the transition settles the quotas and
+    // the session's budget to it, and the pipeline refuses an object over the limit or empty.
+    if (upload.declaredSize !== null && head.size !== upload.declaredSize) {
       throw new ConflictError("size_mismatch", `the stored object has ${head.size} bytes, ${upload.declaredSize} were declared`, { id, declaredSize: upload.declaredSize, storedSize: head.size });
     }
     const result = await this.o.uploads.transition(upload.id, "arrived", "api", { storedSize: head.size });
     const current = result.upload ?? upload;
+  /**
+   * A size-unknown multipart upload, before it is completed: where storage lists parts, the
+   * parts named must be there, every one but the last at least S3's 5 MiB (S3 refuses smaller
+   * ones at complete; stand-ins may not), and all of them within the limit. Over the limit it
+   * is aborted (its stored parts freed) and refused: such bytes are never assembled. Where
+   * storage cannot list parts, the object is assembled and the pipeline refuses it instead.
+   */
+  private async checkPartsWithinLimit(upload: Upload, parts: { partNumber: number }[]): Promise<void> {
+    if (!this.o.store.capabilities.listsParts) return;
+    const stored = new Map((await this.o.store.listParts(upload.objectKey, upload.multipart!.storageUploadId)).map((p) => [p.partNumber, p.size]));
+    let total = 0;
+    for (const [i, { partNumber }] of parts.entries()) {
+      const size = stored.get(partNumber);
+      if (size === undefined) throw new InvalidRequestError("part_missing", `part ${partNumber} is not stored; upload it before completing`, { partNumber });
+      if (i < parts.length - 1 && size < MIN_PART_SIZE) {
+        throw new InvalidRequestError("part_too_small", `part ${partNumber} has ${size} bytes; every part but the last needs at least ${MIN_PART_SIZE}`, { partNumber, size, minPartSize: MIN_PART_SIZE });
+      }
+      total += size;
+    }
+    if (total > upload.sizeLimit) {
+      const aborted = await this.o.uploads.transition(upload.id, "abort", "api");
+      if (aborted.applied) await this.o.store.abortMultipart(upload.objectKey, upload.multipart!.storageUploadId).catch(() => undefined);
+      throw new PayloadTooLargeError("size_over_limit", `the parts hold ${total} bytes; this upload may hold at most ${upload.sizeLimit}: it has been aborted`, { id: upload.id, size: total, sizeLimit: upload.sizeLimit });
+    }
+  }
+
     // Not applied: a storage event (ingest) moved it first, or an abort/expiry won the race.
     if (!result.applied && !ALREADY_ARRIVED.includes(current.status)) assertPending(current);
     if (current.status === "uploaded") await this.enqueue(current);
@@ -403,7 +467,14 @@ function uploadMethod(raw: unknown, d: UploadDeclaration): "PUT" | "POST" {
 /** A multipart upload created with ChecksumAlgorithm SHA256: declared sha256, on storage that verifies part sha256s. */
 function partSha256Required(upload: Upload, store: ObjectStore): boolean {
   return upload.multipart !== null && upload.declaredSha256 !== null && store.capabilities.verifiesPartSha256;
+/** What a POST policy admits: the declared size exactly, or 1 byte up to the limit. */
+function postSize(u: Upload): { contentLength: number } | { maxContentLength: number } {
+  return u.declaredSize === null ? { maxContentLength: u.sizeLimit } : { contentLength: u.declaredSize };
 }
+
+}
+  // Only a declared size gets a PUT: size-unknown uploads are form POSTs or multipart.
+  if (u.declaredSize === null) throw new Error(`upload ${u.id} has no declared size to bind into a PUT`);
 
 function notMultipart(id: string): InvalidRequestError {
   return new InvalidRequestError("not_multipart", "this upload is a single PUT: it has no parts", { id });
@@ -419,8 +490,12 @@ function putBinding(u: Upload, expiresIn: number) {
   };
 }
 
-/** CompleteMultipartUpload needs every part, in ascending order, each with the ETag storage returned. */
-export function validateCompletedParts(raw: unknown, partCount: number): { partNumber: number; eTag: string }[] {
+/**
+ * CompleteMultipartUpload needs every part, in ascending order, each with the ETag storage
+ * returned. A size-unknown upload (fewerAllowed) has as many parts as its client cut, up to
+ * its bound: parts 1 to n, none missing.
+ */
+export function validateCompletedParts(raw: unknown, partCount: number, o: { fewerAllowed?: boolean } = {}): { partNumber: number; eTag: string }[] {
   if (!Array.isArray(raw) || raw.length === 0) {
     throw new InvalidRequestError("invalid_parts", "parts must be a non-empty array of {partNumber, etag}");
   }
@@ -437,9 +512,10 @@ export function validateCompletedParts(raw: unknown, partCount: number): { partN
     if (seen.has(partNumber as number)) throw new InvalidRequestError("duplicate_part_number", `part ${partNumber} is listed twice`, { partNumber });
     seen.set(partNumber as number, etag);
   }
-  if (seen.size !== partCount) {
-    const missing = Array.from({ length: partCount }, (_, i) => i + 1).filter((n) => !seen.has(n));
-    throw new InvalidRequestError("missing_parts", `all ${partCount} parts are needed to complete`, { missing: missing.slice(0, 100) });
+  const expected = o.fewerAllowed ? Math.max(...seen.keys()) : partCount;
+  if (seen.size !== expected) {
+    const missing = Array.from({ length: expected }, (_, i) => i + 1).filter((n) => !seen.has(n));
+    throw new InvalidRequestError("missing_parts", `all ${expected} parts are needed to complete`, { missing: missing.slice(0, 100) });
   }
   return [...seen.entries()].sort(([a], [b]) => a - b).map(([partNumber, eTag]) => ({ partNumber, eTag }));
 }

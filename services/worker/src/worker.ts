@@ -29,6 +29,7 @@ import { createS3Client, createSqsClient, resolveQueueUrl, S3ObjectStore, SqsEve
 import { OutboxRelay, startWebhookWorker, strandedGraceMs, WebhookQueue, type DeliveryDeps } from "@intake/webhooks";
 import { createMetrics, observingReceiveLag, type ClamdSource } from "@intake/metrics";
 import { checkMetricsListenerConfig, startMetricsListener } from "./metrics-listener.ts";
+import { startSignatureWatch } from "./signature-watch.ts";
 
 
 /** clamd does not behave as the configuration says (limits, alerts, signatures): the worker does not start. */
@@ -165,7 +166,11 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     if (roles.includes("scan")) {
       const scanner = opts.scanner ?? (await probedClamd(config, logger));
       clamd = scanner;
-      const version = new ScannerVersionCache(scanner);
+      // The signature version each verdict records, and the hold on clean results made with
+      // stale (or unaccepted test) signatures; held uploads resume when fresh ones load.
+      const signatures = startSignatureWatch(config, { scanner, repository, queues, logger, metrics: metrics.pipeline });
+      cleanups.push(async () => signatures.stop());
+      const version = signatures.watch;
       try {
         const v = await version.details();
         scannerVersion = v.raw;
@@ -174,7 +179,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
         // Not fatal: scans fail (and retry) until clamd answers; nothing is promoted meanwhile.
         logger.error({ err, clamd: `${config.clamd.host}:${config.clamd.port}` }, "clamd is not answering; scans will retry until it does");
       }
-      start("scan", (job) => processScan({ ...stageDeps, scanner, scannerVersion: version, clamdLimits: { maxFileSize: config.clamd.maxFileSize, maxScanSize: config.clamd.maxScanSize, maxRecursion: config.clamd.maxRecursion }, activeContentAllowed: config.policy.activeContentAllow, heartbeatMs: (config.reaper.stuckAfterSeconds * 1000) / 3, policy: config.policy }, job));
+      start("scan", (job) => processScan({ ...stageDeps, signatures: version, scanner, scannerVersion: version, clamdLimits: { maxFileSize: config.clamd.maxFileSize, maxScanSize: config.clamd.maxScanSize, maxRecursion: config.clamd.maxRecursion }, activeContentAllowed: config.policy.activeContentAllow, heartbeatMs: (config.reaper.stuckAfterSeconds * 1000) / 3, policy: config.policy }, job));
     }
     if (roles.includes("finalize")) start("finalize", (job) => processFinalize(stageDeps, job));
     if (roles.includes("recheck")) {

@@ -31,13 +31,19 @@ import { uploadView } from "@intake/domain";
  * Uppy reports a failed call as "Companion request failed: <statusText>" and drops the body,
  * so errors here carry the error's code and message in the HTTP reason phrase as well.
  *
- * The size: Uppy sends none of its own, and an upload's size is declared (the POST policy's
- * content-length-range and every part URL are bound to it), so the file's size travels as
- * metadata[size] (one line on the page: see the README, "Uppy").
+ * The size: Uppy sends none of its own, and picks form POST or multipart by its own rule
+ * (100 MiB by default) with parts of its own size (5 MiB at least). So an upload created here
+ * without a size has its size learned on arrival (@intake/domain upload-size.ts): created
+ * with a size limit (the per-file maximum, the session's remaining budget, 5 GiB for a POST),
+ * which the POST policy's content-length-range [1, limit] and the number of part URLs that
+ * may be signed enforce, and which the quotas and the session reserve until the object's real
+ * size is recorded. Uppy's choice of method is taken as it is. A page that does send
+ * metadata[size] gets today's exact binding instead (stronger: every URL pinned to that size),
+ * and then the method must match the size (not_a_form_upload, multipart_too_small).
  */
 
 /** The session use cases the routes call (sessions/upload-sessions.ts). */
-export type UppySessions = Pick<UploadSessions, "create" | "signParts" | "listParts" | "complete" | "abort" | "get">;
+export type UppySessions = Pick<UploadSessions, "create" | "createWithoutSize" | "signParts" | "listParts" | "complete" | "abort" | "get">;
 
 export interface UppyRouterOptions {
   sessions: UppySessions;
@@ -71,7 +77,8 @@ export function createUppyRouter(o: UppyRouterOptions): Router {
         .map(([k, v]) => [/^metadata\[(.+)\]$/.exec(k)?.[1], Array.isArray(v) ? v[0] : v] as const)
         .filter((e): e is readonly [string, string] => e[0] !== undefined && typeof e[1] === "string"),
     );
-    const result = await uploads.create(sessionOf(ctx), declaration(single(q.filename), single(q.type), metadata, "POST"));
+    const d = declaration(single(q.filename), single(q.type), metadata, "POST");
+    const result = d.size === undefined ? await uploads.createWithoutSize(sessionOf(ctx), d, "form") : await uploads.create(sessionOf(ctx), d);
     if (result.kind !== "single" || result.request.method !== "POST" || !("fields" in result.request)) {
       throw new ConflictError("not_a_form_upload", "this file gets a multipart upload; let Uppy use multipart for it (shouldUseMultipart)");
     }
@@ -84,7 +91,8 @@ export function createUppyRouter(o: UppyRouterOptions): Router {
     rejectUnknownFields(body, MULTIPART_FIELDS);
     const metadata = body.metadata === undefined ? {} : body.metadata;
     if (typeof metadata !== "object" || metadata === null || Array.isArray(metadata)) throw new InvalidRequestError("invalid_metadata", "metadata must be an object");
-    const result = await uploads.create(sessionOf(ctx), declaration(body.filename, body.type, metadata as Record<string, unknown>));
+    const d = declaration(body.filename, body.type, metadata as Record<string, unknown>);
+    const result = d.size === undefined ? await uploads.createWithoutSize(sessionOf(ctx), d, "multipart") : await uploads.create(sessionOf(ctx), d);
     if (result.kind !== "multipart") {
       // Declared but too small for parts: give the session its file back rather than leave a pending upload.
       await uploads.abort(sessionOf(ctx), result.upload.id).catch(() => undefined);
@@ -132,14 +140,17 @@ export function createUppyRouter(o: UppyRouterOptions): Router {
   return router;
 }
 
-/** Uppy's {filename, type, metadata} as our declaration: the size from metadata.size, Uppy's own meta dropped. */
-function declaration(filename: unknown, type: unknown, metadata: Record<string, unknown>, method?: "POST"): CreateInput {
-  const raw = metadata.size;
-  const size = typeof raw === "number" ? raw : typeof raw === "string" && /^[0-9]{1,16}$/.test(raw) ? Number(raw) : undefined;
-  if (size === undefined) {
-    throw new InvalidRequestError("size_required", "the file's size must be sent as metadata[size] (Uppy: setFileMeta(file.id, { size: file.size }))");
-  }
+/**
+ * Uppy's {filename, type, metadata} as our declaration, Uppy's own meta dropped: with the size
+ * from metadata.size when the page sent one (exact binding), else without a size (learned on
+ * arrival). A size that is there but malformed is refused, never taken for none.
+ */
+function declaration(filename: unknown, type: unknown, metadata: Record<string, unknown>, method?: "POST"): CreateInput & { size?: number } {
   const rest = Object.fromEntries(Object.entries(metadata).filter(([k]) => !UPPY_META.has(k)));
+  const raw = metadata.size;
+  if (raw === undefined) return { filename, contentType: type, metadata: rest };
+  const size = typeof raw === "number" ? raw : typeof raw === "string" && /^[0-9]{1,16}$/.test(raw) ? Number(raw) : undefined;
+  if (size === undefined) throw new InvalidRequestError("invalid_size", "metadata[size], when sent, must be the file's size in bytes (or leave it out: the size is then learned on arrival)");
   return { filename, contentType: type, size, metadata: rest, ...(method ? { method } : {}) };
 }
 

@@ -1,7 +1,9 @@
+import { SESSION_LIMITS } from "@intake/contract";
 import { canonicalType, ForbiddenError, InvalidRequestError, NotFoundError, quoteForMessage, UnauthenticatedError, validateMetadata, type Upload, type UploadSessionView } from "@intake/domain";
 import type { SessionLimits, UploadSession, UploadSessionRepository } from "@intake/db";
 import type { StoredPart } from "@intake/storage";
-import type { CreateInput, CreateResult, SignedPart, UploadService } from "../upload-service.ts";
+import type { Transfer } from "@intake/domain";
+import type { CreateClaims, CreateInput, CreateResult, SignedPart, SizeUnknownInput, UploadService } from "../upload-service.ts";
 
 /**
  * Upload sessions: what a browser holds instead of the application's API key. The
@@ -23,7 +25,7 @@ export interface SessionGrant {
   metadata: Record<string, string>;
 }
 
-export type SessionStore = Pick<UploadSessionRepository, "create" | "authenticate" | "revoke" | "claim" | "owns">;
+export type SessionStore = Pick<UploadSessionRepository, "create" | "authenticate" | "revoke" | "claim" | "remainingBytes" | "owns">;
 
 export interface SessionPolicy {
   /** The deployment's allowed types: a session's allowlist is a subset. */
@@ -109,20 +111,14 @@ export class UploadSessions {
    * cannot override it), and the session's budget is claimed in the upload's own unit of work.
    */
   async create(session: SessionGrant, input: CreateInput, idempotencyKey?: string): Promise<CreateResult> {
-    if (typeof input.contentType === "string") {
-      const type = canonicalType(input.contentType);
-      if (type !== null && !session.limits.allowedTypes.includes(type)) {
-        throw new ForbiddenError("session_type_not_allowed", `this upload session does not allow ${type}`, { allowed: session.limits.allowedTypes });
-      }
-    }
-    const metadata = isPlainObject(input.metadata) || input.metadata === undefined ? { ...(input.metadata ?? {}), ...session.metadata } : input.metadata;
+    const metadata = this.scoped(session, input);
     if (idempotencyKey !== undefined && idempotencyKey.length > MAX_SESSION_IDEMPOTENCY_KEY) {
       throw new InvalidRequestError("invalid_idempotency_key", `an upload session's Idempotency-Key may be at most ${MAX_SESSION_IDEMPOTENCY_KEY} characters`);
     }
     // Namespaced: a session must not replay (and so re-sign) an upload of the API key or of
     // another session that happened to use the same key.
     const key = idempotencyKey === undefined ? undefined : `session:${session.id}:${idempotencyKey}`;
-    const result = await this.uploads.create(session.tenantId, { ...input, metadata }, key, (tx, upload) => this.store.claim(tx, session.id, upload.id, upload.size, this.now()));
+    const result = await this.uploads.create(session.tenantId, { ...input, metadata }, key, this.claims(session));
     if (result.replayed && !(await this.store.owns(session.id, result.upload.id))) throw notFound(result.upload.id);
     return result;
   }
@@ -131,6 +127,35 @@ export class UploadSessions {
     await this.ownership(session, id);
     return this.uploads.get(session.tenantId, id);
   }
+  /**
+   * Declares an upload whose size is learned on arrival (the Uppy routes, which get no size):
+   * its limit is the per-file maximum narrowed to what the session's budget has left, and the
+   * session reserves that limit until the object arrives (then settled to its real size).
+   */
+  async createWithoutSize(session: SessionGrant, input: SizeUnknownInput, transfer: Transfer): Promise<CreateResult> {
+    const metadata = this.scoped(session, input);
+    return this.uploads.createWithoutSize(session.tenantId, { ...input, metadata }, transfer, this.claims(session));
+  }
+
+  /** The session's type allowlist, and its metadata merged over the client's. */
+  private scoped(session: SessionGrant, input: { contentType?: unknown; metadata?: unknown }): unknown {
+    if (typeof input.contentType === "string") {
+      const type = canonicalType(input.contentType);
+      if (type !== null && !session.limits.allowedTypes.includes(type)) {
+        throw new ForbiddenError("session_type_not_allowed", `this upload session does not allow ${type}`, { allowed: session.limits.allowedTypes });
+      }
+    }
+    return isPlainObject(input.metadata) || input.metadata === undefined ? { ...(input.metadata ?? {}), ...session.metadata } : input.metadata;
+  }
+
+  /** The session's budget, claimed in the upload's unit (and, for a size-unknown upload, what bounds its limit). */
+  private claims(session: SessionGrant): CreateClaims {
+    return {
+      remaining: (tx) => this.store.remainingBytes(tx, session.id, this.now()),
+      claim: (tx, upload) => this.store.claim(tx, session.id, upload.id, upload.reservedBytes, this.now()),
+    };
+  }
+
 
   async signParts(session: SessionGrant, id: string, input: Parameters<UploadService["signParts"]>[2]): Promise<SignedPart[]> {
     await this.ownership(session, id);
