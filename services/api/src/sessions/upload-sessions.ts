@@ -1,4 +1,3 @@
-import { SESSION_LIMITS } from "@intake/contract";
 import { canonicalType, ForbiddenError, InvalidRequestError, NotFoundError, quoteForMessage, UnauthenticatedError, validateMetadata, type Upload, type UploadSessionView } from "@intake/domain";
 import type { SessionLimits, UploadSession, UploadSessionRepository } from "@intake/db";
 import type { StoredPart } from "@intake/storage";
