@@ -1,0 +1,230 @@
+import { readdirSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse, parseAllDocuments } from "yaml";
+import * as core from "kubernetes-models/v1";
+import * as apps from "kubernetes-models/apps/v1";
+import * as batch from "kubernetes-models/batch/v1";
+import * as autoscaling from "kubernetes-models/autoscaling/v2";
+import * as policy from "kubernetes-models/policy/v1";
+import * as keda from "@kubernetes-models/keda/keda.sh/v1alpha1";
+import { configProblems, loadDatabaseConfig } from "@intake/runtime";
+import { queueName, RECHECK_QUEUE, STAGES } from "@intake/pipeline";
+import { WEBHOOK_QUEUE } from "@intake/webhooks";
+import { ROLES } from "@intake/worker";
+import { readRepoFile, repoPathExists, ROOT } from "./support/repo.ts";
+import { SECRET_NAME, unknownVariables } from "./support/config-env.ts";
+
+/**
+ * infra/k8s validated against the Kubernetes (kubernetes-models, the official OpenAPI
+ * schemas) and KEDA schemas, then against the configuration schema and the deployment's
+ * rules. Each rule is also shown catching its mistake.
+ */
+type Obj = Record<string, any>;
+type Model = new (data: Obj) => { validate(): void };
+const MODELS: Record<string, Record<string, unknown>> = { v1: core, "apps/v1": apps, "batch/v1": batch, "autoscaling/v2": autoscaling, "policy/v1": policy, "keda.sh/v1alpha1": keda };
+
+const BASE = "infra/k8s/base";
+const manifestFiles = (dir: string): string[] =>
+  readdirSync(join(ROOT, dir)).flatMap((e) => {
+    const path = `${dir}/${e}`;
+    if (statSync(join(ROOT, path)).isDirectory()) return manifestFiles(path);
+    return /\.ya?ml$/.test(e) && e !== "kustomization.yaml" ? [path] : [];
+  });
+
+interface Manifest {
+  file: string;
+  obj: Obj;
+}
+const documents = (file: string, text: string): Manifest[] =>
+  parseAllDocuments(text)
+    .map((d) => d.toJS() as Obj | null)
+    .filter((o): o is Obj => o !== null)
+    .map((obj) => ({ file, obj }));
+
+function schemaProblems(m: Manifest): string[] {
+  const { apiVersion, kind } = m.obj;
+  const model = MODELS[apiVersion]?.[kind] as Model | undefined;
+  if (!model) return [`${m.file}: ${apiVersion}/${kind} is not a kind this test knows (add its model, or remove it)`];
+  try {
+    new model(m.obj).validate();
+    return [];
+  } catch (err) {
+    return [`${m.file}: ${kind} ${m.obj.metadata?.name}: ${(err as Error).message}`];
+  }
+}
+
+const intakeContainers = (pod: Obj): Obj[] => [...(pod.containers ?? []), ...(pod.initContainers ?? [])].filter((c: Obj) => c.image === "intake");
+const podSpec = (o: Obj): Obj | undefined => (o.kind === "Deployment" || o.kind === "Job" ? o.spec?.template?.spec : undefined);
+
+/** The rules beyond the schemas, over every manifest at once. */
+function deploymentProblems(all: Manifest[]): string[] {
+  const problems: string[] = [];
+  const byKind = (kind: string) => all.map((m) => m.obj).filter((o) => o.kind === kind);
+  const configMap = byKind("ConfigMap").find((c) => c.metadata.name === "intake-config");
+  const configData: Record<string, string> = configMap?.data ?? {};
+  for (const name of unknownVariables(Object.keys(configData))) problems.push(`ConfigMap intake-config: ${name} is read by no Intake process`);
+  for (const name of Object.keys(configData)) if (SECRET_NAME.test(name)) problems.push(`ConfigMap intake-config: ${name} is a secret (it belongs in a Secret)`);
+
+  for (const o of all.map((m) => m.obj)) {
+    const pod = podSpec(o);
+    if (!pod) continue;
+    const where = `${o.kind} ${o.metadata.name}`;
+    for (const c of [...(pod.containers ?? []), ...(pod.initContainers ?? [])]) {
+      if (!c.resources?.requests?.cpu || !c.resources?.requests?.memory) problems.push(`${where}/${c.name}: no cpu and memory requests`);
+      if (!c.resources?.limits?.memory) problems.push(`${where}/${c.name}: no memory limit`);
+      if (c.securityContext?.allowPrivilegeEscalation !== false) problems.push(`${where}/${c.name}: allowPrivilegeEscalation is not false`);
+    }
+    for (const c of intakeContainers(pod)) {
+      const runAsNonRoot = c.securityContext?.runAsNonRoot ?? pod.securityContext?.runAsNonRoot;
+      const uid = c.securityContext?.runAsUser ?? pod.securityContext?.runAsUser;
+      if (runAsNonRoot !== true || uid === 0) problems.push(`${where}/${c.name}: not runAsNonRoot`);
+      if (c.securityContext?.readOnlyRootFilesystem !== true) problems.push(`${where}/${c.name}: root filesystem not read-only`);
+      const env: Record<string, string> = {};
+      const usesConfig = (c.envFrom ?? []).some((e: Obj) => e.configMapRef?.name === "intake-config");
+      if (usesConfig) Object.assign(env, configData);
+      for (const e of c.env ?? []) {
+        if (SECRET_NAME.test(e.name) || e.name === "DATABASE_URL") {
+          if (e.value !== undefined || !e.valueFrom?.secretKeyRef) problems.push(`${where}/${c.name}: ${e.name} is a secret written into the manifest (use secretKeyRef)`);
+          env[e.name] = e.name === "DATABASE_URL" ? "postgres://intake:x@postgres:5432/intake" : "t".repeat(32);
+        } else env[e.name] = String(e.value ?? "");
+      }
+      for (const name of unknownVariables((c.env ?? []).map((e: Obj) => e.name))) problems.push(`${where}/${c.name}: sets ${name}, which no Intake process reads`);
+      const isMigration = (c.command ?? []).some((x: string) => x.includes("migrate-cli.ts"));
+      if (isMigration) {
+        try {
+          loadDatabaseConfig(env);
+        } catch (err) {
+          problems.push(`${where}/${c.name}: ${(err as Error).message}`);
+        }
+      } else {
+        if (env.NODE_ENV !== "production") problems.push(`${where}/${c.name}: NODE_ENV is not production`);
+        for (const p of configProblems({ S3_BUCKET: undefined, ...env })) problems.push(`${where}/${c.name}: ${p}`);
+      }
+    }
+  }
+
+  // The API: Deployment, Service, HPA on CPU, PodDisruptionBudget.
+  const api = byKind("Deployment").find((d) => intakeContainers(podSpec(d)!).some((c) => (c.command ?? []).includes("services/api/src/main.ts")));
+  if (!api) problems.push("no API Deployment");
+  else {
+    const labels = api.spec.template.metadata.labels;
+    const selects = (sel: Obj | undefined) => !!sel && Object.entries(sel).every(([k, v]) => labels[k] === v);
+    if (!byKind("Service").some((s) => selects(s.spec.selector))) problems.push("no Service for the API");
+    if (!byKind("PodDisruptionBudget").some((p) => selects(p.spec.selector?.matchLabels))) problems.push("no PodDisruptionBudget for the API");
+    const hpa = byKind("HorizontalPodAutoscaler").find((h) => h.spec.scaleTargetRef.name === api.metadata.name);
+    if (!hpa?.spec.metrics?.some((m: Obj) => m.type === "Resource" && m.resource?.name === "cpu")) problems.push("no HPA on CPU for the API");
+  }
+
+  // Each worker role its own Deployment; each but the reaper scaled by KEDA on its backlog.
+  const prefix = configData.QUEUE_PREFIX ?? "intake";
+  const queues: Record<string, string> = { ...Object.fromEntries(STAGES.map((s) => [s, queueName(s)])), recheck: RECHECK_QUEUE, webhooks: WEBHOOK_QUEUE };
+  for (const role of ROLES) {
+    const deployments = byKind("Deployment").filter((d) => intakeContainers(podSpec(d)!).some((c) => (c.env ?? []).some((e: Obj) => e.name === "WORKER_ROLES" && e.value === role)));
+    if (deployments.length !== 1) {
+      problems.push(`worker role ${role}: ${deployments.length} Deployments run it (want 1)`);
+      continue;
+    }
+    const d = deployments[0];
+    const scaled = byKind("ScaledObject").filter((s) => s.spec.scaleTargetRef?.name === d.metadata.name);
+    if (role === "reaper") {
+      if (d.spec.replicas !== 1 || scaled.length || byKind("HorizontalPodAutoscaler").some((h) => h.spec.scaleTargetRef.name === d.metadata.name)) problems.push("the reaper must be a single replica, not autoscaled");
+      continue;
+    }
+    if (scaled.length !== 1) {
+      problems.push(`worker role ${role}: ${scaled.length} ScaledObjects (want 1)`);
+      continue;
+    }
+    const triggers: Obj[] = scaled[0].spec.triggers ?? [];
+    if (role === "ingest") {
+      if (!triggers.some((t) => t.type === "aws-sqs-queue")) problems.push("worker role ingest: not scaled on the SQS queue");
+      continue;
+    }
+    const want = `${prefix}:${queues[role]}:wait`;
+    if (!triggers.some((t) => t.type === "redis" && t.metadata?.listName === want)) problems.push(`worker role ${role}: not scaled on its BullMQ wait list ${want}`);
+  }
+
+  // clamd: its own Deployment, freshclam beside it, a readiness probe.
+  const clamd = byKind("Deployment").find((d) => d.metadata.name === "clamd");
+  const containers: Obj[] = clamd?.spec.template.spec.containers ?? [];
+  if (!containers.some((c) => (c.image ?? "").startsWith("clamav/") && c.readinessProbe)) problems.push("clamd: no clamd container with a readiness probe");
+  if (!containers.some((c) => (c.command ?? []).includes("freshclam"))) problems.push("clamd: no freshclam sidecar");
+  if (configData.CLAMD_HOST && !byKind("Service").some((s) => s.metadata.name === configData.CLAMD_HOST)) problems.push(`CLAMD_HOST ${configData.CLAMD_HOST} is no Service`);
+
+  // The migration Job, and no pod migrating at start.
+  if (!byKind("Job").some((j) => intakeContainers(podSpec(j)!).some((c) => (c.command ?? []).some((x: string) => x.includes("migrate-cli.ts"))))) problems.push("no migration Job");
+  if (configData.MIGRATE_ON_START !== "false") problems.push("MIGRATE_ON_START is not false: pods would migrate at start");
+  return problems;
+}
+
+function kustomizationProblems(text: string): string[] {
+  const k = parse(text) as { resources?: string[]; configMapGenerator?: { files?: string[] }[] };
+  const problems: string[] = [];
+  const listed = new Set((k.resources ?? []).map((r) => `${BASE}/${r}`));
+  for (const r of listed) if (!repoPathExists(r)) problems.push(`kustomization: ${r} does not exist`);
+  for (const f of manifestFiles(BASE)) if (!listed.has(f)) problems.push(`kustomization: ${relative(BASE, f)} is not among its resources`);
+  for (const g of k.configMapGenerator ?? []) for (const f of g.files ?? []) if (!repoPathExists(`${BASE}/${f.split("=").pop()}`)) problems.push(`kustomization: generator file ${f} does not exist`);
+  return problems;
+}
+
+const FILES = manifestFiles("infra/k8s");
+const MANIFESTS = FILES.flatMap((f) => documents(f, readRepoFile(f)));
+const problemsOf = (all: Manifest[]) => [...all.flatMap(schemaProblems), ...deploymentProblems(all)];
+
+describe("infra/k8s", () => {
+  it("every manifest is a kind the schemas know and validates against its schema", () => {
+    expect(MANIFESTS.length).toBeGreaterThan(10);
+    expect(MANIFESTS.flatMap(schemaProblems)).toEqual([]);
+  });
+
+  it("config variables the configuration accepts, secrets from Secrets, the API, each role, clamd and the migration Job as the deployment needs them", () => {
+    expect(deploymentProblems(MANIFESTS)).toEqual([]);
+  });
+
+  it("the kustomization lists every manifest, and only files that exist", () => {
+    expect(kustomizationProblems(readRepoFile(`${BASE}/kustomization.yaml`))).toEqual([]);
+  });
+
+  /** A copy of the manifests with one object changed. */
+  const changed = (match: (o: Obj) => boolean, edit: (o: Obj) => void): Manifest[] =>
+    MANIFESTS.map((m) => {
+      const obj = structuredClone(m.obj);
+      if (match(obj)) edit(obj);
+      return { ...m, obj };
+    });
+  const named = (kind: string, name: string) => (o: Obj) => o.kind === kind && o.metadata?.name === name;
+  const container = (o: Obj) => o.spec.template.spec.containers[0];
+  const mutations: [string, () => Manifest[], RegExp][] = [
+    ["an unknown kind", () => [...MANIFESTS, { file: "x.yaml", obj: { apiVersion: "example.com/v1", kind: "Widget", metadata: { name: "w" } } }], /example\.com\/v1\/Widget is not a kind this test knows/],
+    ["a schema violation", () => changed(named("Deployment", "intake-api"), (o) => (o.spec.replicas = "two")), /Deployment intake-api: .*replicas/],
+    ["a KEDA field of the wrong type", () => changed(named("ScaledObject", "intake-worker-scan"), (o) => (o.spec.minReplicaCount = "one")), /ScaledObject intake-worker-scan: .*minReplicaCount/],
+    ["a ScaledObject without its target", () => changed(named("ScaledObject", "intake-worker-scan"), (o) => delete o.spec.scaleTargetRef), /ScaledObject intake-worker-scan: .*scaleTargetRef/],
+    ["a variable no process reads", () => changed(named("ConfigMap", "intake-config"), (o) => (o.data.REDIS_HOST = "redis")), /REDIS_HOST is read by no Intake process/],
+    ["a value the configuration refuses", () => changed(named("ConfigMap", "intake-config"), (o) => (o.data.DATABASE_POOL_MAX = "500")), /DATABASE_POOL_MAX/],
+    ["a secret in the ConfigMap", () => changed(named("ConfigMap", "intake-config"), (o) => (o.data.METRICS_TOKEN = "x".repeat(20))), /METRICS_TOKEN is a secret/],
+    ["a secret written into a pod", () => changed(named("Deployment", "intake-worker-scan"), (o) => container(o).env.push({ name: "AWS_SECRET_ACCESS_KEY", value: "abc" })), /AWS_SECRET_ACCESS_KEY is a secret written into the manifest/],
+    ["a container without requests", () => changed(named("Deployment", "intake-worker-finalize"), (o) => delete container(o).resources.requests), /intake-worker-finalize\/worker: no cpu and memory requests/],
+    ["a writable root filesystem", () => changed(named("Deployment", "intake-worker-inspect"), (o) => (container(o).securityContext.readOnlyRootFilesystem = false)), /root filesystem not read-only/],
+    ["a root pod", () => changed(named("Deployment", "intake-api"), (o) => (o.spec.template.spec.securityContext.runAsNonRoot = false)), /intake-api\/api: not runAsNonRoot/],
+    ["the wrong wait list", () => changed(named("ScaledObject", "intake-worker-scan"), (o) => (o.spec.triggers[0].metadata.listName = "bull:intake-scan:wait")), /worker role scan: not scaled on its BullMQ wait list intake:intake-scan:wait/],
+    ["an autoscaled reaper", () => changed(named("Deployment", "intake-worker-reaper"), (o) => (o.spec.replicas = 3)), /reaper must be a single replica/],
+    ["a role without its Deployment", () => changed(named("Deployment", "intake-worker-webhooks"), (o) => (container(o).env[0].value = "recheck")), /worker role webhooks: 0 Deployments/],
+    ["no HPA", () => MANIFESTS.filter((m) => m.obj.kind !== "HorizontalPodAutoscaler"), /no HPA on CPU for the API/],
+    ["no PDB", () => MANIFESTS.filter((m) => !named("PodDisruptionBudget", "intake-api")(m.obj)), /no PodDisruptionBudget for the API/],
+    ["clamd without freshclam", () => changed(named("Deployment", "clamd"), (o) => o.spec.template.spec.containers.pop()), /no freshclam sidecar/],
+    ["clamd without readiness", () => changed(named("Deployment", "clamd"), (o) => delete container(o).readinessProbe), /no clamd container with a readiness probe/],
+    ["no migration Job", () => MANIFESTS.filter((m) => m.obj.kind !== "Job"), /no migration Job/],
+    ["pods migrating at start", () => changed(named("ConfigMap", "intake-config"), (o) => (o.data.MIGRATE_ON_START = "true")), /MIGRATE_ON_START is not false/],
+  ];
+  for (const [what, mutate, problem] of mutations) {
+    it(`catches ${what}`, () => {
+      expect(problemsOf(mutate()).join("\n")).toMatch(problem);
+    });
+  }
+
+  it("catches a kustomization that misses a manifest or names a missing one", () => {
+    const k = readRepoFile(`${BASE}/kustomization.yaml`);
+    expect(kustomizationProblems(k.replace("  - clamd.yaml\n", "")).join("\n")).toMatch(/clamd\.yaml is not among its resources/);
+    expect(kustomizationProblems(k.replace("  - clamd.yaml\n", "  - clamd.yaml\n  - redis.yaml\n")).join("\n")).toMatch(/redis\.yaml does not exist/);
+  });
+});
