@@ -24,8 +24,8 @@ describe("the Uppy demo page in a real browser", () => {
     s = await startPipelineStack({
       storage: "fauxqs",
       database: "sqlite",
-      // fauxqs takes bodies up to 11 MiB: files above 8 MiB go multipart (the Uppy routes plan
-      // Uppy's 5 MiB parts whatever PART_SIZE_BYTES says: its default, 16 MiB, here).
+      // The page sets nothing but companionEndpoint: no size, Uppy's own choice of method and
+      // part size, whatever MULTIPART_THRESHOLD_BYTES and PART_SIZE_BYTES (16 MiB) say.
       env: { NODE_ENV: "development", DEMO_PAGE: "true", MULTIPART_THRESHOLD_BYTES: String(8 * MiB) },
       // The page (the API's origin, on a port chosen at start) uploads to storage directly.
       storageCorsOrigins: "*",
@@ -39,6 +39,12 @@ describe("the Uppy demo page in a real browser", () => {
     await page.goto(`${s.apiUrl}/demo`);
     await page.locator(".uppy-Dashboard").waitFor({ timeout: 15_000 });
     expect(failures).toEqual([]);
+    // The user's own choice, not Intake's: Uppy's default sends files up to 100 MiB as one
+    // form POST, which fauxqs (11 MiB bodies) cannot take; Intake accepts either way.
+    await page.evaluate((threshold) => {
+      const w = window as unknown as { demoUppy: { getPlugin(id: string): { setOptions(o: object): void } } };
+      w.demoUppy.getPlugin("AwsS3").setOptions({ shouldUseMultipart: (file: { size: number | null }) => (file.size ?? 0) > threshold });
+    }, 8 * MiB);
   });
 
   afterAll(async () => {
@@ -78,6 +84,10 @@ describe("the Uppy demo page in a real browser", () => {
       x = (x * 1103515245 + 12345) & 0x7fffffff;
       big[i] = i % 64 === 63 ? 0x0a : 0x61 + (x % 26);
     }
+    const statusReads: string[] = [];
+    page.on("request", (r) => {
+      if (r.method() === "GET" && new URL(r.url()).pathname.startsWith("/v1/uploads/")) statusReads.push(r.url());
+    });
     const verdicts = await uploadThroughPage([
       { name: "pixel.png", mimeType: "image/png", buffer: png(8, 8, 3) },
       { name: "eicar.txt", mimeType: "text/plain", buffer: eicar() },
@@ -85,16 +95,21 @@ describe("the Uppy demo page in a real browser", () => {
     ]);
     expect(Object.fromEntries([...verdicts].map(([k, v]) => [k, v.status]))).toEqual({ "pixel.png": "verified", "eicar.txt": "quarantined", "large.txt": "verified" });
 
-    // The PNG went as Uppy 6 sends single files: a form POST (no multipart upload behind it).
-    expect((await s.uploads.get("dev", verdicts.get("pixel.png")!.id))!.multipart).toBeNull();
+    // The PNG went as Uppy 6 sends single files: a form POST (no multipart upload behind it),
+    // with no size declared: learned when it arrived.
+    expect(await s.uploads.get("dev", verdicts.get("pixel.png")!.id)).toMatchObject({ multipart: null, declaredSize: null, storedSize: png(8, 8, 3).length });
     const large = await s.uploads.get("dev", verdicts.get("large.txt")!.id);
-    // Multipart: Uppy asked for part URLs (three parts of at most 5 MiB), not a form POST.
-    expect(large!.multipart).toMatchObject({ partCount: 3 });
+    // Multipart: Uppy asked for part URLs (of its own 5 MiB), not a form POST; the size arrived with the object.
+    expect(large).toMatchObject({ declaredSize: null, storedSize: 12 * MiB, multipart: { partSize: 5 * MiB } });
     const download = await fetch(`${s.apiUrl}/v1/uploads/${large!.id}/download`, { headers: { authorization: `Bearer ${devKey}` }, redirect: "manual" });
     expect(download.status).toBe(302);
     const bytes = Buffer.from(await (await fetch(download.headers.get("location")!)).arrayBuffer());
     expect(createHash("sha256").update(bytes).digest("hex")).toBe(createHash("sha256").update(big).digest("hex"));
     const eicarRow = await s.uploads.get("dev", verdicts.get("eicar.txt")!.id);
     expect(eicarRow!.reason).toBe("malware");
+    // The verdicts came from the long-poll (each read held until the verdict), not a poll loop.
+    expect(statusReads.length).toBeGreaterThanOrEqual(3);
+    expect(statusReads.every((u) => new URL(u).searchParams.get("wait") === "20")).toBe(true);
+    expect(await page.locator('#verdicts li[data-name="eicar.txt"]').textContent()).toContain("malware");
   });
 });

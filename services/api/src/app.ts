@@ -90,7 +90,7 @@ export function createRouter(deps: ApiDeps): Router {
   }
   if (sessions && config.demoPage) {
     const mint = async () => sessions.mint(DEV_TENANT, { expiresIn: 3600, maxFiles: 100 });
-    router.use(createDemoRouter({ sessions: { mint }, multipartThreshold: config.policy.multipartThreshold, ...(config.http.publicUrl ? { publicUrl: config.http.publicUrl } : {}) }).routes());
+    router.use(createDemoRouter({ sessions: { mint }, ...(config.http.publicUrl ? { publicUrl: config.http.publicUrl } : {}) }).routes());
   }
   // Authentication before any body is read or URL signed.
   router.use("/v1", authenticate);

@@ -1,5 +1,5 @@
 /** The demo page's HTML: the Dashboard's mount point and the verdict list the script fills. */
-export function demoPage(o: { multipartThreshold: number }): string {
+export function demoPage(): string {
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -11,7 +11,7 @@ export function demoPage(o: { multipartThreshold: number }): string {
 <body>
 <h1>Intake upload demo</h1>
 <p>Development only. Files go straight to storage with a short-lived upload session; each one is then checked and its verdict shown below.</p>
-<div id="demo" data-multipart-threshold="${Math.floor(o.multipartThreshold)}"><div id="dashboard"></div></div>
+<div id="demo"><div id="dashboard"></div></div>
 <h2>Verdicts</h2>
 <ul id="verdicts" aria-live="polite"></ul>
 <script type="module" src="/demo/assets/demo.js"></script>

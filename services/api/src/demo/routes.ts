@@ -13,10 +13,10 @@ export interface DemoSessions {
   mint(): Promise<{ token: string; expiresAt: Date }>;
 }
 
-export function createDemoRouter(o: { sessions: DemoSessions; multipartThreshold: number; publicUrl?: string }): Router {
+export function createDemoRouter(o: { sessions: DemoSessions; publicUrl?: string }): Router {
   const router = new Router();
   const assets = cachedDemoAssets();
-  const html = demoPage({ multipartThreshold: o.multipartThreshold });
+  const html = demoPage();
 
   router.get("/demo", (ctx) => {
     ctx.type = "text/html; charset=utf-8";

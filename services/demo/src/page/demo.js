@@ -1,15 +1,16 @@
 // The demo page's script, bundled by esbuild from node_modules (src/bundle.ts): Uppy's
 // Dashboard with the AWS S3 plugin pointed at Intake's Companion-style routes. Nothing here
-// is Intake-specific but the endpoint and the verdict polling.
+// is Intake-specific but the endpoint and the verdict read: Uppy sends no size and picks form
+// POST or multipart by its own rule, and Intake learns each file's size when it arrives.
 import Uppy from "@uppy/core";
 import Dashboard from "@uppy/dashboard";
 import AwsS3 from "@uppy/aws-s3";
 
-const root = document.getElementById("demo");
 const verdicts = document.getElementById("verdicts");
-// The API's multipart threshold (Uppy's default is 100 MiB, the API's default too; the dev
-// stack's is lower). Parts: Uppy's default size, which the Uppy routes plan with.
-const multipartThreshold = Number(root.dataset.multipartThreshold);
+// Statuses after which nothing more happens to an upload (@intake/domain TERMINAL_STATUSES).
+const FINAL = new Set(["verified", "quarantined", "expired", "aborted"]);
+// The API holds GET /v1/uploads/:id?wait=N until the verdict or N seconds (20 at most).
+const WAIT_SECONDS = 20;
 
 async function start() {
   const res = await fetch("/demo/session", { method: "POST" });
@@ -18,31 +19,39 @@ async function start() {
   const uppy = new Uppy({ autoProceed: false });
   uppy.use(Dashboard, { inline: true, target: "#dashboard", showProgressDetails: true, proudlyDisplayPoweredByUppy: false, height: 360 });
   // The one Intake-specific option: the session's base URL (the token is in the path).
-  uppy.use(AwsS3, {
-    companionEndpoint: session.uppyEndpoint,
-    shouldUseMultipart: (file) => (file.size ?? 0) > multipartThreshold,
-  });
-  // Intake binds every upload to its size, which Uppy does not send by itself.
-  uppy.on("file-added", (file) => uppy.setFileMeta(file.id, { size: String(file.size) }));
+  uppy.use(AwsS3, { companionEndpoint: session.uppyEndpoint });
   uppy.on("upload-success", (file, response) => watch(file, response.body.key, session));
   uppy.on("upload-error", (file, err) => show(file.name, "refused", err.message));
   window.demoUppy = uppy;
 }
 
-/** The key Intake chose ends in the upload id (pending/<tenant>/<id>). */
+/**
+ * The verdict without polling: one long-poll after another (each answers at the verdict or
+ * after WAIT_SECONDS), the upload's status shown as it goes. The key Intake chose ends in the
+ * upload id (pending/<tenant>/<id>).
+ */
 async function watch(file, key, session) {
   const id = key.split("/").pop();
   show(file.name, "checking", "", id);
+  let failures = 0;
   for (;;) {
-    const res = await fetch(`/v1/uploads/${encodeURIComponent(id)}`, { headers: { authorization: `Bearer ${session.token}` } });
-    if (res.ok) {
-      const { upload } = await res.json();
-      if (upload.status === "verified" || upload.status === "quarantined" || upload.status === "rejected") {
-        show(file.name, upload.status, upload.reason ?? "", id);
-        return;
-      }
+    let res;
+    try {
+      res = await fetch(`/v1/uploads/${encodeURIComponent(id)}?wait=${WAIT_SECONDS}`, { headers: { authorization: `Bearer ${session.token}` } });
+    } catch {
+      res = null;
     }
-    await new Promise((r) => setTimeout(r, 1000));
+    if (res?.ok) {
+      failures = 0;
+      const { upload } = await res.json();
+      if (FINAL.has(upload.status)) return show(file.name, upload.status, upload.result?.reason ?? "", id);
+      show(file.name, "checking", upload.status, id);
+    } else {
+      // The API away or refusing: back off (1 s, 2 s, ... 30 s) rather than spin.
+      failures += 1;
+      if (res && res.status < 500 && res.status !== 429) return show(file.name, "error", `${res.status} ${res.statusText}`, id);
+      await new Promise((r) => setTimeout(r, Math.min(30_000, 1000 * 2 ** (failures - 1))));
+    }
   }
 }
 
