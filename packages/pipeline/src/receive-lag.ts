@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "./redis-connections.ts";
 import type { QueuedMessage } from "@intake/storage";
 
 /**
@@ -39,9 +39,9 @@ export function receiveLagKey(prefix: string): string {
 }
 
 export class RedisReceiveLag implements ReceiveLagRecorder {
-  private readonly redis: Redis;
+  private readonly redis: RedisConnection;
   private readonly key: string;
-  constructor(redis: Redis, prefix: string) {
+  constructor(redis: RedisConnection, prefix: string) {
     this.redis = redis;
     this.key = receiveLagKey(prefix);
   }

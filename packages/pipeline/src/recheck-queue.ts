@@ -1,5 +1,5 @@
 import { Queue, type Worker } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "./redis-connections.ts";
 import { DependencyUnavailableError } from "@intake/domain";
 import type { StageJob } from "./progress.ts";
 import { ENQUEUE_TIMEOUT_MS, type StageJobData } from "./stage-queues.ts";
@@ -32,11 +32,11 @@ export interface RecheckQueueOptions {
 
 export class RecheckQueue {
   readonly queue: Queue<RecheckJobData>;
-  private readonly connection: Redis;
+  private readonly connection: RedisConnection;
   private readonly opts: RecheckQueueOptions;
 
   /** `connection` should fail fast (createProducerConnection): a caller must learn that Redis is away. */
-  constructor(connection: Redis, opts: RecheckQueueOptions) {
+  constructor(connection: RedisConnection, opts: RecheckQueueOptions) {
     this.connection = connection;
     this.opts = opts;
     this.queue = new Queue<RecheckJobData>(RECHECK_QUEUE, { connection, prefix: opts.prefix });

@@ -1,5 +1,5 @@
 import { Queue } from "bullmq";
-import { Redis } from "ioredis";
+import { connectRedis, type RedisConnection, type RedisEndpoint } from "./redis-connections.ts";
 import { DependencyUnavailableError } from "@intake/domain";
 
 /**
@@ -36,15 +36,16 @@ export function queueName(stage: Stage): string {
 }
 
 export interface StageQueueOptions {
-  redisUrl: string;
+  redis: RedisEndpoint;
+  /** Every key of every queue starts with it; on a cluster it holds a hash tag (config.ts). */
   prefix: string;
   attempts: number;
   backoffMs: number;
 }
 
 /** A producer that fails fast when Redis is away, so the caller can keep the SQS message. */
-export function createProducerConnection(redisUrl: string): Redis {
-  const redis = new Redis(redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
+export function createProducerConnection(endpoint: RedisEndpoint): RedisConnection {
+  const redis = connectRedis(endpoint, "producer");
   // Without a listener ioredis reports every failed reconnect as an unhandled error event;
   // the failure that matters surfaces where enqueue() throws.
   redis.on("error", () => undefined);
@@ -56,10 +57,10 @@ export const ENQUEUE_TIMEOUT_MS = 5000;
 
 export class StageQueues {
   private readonly queues: Map<Stage, Queue>;
-  private readonly connection: Redis;
+  private readonly connection: RedisConnection;
   private readonly opts: StageQueueOptions;
 
-  constructor(opts: StageQueueOptions, connection: Redis = createProducerConnection(opts.redisUrl)) {
+  constructor(opts: StageQueueOptions, connection: RedisConnection = createProducerConnection(opts.redis)) {
     this.opts = opts;
     this.connection = connection;
     this.queues = new Map(

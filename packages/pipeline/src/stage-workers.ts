@@ -1,5 +1,5 @@
 import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
-import { Redis } from "ioredis";
+import { connectRedis, type RedisConnection, type RedisEndpoint } from "./redis-connections.ts";
 import type { PipelineLogger, PipelineMetrics } from "./deps.ts";
 import { UploadGoneError, type StageJob } from "./progress.ts";
 import type { Reaper } from "./reaper.ts";
@@ -11,12 +11,12 @@ import { queueName, type Stage, type StageJobData } from "./stage-queues.ts";
  */
 
 /** Workers block on Redis: their connections must never give up a command (BullMQ requires null). */
-export function createWorkerConnection(redisUrl: string): Redis {
-  return new Redis(redisUrl, { maxRetriesPerRequest: null });
+export function createWorkerConnection(endpoint: RedisEndpoint): RedisConnection {
+  return connectRedis(endpoint, "worker");
 }
 
 export interface StageWorkerOptions {
-  connection: Redis;
+  connection: RedisConnection;
   prefix: string;
   concurrency: number;
   logger: PipelineLogger;
@@ -84,7 +84,7 @@ export interface ReaperSchedule {
  * restart (and a flush loses them too), so the schedule is upserted again periodically
  * and whenever the connection comes back: upserting an existing scheduler is a no-op.
  */
-export async function startReaperSchedule(reaper: Reaper, o: { connection: Redis; prefix: string; everySeconds: number; logger: PipelineLogger }): Promise<ReaperSchedule> {
+export async function startReaperSchedule(reaper: Reaper, o: { connection: RedisConnection; prefix: string; everySeconds: number; logger: PipelineLogger }): Promise<ReaperSchedule> {
   const queue = new Queue(REAPER_QUEUE, { connection: o.connection, prefix: o.prefix });
   const upsert = () =>
     queue

@@ -1,5 +1,5 @@
 import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { StrandedCursor, WebhookRepository } from "@intake/db";
 import { deliverOnce, DeliveryAttemptFailed, type DeliveryDeps, type DeliveryLogger } from "./delivery.ts";
 
@@ -22,7 +22,8 @@ export function webhookJobId(deliveryId: string, round: number): string {
 }
 
 export interface WebhookQueueOptions {
-  connection: Redis;
+  /** A BullMQ connection to one server or a cluster (@intake/pipeline connectRedis). */
+  connection: Redis | Cluster;
   prefix: string;
   attempts: number;
   backoffMs: number;
@@ -222,7 +223,8 @@ export class OutboxRelay {
 }
 
 export interface WebhookWorkerOptions {
-  connection: Redis;
+  /** A BullMQ connection to one server or a cluster (@intake/pipeline connectRedis). */
+  connection: Redis | Cluster;
   prefix: string;
   concurrency: number;
 }

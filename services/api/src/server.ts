@@ -3,13 +3,12 @@ import type { AddressInfo } from "node:net";
 import { once } from "node:events";
 import type Koa from "koa";
 import { AdminSessionRepository, AdminUserRepository, ApiKeyRepository, AuditLog, openDatabase, prepareSchema, pingDatabase, UploadRepository, UploadSessionRepository } from "@intake/db";
-import { createPipelineHealth, createProducerConnection, RedisReceiveLag, StageQueues, STAGES, stageFor } from "@intake/pipeline";
+import { connectRedis, createPipelineHealth, createProducerConnection, RedisReceiveLag, StageQueues, STAGES, stageFor, untilReady } from "@intake/pipeline";
 import type { Upload } from "@intake/domain";
 import { createLogger, type Config, type Logger } from "@intake/runtime";
 import { createClamdScanner, hasTestSignaturesOnly, loadsTestSignaturesOnly, TEST_SIGNATURES_WARNING, testDatabaseDate } from "@intake/scanner";
 import { createS3Client, createSqsClient, provisionStorage, S3ObjectStore, SqsQueueDepth, STORE_KINDS } from "@intake/storage";
 import { createApp } from "./app.ts";
-import { Redis } from "ioredis";
 import { cacheAuthentications } from "./http/auth.ts";
 import { createRedisRateLimits } from "./http/redis-rate-limits.ts";
 import { adminGuard, createViews } from "./admin/index.ts";
@@ -66,12 +65,12 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
     }
     const store = new S3ObjectStore(s3, config.storage.bucket, STORE_KINDS[config.storage.kind]);
 
-    const redis = createProducerConnection(config.redis.url);
+    const redis = createProducerConnection(config.redis);
     // An 'error' listener keeps ioredis' reconnect errors from becoming unhandled events;
     // readiness reports Redis as down meanwhile.
     redis.on("error", (err: Error) => logger.debug({ code: (err as { code?: string }).code }, "redis connection error"));
-    await waitForReady(redis, REDIS_CONNECT_WAIT_MS);
-    const queues = new StageQueues({ redisUrl: config.redis.url, prefix: config.redis.prefix, attempts: config.worker.attempts, backoffMs: config.worker.backoffMs }, redis);
+    await untilReady(redis, REDIS_CONNECT_WAIT_MS);
+    const queues = new StageQueues({ redis: config.redis, prefix: config.redis.prefix, attempts: config.worker.attempts, backoffMs: config.worker.backoffMs }, redis);
     cleanups.push(() => queues.close());
     // BullMQ re-emits connection errors on each queue; without a listener they are printed
     // to stderr outside the logger. Readiness reports Redis as down meanwhile.
@@ -85,12 +84,12 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
     // offline queue, a command timeout) and the limiter falls back to its insurance instead.
     // Request budgets are leased (leased-budgets.ts), so most requests do not use it at all;
     // auto-pipelining merges the commands of concurrent credential checks into one write.
-    const limitsRedis = new Redis(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: RATE_LIMIT_COMMAND_TIMEOUT_MS, enableAutoPipelining: true });
+    const limitsRedis = connectRedis(config.redis, "limits", { commandTimeoutMs: RATE_LIMIT_COMMAND_TIMEOUT_MS });
     limitsRedis.on("error", (err: Error) => logger.debug({ code: (err as { code?: string }).code }, "rate-limit redis connection error"));
     cleanups.push(() => limitsRedis.quit().catch(() => limitsRedis.disconnect()));
-    await waitForReady(limitsRedis, REDIS_CONNECT_WAIT_MS);
+    await untilReady(limitsRedis, REDIS_CONNECT_WAIT_MS);
     // Blocks for failed authentications are announced to every API process on this one.
-    const blocksRedis = limitsRedis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, enableAutoPipelining: false });
+    const blocksRedis = connectRedis(config.redis, "subscriber");
     blocksRedis.on("error", (err: Error) => logger.debug({ code: (err as { code?: string }).code }, "rate-limit subscriber connection error"));
     // A subscribed connection has nothing to flush: closed at once, even while Redis is away.
     cleanups.push(() => blocksRedis.disconnect());
@@ -186,16 +185,4 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
     await closeAll();
     throw err;
   }
-}
-
-async function waitForReady(redis: { status: string; once(event: string, fn: () => void): unknown }, ms: number): Promise<void> {
-  if (redis.status === "ready") return;
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    timer.unref();
-    redis.once("ready", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 }

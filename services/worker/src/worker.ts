@@ -1,9 +1,12 @@
 import type { Worker } from "bullmq";
-import type { Redis } from "ioredis";
 import { AuditLog, openDatabase, prepareSchema, QuarantineReview, UploadRepository, WebhookRepository } from "@intake/db";
 import {
   createProducerConnection,
   createWorkerConnection,
+  dataNodes,
+  isCluster,
+  untilReady,
+  type RedisConnection,
   processRecheck,
   RecheckQueue,
   startRecheckWorker,
@@ -138,11 +141,11 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       store = new S3ObjectStore(s3, config.storage.bucket, STORE_KINDS[config.storage.kind]);
     }
 
-    const connection = createWorkerConnection(config.redis.url);
+    const connection = createWorkerConnection(config.redis);
     connection.on("error", (err: Error) => logger.debug({ code: (err as { code?: string }).code }, "redis connection error"));
     cleanups.push(async () => connection.disconnect());
     await warnUnlessNoEviction(connection, logger);
-    const queues = new StageQueues({ redisUrl: config.redis.url, prefix: config.redis.prefix, attempts: config.worker.attempts, backoffMs: config.worker.backoffMs });
+    const queues = new StageQueues({ redis: config.redis, prefix: config.redis.prefix, attempts: config.worker.attempts, backoffMs: config.worker.backoffMs });
     cleanups.push(() => queues.close());
     // This process's metrics (@intake/metrics): the stages report through metrics.pipeline;
     // clamd's gauges (up, signature age) are read when scraped, by workers that scan.
@@ -204,7 +207,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     let schedule: ReaperSchedule | null = null;
     if (roles.includes("reaper")) {
       // Its own fail-fast connection, as the stage queues have: a lost recheck is queued again.
-      const recheckConnection = createProducerConnection(config.redis.url);
+      const recheckConnection = createProducerConnection(config.redis);
       cleanups.push(async () => recheckConnection.disconnect());
       const rechecks = new RecheckQueue(recheckConnection, { prefix: config.redis.prefix, attempts: config.worker.attempts, backoffMs: config.worker.backoffMs });
       cleanups.push(() => rechecks.close());
@@ -281,19 +284,31 @@ async function drain(workers: Worker[], timeoutMs: number, logger: Logger): Prom
 
 /**
  * BullMQ keeps jobs as ordinary keys: a Redis that evicts under memory pressure silently
- * drops jobs, schedulers and locks. noeviction makes Redis refuse writes instead.
+ * drops jobs, schedulers and locks. noeviction makes Redis refuse writes instead. On a
+ * cluster each master holds the queues whose hash tag falls in its slots, so each is asked.
+ * Returns the policy (the first one that is not noeviction), or null when one could not be read.
  */
-export async function warnUnlessNoEviction(redis: Redis, logger: Logger): Promise<string | null> {
-  try {
-    const reply = (await redis.config("GET", "maxmemory-policy")) as string[];
-    const policy = reply[1] ?? null;
-    if (policy !== "noeviction") {
-      logger.error({ policy }, `!!! Redis maxmemory-policy is ${policy}, not noeviction: under memory pressure Redis will EVICT queued jobs and the pipeline loses work. Set maxmemory-policy noeviction.`);
-    }
-    return policy;
-  } catch (err) {
-    // Managed Redis often forbids CONFIG: say so, loudly, rather than assume.
-    logger.warn({ err }, "could not read Redis maxmemory-policy (CONFIG GET refused?): make sure it is noeviction");
+export async function warnUnlessNoEviction(redis: RedisConnection, logger: Logger): Promise<string | null> {
+  // A cluster client knows its masters once it is ready (it has read the slot map).
+  if (isCluster(redis) && !(await untilReady(redis, 10_000))) {
+    logger.warn({}, "could not read Redis maxmemory-policy (the cluster is not ready): make sure every node's is noeviction");
     return null;
   }
+  let found: string | null = "noeviction";
+  for (const node of dataNodes(redis)) {
+    const where = isCluster(redis) ? { node: `${node.options.host}:${node.options.port}` } : {};
+    try {
+      const reply = (await node.config("GET", "maxmemory-policy")) as string[];
+      const policy = reply[1] ?? null;
+      if (policy !== "noeviction") {
+        logger.error({ policy, ...where }, `!!! Redis maxmemory-policy is ${policy}, not noeviction: under memory pressure Redis will EVICT queued jobs and the pipeline loses work. Set maxmemory-policy noeviction.`);
+        if (found === "noeviction") found = policy;
+      }
+    } catch (err) {
+      // Managed Redis often forbids CONFIG: say so, loudly, rather than assume.
+      logger.warn({ err, ...where }, "could not read Redis maxmemory-policy (CONFIG GET refused?): make sure it is noeviction");
+      if (found === "noeviction") found = null;
+    }
+  }
+  return found;
 }

@@ -1,6 +1,6 @@
 import type { Router } from "@koa/router";
 import type { Knex } from "knex";
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "@intake/pipeline";
 import type { AdminSessionRepository, AdminUserRepository, AuditLog, UploadRepository } from "@intake/db";
 import type { PipelineHealth, StageQueues } from "@intake/pipeline";
 import type { Config, Logger } from "@intake/runtime";
@@ -27,7 +27,7 @@ export interface AdminModuleContext {
   uploads: UploadRepository;
   store: ObjectStore;
   /** A general-purpose connection (not the rate limits' fail-fast one). */
-  redis: Redis;
+  redis: RedisConnection;
   queues: StageQueues;
   /** clamd, as the API reaches it (readiness, the health page). */
   scanner: Pick<Scanner, "version">;

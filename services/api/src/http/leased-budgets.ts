@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "@intake/pipeline";
 import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 
 /**
@@ -88,7 +88,7 @@ interface Lease {
   fetching: Promise<BudgetAnswer> | null;
 }
 
-type LeasingRedis = Redis & {
+type LeasingRedis = RedisConnection & {
   intakeLeaseBudget(key: string, want: number, limit: number, windowMs: number, token: string, back: number, backToken: string): Promise<[number, number, string, number]>;
   intakeBlockBudget(key: string, blockMs: number, token: string, channel: string, member: string): Promise<number>;
 };
@@ -105,7 +105,7 @@ export class LeasedBudget {
   /** Where blocks are announced: every process using the same prefix listens there. */
   readonly channel: string;
 
-  constructor(redis: Redis, o: { keyPrefix: string; limit: number; windowSeconds: number; leaseMs?: number }) {
+  constructor(redis: RedisConnection, o: { keyPrefix: string; limit: number; windowSeconds: number; leaseMs?: number }) {
     this.redis = redis as LeasingRedis;
     if (!("intakeLeaseBudget" in redis)) {
       redis.defineCommand("intakeLeaseBudget", { numberOfKeys: 1, lua: LEASE_LUA });

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "@intake/pipeline";
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { DependencyUnavailableError, LimitExceededError } from "@intake/domain";
 import { LeasedBudget, type BudgetAnswer } from "./leased-budgets.ts";
@@ -46,7 +46,7 @@ export interface RedisRateLimits extends RateLimits {
  * which blocks announced by other processes arrive; without it they are seen when this
  * process's lease for the address ends (`leaseMs`, LEASE_MS by default).
  */
-export function createRedisRateLimits(redis: Redis, s: RateLimitSettings, prefix: string, o: { subscriber?: Redis; leaseMs?: number } = {}): RedisRateLimits {
+export function createRedisRateLimits(redis: RedisConnection, s: RateLimitSettings, prefix: string, o: { subscriber?: RedisConnection; leaseMs?: number } = {}): RedisRateLimits {
   const limiter = (name: string, points: number, duration: number, blockDuration = 0) =>
     new RateLimiterRedis({
       storeClient: redis,

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "@intake/pipeline";
 import { RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { DependencyUnavailableError, LimitExceededError } from "@intake/domain";
 
@@ -30,7 +30,7 @@ export class LoginLimits {
   private readonly byAccount: RateLimiterRedis;
   private readonly byAddress: RateLimiterRedis;
 
-  constructor(redis: Redis, s: LoginLimitSettings, prefix: string) {
+  constructor(redis: RedisConnection, s: LoginLimitSettings, prefix: string) {
     const limiter = (name: string, points: number) =>
       new RateLimiterRedis({
         storeClient: redis,
