@@ -9,14 +9,17 @@ import { arrivedSize, objectKey } from "@intake/domain";
 import { StageQueues, STAGES, stageJobId } from "@intake/pipeline";
 import { createLogger, loadConfig, type Config } from "@intake/runtime";
 import { freshDatabase, startStorage, type DatabaseKind, type StorageKind, type TestDatabase, type TestStorage } from "@intake/test";
+import { TEST_REDIS_URL, testQueuePrefix, testRedisEnv } from "@intake/testkit";
 
 /**
  * The real API (startApi: the same wiring as production) on a throwaway database, a
- * throwaway bucket (fauxqs or Ceph RGW), the local Redis under a random queue prefix and
+ * throwaway bucket (fauxqs or Ceph RGW), the local Redis (or the test Redis Cluster:
+ * INTAKE_TEST_REDIS=cluster, @intake/testkit redis-target.ts) under a random queue prefix and
  * the local clamd, with its log lines captured for inspection.
  */
 export const MiB = 1024 * 1024;
-export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+/** The local server; a test that needs "the API's Redis" uses connectRedis(t.config.redis, ...). */
+export const REDIS_URL = TEST_REDIS_URL;
 
 export interface ApiResponse<T = any> {
   status: number;
@@ -63,7 +66,7 @@ export async function startApiUnderTest(o: HarnessOptions): Promise<ApiUnderTest
   const storage = await startStorage(o.storage);
   const database = await freshDatabase(o.database);
   const dataDir = mkdtempSync(join(tmpdir(), "intake-api-"));
-  const prefix = `t${randomBytes(5).toString("hex")}`;
+  const prefix = testQueuePrefix("t");
   // startApi builds its S3 client from the SDK's default credential chain, as in
   // production; in tests that chain is the environment.
   process.env.AWS_ACCESS_KEY_ID = storage.credentials.accessKeyId;
@@ -74,7 +77,8 @@ export async function startApiUnderTest(o: HarnessOptions): Promise<ApiUnderTest
     HOST: "127.0.0.1",
     PORT: "0",
     LOG_LEVEL: o.logLevel ?? "info",
-    REDIS_URL,
+    // A test that points the API at another Redis (a dead port) sets REDIS_URL itself.
+    ...(o.env?.REDIS_URL ? {} : testRedisEnv()),
     QUEUE_PREFIX: prefix,
     ...(database.settings.client === "pg" ? { DATABASE_URL: database.settings.url } : { SQLITE_PATH: database.settings.filename }),
     ...o.env,
@@ -84,7 +88,7 @@ export async function startApiUnderTest(o: HarnessOptions): Promise<ApiUnderTest
   const api = await startApi(config, { logger });
   const keys = new ApiKeyRepository(database.db);
   const uploads = new UploadRepository(database.db);
-  const queues = new StageQueues({ redisUrl: REDIS_URL, prefix, attempts: 1, backoffMs: 10 });
+  const queues = new StageQueues({ redis: config.redis, prefix, attempts: 1, backoffMs: 10 });
 
   const call = async <T>(method: string, path: string, c: CallOptions = {}): Promise<ApiResponse<T>> => {
     const headers: Record<string, string> = { ...c.headers };

@@ -28,7 +28,7 @@ describe("ingest", () => {
   }
 
   it("keeps the SQS message while Redis is unreachable, and enqueues once Redis is back", async () => {
-    const deadRedis = new StageQueues({ redisUrl: "redis://127.0.0.1:1", prefix: s.config.redis.prefix, attempts: 1, backoffMs: 10 });
+    const deadRedis = new StageQueues({ redis: { url: "redis://127.0.0.1:1" }, prefix: s.config.redis.prefix, attempts: 1, backoffMs: 10 });
     const logs: string[] = [];
     const logger = createLogger({ level: "info", name: "ingest", destination: { write: (l: string) => void logs.push(l) } });
     const loop = new IngestLoop({ events: s.storage.events!, repository: s.uploads, audit: s.audit, store: s.storage.store, queues: deadRedis, logger });

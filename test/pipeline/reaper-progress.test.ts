@@ -1,14 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { UnrecoverableError, Worker } from "bullmq";
-import { Redis } from "ioredis";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { queueName, Reaper, stageJobId, type ReapSummary, type Scanner } from "@intake/pipeline";
+import { createWorkerConnection, queueName, Reaper, stageJobId, type ReapSummary, type Scanner } from "@intake/pipeline";
 import { createLogger } from "@intake/runtime";
 import { createClamdScanner } from "@intake/scanner";
 import { beforeAllOrFailEach } from "@intake/test";
 import { png, zip } from "./fixtures.ts";
 import { startClamdProxy, type ClamdProxy } from "./support/clamd-proxy.ts";
-import { MiB, REDIS_URL, startPipelineStack, type PipelineStack } from "./support/stack.ts";
+import { MiB, startPipelineStack, type PipelineStack } from "./support/stack.ts";
 
 // These uploads go through the stages (ONE_PASS_MAX_BYTES 0): what is tested here is the
 // window between inspect, scan and finalize that only the staged path has (one-pass.test.ts
@@ -136,7 +135,7 @@ describe("the reaper and work in progress", () => {
 
     // It failed for good (its attempts spent): the kept failed job would make a plain add a
     // silent no-op, so it is removed and added again.
-    const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const connection = createWorkerConnection(s.config.redis);
     const failing = new Worker(queueName("inspect"), async () => { throw new UnrecoverableError("gave up"); }, { connection, prefix: s.config.redis.prefix });
     try {
       await until("the job to fail", async () => (await jobState()) === "failed");
@@ -172,7 +171,7 @@ describe("the reaper and work in progress", () => {
     // Completed while the row stayed where it was (the kept completed job holds the id).
     await (await queue.getJob(jobId))!.remove();
     await queue.add("inspect", { v: 1, uploadId: id }, { jobId, removeOnComplete: false });
-    const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const connection = createWorkerConnection(s.config.redis);
     const idle = new Worker(queueName("inspect"), async () => undefined, { connection, prefix: s.config.redis.prefix });
     try {
       await until("the job to complete", async () => (await jobState()) === "completed");

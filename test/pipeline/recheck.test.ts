@@ -9,7 +9,7 @@ import { createLogger } from "@intake/runtime";
 import { freePort, waitFor } from "@intake/testkit";
 import { eicar, png } from "./fixtures.ts";
 import { auditOf, CHECKING_ROLES, exists, quarantined, quarantinedForScanError, review, workerWithClamdAway } from "./support/review.ts";
-import { REDIS_URL, startPipelineStack, type PipelineStack } from "./support/stack.ts";
+import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
 
 /**
  * The recheck of a released upload (packages/pipeline/src/recheck.ts) through the real
@@ -34,7 +34,7 @@ describe("recheck of released uploads (fauxqs, pg)", () => {
 
   const quarantineKey = (u: Upload) => objectKey("quarantine", u.tenantId, u.id);
   const verifiedKey = (u: Upload) => objectKey("verified", u.tenantId, u.id);
-  const queue = () => new RecheckQueue(createProducerConnection(REDIS_URL), { prefix: s.env.QUEUE_PREFIX!, attempts: 3, backoffMs: 100 });
+  const queue = () => new RecheckQueue(createProducerConnection(s.config.redis), { prefix: s.env.QUEUE_PREFIX!, attempts: 3, backoffMs: 100 });
 
   async function release(u: Upload, justification = "scanner outage; bytes are fine"): Promise<void> {
     const done = await review(s).release(u, { id: adminA, justification });

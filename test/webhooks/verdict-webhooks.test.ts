@@ -6,8 +6,8 @@ import { createLogger, type Config } from "@intake/runtime";
 import { waitFor } from "@intake/testkit";
 import { WEBHOOK_QUEUE, WebhookQueue } from "@intake/webhooks";
 import { startWorker, type RunningWorker } from "@intake/worker";
-import { Redis } from "ioredis";
-import { startApiUnderTest, REDIS_URL, type ApiUnderTest } from "../api/harness.ts";
+import { connectRedis } from "@intake/pipeline";
+import { startApiUnderTest, type ApiUnderTest } from "../api/harness.ts";
 import { signInAs, type AdminClient } from "../api/admin-session.ts";
 import { beforeAllOrFailEach } from "../support/suite.ts";
 import { startReceiver, type Receiver } from "./receiver.ts";
@@ -54,7 +54,7 @@ describe.each(["sqlite", "pg"] as const)("verdict webhooks on %s", (kind) => {
   afterAll(async () => {
     await worker?.close();
     if (api) {
-      const redis = new Redis(REDIS_URL);
+      const redis = connectRedis(api.config.redis, "worker");
       const q = new WebhookQueue({ connection: redis, prefix: api.config.redis.prefix, attempts: 1, backoffMs: 10 });
       await q.queue.obliterate({ force: true }).catch(() => undefined);
       await q.close();
@@ -224,7 +224,7 @@ describe.each(["sqlite", "pg"] as const)("verdict webhooks on %s", (kind) => {
     const d = await settled(uploadId, endpoint.id, "delivered");
     expect(d.enqueuedAt).not.toBeNull();
     // The first round's job carries the delivery's own id, on the queue the dashboard lists.
-    const redis = new Redis(REDIS_URL);
+    const redis = connectRedis(api.config.redis, "worker");
     const q = new WebhookQueue({ connection: redis, prefix: api.config.redis.prefix, attempts: 1, backoffMs: 10 });
     const job = await q.queue.getJob(d.id);
     expect(job?.queueName).toBe(WEBHOOK_QUEUE);

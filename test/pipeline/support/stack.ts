@@ -1,24 +1,25 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
 import { startApi } from "@intake/api";
 import { ApiKeyRepository, AuditLog, UploadRepository } from "@intake/db";
 import type { Upload, UploadStatus } from "@intake/domain";
-import { StageQueues } from "@intake/pipeline";
+import { connectRedis, deleteKeysUnder, StageQueues } from "@intake/pipeline";
 import { createLogger, loadConfig, type Config } from "@intake/runtime";
-import { waitFor } from "@intake/testkit";
+import { TEST_REDIS_URL, testQueuePrefix, testRedisEnv, waitFor } from "@intake/testkit";
 import { freshDatabase, startStorage, type DatabaseKind, type StorageKind, type TestDatabase, type TestStorage } from "@intake/test";
 import { startWorker, type RunningWorker, type WorkerOptions } from "@intake/worker";
 
 /**
  * The whole stack for pipeline tests, wired as production wires it: the real API
  * (startApi), real workers (startWorker), a throwaway database (SQLite or PostgreSQL), a
- * throwaway bucket (fauxqs with the S3 event emitter, or Ceph RGW), the local Redis under a
+ * throwaway bucket (fauxqs with the S3 event emitter, or Ceph RGW), the local Redis (or the
+ * test Redis Cluster: INTAKE_TEST_REDIS=cluster, @intake/testkit redis-target.ts) under a
  * random queue prefix (never FLUSHALL: other test files share it) and the local clamd.
  */
-export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+/** The local server; a test that needs "the Redis of this stack" uses connectRedis(stack.config.redis, ...). */
+export const REDIS_URL = TEST_REDIS_URL;
 export const MiB = 1024 * 1024;
 
 export interface StackOptions {
@@ -71,7 +72,7 @@ export async function startPipelineStack(o: StackOptions): Promise<PipelineStack
   const storage = await startStorage(o.storage, o.storageCorsOrigins ? { corsOrigins: o.storageCorsOrigins } : {});
   const database = await freshDatabase(o.database);
   const dataDir = mkdtempSync(join(tmpdir(), "intake-pipeline-"));
-  const prefix = `p${randomBytes(5).toString("hex")}`;
+  const prefix = testQueuePrefix("p");
   // startApi/startWorker build S3 clients from the SDK's default credential chain, as in
   // production; in tests that chain is the environment.
   process.env.AWS_ACCESS_KEY_ID = storage.credentials.accessKeyId;
@@ -81,7 +82,7 @@ export async function startPipelineStack(o: StackOptions): Promise<PipelineStack
     DATA_DIR: dataDir,
     PORT: "0",
     LOG_LEVEL: "info",
-    REDIS_URL,
+    ...testRedisEnv(),
     QUEUE_PREFIX: prefix,
     JOB_ATTEMPTS: "5",
     JOB_BACKOFF_MS: "200",
@@ -95,7 +96,7 @@ export async function startPipelineStack(o: StackOptions): Promise<PipelineStack
   const apiKey = (await new ApiKeyRepository(database.db).create(tenant, "pipeline-test")).key;
   const uploads = new UploadRepository(database.db);
   const audit = new AuditLog(database.db);
-  const queues = new StageQueues({ redisUrl: REDIS_URL, prefix, attempts: config.worker.attempts, backoffMs: config.worker.backoffMs });
+  const queues = new StageQueues({ redis: config.redis, prefix, attempts: config.worker.attempts, backoffMs: config.worker.backoffMs });
   const workers: RunningWorker[] = [];
   const workerLogs: string[] = [];
 
@@ -164,19 +165,12 @@ export async function startPipelineStack(o: StackOptions): Promise<PipelineStack
     },
     auditActions: async (id) => (await audit.forUpload(id)).map((r) => r.action),
     flushQueues: async () => {
-      const redis = new Redis(REDIS_URL);
-      let deleted = 0;
+      const redis = connectRedis(config.redis, "worker");
       try {
-        let cursor = "0";
-        do {
-          const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-          cursor = next;
-          if (keys.length) deleted += await redis.del(...keys);
-        } while (cursor !== "0");
+        return await deleteKeysUnder(redis, prefix);
       } finally {
         redis.disconnect();
       }
-      return deleted;
     },
     close: async () => {
       for (const w of workers.splice(0)) await w.close().catch(() => undefined);
