@@ -1,15 +1,19 @@
 /**
- * The API's request and response shapes, written to match services/api/src/openapi.ts (the
- * document the API serves at /openapi.json). test/client/types.test.ts validates what these
- * calls return against that served document and checks the field lists below against its
- * schemas, so a field added on one side and not the other fails a test.
+ * The API's request and response shapes: the types of @intake/contract's zod schemas, the
+ * ones the API validates requests with and generates its OpenAPI document from, so the SDK
+ * cannot drift from either. Imported as types only: the browser bundle carries no zod
+ * (test/client/sdk-browser-entry.test.ts checks it). Requests are the schemas' input types,
+ * responses their output types.
  */
+import type * as z from "zod";
+import type * as wire from "@intake/contract";
 import type { UploadSessionView, UploadView } from "@intake/domain";
 
 /**
  * The upload's statuses and its public view are the domain's own (the API answers with
- * uploadView, the webhooks carry it): imported, not restated. Domain code is pure (no Node
- * imports), so the browser entry can take the status list from it too.
+ * uploadView, the webhooks carry it), which the contract's Upload schema is checked equal to
+ * at compile time. Domain code is pure (no Node imports), so the browser entry can take the
+ * status list from it too.
  */
 /** TERMINAL_STATUSES: the ones the pipeline never leaves (a reviewer may still release a quarantined upload). */
 export { UPLOAD_STATUSES, TERMINAL_STATUSES } from "@intake/domain";
@@ -21,140 +25,52 @@ export type Upload = UploadView;
 /** What the pipeline found (all null until it did). */
 export type UploadResult = UploadView["result"];
 
-/** components.schemas.CreateUpload */
-export interface CreateUploadInput {
-  filename: string;
-  contentType: string;
-  size: number;
-  /** Hex sha256 of the whole object (bound as x-amz-checksum-sha256; the pipeline recomputes it). */
-  sha256?: string;
-  /** Base64 MD5 (Content-MD5); single PUT only. */
-  md5?: string;
-  metadata?: Record<string, string>;
-  expiresIn?: number;
-  /** PUT (default) or POST: a presigned form upload (single uploads only, not with md5). */
-  method?: "PUT" | "POST";
-}
+/** components.schemas.CreateUpload: POST /v1/uploads */
+export type CreateUploadInput = z.input<typeof wire.CreateUpload>;
 
 /** The presigned request the API answers with: send exactly these headers. */
-export interface PresignedRequest {
-  method: "PUT";
-  /** A bearer credential until it expires: never log it. */
-  url: string;
-  headers: Record<string, string>;
-  expiresAt: string;
-}
+export type PresignedRequest = Pick<SignedPart, "method" | "url" | "headers" | "expiresAt">;
 
 /** components.schemas.SingleUploadCreated */
-export interface SingleUploadCreated extends PresignedRequest {
-  kind: "single";
-  upload: Upload;
-}
+export type SingleUploadCreated = z.output<typeof wire.SingleUploadCreated>;
 
 /** components.schemas.MultipartUploadCreated */
-export interface MultipartUploadCreated {
-  kind: "multipart";
-  upload: Upload;
-  uploadId: string;
-  partSize: number;
-  partCount: number;
-  expiresAt: string;
-}
+export type MultipartUploadCreated = z.output<typeof wire.MultipartUploadCreated>;
 
 /** components.schemas.SinglePostUploadCreated: POST url as multipart/form-data, every field, then the file last. */
-export interface SinglePostUploadCreated {
-  kind: "single";
-  method: "POST";
-  upload: Upload;
-  url: string;
-  /** Form fields (key, Policy, signature...): a bearer credential until expiresAt. */
-  fields: Record<string, string>;
-  expiresAt: string;
-}
+export type SinglePostUploadCreated = z.output<typeof wire.SinglePostUploadCreated>;
 
-export type UploadCreated = SingleUploadCreated | SinglePostUploadCreated | MultipartUploadCreated;
+export type UploadCreated = z.output<typeof wire.UploadCreated>;
+
+type SignPartsBody = z.input<typeof wire.SignParts>;
 
 /** A part to sign, with the checksums of its bytes (signed into its URL and returned in its headers). */
-export interface PartRequest {
-  partNumber: number;
-  /** Base64 MD5 (Content-MD5). */
-  md5?: string;
-  /** Hex SHA-256 (sent as x-amz-checksum-sha256). */
-  sha256?: string;
-}
+export type PartRequest = NonNullable<SignPartsBody["parts"]>[number];
 
-/** Exactly one of partNumbers (no checksums) or parts (with checksums). */
-export type SignPartsInput = ({ partNumbers: number[]; parts?: never } | { parts: PartRequest[]; partNumbers?: never }) & { expiresIn?: number };
+/** Exactly one of partNumbers (no checksums) or parts (with checksums): the schema's two lists, never both. */
+export type SignPartsInput = ({ partNumbers: NonNullable<SignPartsBody["partNumbers"]>; parts?: never } | { parts: PartRequest[]; partNumbers?: never }) & Pick<SignPartsBody, "expiresIn">;
 
-export interface SignedPart extends PresignedRequest {
-  partNumber: number;
-  size: number;
-}
+export type SignedPart = z.output<typeof wire.SignedPart>;
 
-export interface StoredPart {
-  partNumber: number;
-  size: number;
-  etag: string;
-}
+export type StoredPart = z.output<typeof wire.StoredPart>;
 
-export interface CompletedPart {
-  partNumber: number;
-  etag: string;
-}
+export type CompletedPart = NonNullable<z.input<typeof wire.CompleteUpload>["parts"]>[number];
 
-export interface ListUploadsQuery {
-  status?: UploadStatus;
-  limit?: number;
-  cursor?: string;
-}
+/** GET /v1/uploads's query, as values (the SDK writes them into the query string). */
+export type ListUploadsQuery = z.output<typeof wire.ListUploadsQuery>;
 
-export interface UploadPage {
-  items: Upload[];
-  nextCursor: string | null;
-}
+export type UploadPage = z.output<typeof wire.UploadPage>;
 
-export interface DownloadUrl {
-  url: string;
-  expiresAt: string;
-}
+/** The download's short presigned GET (the body of its 302). */
+export type DownloadUrl = z.output<typeof wire.DownloadRedirect>;
 
 /** components.schemas.CreateUploadSession */
-export interface CreateUploadSessionInput {
-  expiresIn?: number;
-  maxFiles?: number;
-  maxBytes?: number | null;
-  allowedTypes?: string[];
-  metadata?: Record<string, string>;
-}
+export type CreateUploadSessionInput = z.input<typeof wire.CreateUploadSession>;
 
-/** components.schemas.UploadSession */
+/** components.schemas.UploadSession (the domain's UploadSessionView, checked equal to the schema). */
 export type UploadSession = UploadSessionView;
 
-export interface UploadSessionMinted {
-  /** is_<id>_<secret>: shown once, a bearer credential. */
-  token: string;
-  expiresAt: string;
-  session: UploadSession;
-}
+export type UploadSessionMinted = z.output<typeof wire.UploadSessionMinted>;
 
 /** components.schemas.Error */
-export interface ErrorBody {
-  error: { code: string; message: string; details?: Record<string, unknown> };
-}
-
-/**
- * Field lists of the schemas, checked against the served document by the types test; the
- * `satisfies` clauses make the compiler check them against the interfaces above, both ways.
- */
-type Exactly<T, K extends readonly PropertyKey[]> = [Exclude<keyof T, K[number]>] extends [never] ? K : never;
-const keys = <T>() => <const K extends readonly (keyof T)[]>(k: Exactly<T, K>) => k;
-export const SCHEMA_FIELDS = {
-  Upload: keys<Upload>()(["id", "status", "filename", "contentType", "size", "sha256", "md5", "metadata", "multipart", "urlExpiresAt", "createdAt", "updatedAt", "uploadedAt", "finishedAt", "result"]),
-  CreateUpload: keys<CreateUploadInput>()(["filename", "contentType", "size", "sha256", "md5", "metadata", "expiresIn", "method"]),
-  SinglePostUploadCreated: keys<SinglePostUploadCreated>()(["upload", "kind", "method", "url", "fields", "expiresAt"]),
-  CreateUploadSession: keys<CreateUploadSessionInput>()(["expiresIn", "maxFiles", "maxBytes", "allowedTypes", "metadata"]),
-  UploadSession: keys<UploadSession>()(["id", "expiresAt", "revokedAt", "maxFiles", "maxBytes", "allowedTypes", "metadata", "filesUsed", "bytesUsed"]),
-  SingleUploadCreated: keys<SingleUploadCreated>()(["method", "url", "headers", "expiresAt", "upload", "kind"]),
-  MultipartUploadCreated: keys<MultipartUploadCreated>()(["upload", "kind", "uploadId", "partSize", "partCount", "expiresAt"]),
-  Error: keys<ErrorBody["error"]>()(["code", "message", "details"]),
-} as const;
+export type ErrorBody = z.output<typeof wire.ErrorBody>;

@@ -10,7 +10,6 @@ import {
   partLength,
   PayloadTooLargeError,
   quoteForMessage,
-  UPLOAD_STATUSES,
   ARRIVED_STATUSES,
   urlTtl,
   validateDeclaration,
@@ -93,9 +92,9 @@ export interface SignedPart extends PresignedRequest {
 /** GET /v1/uploads's query once its shape is checked (the contract's ListUploadsQuery). */
 
 export interface ListQuery {
-  status?: string;
-  limit?: string;
-  cursor?: string;
+  status?: UploadStatus | undefined;
+  limit?: number | undefined;
+  cursor?: string | undefined;
 }
 
 const UPLOAD_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -217,15 +216,8 @@ export class UploadService {
   }
 
   async list(tenantId: string, q: ListQuery): Promise<{ items: Upload[]; nextCursor: string | null }> {
-    let status: UploadStatus | undefined;
-    if (q.status !== undefined) {
-      if (!(UPLOAD_STATUSES as readonly string[]).includes(q.status)) {
-        throw new InvalidRequestError("invalid_status", `status must be one of ${UPLOAD_STATUSES.join(", ")}`);
-      }
-      status = q.status as UploadStatus;
-    }
-    const limit = q.limit === undefined ? 20 : Number(q.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new InvalidRequestError("invalid_limit", "limit must be an integer from 1 to 100");
+    const { status } = q;
+    const limit = q.limit ?? 20;
     const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
     const page = await this.o.uploads.list(tenantId, { limit, ...(status ? { status } : {}), ...(cursor ? { cursor } : {}) });
     return { items: page.items, nextCursor: page.next ? encodeCursor(page.next) : null };

@@ -1,4 +1,6 @@
-import { InvalidRequestError, isTerminal, type Upload } from "@intake/domain";
+import { GET_UPLOAD_ERRORS, GetUploadQuery, MAX_WAIT_SECONDS } from "@intake/contract";
+import { isTerminal, type Upload } from "@intake/domain";
+import { checkShape } from "./http/request-shape.ts";
 
 /**
  * The long-poll behind GET /v1/uploads/:id?wait=SECONDS: answer as soon as the upload's
@@ -10,17 +12,14 @@ import { InvalidRequestError, isTerminal, type Upload } from "@intake/domain";
  * its own loop (the signal). The cap stays below the HTTP server's 30 s request timeout
  * and the idle timeouts common in proxies.
  */
-export const MAX_WAIT_SECONDS = 20;
+export { MAX_WAIT_SECONDS };
 const FIRST_CHECK_MS = 200;
 const MAX_CHECK_MS = 2_000;
 
-/** `wait` from the query: absent is 0 (answer at once); otherwise an integer 0..MAX_WAIT_SECONDS. */
+/** `wait` from the query (the contract's GetUploadQuery): absent is 0 (answer at once); otherwise an integer 0..MAX_WAIT_SECONDS. */
 export function parseWaitSeconds(raw: string | undefined): number {
   if (raw === undefined) return 0;
-  if (!/^\d{1,3}$/.test(raw) || Number(raw) > MAX_WAIT_SECONDS) {
-    throw new InvalidRequestError("invalid_wait", `wait must be an integer number of seconds from 0 to ${MAX_WAIT_SECONDS}`);
-  }
-  return Number(raw);
+  return checkShape(GetUploadQuery, { wait: raw }, GET_UPLOAD_ERRORS, "query").wait ?? 0;
 }
 
 export interface WaitOptions {

@@ -1,31 +1,34 @@
 import type { Context } from "koa";
 import type { Router } from "@koa/router";
+import {
+  COMPLETE_UPLOAD_ERRORS,
+  CompleteUpload,
+  CREATE_UPLOAD_ERRORS,
+  CreateUpload,
+  GET_UPLOAD_ERRORS,
+  GetUploadQuery,
+  LIST_UPLOADS_ERRORS,
+  ListUploadsQuery,
+  SIGN_PARTS_ERRORS,
+  SignParts,
+} from "@intake/contract";
 import { callerOf } from "../http/auth.ts";
-import { readJsonObject, rejectUnknownFields } from "../http/json-body.ts";
+import { checkShape, readBody } from "../http/request-shape.ts";
 import type { PresignedRequest } from "@intake/storage";
 import type { CreateResult, UploadService } from "../upload-service.ts";
 import { uploadView } from "@intake/domain";
-import { parseWaitSeconds, waitUntilTerminal } from "../upload-wait.ts";
+import { waitUntilTerminal } from "../upload-wait.ts";
 
 /**
  * /v1/uploads: thin handlers. Each reads and shape-checks the request, calls one use case
  * and writes the response. Presigned URLs appear in response bodies (create, parts) and in
  * the download redirect only, with Cache-Control: no-store: they are bearer credentials.
+ * Shapes are the contract's (@intake/contract), checked here; the policy is the domain's.
  */
-export const CREATE_FIELDS = ["filename", "contentType", "size", "sha256", "md5", "metadata", "expiresIn", "method"] as const;
-export const PARTS_FIELDS = ["partNumbers", "parts", "expiresIn"] as const;
-export const COMPLETE_FIELDS = ["parts"] as const;
-
 export function mountUploadRoutes(router: Router, uploads: UploadService, bodyLimitBytes: number): void {
-  const body = async (ctx: Context, allowed: readonly string[]) => {
-    const json = await readJsonObject(ctx.req, bodyLimitBytes);
-    rejectUnknownFields(json, allowed);
-    return json;
-  };
-
   router.post("/v1/uploads", async (ctx) => {
     const { tenantId } = callerOf(ctx);
-    const input = await body(ctx, CREATE_FIELDS);
+    const input = await readBody(ctx.req, bodyLimitBytes, CreateUpload, CREATE_UPLOAD_ERRORS);
     const idempotencyKey = ctx.get("idempotency-key") || undefined;
     const result = await uploads.create(tenantId, input, idempotencyKey);
     noStore(ctx);
@@ -37,18 +40,14 @@ export function mountUploadRoutes(router: Router, uploads: UploadService, bodyLi
 
   router.get("/v1/uploads", async (ctx) => {
     const { tenantId } = callerOf(ctx);
-    const page = await uploads.list(tenantId, {
-      status: queryParam(ctx, "status"),
-      limit: queryParam(ctx, "limit"),
-      cursor: queryParam(ctx, "cursor"),
-    });
+    const page = await uploads.list(tenantId, listQuery(ctx));
     ctx.body = { items: page.items.map(uploadView), nextCursor: page.nextCursor };
   });
 
   router.get("/v1/uploads/:id", async (ctx) => {
     const { tenantId } = callerOf(ctx);
     const id = ctx.params.id!;
-    const waitSeconds = parseWaitSeconds(queryParam(ctx, "wait"));
+    const waitSeconds = getQuery(ctx).wait ?? 0;
     let upload = await uploads.get(tenantId, id);
     if (waitSeconds > 0) {
       // Long-poll: held until the status is terminal or the wait ends; a client that
@@ -69,7 +68,7 @@ export function mountUploadRoutes(router: Router, uploads: UploadService, bodyLi
 
   router.post("/v1/uploads/:id/parts", async (ctx) => {
     const { tenantId } = callerOf(ctx);
-    const input = await body(ctx, PARTS_FIELDS);
+    const input = await readBody(ctx.req, bodyLimitBytes, SignParts, SIGN_PARTS_ERRORS);
     const parts = await uploads.signParts(tenantId, ctx.params.id!, input);
     noStore(ctx);
     ctx.body = { parts: parts.map((p) => ({ partNumber: p.partNumber, size: p.size, ...presigned(p) })) };
@@ -83,7 +82,7 @@ export function mountUploadRoutes(router: Router, uploads: UploadService, bodyLi
 
   router.post("/v1/uploads/:id/complete", async (ctx) => {
     const { tenantId } = callerOf(ctx);
-    const input = await body(ctx, COMPLETE_FIELDS);
+    const input = await readBody(ctx.req, bodyLimitBytes, CompleteUpload, COMPLETE_UPLOAD_ERRORS);
     ctx.body = { upload: uploadView(await uploads.complete(tenantId, ctx.params.id!, input)) };
   });
 
@@ -133,8 +132,17 @@ function noStore(ctx: Context): void {
   ctx.set("Cache-Control", "no-store");
 }
 
-function queryParam(ctx: Context, name: string): string | undefined {
-  const v = ctx.query[name];
-  if (Array.isArray(v)) return v[0];
-  return v === undefined || v === "" ? undefined : v;
+/** GET /v1/uploads's query (status, limit, cursor; any other parameter is refused). */
+export function listQuery(ctx: Context) {
+  return checkShape(ListUploadsQuery, queryOf(ctx), LIST_UPLOADS_ERRORS, "query");
+}
+
+/** GET /v1/uploads/:id's query (wait). */
+export function getQuery(ctx: Context) {
+  return checkShape(GetUploadQuery, queryOf(ctx), GET_UPLOAD_ERRORS, "query");
+}
+
+/** The query as the contract sees it: an empty value is no value (?wait= is no wait). A repeated parameter stays an array and is refused. */
+function queryOf(ctx: Context): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(ctx.query).filter(([, v]) => v !== undefined && v !== ""));
 }

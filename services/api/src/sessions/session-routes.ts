@@ -1,10 +1,20 @@
 import type { Context, Next } from "koa";
 import type { Router } from "@koa/router";
 import { uploadView } from "@intake/domain";
+import {
+  COMPLETE_UPLOAD_ERRORS,
+  CompleteUpload,
+  CREATE_UPLOAD_ERRORS,
+  CREATE_UPLOAD_SESSION_ERRORS,
+  CreateUpload,
+  CreateUploadSession,
+  SIGN_PARTS_ERRORS,
+  SignParts,
+} from "@intake/contract";
 import { callerOf, uploaderOf } from "../http/auth.ts";
-import { readJsonObject, rejectUnknownFields } from "../http/json-body.ts";
-import { COMPLETE_FIELDS, CREATE_FIELDS, createResponse, PARTS_FIELDS, presigned } from "../routes/uploads.ts";
-import { MINT_FIELDS, type SessionGrant, type UploadSessions } from "./upload-sessions.ts";
+import { readBody } from "../http/request-shape.ts";
+import { createResponse, getQuery, presigned } from "../routes/uploads.ts";
+import type { SessionGrant, UploadSessions } from "./upload-sessions.ts";
 
 /**
  * /v1/upload-sessions (API key only): mint and revoke. And the /v1/uploads routes a session
@@ -13,15 +23,9 @@ import { MINT_FIELDS, type SessionGrant, type UploadSessions } from "./upload-se
  * Every other route refuses a session (callerOf: 403 session_not_allowed).
  */
 export function mountSessionRoutes(router: Router, sessions: UploadSessions, bodyLimitBytes: number): void {
-  const body = async (ctx: Context, allowed: readonly string[]) => {
-    const json = await readJsonObject(ctx.req, bodyLimitBytes);
-    rejectUnknownFields(json, allowed);
-    return json;
-  };
-
   router.post("/v1/upload-sessions", async (ctx) => {
     const { tenantId } = callerOf(ctx);
-    const minted = await sessions.mint(tenantId, await body(ctx, MINT_FIELDS));
+    const minted = await sessions.mint(tenantId, await readBody(ctx.req, bodyLimitBytes, CreateUploadSession, CREATE_UPLOAD_SESSION_ERRORS));
     // The token is a bearer credential: shown once, never cached.
     ctx.set("Cache-Control", "no-store");
     ctx.status = 201;
@@ -44,7 +48,7 @@ export function mountSessionRoutes(router: Router, sessions: UploadSessions, bod
   router.post(
     "/v1/uploads",
     forSession(async (ctx, session) => {
-      const input = await body(ctx, CREATE_FIELDS);
+      const input = await readBody(ctx.req, bodyLimitBytes, CreateUpload, CREATE_UPLOAD_ERRORS);
       const result = await sessions.create(session, input, ctx.get("idempotency-key") || undefined);
       ctx.set("Cache-Control", "no-store");
       if (result.replayed) ctx.set("Idempotent-Replayed", "true");
@@ -57,6 +61,8 @@ export function mountSessionRoutes(router: Router, sessions: UploadSessions, bod
   router.get(
     "/v1/uploads/:id",
     forSession(async (ctx, session) => {
+      // The query's shape as for the API key (the long-poll itself is not offered to a session).
+      getQuery(ctx);
       ctx.body = { upload: uploadView(await sessions.get(session, ctx.params.id!)) };
     }),
   );
@@ -64,7 +70,7 @@ export function mountSessionRoutes(router: Router, sessions: UploadSessions, bod
   router.post(
     "/v1/uploads/:id/parts",
     forSession(async (ctx, session) => {
-      const parts = await sessions.signParts(session, ctx.params.id!, await body(ctx, PARTS_FIELDS));
+      const parts = await sessions.signParts(session, ctx.params.id!, await readBody(ctx.req, bodyLimitBytes, SignParts, SIGN_PARTS_ERRORS));
       ctx.set("Cache-Control", "no-store");
       ctx.body = { parts: parts.map((p) => ({ partNumber: p.partNumber, size: p.size, ...presigned(p) })) };
     }),
@@ -81,7 +87,7 @@ export function mountSessionRoutes(router: Router, sessions: UploadSessions, bod
   router.post(
     "/v1/uploads/:id/complete",
     forSession(async (ctx, session) => {
-      ctx.body = { upload: uploadView(await sessions.complete(session, ctx.params.id!, await body(ctx, COMPLETE_FIELDS))) };
+      ctx.body = { upload: uploadView(await sessions.complete(session, ctx.params.id!, await readBody(ctx.req, bodyLimitBytes, CompleteUpload, COMPLETE_UPLOAD_ERRORS))) };
     }),
   );
 

@@ -1,3 +1,4 @@
+import { SESSION_LIMITS } from "@intake/contract";
 import { canonicalType, ForbiddenError, InvalidRequestError, NotFoundError, quoteForMessage, UnauthenticatedError, validateMetadata, type Upload, type UploadSessionView } from "@intake/domain";
 import type { SessionLimits, UploadSession, UploadSessionRepository } from "@intake/db";
 import type { StoredPart } from "@intake/storage";
@@ -35,9 +36,13 @@ export interface SessionPolicy {
   maxFiles: number;
 }
 
-export const DEFAULT_SESSION_POLICY = { defaultTtlSeconds: 900, maxTtlSeconds: 86_400, defaultMaxFiles: 10, maxFiles: 1000 } as const;
-
-export const MINT_FIELDS = ["expiresIn", "maxFiles", "maxBytes", "allowedTypes", "metadata"] as const;
+/** The contract's bounds (the OpenAPI document states them): one place for both. */
+export const DEFAULT_SESSION_POLICY = {
+  defaultTtlSeconds: SESSION_LIMITS.defaultTtlSeconds,
+  maxTtlSeconds: SESSION_LIMITS.maxTtlSeconds,
+  defaultMaxFiles: SESSION_LIMITS.defaultMaxFiles,
+  maxFiles: SESSION_LIMITS.maxFiles,
+} as const;
 
 /** The longest idempotency key a session may send: it is namespaced by the session id (255 in all). */
 const MAX_SESSION_IDEMPOTENCY_KEY = 200;
