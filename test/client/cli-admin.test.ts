@@ -335,6 +335,28 @@ describe("intake login, keys, admin, quarantine (child process, real API)", () =
     expect((await intake(op, ["quarantine", "list"])).stderr).toContain("[forbidden]");
   });
 
+  it("asks for the password on a terminal with the echo off (util-linux script gives it a pseudo-terminal)", async () => {
+    const config = home();
+    const line = [process.execPath, MAIN, "login", "--email", "boss@example.test"].map((x) => `'${x}'`).join(" ");
+    const r = await new Promise<Run>((done, fail) => {
+      const child = spawn("script", ["-qec", line, "/dev/null"], { env: { PATH: process.env.PATH, TERM: "xterm", HOME: config, XDG_CONFIG_HOME: config, INTAKE_API_URL: api.url }, stdio: ["pipe", "pipe", "pipe"] });
+      let stdout = "";
+      child.stdout.on("data", (b: Buffer) => {
+        stdout += b;
+        // Typed once the prompt is up, as a person would, with a typo corrected by backspace.
+        if (stdout.includes("Password for boss@example.test: ") && !child.stdin.writableEnded) child.stdin.end(`${PASSWORD}x\u007f\r`);
+      });
+      child.on("error", fail);
+      child.on("close", (code) => done({ code, stdout, stderr: "" }));
+    });
+    runs.push(r);
+    expect(r.stdout).toContain("signed in as boss@example.test");
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toContain(PASSWORD);
+    expect(statSync(fileIn(config)).mode & 0o777).toBe(0o600);
+    saved(config);
+  });
+
   it("explains, where OIDC sign-in is offered, that an OIDC-only account cannot use intake login", async () => {
     const sso = await startApiUnderTest({ storage: "fauxqs", database: "sqlite", env: { OIDC_ISSUER: "http://127.0.0.1:9/issuer", OIDC_CLIENT_ID: "intake", OIDC_REDIRECT_URL: "http://127.0.0.1:9/admin/oidc/callback", OIDC_ALLOW_INSECURE: "true" } });
     try {
