@@ -29,6 +29,8 @@ export interface NewUpload {
   multipart: { partSize: number; partCount: number; storageUploadId: string } | null;
   urlExpiresAt: Date;
   idempotency?: { key: string; fingerprint: string };
+  /** The upload's policy asks for image metadata to be stripped (Upload.stripImageMetadata); absent: no. */
+  stripImageMetadata?: boolean;
 }
 
 /** Fields the pipeline records along with a transition. */
@@ -44,6 +46,10 @@ export interface UploadFindings {
   signature?: string | null;
   scannerVersion?: string | null;
   finalKey?: string;
+  /** A stripped copy was promoted (image-stripping.ts): what is served, which is not the upload's bytes. */
+  metadataStripped?: boolean;
+  servedSha256?: string | null;
+  servedSize?: number | null;
   /** JSON: the release being rechecked (who asked, why, any override) and, once done, its outcome. */
   releaseDetail?: string | null;
 }
@@ -62,6 +68,9 @@ const FINDING_COLUMNS: Record<keyof UploadFindings, string> = {
   scannerVersion: "scanner_version",
   finalKey: "final_key",
   releaseDetail: "release_detail",
+  metadataStripped: "metadata_stripped",
+  servedSha256: "served_sha256",
+  servedSize: "served_size",
 };
 
 const FINDING_ENTRIES = Object.entries(FINDING_COLUMNS) as [keyof UploadFindings, string][];
@@ -99,6 +108,7 @@ const UPLOAD_COLUMNS = [
   "url_expires_at",
   "idempotency_key",
   "idempotency_fingerprint",
+  "strip_image_metadata",
   "attempts",
   "created_at",
   "updated_at",
@@ -176,6 +186,8 @@ export class UploadRepository {
       url_expires_at: input.urlExpiresAt.getTime(),
       idempotency_key: input.idempotency?.key ?? null,
       idempotency_fingerprint: input.idempotency?.fingerprint ?? null,
+      // 1/0: a boolean column on PostgreSQL, an integer one on SQLite (which binds no booleans).
+      strip_image_metadata: input.stripImageMetadata ? 1 : 0,
       attempts: 0,
       created_at: ts,
       updated_at: ts,
@@ -248,7 +260,7 @@ export class UploadRepository {
     if (tsColumn) patch.push([tsColumn, ts]);
     for (const [field, column] of FINDING_ENTRIES) {
       const value = findings[field];
-      if (value !== undefined) patch.push([column, value]);
+      if (value !== undefined) patch.push([column, typeof value === "boolean" ? Number(value) : value]);
     }
     // Statements of fixed text (a few shapes, by which findings are set), not knex
     // builders: every upload makes four transitions, and compiling builders cost the
@@ -408,6 +420,11 @@ function toUpload(r: Record<string, any>): Upload {
     checkedETag: r.checked_etag ?? null,
     sha256: r.sha256 ?? null,
     scannedMd5: r.scanned_md5 ?? null,
+    // PostgreSQL answers a boolean, SQLite 0/1 (and a row written as the API created it, 1/0).
+    stripImageMetadata: Boolean(Number(r.strip_image_metadata ?? 0)),
+    metadataStripped: Boolean(Number(r.metadata_stripped ?? 0)),
+    servedSha256: r.served_sha256 ?? null,
+    servedSize: num(r.served_size),
     verdict: r.verdict ?? null,
     reason: r.reason ?? null,
     reasonDetail: r.reason_detail ?? null,

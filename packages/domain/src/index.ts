@@ -13,5 +13,6 @@ export * from "./upload-size.ts";
 export * from "./storage-event.ts";
 export * from "./admin-access.ts";
 export * from "./upload-view.ts";
+export * from "./image-metadata.ts";
 export * from "./verdict-events.ts";
 export * from "./quarantine-review.ts";

@@ -12,6 +12,8 @@ export interface UploadPolicy {
   partSize: number; // preferred part size
   urlTtlSeconds: number; // default presigned URL lifetime
   maxUrlTtlSeconds: number; // cap on a client-requested lifetime
+  /** New uploads ask for image metadata stripping (recorded on each: Upload.stripImageMetadata). */
+  stripImageMetadata?: boolean;
 }
 
 export interface UploadDeclaration {

@@ -34,6 +34,11 @@ export interface UploadView {
     reason: string | null;
     reasonDetail: string | null;
     signature: string | null;
+    /** The verified copy had its image metadata (EXIF, XMP, IPTC) removed: it is not the uploaded bytes. */
+    metadataStripped: boolean;
+    /** SHA-256 and size of what the download serves: the stripped copy's, else the upload's own. */
+    servedSha256: string | null;
+    servedSize: number | null;
   };
 }
 
@@ -63,6 +68,9 @@ export function uploadView(u: Upload): UploadView {
       reason: u.reason,
       reasonDetail: u.reasonDetail,
       signature: u.signature,
+      metadataStripped: u.metadataStripped,
+      servedSha256: u.metadataStripped ? u.servedSha256 : u.sha256,
+      servedSize: u.metadataStripped ? u.servedSize : u.storedSize,
     },
   };
 }

@@ -21,6 +21,11 @@ export interface Upload {
   /** For a size-unknown upload, a bound rather than a plan (upload-size.ts multipartBound). */
   multipart: (MultipartPlan & { storageUploadId: string }) | null;
   urlExpiresAt: Date;
+  /**
+   * The upload's policy asks for image metadata to be stripped, as recorded at create: the
+   * pipeline acts on it through imageToStrip (image-metadata.ts), never on today's config.
+   */
+  stripImageMetadata: boolean;
   // what the pipeline found
   storedSize: number | null;
   sniffedType: string | null;
@@ -33,6 +38,14 @@ export interface Upload {
    * whole object's MD5 as its ETag, and finalize confirms the copy against this then.
    */
   scannedMd5: string | null;
+  /**
+   * The verified copy is the upload re-encoded without its EXIF/XMP/IPTC metadata: what is
+   * served then has its own SHA-256 and size (sha256 and storedSize stay the upload's).
+   * False, and both null, when the verified copy is the uploaded bytes themselves.
+   */
+  metadataStripped: boolean;
+  servedSha256: string | null;
+  servedSize: number | null;
   verdict: "clean" | "quarantine" | null;
   reason: QuarantineReason | null;
   reasonDetail: string | null;

@@ -9,6 +9,10 @@ export const QUARANTINE_REASONS = [
   "checksum_mismatch", // sha256 of the stored bytes differs from the declared one
   "invalid_content", // text format that fails its content check (bad UTF-8, NUL, script in SVG...)
   "scan_error", // the scan kept failing until retries ran out: fail closed
+  // Image metadata stripping (packages/pipeline/src/image-stripping.ts): a decoder failure
+  // is a finding, never a pass.
+  "image_undecodable", // the image library could not decode the image (truncated, corrupt, not what its magic says)
+  "image_too_large", // the image is over the configured pixel or byte limit for stripping (a decompression bomb)
   // Active content (packages/pipeline/src/active-content): refused by default, each may be
   // allowed by policy (ACTIVE_CONTENT_ALLOW).
   "pdf_javascript", // a PDF with JavaScript (JavaScript actions, /JS, XFA forms)

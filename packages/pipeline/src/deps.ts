@@ -3,6 +3,7 @@ import type { Actor, AuditEntry, TransitionResult, UploadFindings } from "@intak
 import type { Upload, UploadEvent } from "@intake/domain";
 import type { ObjectStore } from "@intake/storage";
 import type { ScanOutcome } from "./decisions.ts";
+import type { ImageStripper } from "./image-stripping.ts";
 import type { StageQueues } from "./stage-queues.ts";
 import type { SignatureFacts } from "./health.ts";
 import type { HoldReason } from "./signature-watch.ts";
@@ -90,6 +91,11 @@ export interface StageDeps {
   finalizesInline?: boolean;
   /** Where the stages report what they did (@intake/metrics); absent: nowhere. */
   metrics?: PipelineMetrics;
+  /**
+   * Re-encodes images without their metadata (image-stripping.ts), for uploads whose policy
+   * asks for it. Absent: such an upload is never promoted by this process (fail closed).
+   */
+  images?: ImageStripper;
   /** Holds clean results made with stale or test-only signatures (held); absent: none is held. */
   signatures?: SignatureGate;
 }

@@ -68,9 +68,11 @@ export function decideFinalize(upload: FinalizeRow, facts: FinalizeFacts): Final
   }
   // An earlier attempt deletes the pending object only after a confirmed promoting copy or
   // after the quarantine copy, so a confirmed verified/ copy means "promoted".
-  const verifiedHolds = facts.verified ? copyConfirmed(upload, facts.verified) : false;
+  // A stripped copy is not the checked bytes by design: its own metadata names what it was made from.
+  const stripped = facts.verified ? strippedCopyFindings(upload, facts.verified) : null;
+  const verifiedHolds = facts.verified ? stripped !== null || copyConfirmed(upload, facts.verified) : false;
   const discard = facts.verified && !verifiedHolds ? verified : undefined;
-  if (clean && verifiedHolds) return { kind: "settle", event: "promote", findings: { finalKey: verified } };
+  if (clean && verifiedHolds) return { kind: "settle", event: "promote", findings: { finalKey: verified, ...stripped } };
   if (facts.quarantined) {
     // A clean verdict overruled by that attempt: the quarantined object's metadata says why.
     const findings = clean ? recoveredOverrule(facts.quarantined.metadata ?? {}) : {};
@@ -145,11 +147,28 @@ export function verifiedContentType(upload: Pick<Upload, "declaredType">): strin
   return canonicalType(upload.declaredType) ?? "application/octet-stream";
 }
 
-function overrule(reason: "checksum_mismatch" | "scan_error", detail: string): UploadFindings {
+function overrule(reason: (typeof FINALIZE_OVERRULES)[number], detail: string): UploadFindings {
   return { verdict: "quarantine", reason, reasonDetail: detail, signature: null };
 }
 
 function recoveredOverrule(metadata: Record<string, string>): UploadFindings {
-  const reason = metadata.reason === "checksum_mismatch" ? "checksum_mismatch" : "scan_error";
+  const reason = (FINALIZE_OVERRULES as readonly string[]).includes(metadata.reason ?? "") ? (metadata.reason as (typeof FINALIZE_OVERRULES)[number]) : "scan_error";
   return overrule(reason, metadata["reason-detail"] ?? "an earlier finalize attempt quarantined the upload before it could record why");
+}
+
+/** The findings finalize itself can make against a clean verdict (stripped-promotion.ts makes the image ones). */
+const FINALIZE_OVERRULES = ["checksum_mismatch", "scan_error", "image_undecodable", "image_too_large"] as const;
+
+/**
+ * A verified/ copy that an earlier run of a stripping promotion left (stripped-promotion.ts
+ * copyStripped): made from this upload's checked bytes (their sha256 in its metadata), with
+ * the stripped image's own sha256 and its size, which the record then takes. Only the
+ * pipeline writes verified/, and only a confirmed stripped copy is written there with
+ * this metadata. null: not such a copy.
+ */
+export function strippedCopyFindings(upload: Pick<Upload, "sha256">, stored: StoredObject): UploadFindings | null {
+  const m = stored.metadata ?? {};
+  const served = m["served-sha256"];
+  if (m["metadata-stripped"] !== "true" || !served || !/^[0-9a-f]{64}$/.test(served) || !upload.sha256 || m.sha256 !== upload.sha256) return null;
+  return { metadataStripped: true, servedSha256: served, servedSize: stored.size };
 }

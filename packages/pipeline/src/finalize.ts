@@ -5,6 +5,8 @@ import { ObjectChangedError, type CopyResult } from "@intake/storage";
 import type { StageDeps } from "./deps.ts";
 import { decideFinalize, needsStagedHash, promotionOutcome, stagingKey, verifiedContentType, type FinalizeDecision, type FinalizeFacts } from "./finalize-decision.ts";
 import { UploadGoneError, ensureNextStage, type StageJob } from "./progress.ts";
+import { promoteStripped } from "./stripped-promotion.ts";
+import { imageToStrip } from "@intake/domain";
 
 /**
  * The finalize stage: the verdict is already written (status `deciding`); this moves the
@@ -50,9 +52,12 @@ async function carryOut(deps: StageDeps, upload: Upload, decision: FinalizeDecis
   if ("discard" in decision && decision.discard) await deps.store.delete(decision.discard);
   switch (decision.kind) {
     case "promote": {
-      const outcome = await promote(deps, upload, decision);
+      // An upload that asked for its image metadata stripped is promoted only as a stripped copy.
+      const format = imageToStrip(upload);
+      const outcome = format ? await promoteStripped(deps, upload, decision, format, scanMetadata(upload)) : await promote(deps, upload, decision);
       if (outcome.kind === "promoted") return { event: "promote", findings: outcome.findings };
-      deps.logger.warn({ uploadId: upload.id, detail: outcome.findings.reasonDetail }, "the copy made for promotion is not the checked version; removing it and quarantining");
+      const why = outcome.findings.reason === "checksum_mismatch" ? "the copy made for promotion is not the checked version; removing it and quarantining" : "the image could not be stripped of its metadata; quarantining";
+      deps.logger.warn({ uploadId: upload.id, reason: outcome.findings.reason, detail: outcome.findings.reasonDetail }, why);
       return carryOut(deps, upload, outcome);
     }
     case "quarantine":

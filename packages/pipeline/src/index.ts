@@ -17,6 +17,7 @@ export * from "./receive-lag.ts";
 export * from "./health.ts";
 export * from "./recheck-queue.ts";
 export * from "./recheck.ts";
+export * from "./image-stripping.ts";
 export * from "./redis-connections.ts";
 export * from "./signature-watch.ts";
 export * from "./held-verdicts.ts";

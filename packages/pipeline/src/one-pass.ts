@@ -6,6 +6,7 @@ import type { InspectionPolicy } from "./deps.ts";
 import { contentChecksFor } from "./content-checks.ts";
 import { needsScannedMd5, verifiedContentType } from "./finalize-decision.ts";
 import { scanMetadata } from "./finalize.ts";
+import { promotesStripped } from "./stripped-promotion.ts";
 import { inspectObject, readHead, SNIFF_LIMIT } from "./inspect.ts";
 import { decideVerdict, ensureNextStage, withHeartbeat, type StageJob } from "./progress.ts";
 import type { ScanDeps } from "./scan.ts";
@@ -73,12 +74,15 @@ export async function processOnePass(deps: OnePassDeps, upload: Upload, job: Sta
   // Held (a clean result the signatures cannot back): no object is written; the worker's
   // signature watch resumes the upload once fresh signatures load.
   if (decided.upload.status !== "deciding") return { path: "one-pass", verdict: "held", ms: { inspect: t1 - t0, scan: t2 - t1, finalize: 0 } };
-  if (whole && scanned.sha256 && deps.finalizesInline) await finalizeFromBytes(deps, decided.upload, object.bytes, scanned.sha256);
+  // A clean image whose metadata is to be stripped goes to the finalize stage, which strips
+  // it (stripped-promotion.ts): these bytes must not reach verified/ as they are.
+  const inline = whole && scanned.sha256 && deps.finalizesInline && !promotesStripped(decided.upload);
+  if (inline) await finalizeFromBytes(deps, decided.upload, object.bytes, scanned.sha256!);
   else await ensureNextStage(deps, decided.upload);
   const ms = { inspect: t1 - t0, scan: t2 - t1, finalize: performance.now() - t2 };
   deps.metrics?.stageDone("inspect", "one_pass", ms.inspect);
   deps.metrics?.stageDone("scan", "one_pass", ms.scan);
-  if (whole && scanned.sha256 && deps.finalizesInline) deps.metrics?.stageDone("finalize", "one_pass", ms.finalize);
+  if (inline) deps.metrics?.stageDone("finalize", "one_pass", ms.finalize);
   return { path: "one-pass", verdict: decided.upload.verdict === "clean" ? "clean" : "quarantine", ms };
 }
 

@@ -10,6 +10,7 @@ import { scanBytes } from "./one-pass.ts";
 import { UploadGoneError, isLastAttempt, verdictFindings, type StageJob } from "./progress.ts";
 import { scanObject, type ScanDeps } from "./scan.ts";
 import { StagedCopy } from "./staged-copy.ts";
+import { copyStripped, stripReleased, strippedFindings, type StrippedCopy } from "./stripped-promotion.ts";
 
 /**
  * The recheck of a released upload (status `rechecking`): the quarantined object is read
@@ -185,7 +186,10 @@ async function conclude(deps: RecheckDeps, upload: Upload, release: ReleaseDetai
         acceptedSignatureFound: checked.accepted?.found ?? false,
       } satisfies RecheckOutcome,
     });
-  if (verdict.outcome === "clean" && checked.source) return promote(deps, upload, checked, outcome("verified"));
+  // An upload that asked for its image metadata stripped is released only as a stripped copy.
+  const stripped = verdict.outcome === "clean" && checked.source ? await stripReleased(deps, { ...upload, ...checked.findings }, checked.source) : null;
+  if (stripped?.kind === "refused") verdict = stripped.verdict;
+  else if (verdict.outcome === "clean" && checked.source) return promote(deps, upload, checked, outcome("verified"), stripped);
   if (checked.source && "staged" in checked.source) await checked.source.staged.discard().catch(() => undefined);
   const findings: UploadFindings = { ...checked.findings, ...(scanner ? { scannerVersion: scanner } : {}), ...verdictFindings(verdict.outcome === "clean" ? quarantine("scan_error", "the recheck passed but has no bytes to promote") : verdict), releaseDetail: outcome("quarantined") };
   const done = await deps.repository.transition(upload.id, "quarantine", "recheck", findings);
@@ -201,12 +205,14 @@ async function conclude(deps: RecheckDeps, upload: Upload, release: ReleaseDetai
  * verified row keeps what was originally caught (reason, signature: the record of the
  * quarantine outlives the release); verdict, scanner and sha256 are the recheck's.
  */
-async function promote(deps: RecheckDeps, upload: Upload, checked: Checked, releaseDetail: string): Promise<RecheckReport> {
+async function promote(deps: RecheckDeps, upload: Upload, checked: Checked, releaseDetail: string, stripped: StrippedCopy | null): Promise<RecheckReport> {
   const target = objectKey("verified", upload.tenantId, upload.id);
   const promoted = { ...upload, ...checked.findings, verdict: "clean" as const, reason: null, reasonDetail: null, signature: null };
   const meta = { contentType: verifiedContentType(upload), contentDisposition: contentDisposition(upload.filename), metadata: scanMetadata(promoted) };
   const source = checked.source!;
-  if ("bytes" in source) {
+  if (stripped) {
+    await copyStripped(deps.store, upload, stripped, target, meta.metadata);
+  } else if ("bytes" in source) {
     await deps.store.put(target, source.bytes, { ...meta, sha256Hex: checked.findings.sha256! });
   } else {
     try {
@@ -215,7 +221,7 @@ async function promote(deps: RecheckDeps, upload: Upload, checked: Checked, rele
       await deps.store.delete(source.staged.key);
     }
   }
-  const done = await deps.repository.transition(upload.id, "promote", "recheck", { ...checked.findings, verdict: "clean", finalKey: target, releaseDetail });
+  const done = await deps.repository.transition(upload.id, "promote", "recheck", { ...checked.findings, verdict: "clean", finalKey: target, releaseDetail, ...(stripped ? strippedFindings(stripped) : {}) });
   if (!done.applied) {
     // Another run ended it first. Only a verified upload may keep a verified/ object.
     if (done.upload?.status !== "verified") await deps.store.delete(target);

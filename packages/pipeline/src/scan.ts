@@ -16,6 +16,7 @@ import { promoteStaged } from "./finalize.ts";
 import { stagingKey } from "./finalize-decision.ts";
 import { randomUUID } from "node:crypto";
 import { contentChecksFor, type ClamdLimits, type ContentCheck } from "./content-checks.ts";
+import { imageToStrip } from "@intake/domain";
 
 /**
  * The scan stage: the object streams from storage into clamd INSTREAM once; the scanner
@@ -74,7 +75,9 @@ async function scanStaged(deps: ScanDeps, upload: Upload, job: StageJob): Promis
     await recordVerdict(deps, uploadId, "scan", object, {});
     return;
   }
-  if (!deps.finalizesInline) {
+  // No staging copy of the scanned bytes for an upload whose image metadata is to be
+  // stripped: verified/ must never get those bytes; the finalize stage strips them.
+  if (!deps.finalizesInline || imageToStrip(upload)) {
     const { verdict, findings } = await scanObject(deps, upload, object, null);
     await recordVerdict(deps, uploadId, "scan", verdict, findings);
     deps.metrics?.stageDone("scan", "staged", performance.now() - t0);

@@ -140,6 +140,18 @@ const EnvSchema = z.object({
   // 0 sends every upload through the stages.
   ONE_PASS_MAX_BYTES: int(0, 64 * MiB).default(8 * MiB),
 
+  // Image metadata stripping (packages/pipeline/src/image-stripping.ts). The deployment's
+  // default for new uploads (recorded on each upload at create; a tenant's policy will set it).
+  STRIP_IMAGE_METADATA: bool.default(false),
+  // Images over either limit are quarantined (image_too_large) instead of decoded: the
+  // pixel limit is libvips' own check of the header (a decompression bomb stops there), the
+  // byte limit bounds what sharp holds in memory (it collects a stream's input and output
+  // whole). Images stripped at once per worker process; each may hold about its pixel
+  // count x channels bytes (a 90-degree EXIF rotation decodes the whole image): BENCHMARKS.md.
+  IMAGE_MAX_PIXELS: int(1, 1_000_000_000).default(100_000_000),
+  IMAGE_MAX_BYTES: int(1).default(256 * MiB),
+  IMAGE_STRIP_CONCURRENCY: int(1, 64).default(1),
+
   // Abuse limits, counted in Redis so every API process shares them (fixed windows).
   // Requests per window per API key and per client address (a NAT holds many clients).
   RATE_LIMIT_WINDOW_SECONDS: int(1, 3600).default(60),
@@ -264,6 +276,8 @@ export interface Config {
     urlTtlSeconds: number;
     maxUrlTtlSeconds: number;
     downloadUrlTtlSeconds: number;
+    /** New uploads ask for image metadata stripping (recorded on the upload at create). */
+    stripImageMetadata: boolean;
   };
   reaper: {
     pendingGraceSeconds: number;
@@ -286,6 +300,8 @@ export interface Config {
     concurrency: { inspect: number; scan: number; finalize: number };
     /** Uploads declared at most this size are checked in one pass (packages/pipeline/src/one-pass.ts). */
     onePassMaxBytes: number;
+    /** Image metadata stripping's limits (image-stripping.ts): above them, image_too_large. */
+    images: { maxPixels: number; maxBytes: number; concurrency: number };
     attempts: number;
     backoffMs: number;
   };
@@ -424,6 +440,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       urlTtlSeconds: e.UPLOAD_URL_TTL_SECONDS,
       maxUrlTtlSeconds: e.MAX_UPLOAD_URL_TTL_SECONDS,
       downloadUrlTtlSeconds: e.DOWNLOAD_URL_TTL_SECONDS,
+      stripImageMetadata: e.STRIP_IMAGE_METADATA,
     },
     reaper: {
       pendingGraceSeconds: e.PENDING_GRACE_SECONDS,
@@ -445,6 +462,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       roles: e.WORKER_ROLES,
       concurrency: { inspect: e.INSPECT_CONCURRENCY, scan: e.SCAN_CONCURRENCY, finalize: e.FINALIZE_CONCURRENCY },
       onePassMaxBytes: e.ONE_PASS_MAX_BYTES,
+      images: { maxPixels: e.IMAGE_MAX_PIXELS, maxBytes: e.IMAGE_MAX_BYTES, concurrency: e.IMAGE_STRIP_CONCURRENCY },
       attempts: e.JOB_ATTEMPTS,
       backoffMs: e.JOB_BACKOFF_MS,
     },

@@ -157,6 +157,8 @@ export class UploadService {
       ...(declaration.md5 ? { declaredMd5: declaration.md5 } : {}),
       metadata: declaration.metadata,
       objectKey: key,
+      // Recorded now: the pipeline strips by the policy the upload was made under.
+      stripImageMetadata: this.o.policy.stripImageMetadata ?? false,
       ...(idempotency ? { idempotency } : {}),
     };
 

@@ -17,6 +17,7 @@ import {
   processInspect,
   processScan,
   Reaper,
+  ImageStripper,
   ScannerVersionCache,
   StageQueues,
   startReaperSchedule,
@@ -158,6 +159,8 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       onCollectError: (collector, err) => logger.debug({ collector, err: { message: (err as Error).message } }, "a metrics collection failed"),
     });
     const stageDeps: StageDeps = { repository, store, queues, logger, onePassMaxBytes: config.worker.onePassMaxBytes, finalizesInline: roles.includes("finalize"), metrics: metrics.pipeline };
+    // The roles that promote strip images for uploads that ask for it (libvips loaded only here).
+    if (roles.includes("finalize") || roles.includes("recheck")) stageDeps.images = await ImageStripper.create(config.worker.images);
 
     let scannerVersion: string | null = null;
     const workers: Worker[] = [];
