@@ -34,6 +34,8 @@ export interface SmallClamd {
   /** Same config and databases with the `conf` options replaced (present when started with conf). */
   variantPort?: number;
   env: Record<string, string>;
+  /** Its DATA_DIR (clamd.conf, the database directory, the TEST_SIGNATURES_ONLY marker). */
+  dataDir: string;
   close(): void;
 }
 
@@ -113,6 +115,7 @@ export async function startSmallClamd(limits: SmallClamdLimits, opts: { plain?: 
     plainPort,
     variantPort,
     env,
+    dataDir,
     close() {
       for (const pidFile of pidFiles) {
         try {

@@ -557,6 +557,28 @@ export function loadConfigOrExit(source: Record<string, string | undefined> = pr
   return orExit(() => loadConfig(source));
 }
 
+/** What `npm run signatures` needs: where clamd is, its data dir and the rule directories. */
+export interface SignaturesCommandConfig {
+  dataDir: string;
+  clamd: Pick<Config["clamd"], "host" | "port">;
+  signatures: Pick<Config["signatures"], "customRulesDir" | "databaseDir">;
+}
+
+const SignaturesEnvSchema = EnvSchema.pick({ DATA_DIR: true, CLAMD_HOST: true, CLAMD_PORT: true, CLAMD_CUSTOM_RULES_DIR: true, CLAMD_DATABASE_DIR: true });
+
+/** The clamd and rule settings alone: the signatures command runs on the clamd host, without S3 or database settings. */
+export function loadSignaturesCommandConfig(source: Record<string, string | undefined> = process.env): SignaturesCommandConfig {
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = SignaturesEnvSchema.safeParse(cleaned);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".") || "(env)"}: ${i.message}`));
+  const e = parsed.data;
+  return {
+    dataDir: resolve(e.DATA_DIR),
+    clamd: { host: e.CLAMD_HOST, port: e.CLAMD_PORT },
+    signatures: { customRulesDir: resolve(e.CLAMD_CUSTOM_RULES_DIR ?? resolve(e.DATA_DIR, "clamd", "rules")), databaseDir: e.CLAMD_DATABASE_DIR ? resolve(e.CLAMD_DATABASE_DIR) : null },
+  };
+}
+
 /** loadDatabaseConfig, or print the problems and exit non-zero. */
 export function loadDatabaseConfigOrExit(source: Record<string, string | undefined> = process.env): DatabaseConfig {
   return orExit(() => loadDatabaseConfig(source));

@@ -17,7 +17,7 @@ export interface RunningSignatureWatch {
 
 export function startSignatureWatch(
   config: Config,
-  o: { scanner: Pick<Scanner, "version" | "scan">; repository: HeldUploads; queues: Pick<StageQueues, "enqueue">; logger: Logger; metrics: Pick<PipelineMetrics, "signaturesChanged"> },
+  o: { scanner: Pick<Scanner, "version" | "scan">; repository: HeldUploads; queues: Pick<StageQueues, "requeue">; logger: Logger; metrics: Pick<PipelineMetrics, "signaturesChanged"> },
 ): RunningSignatureWatch {
   const { signatures } = config;
   const watch = new SignatureWatch({
