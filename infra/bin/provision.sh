@@ -18,9 +18,22 @@ intake_install_deps() {
   # The lock file's hash decides: a pull that changed dependencies reinstalls them.
   local want
   want="$(sha256sum "$_root/package-lock.json" | cut -d' ' -f1)-$(node -v)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    say "installing npm dependencies (npm ci)"
+    (cd "$_root" && npm ci --no-audit --no-fund --loglevel=error >&2) || { say "npm ci failed"; return 1; }
+    echo "$want" >"$stamp"
+  fi
+  intake_install_uppy5
+}
+
+# Uppy's previous major for test/browser/uppy5.test.ts: @uppy/core 5 cannot share the root's
+# node_modules with 6, so test/uppy5 is a package of its own (not a workspace), with its lock.
+intake_install_uppy5() {
+  local dir="$_root/test/uppy5" stamp="$_root/test/uppy5/node_modules/.intake-lock-stamp" want
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)-$(node -v)"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
-  say "installing npm dependencies (npm ci)"
-  (cd "$_root" && npm ci --no-audit --no-fund --loglevel=error >&2) || { say "npm ci failed"; return 1; }
+  say "installing test/uppy5 (Uppy 5.x, npm ci)"
+  npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >&2 || { say "npm ci in test/uppy5 failed"; return 1; }
   echo "$want" >"$stamp"
 }
 

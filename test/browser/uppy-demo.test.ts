@@ -42,7 +42,7 @@ describe("the Uppy demo page in a real browser", () => {
     // The user's own choice, not Intake's: Uppy's default sends files up to 100 MiB as one
     // form POST, which fauxqs (11 MiB bodies) cannot take; Intake accepts either way.
     await page.evaluate((threshold) => {
-      const w = window as unknown as { demoUppy: { getPlugin(id: string): { setOptions(o: object): void } } };
+      const w = globalThis as unknown as { demoUppy: { getPlugin(id: string): { setOptions(o: object): void } } };
       w.demoUppy.getPlugin("AwsS3").setOptions({ shouldUseMultipart: (file: { size: number | null }) => (file.size ?? 0) > threshold });
     }, 8 * MiB);
   });
