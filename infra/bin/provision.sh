@@ -6,7 +6,8 @@
 #   2. the workspace's npm dependencies (npm ci when node_modules is missing or stale)
 #   3. Redis at REDIS_URL (started from Debian's redis-server when nothing answers)
 #   4. clamd with the project's config (infra/clamd/up.sh; installs clamav-daemon)
-#   5. the tools tests use (zip and container formats, chromium, prometheus), for infra/bin/test
+#   5. for infra/bin/test: a three-node Redis Cluster on 127.0.0.1:7000-7002 (infra/bin/redis-cluster)
+#   6. the tools tests use (zip and container formats, chromium, prometheus), for infra/bin/test
 _root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 say() { echo "[intake] $*" >&2; }
 
@@ -93,4 +94,11 @@ intake_ensure_test_tools() {
 
 intake_ensure_clamd() {
   bash "$_root/infra/clamd/up.sh" >/dev/null
+}
+
+# The tests' Redis Cluster (three masters on loopback, their data under .data/redis-cluster):
+# test/cluster always uses it, and infra/bin/test runs a set of whole-stack tests on it.
+intake_ensure_redis_cluster() {
+  command -v redis-cli >/dev/null || intake_apt_install redis-server || return 1
+  bash "$_root/infra/bin/redis-cluster" up >/dev/null
 }

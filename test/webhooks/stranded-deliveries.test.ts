@@ -1,10 +1,10 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { Redis } from "ioredis";
+import { connectRedis, type RedisConnection } from "@intake/pipeline";
 import { ApiKeyRepository, openDatabase, UploadRepository, WebhookRepository } from "@intake/db";
 import { freshDatabase, type TestDatabase } from "@intake/db/testing";
-import { createLogger } from "@intake/runtime";
-import { waitFor } from "@intake/testkit";
+import { createLogger, loadConfig } from "@intake/runtime";
+import { testQueuePrefix, testRedisEnv, waitFor } from "@intake/testkit";
 import { generateSecret, OutboxRelay, startWebhookWorker, WebhookQueue, webhookJobId, type DeliveryDeps } from "@intake/webhooks";
 import type { Worker } from "bullmq";
 import { beforeAllOrFailEach } from "../support/suite.ts";
@@ -17,23 +17,23 @@ import { startReceiver, type Receiver } from "./receiver.ts";
  * same webhook-id; a job still waiting or delayed is never doubled. Real Redis, the real
  * BullMQ worker of the webhook queue, SQLite and PostgreSQL, a local receiver.
  */
-const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const WAIT = 15_000;
 
 describe.each(["sqlite", "pg"] as const)("stranded webhook deliveries on %s", (kind) => {
   let t: TestDatabase;
   let receiver: Receiver;
-  let redis: Redis;
+  let redis: RedisConnection;
   let webhooks: WebhookRepository;
   let uploads: UploadRepository;
-  const prefix = `t${randomBytes(5).toString("hex")}`;
+  // The test Redis (the local server, or the cluster with INTAKE_TEST_REDIS=cluster).
+  const prefix = testQueuePrefix("t");
   const logs: string[] = [];
   const logger = createLogger({ level: "debug", name: "webhooks", destination: { write: (line: string) => void logs.push(line) } });
   const running: { close(): Promise<void> }[] = [];
 
   beforeAllOrFailEach(async () => {
     receiver = await startReceiver();
-    redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    redis = connectRedis(loadConfig({ S3_BUCKET: "unused-by-the-webhooks", ...testRedisEnv(), QUEUE_PREFIX: prefix }).redis, "worker");
     t = await freshDatabase(kind);
     webhooks = new WebhookRepository(t.db);
     uploads = new UploadRepository(t.db);

@@ -1,5 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { Redis } from "ioredis";
+import { connectRedis, dataNodes, untilReady, type RedisConnection, type RedisRole } from "@intake/pipeline";
+import { loadConfig } from "@intake/runtime";
+import { testQueuePrefix, testRedisEnv } from "@intake/testkit";
 import { LeasedBudget } from "./leased-budgets.ts";
 import { createRedisRateLimits } from "./redis-rate-limits.ts";
 
@@ -8,21 +10,22 @@ import { createRedisRateLimits } from "./redis-rate-limits.ts";
  * processes of a deployment share nothing else). What must hold: a window never admits more
  * than its limit across processes, points a process leased but did not spend go back to
  * that window, and a block set by one process stops every other one at once, though it
- * holds a lease for the address.
+ * holds a lease for the address. On the test Redis: the local server, or the cluster with
+ * INTAKE_TEST_REDIS=cluster (there a block is published on one node and heard on another).
  */
-const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-const connections: Redis[] = [];
+const endpoint = loadConfig({ S3_BUCKET: "unused-by-the-limits", ...testRedisEnv() }).redis;
+const connections: RedisConnection[] = [];
 const budgets: { close(): unknown }[] = [];
 
-async function connection(): Promise<Redis> {
-  const redis = new Redis(REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1, enableAutoPipelining: true });
+async function connection(role: RedisRole = "limits"): Promise<RedisConnection> {
+  const redis = connectRedis(endpoint, role);
   connections.push(redis);
-  await new Promise<void>((resolve) => redis.once("ready", () => resolve()));
+  if (!(await untilReady(redis, 10_000))) throw new Error("the test Redis is not ready");
   return redis;
 }
 
 async function twoProcesses(limit: number, leaseMs?: number): Promise<[LeasedBudget, LeasedBudget, string]> {
-  const prefix = `lease${process.pid}${Date.now()}${Math.random().toString(36).slice(2, 8)}`;
+  const prefix = testQueuePrefix("lease");
   const make = async () => {
     const b = new LeasedBudget(await connection(), { keyPrefix: prefix, limit, windowSeconds: 600, ...(leaseMs ? { leaseMs } : {}) });
     budgets.push(b);
@@ -78,14 +81,16 @@ describe("leased request budgets across processes", () => {
 
   it("stops another process at once when one blocks an address, though it holds a lease there", async () => {
     const settings = { windowSeconds: 600, perKey: 100_000, perAddress: 100_000, authFailures: { perAddress: 2, perKey: 100, windowSeconds: 600, blockSeconds: 600 } };
-    const prefix = `leaseblock${process.pid}${Date.now()}`;
+    const prefix = testQueuePrefix("leaseblock");
     // Leases that would last a minute: only the announcement can make B refuse.
-    const subscriberOfB = await connection();
+    const subscriberOfB = await connection("subscriber");
     const a = createRedisRateLimits(await connection(), settings, prefix, { leaseMs: 60_000 });
     const b = createRedisRateLimits(await connection(), settings, prefix, { subscriber: subscriberOfB, leaseMs: 60_000 });
     budgets.push(a, b);
     const probe = await connection();
-    await eventually(async () => Number(((await probe.call("pubsub", "numsub", `${prefix}:rl:budget:addr:blocked`)) as [string, number])[1]) === 1, "B's subscription");
+    // PUBSUB NUMSUB counts one server's subscribers: on a cluster, ask every master.
+    const subscribers = async () => (await Promise.all(dataNodes(probe).map(async (n) => Number(((await n.call("pubsub", "numsub", `${prefix}:rl:budget:addr:blocked`)) as [string, number])[1])))).reduce((a, b) => a + b, 0);
+    await eventually(async () => (await subscribers()) === 1, "B's subscription");
     const who = { address: "198.51.100.77", keyId: null };
     const other = { address: "198.51.100.78", keyId: null };
     // B leases for the address (concurrent requests grow its lease past one point).
