@@ -2,12 +2,14 @@ import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, describe, expect, it } from "vitest";
 import sharp from "sharp";
 import { objectKey, uploadView, type Upload } from "@intake/domain";
-import { ImageStripper, processFinalize, type StageDeps } from "@intake/pipeline";
+import { AdminUserRepository } from "@intake/db";
+import { createProducerConnection, ImageStripper, processFinalize, RecheckQueue, type StageDeps } from "@intake/pipeline";
 import type { ObjectStore } from "@intake/storage";
 import { createLogger } from "@intake/runtime";
 import { beforeAllOrFailEach } from "@intake/test";
 import { pdf, plainText } from "./fixtures.ts";
 import { HEIGHT, WIDTH, jpegWithSegments, leakedSecret, metadataOf, photo, pixel, pngWithTextChunks, type Format } from "./image-fixtures.ts";
+import { quarantinedForScanError, review } from "./support/review.ts";
 import { sha256Of, startPipelineStack, type PipelineStack } from "./support/stack.ts";
 
 /**
@@ -160,6 +162,57 @@ describe("with STRIP_IMAGE_METADATA off (the default)", () => {
     const done = await s.waitFor(id, ["verified", "quarantined"]);
     expect({ status: done.status, stripImageMetadata: done.stripImageMetadata, metadataStripped: done.metadataStripped }).toEqual({ status: "verified", stripImageMetadata: false, metadataStripped: false });
     expect((await s.download(id)).bytes.equals(original)).toBe(true);
+  });
+});
+
+/**
+ * A released upload's recheck promotes it too (recheck.ts): as a stripped copy, from the bytes
+ * it holds in memory or (ONE_PASS_MAX_BYTES 0) from its streamed staging copy; an image the
+ * library cannot decode goes back to quarantine with that finding. Quarantined first for
+ * scan_error (clamd away for every attempt), as the recheck tests do.
+ */
+describe.each([
+  { path: "in memory", env: {} },
+  { path: "streamed", env: { ONE_PASS_MAX_BYTES: "0" } },
+])("the recheck of a released photo ($path; fauxqs, sqlite)", ({ env }) => {
+  let s: PipelineStack;
+  let admin: string;
+  beforeAllOrFailEach(async () => {
+    s = await startPipelineStack({ storage: "fauxqs", database: "sqlite", workerRoles: "ingest", env: { STRIP_IMAGE_METADATA: "true", JOB_ATTEMPTS: "3", JOB_BACKOFF_MS: "100", ...LIMITS, ...env } });
+    admin = (await new AdminUserRepository(s.database.db).create({ email: "a@example.test", name: "Admin A", role: "admin", tenantIds: null })).id;
+  });
+  afterAll(async () => s?.close());
+
+  async function releaseAndRecheck(u: Upload): Promise<Upload> {
+    const worker = await s.startWorker("recheck");
+    try {
+      expect((await review(s).release(u, { id: admin, justification: "scanner outage" })).applied).toBe(true);
+      const q = new RecheckQueue(createProducerConnection(s.config.redis), { prefix: s.env.QUEUE_PREFIX!, attempts: 3, backoffMs: 100 });
+      try {
+        expect(await q.requeue(u.id)).toBe("queued");
+      } finally {
+        await q.close();
+      }
+      return await s.waitFor(u.id, ["verified", "quarantined"]);
+    } finally {
+      await worker.close();
+    }
+  }
+
+  it("a clean photo is released as a stripped copy, never as uploaded", async () => {
+    const original = await photo("jpeg");
+    const done = await releaseAndRecheck(await quarantinedForScanError(s, original, "image/jpeg", "photo.jpg"));
+    expect(done.status).toBe("verified");
+    const served = (await s.download(done.id)).bytes;
+    await expectStripped(served, "jpeg");
+    await expectUpright(served);
+    expect(done).toMatchObject({ metadataStripped: true, sha256: sha256Of(original), servedSha256: sha256Of(served), servedSize: served.length });
+  });
+
+  it("an undecodable image goes back to quarantine as image_undecodable", async () => {
+    const done = await releaseAndRecheck(await quarantinedForScanError(s, polyglot(), "image/jpeg"));
+    expect({ status: done.status, reason: done.reason }).toEqual({ status: "quarantined", reason: "image_undecodable" });
+    expect(await s.storage.store.head(objectKey("verified", s.tenant, done.id))).toBeNull();
   });
 });
 
