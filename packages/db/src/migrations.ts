@@ -383,6 +383,42 @@ const migrations: Migration[] = [
       });
     },
   },
+  {
+    // Per-tenant policies (@intake/domain tenant-policy.ts): each tenant's own terms over the
+    // deployment's defaults, with a version counted up on every change; and, on each upload,
+    // the terms in force at its create (the pipeline judges it by them), their version and
+    // digest, and the quarantine retention the reaper reads in SQL (null: the deployment's).
+    name: "0009_tenant_policies",
+    async up(knex) {
+      await knex.schema.createTable("tenant_policies", (t) => {
+        t.string("tenant_id", 64).primary().references("tenants.id");
+        t.text("policy").notNullable(); // JSON: the terms the tenant overrides
+        // JSON array of the verdict events its endpoints are sent; null: the default (all).
+        // A column of its own: the webhook outbox matches it in SQL (webhooks.ts).
+        t.text("webhook_events");
+        t.integer("version").notNullable();
+        t.bigInteger("updated_at").notNullable();
+        t.string("updated_by", 32); // admin user id
+      });
+      await knex.schema.alterTable("uploads", (t) => {
+        t.text("policy"); // JSON: the PolicyTerms in force at create; null before this migration
+        t.integer("policy_version");
+        t.string("policy_digest", 64);
+        t.string("policy_checks_digest", 64);
+        t.integer("quarantine_retention_days");
+      });
+    },
+    async down(knex) {
+      await knex.schema.alterTable("uploads", (t) => {
+        t.dropColumn("quarantine_retention_days");
+        t.dropColumn("policy_checks_digest");
+        t.dropColumn("policy_digest");
+        t.dropColumn("policy_version");
+        t.dropColumn("policy");
+      });
+      await knex.schema.dropTable("tenant_policies");
+    },
+  },
 ];
 
 /**
