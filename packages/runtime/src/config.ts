@@ -114,6 +114,9 @@ const EnvSchema = z.object({
   CLAMD_STREAM_MAX_BYTES: int(1, CLAMD_SIZE_OPTION_CAP).optional(),
 
   ALLOWED_TYPES: csv.default(DEFAULT_ALLOWED_TYPES.split(",")),
+  // Whether archives (ZIP, gzip, tar, 7z, RAR...: @intake/domain ARCHIVE_TYPES) are accepted
+  // as an upload's type: the default of every tenant's policy (tenant-policy.ts).
+  ACCEPT_ARCHIVES: bool.default(true),
   ACTIVE_CONTENT_ALLOW: csv.default([]),
   // At most what clamd can really scan: see clamdLimitProblems.
   MAX_UPLOAD_BYTES: int(1).default(DEFAULT_MAX_UPLOAD_BYTES),
@@ -278,6 +281,8 @@ export interface Config {
     downloadUrlTtlSeconds: number;
     /** New uploads ask for image metadata stripping (recorded on the upload at create). */
     stripImageMetadata: boolean;
+    /** Archives accepted as an upload's type: the tenants' default (a tenant's policy may refuse them). */
+    acceptArchives: boolean;
   };
   reaper: {
     pendingGraceSeconds: number;
@@ -441,6 +446,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       maxUrlTtlSeconds: e.MAX_UPLOAD_URL_TTL_SECONDS,
       downloadUrlTtlSeconds: e.DOWNLOAD_URL_TTL_SECONDS,
       stripImageMetadata: e.STRIP_IMAGE_METADATA,
+      acceptArchives: e.ACCEPT_ARCHIVES,
     },
     reaper: {
       pendingGraceSeconds: e.PENDING_GRACE_SECONDS,
