@@ -16,12 +16,12 @@
  * SelfCheck (600 s) reloads whatever is there, validated or not.
  *
  * Which rule set clamd has loaded cannot be read from VERSION (it names the official daily
- * database only), so the sync writes `signature-set.ndb`: one body signature named after the
- * set's digest that matches a fixed probe. Scanning the probe tells what clamd really
+ * database only), so the sync writes `signature-set.ndb`: one body signature, named after
+ * this sync (the rules' digest, the time, a random part), that matches a fixed probe. Scanning the probe tells what clamd really
  * loaded, wherever it runs; that confirms a RELOAD and lets the worker see rules change.
  */
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -51,7 +51,7 @@ export interface SyncReport {
   ignored: string[];
   /** Copies removed because their rule file is gone. */
   removed: string[];
-  /** The digest the signature-set signature names once clamd loads this set. */
+  /** What the signature-set signature names once clamd has loaded this sync (unique per sync). */
   digest: string;
 }
 
@@ -89,7 +89,9 @@ export async function syncCustomRules(o: SyncOptions): Promise<SyncReport> {
     if (problem) refused.push({ file: name, problem });
     else contents.set(name, await readFile(join(o.rulesDir, name)));
   }
-  const digest = ruleSetDigest(contents);
+  // Named per load, not per content: the probe then proves that this RELOAD took effect
+  // (a database added or replaced beside unchanged rules, a daily.cvd copied in, included).
+  const digest = createHash("sha256").update(`${ruleSetDigest(contents)}:${Date.now()}:${randomUUID()}`).digest("hex").slice(0, 16);
   const existing = (await readdir(o.databaseDir)).filter((n) => n.startsWith(CUSTOM_COPY_PREFIX));
   const removed = existing.filter((n) => !contents.has(n.slice(CUSTOM_COPY_PREFIX.length)));
   if (refused.length > 0) return { ok: false, loaded: [], refused, ignored, removed: [], digest };
