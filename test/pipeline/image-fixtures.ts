@@ -1,7 +1,7 @@
 import { crc32 } from "node:zlib";
 import { deflateSync } from "node:zlib";
 import exifr from "exifr";
-import sharp from "sharp";
+import sharp, { type Sharp } from "sharp";
 
 /**
  * Real photos for the metadata-stripping tests, made with libvips through sharp: a 64x32
@@ -29,7 +29,7 @@ const EXIF = {
 };
 
 /** Left half red, right half blue, as raw pixels. */
-async function halves(): Promise<sharp.Sharp> {
+async function halves(): Promise<Sharp> {
   const px = Buffer.alloc(WIDTH * HEIGHT * 3);
   for (let y = 0; y < HEIGHT; y++) for (let x = 0; x < WIDTH; x++) px.set(x < WIDTH / 2 ? [220, 20, 20] : [20, 20, 220], (y * WIDTH + x) * 3);
   return sharp(px, { raw: { width: WIDTH, height: HEIGHT, channels: 3 } });

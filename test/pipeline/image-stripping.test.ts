@@ -49,7 +49,7 @@ async function expectUpright(served: Buffer) {
 
 describe.each([
   { storage: "fauxqs", database: "sqlite", path: "one pass, then finalize" },
-  { storage: "rgw", database: "postgres", path: "the stages" },
+  { storage: "rgw", database: "pg", path: "the stages" },
 ] as const)("image metadata stripping on $storage and $database ($path)", ({ storage, database }) => {
   let s: PipelineStack;
   beforeAllOrFailEach(async () => {
@@ -171,7 +171,7 @@ describe("with STRIP_IMAGE_METADATA off (the default)", () => {
  * library cannot decode goes back to quarantine with that finding. Quarantined first for
  * scan_error (clamd away for every attempt), as the recheck tests do.
  */
-describe.each([
+describe.each<{ path: string; env: Record<string, string> }>([
   { path: "in memory", env: {} },
   { path: "streamed", env: { ONE_PASS_MAX_BYTES: "0" } },
 ])("the recheck of a released photo ($path; fauxqs, sqlite)", ({ env }) => {
@@ -319,7 +319,7 @@ describe("stripped promotion when the worker dies (rgw, sqlite)", () => {
 
 /** A noisy JPEG (a real amount of entropy-coded data) cut halfway through its scan, then FF D9. */
 async function truncatedWithEoi(): Promise<Buffer> {
-  const full = await sharp({ create: { width: 256, height: 256, channels: 3, noise: { type: "gaussian", mean: 128, sigma: 50 } } }).jpeg().toBuffer();
+  const full = await sharp({ create: { width: 256, height: 256, channels: 3, background: "black", noise: { type: "gaussian", mean: 128, sigma: 50 } } }).jpeg().toBuffer();
   const sos = full.indexOf(Buffer.from([0xff, 0xda]));
   let cut = sos + Math.floor((full.length - sos) / 2);
   while (full[cut - 1] === 0xff) cut--;
