@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -25,6 +26,9 @@ describe("Uppy 5.x in a real browser against the Uppy routes", () => {
   let pageServer: Server;
 
   beforeAll(async () => {
+    if (!existsSync(fileURLToPath(new URL("../uppy5/node_modules/@uppy/core/package.json", import.meta.url)))) {
+      throw new Error("test/uppy5 is not installed: run infra/bin/test (provision.sh installs it) or npm ci --prefix test/uppy5");
+    }
     const bundle = await build({
       entryPoints: [fileURLToPath(new URL("../uppy5/page.js", import.meta.url))],
       bundle: true,
