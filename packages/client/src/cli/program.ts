@@ -200,7 +200,10 @@ export function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Comm
           throw err;
         }
         const got = hash.digest("hex");
-        if ((u.result.sha256 && got !== u.result.sha256) || n !== (u.result.storedSize ?? u.size)) {
+        // What storage serves: the checked bytes, or the metadata-stripped copy made from them.
+        const expectedSha256 = u.result.servedSha256 ?? u.result.sha256;
+        const expectedSize = u.result.servedSize ?? u.result.storedSize ?? u.size;
+        if ((expectedSha256 && got !== expectedSha256) || n !== expectedSize) {
           if (toFile) await rm(partial, { force: true });
           io.stderr.write(`intake: ${id}: the downloaded bytes do not match the verified upload (sha256 ${got}, ${n} bytes)\n`);
           return EXIT.transport;
