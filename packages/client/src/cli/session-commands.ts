@@ -4,7 +4,7 @@ import { IntakeApiError } from "../errors.ts";
 import { apiUrlOf, scopeText, type AdminCli } from "./admin-runner.ts";
 import { EXIT, UsageError } from "./exit-codes.ts";
 import { askHidden, askLine, readSecretFromStdin } from "./secret-input.ts";
-import { loadSession, removeSession, saveSession } from "./session-file.ts";
+import { checkSessionDirectory, loadSession, removeSession, saveSession } from "./session-file.ts";
 
 /**
  * `intake login`, `logout` and `whoami`: an admin's password sign-in through the admin API
@@ -26,6 +26,8 @@ export function addSessionCommands(program: Command, a: AdminCli): void {
       a.run(
         async (o: { email?: string; passwordStdin?: boolean; json?: boolean }, cmd: Command) => {
           const apiUrl = apiUrlOf(cmd.optsWithGlobals<{ apiUrl?: string }>().apiUrl);
+          // Before the API is asked: a directory the session could not be kept in safely starts no session.
+          await checkSessionDirectory(a.sessionFile);
           const interactive = Boolean(stdin.isTTY) && !o.passwordStdin;
           let email = o.email?.trim();
           if (!email) {

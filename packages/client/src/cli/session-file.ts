@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { chmod, lstat, mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { constants } from "node:fs";
+import { chmod, lstat, mkdir, open, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import type { AdminPrincipalView, AdminSession } from "../admin-client.ts";
@@ -23,8 +24,26 @@ export function sessionFilePath(env: NodeJS.ProcessEnv): string {
   return join(base, "intake", "admin-session.json");
 }
 
+/**
+ * The session's directory, made 0700 when missing, and refused (as ssh refuses a .ssh
+ * directory others can write to) when it is a symlink, another user's, or writable by
+ * group or others: whoever can write there can swap the file between our checks and our
+ * read, or plant one of their own (their API URL, their cookie) for the next command.
+ * `intake login` calls it before it asks the API for a session, so a refusal starts none.
+ */
+export async function checkSessionDirectory(file: string): Promise<void> {
+  const dir = dirname(file);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await lstat(dir);
+  if (!st.isDirectory()) throw new UsageError(`${dir} is not a directory (a symlink?); delete it and run \`intake login\` again`);
+  if (typeof process.getuid === "function" && st.uid !== process.getuid()) throw new UsageError(`${dir} belongs to another user; delete it and run \`intake login\` again`);
+  if ((st.mode & 0o022) !== 0) {
+    throw new UsageError(`other users can change ${dir} (mode ${(st.mode & 0o777).toString(8)}), and with it the session file: make it private (chmod 700 ${dir}) and run \`intake login\` again`);
+  }
+}
+
 export async function saveSession(file: string, s: SavedSession): Promise<void> {
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  await checkSessionDirectory(file);
   const tmp = `${file}.${randomBytes(6).toString("hex")}.tmp`;
   // "wx": never through a file (or a symlink) someone put there first; 0600 from creation.
   const handle = await open(tmp, "wx", 0o600);
@@ -47,14 +66,28 @@ export async function saveSession(file: string, s: SavedSession): Promise<void> 
 export async function loadSession(file: string): Promise<SavedSession> {
   const st = await lstat(file).catch(() => undefined);
   if (!st) throw new UsageError("not signed in: run `intake login` first");
-  if (!st.isFile()) throw new UsageError(`${file} is not a regular file; delete it and run \`intake login\` again`);
-  if (typeof process.getuid === "function" && st.uid !== process.getuid()) throw new UsageError(`${file} belongs to another user; delete it and run \`intake login\` again`);
-  if ((st.mode & 0o077) !== 0) {
-    throw new UsageError(`${file} can be read by other users (mode ${(st.mode & 0o777).toString(8)}): the session in it may be known to others; delete it and run \`intake login\` again`);
+  await checkSessionDirectory(file);
+  // Opened without following a symlink and checked on the open descriptor (fstat), not on
+  // the path: a file swapped for a link between a check and the read cannot be read.
+  const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === "ELOOP") throw new UsageError(`${file} is not a regular file; delete it and run \`intake login\` again`);
+    throw new UsageError(`${file} cannot be read (${err.code ?? err.message}); delete it and run \`intake login\` again`);
+  });
+  let text: string;
+  try {
+    const opened = await handle.stat();
+    if (!opened.isFile()) throw new UsageError(`${file} is not a regular file; delete it and run \`intake login\` again`);
+    if (typeof process.getuid === "function" && opened.uid !== process.getuid()) throw new UsageError(`${file} belongs to another user; delete it and run \`intake login\` again`);
+    if ((opened.mode & 0o077) !== 0) {
+      throw new UsageError(`${file} can be read by other users (mode ${(opened.mode & 0o777).toString(8)}): the session in it may be known to others; delete it and run \`intake login\` again`);
+    }
+    text = await handle.readFile("utf8");
+  } finally {
+    await handle.close();
   }
   let parsed: Partial<SavedSession>;
   try {
-    parsed = JSON.parse(await readFile(file, "utf8")) as Partial<SavedSession>;
+    parsed = JSON.parse(text) as Partial<SavedSession>;
   } catch {
     throw new UsageError(`${file} is not a session this CLI wrote; delete it and run \`intake login\` again`);
   }
