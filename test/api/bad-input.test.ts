@@ -121,6 +121,20 @@ describe.each(["sqlite", "pg"] as const)("bad input on fauxqs with %s", (databas
     expect(method.headers.get("allow")).toContain("POST");
   });
 
+  it("answers a hostile id in the URL with 404, never quoting its NUL, line break, escape or bidi override raw", async () => {
+    // %00 reaches PostgreSQL as a NUL (which it refuses: a 500 if the id were looked up), the
+    // others would ride into the message a UI or a terminal shows.
+    for (const id of ["a%00b", "%E2%80%AEgnp.exe", "x%1B%5B2J", "a%0D%0Aforged: 1", "%C2%85next", "n".repeat(3000)]) {
+      for (const [method, path] of [["GET", `/v1/uploads/${id}`], ["POST", `/v1/uploads/${id}/complete`], ["DELETE", `/v1/upload-sessions/${id}`], ["GET", `/v1/${id}`]] as const) {
+        const res = await t.call(method, path, { key });
+        expect([id, path, res.status]).toEqual([id, path, 404]);
+        expect(res.body.error.message, path).toMatch(/^[\x20-\x7e]{1,200}$/);
+      }
+    }
+    const plain = await t.call("GET", "/v1/uploads/nonexistent", { key });
+    expect(plain.body.error.message).toBe("upload nonexistent does not exist");
+  });
+
   it("hides another tenant's upload behind 404 on every route", async () => {
     const created = await t.call("POST", "/v1/uploads", { key, body: valid });
     const id: string = created.body.upload.id;

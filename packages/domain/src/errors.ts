@@ -48,8 +48,21 @@ export class UnauthenticatedError extends IntakeError {
 
 export class NotFoundError extends IntakeError {
   constructor(what: string, id: string) {
-    super("not_found", `${what}_not_found`, `${what} ${id} does not exist`, { id });
+    super("not_found", `${what}_not_found`, `${what} ${idInMessage(id)} does not exist`, { id: id.slice(0, MAX_ID_IN_MESSAGE) });
   }
+}
+
+/**
+ * Ids come from URLs, decoded: a probe's NUL, line break, ANSI escape or bidi override would
+ * ride into the message a UI or a terminal shows. Printable ASCII stays as it is (every id we
+ * issue); anything else is JSON-quoted with each such character as \uXXXX (as
+ * quoteForMessage in filename.ts, which imports this module, so it is not imported here).
+ */
+const MAX_ID_IN_MESSAGE = 100;
+function idInMessage(id: string): string {
+  const cut = id.slice(0, MAX_ID_IN_MESSAGE);
+  if (/^[\x20-\x7e]*$/.test(cut)) return cut;
+  return JSON.stringify(cut).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 export class ConflictError extends IntakeError {
