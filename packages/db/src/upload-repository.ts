@@ -4,6 +4,7 @@ import {
   transitionFor,
   JOB_DRIVEN_STATUSES,
   SIGNATURE_WAIT_STATUSES,
+  multipartBound,
   releasesQuota,
   type QuarantineReason,
   type TenantQuotas,
@@ -13,7 +14,8 @@ import {
 } from "@intake/domain";
 import { AuditLog, type Actor } from "./audit-log.ts";
 import { atomically, Statement, type Atomic } from "./connection.ts";
-import { claimQuota, releaseQuota } from "./tenant-usage.ts";
+import { claimQuota, releaseQuota, returnPendingBytes } from "./tenant-usage.ts";
+import { returnSessionBytes } from "./upload-sessions.ts";
 import { writeVerdictEvents } from "./webhooks.ts";
 
 export interface NewUpload {
@@ -21,7 +23,10 @@ export interface NewUpload {
   tenantId: string;
   filename: string;
   declaredType: string;
-  declaredSize: number;
+  /** null: the size is learned on arrival, and `sizeLimit` bounds it (@intake/domain upload-size.ts). */
+  declaredSize: number | null;
+  /** The most bytes the upload may hold; absent: its declared size. */
+  sizeLimit?: number;
   declaredSha256?: string;
   declaredMd5?: string;
   metadata: Record<string, string>;
@@ -113,6 +118,8 @@ const UPLOAD_COLUMNS = [
   "created_at",
   "updated_at",
 ] as const;
+  "size_limit",
+  "reserved_bytes",
 const INSERT_UPLOAD = `insert into "uploads" (${UPLOAD_COLUMNS.map((c) => `"${c}"`).join(", ")}) values (${UPLOAD_COLUMNS.map(() => "?").join(", ")})`;
 
 /** For a transition a person caused (a release): who, why, and what else commits with it. */
@@ -124,6 +131,20 @@ export interface TransitionOptions {
 }
 
 /**
+/**
+ * Further claims of a new upload's unit of work (an upload session's budget): a refusal
+ * throws and undoes the whole unit.
+ */
+export interface CreateClaims {
+  /**
+   * For an upload whose size is learned on arrival: the most bytes these claims allow (a
+   * session's remaining budget), read in the unit, which narrows its limit; null for no bound.
+   */
+  remaining?(tx: Atomic): Promise<number | null>;
+  /** Claims the bytes the upload reserves: its declared size, or its limit. */
+  claim(tx: Atomic, reservedBytes: number): Promise<void>;
+}
+
  * Quarantined uploads whose bytes may be purged: quarantined before the cut-off, not purged
  * yet, and not held longer by a reviewer (retention_until still ahead).
  */
@@ -153,7 +174,7 @@ export class UploadRepository {
     this.db = db;
     this.audit = new AuditLog(db);
     const postgres = (db.client as { config?: { client?: string } }).config?.client === "pg";
-    this.selectForUpdate = `select status, tenant_id, object_key, declared_size from uploads where id = ?${postgres ? " for update" : ""}`;
+    this.selectForUpdate = `select status, tenant_id, object_key, declared_size, size_limit, reserved_bytes from uploads where id = ?${postgres ? " for update" : ""}`;
   }
 
   /**
@@ -163,7 +184,7 @@ export class UploadRepository {
    * With `quotas`, the tenant's quotas are claimed in the same unit (see tenant-usage.ts): a
    * create that would break one writes nothing and throws LimitExceededError.
    */
-  async create(input: NewUpload, now = new Date(), quotas?: TenantQuotas, alongside?: (tx: Atomic) => Promise<void>): Promise<{ upload: Upload; created: boolean }> {
+  async create(input: NewUpload, now = new Date(), quotas?: TenantQuotas, claims?: CreateClaims): Promise<{ upload: Upload; created: boolean }> {
     if (input.idempotency) {
       const existing = await this.findByIdempotencyKey(input.tenantId, input.idempotency.key);
       if (existing) return { upload: this.checkFingerprint(existing, input.idempotency.fingerprint), created: false };
@@ -171,13 +192,18 @@ export class UploadRepository {
     const ts = now.getTime();
     const row: Record<(typeof UPLOAD_COLUMNS)[number], string | number | null> = {
       id: input.id,
+   *
+   * An upload whose size is learned on arrival reserves its limit, narrowed in the unit by
+   * what `claims` still allow; its arrival settles the reservation (transition, below).
       tenant_id: input.tenantId,
       status: "pending" satisfies UploadStatus,
       filename: input.filename,
       declared_type: input.declaredType,
-      declared_size: input.declaredSize,
+      // 0 is never a declared size: it marks a size-unknown row (migration 0007).
+      declared_size: input.declaredSize ?? 0,
       declared_sha256: input.declaredSha256 ?? null,
       declared_md5: input.declaredMd5 ?? null,
+    const sizeUnknown = input.declaredSize === null;
       metadata: JSON.stringify(input.metadata),
       object_key: input.objectKey,
       storage_upload_id: input.multipart?.storageUploadId ?? null,
@@ -197,16 +223,21 @@ export class UploadRepository {
       // Statements of fixed text rather than the query builder: compiling the three builders
       // cost about 40 µs of this, the API's hottest path, more than SQLite's work.
       await atomically(this.db, async (tx) => {
+      size_limit: sizeUnknown ? limitOf(input) : null,
+      reserved_bytes: sizeUnknown ? limitOf(input) : null,
         await tx.run(new Statement(INSERT_UPLOAD, UPLOAD_COLUMNS.map((c) => row[c])));
-        if (quotas) await claimQuota(this.db, tx, input.tenantId, input.declaredSize, quotas, now);
+        if (quotas) await claimQuota(this.db, tx, input.tenantId, reserved, quotas, now);
         // Further claims of the same unit (an upload session's budget): a refusal undoes it all.
-        if (alongside) await alongside(tx);
+        if (claims) await claims.claim(tx, reserved);
         // Last: the audit link holds the chain's head until the commit (audit-log.ts append).
-        await this.audit.append(tx, { actor: "api", action: "upload.created", uploadId: input.id, tenantId: input.tenantId, objectKey: input.objectKey, detail: { declaredType: input.declaredType, declaredSize: input.declaredSize }, stateAfter: "pending" satisfies UploadStatus }, now);
+        const size = sizeUnknown ? { sizeLimit: row.size_limit } : { declaredSize: input.declaredSize };
+        await this.audit.append(tx, { actor: "api", action: "upload.created", uploadId: input.id, tenantId: input.tenantId, objectKey: input.objectKey, detail: { declaredType: input.declaredType, ...size }, stateAfter: "pending" satisfies UploadStatus }, now);
       });
     } catch (err) {
       if (input.idempotency && isUniqueViolation(err)) {
         const existing = await this.findByIdempotencyKey(input.tenantId, input.idempotency.key);
+        if (sizeUnknown) narrowLimit(row, await claims?.remaining?.(tx));
+        const reserved = Number(row.reserved_bytes ?? row.declared_size);
         if (existing) return { upload: this.checkFingerprint(existing, input.idempotency.fingerprint), created: false };
       }
       throw err;
@@ -278,7 +309,7 @@ export class UploadRepository {
       // status the UPDATE below will see; unlocked it read the old one and a re-entrant event
       // (inspect, scan) wrote a second audit row naming it. SQLite has no such clause (the
       // group already holds the write lock).
-      const before = await tx.first<{ status: UploadStatus; tenant_id: string; object_key: string; declared_size: number | string }>(new Statement(this.selectForUpdate, [id]));
+      const before = await tx.first<HeldRow>(new Statement(this.selectForUpdate, [id]));
       if (!before) return { applied: false, upload: null };
       const row = await tx.first(update);
       if (!row) {
@@ -287,7 +318,10 @@ export class UploadRepository {
       }
       // Leaving the open statuses frees the upload's share of the tenant's quotas, once: a
       // released upload's recheck gave it back already when it was first quarantined.
-      if (releasesQuota(before.status, to)) await releaseQuota(tx, before.tenant_id, Number(before.declared_size));
+      if (releasesQuota(before.status, to)) await releaseQuota(tx, before.tenant_id, heldBytes(before));
+      // The arrival of an upload whose size was unknown: its reservation is settled to the
+      // size recorded now, in this unit, once (pending -> uploaded happens once).
+      if (event === "arrived" && before.status !== to && findings.storedSize !== undefined) await this.settle(tx, id, before, findings.storedSize);
       const upload = toUpload(row);
       if (opts.alongside) await opts.alongside(tx, upload);
       // The webhooks this status causes (verified, quarantined, expired) are an outbox:
@@ -314,6 +348,23 @@ export class UploadRepository {
   /** Counts a processing attempt (retries, stalled recoveries, reaper re-enqueues). */
   async countAttempt(id: string): Promise<void> {
     await this.db("uploads").where({ id }).increment("attempts", 1);
+  }
+
+  /**
+   * Settles a size-unknown upload's reservation to its real size: what the limit held beyond
+   * it goes back to the tenant's open bytes and the session's budget. An object over the
+   * limit keeps the whole limit reserved (the pipeline refuses it; the quota is freed at its
+   * verdict, the session keeps counting it, as it counts an aborted upload).
+   */
+  private async settle(tx: Atomic, id: string, before: HeldRow, storedSize: number): Promise<void> {
+    if (before.size_limit === null || before.size_limit === undefined) return;
+    const held = heldBytes(before);
+    const settled = Math.min(Math.max(storedSize, 0), Number(before.size_limit), held);
+    await tx.run(new Statement("update uploads set reserved_bytes = ? where id = ?", [settled, id]));
+    if (held - settled > 0) {
+      await returnPendingBytes(tx, before.tenant_id, held - settled);
+      await returnSessionBytes(tx, id, held - settled);
+    }
   }
 
   /** Pending uploads whose URL expired more than `graceMs` ago. */
@@ -407,7 +458,8 @@ function toUpload(r: Record<string, any>): Upload {
     status: r.status,
     filename: r.filename,
     declaredType: r.declared_type,
-    declaredSize: Number(r.declared_size),
+    declaredSize: sizeUnknown(r) ? null : Number(r.declared_size),
+    sizeLimit: Number(r.size_limit ?? r.declared_size),
     declaredSha256: r.declared_sha256 ?? null,
     declaredMd5: r.declared_md5 ?? null,
     metadata: JSON.parse(r.metadata),
@@ -423,6 +475,38 @@ function toUpload(r: Record<string, any>): Upload {
     // PostgreSQL answers a boolean, SQLite 0/1 (and a row written as the API created it, 1/0).
     stripImageMetadata: Boolean(Number(r.strip_image_metadata ?? 0)),
     metadataStripped: Boolean(Number(r.metadata_stripped ?? 0)),
+/** The row as a transition first reads it: what it holds in the quotas. */
+interface HeldRow {
+  status: UploadStatus;
+  tenant_id: string;
+  object_key: string;
+  declared_size: number | string;
+  size_limit: number | string | null;
+  reserved_bytes: number | string | null;
+}
+
+/** The bytes an upload holds in its tenant's open-bytes quota and its session's budget. */
+function heldBytes(r: Pick<HeldRow, "declared_size" | "reserved_bytes">): number {
+  return Number(r.reserved_bytes ?? r.declared_size);
+}
+
+function limitOf(input: NewUpload): number {
+  const limit = input.sizeLimit;
+  if (limit === undefined || !Number.isSafeInteger(limit) || limit < 1) throw new Error("an upload without a declared size needs a size limit of at least 1 byte");
+  return limit;
+}
+
+/** A size-unknown upload's limit, narrowed to what the unit's claims still allow (at least 1 byte, or the claims refuse it). */
+function narrowLimit(row: Record<string, string | number | null>, remaining: number | null | undefined): void {
+  if (remaining === null || remaining === undefined) return;
+  const limit = Math.min(Number(row.size_limit), Math.max(remaining, 0));
+  if (limit < 1) throw new Error("claims allowed a size-unknown upload no byte: they must refuse it themselves");
+  row.size_limit = limit;
+  row.reserved_bytes = limit;
+  // The number of parts that may be signed follows the limit (5 MiB each at least).
+  if (row.storage_upload_id !== null) row.part_count = multipartBound(limit).partCount;
+}
+
     servedSha256: r.served_sha256 ?? null,
     servedSize: num(r.served_size),
     verdict: r.verdict ?? null,
@@ -440,3 +524,8 @@ function toUpload(r: Record<string, any>): Upload {
     finishedAt: date(r.finished_at),
   };
 }
+/** A row created without a size (migration 0007: its limit is set, declared_size is 0). */
+export function sizeUnknown(r: Record<string, any>): boolean {
+  return r.size_limit !== null && r.size_limit !== undefined;
+}
+

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { contentDisposition, objectKey, type Upload, type Verdict } from "@intake/domain";
+import { contentDisposition, objectKey, recordedSize, type Upload, type Verdict } from "@intake/domain";
 import { finalVerdict, scanVerdict } from "./decisions.ts";
 import type { InspectionPolicy } from "./deps.ts";
 import { contentChecksFor } from "./content-checks.ts";
@@ -49,7 +49,7 @@ export async function processOnePass(deps: OnePassDeps, upload: Upload, job: Sta
   // The whole object in one GET. The range stops at the declared size (at least the sniff
   // budget), so a client that stored more than it declared costs one bounded read: the
   // Content-Range names the real size, and the size check refuses it.
-  const object = await readHead(deps.store, upload.objectKey, Math.max(upload.declaredSize, SNIFF_LIMIT));
+  const object = await readHead(deps.store, upload.objectKey, Math.max(recordedSize(upload) ?? 0, SNIFF_LIMIT));
   // The object was seen (S3 event or HeadObject on complete): missing now is an anomaly
   // worth a retry; on the last attempt it ends in quarantine like any failed check.
   if (!object) throw new Error(`object ${upload.objectKey} is missing`);
