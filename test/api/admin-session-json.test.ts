@@ -25,6 +25,9 @@ describe.each(DATABASE_KINDS)("admin session as JSON on %s", (kind) => {
     await users.create({ email: "ana@example.test", name: "Ana", role: "admin", password: PASSWORD });
     await users.create({ email: "limited@example.test", name: "Lim", role: "operator", password: PASSWORD });
     await users.create({ email: "sso@example.test", name: "SSO only", role: "admin" });
+    await users.create({ email: "caps@example.test", name: "Caps", role: "admin", password: PASSWORD });
+    const gone = await users.create({ email: "gone@example.test", name: "Disabled", role: "admin", password: PASSWORD });
+    await users.update(gone.id, { disabled: true });
   });
   afterAll(async () => api?.close());
 
@@ -46,8 +49,8 @@ describe.each(DATABASE_KINDS)("admin session as JSON on %s", (kind) => {
     expect(api.logs.join("\n")).not.toContain(body.csrfToken);
   });
 
-  it("answers every kind of wrong credentials alike (401 invalid_credentials, no cookie), an OIDC-only account included", async () => {
-    for (const creds of [{ email: "ana@example.test", password: "wrong wrong wrong" }, { email: "nobody@example.test", password: PASSWORD }, { email: "sso@example.test", password: PASSWORD }]) {
+  it("answers every kind of wrong credentials alike (401 invalid_credentials, no cookie), an OIDC-only and a disabled account included", async () => {
+    for (const creds of [{ email: "ana@example.test", password: "wrong wrong wrong" }, { email: "nobody@example.test", password: PASSWORD }, { email: "sso@example.test", password: PASSWORD }, { email: "gone@example.test", password: PASSWORD }, { email: "not an address", password: PASSWORD }]) {
       const res = await post(creds);
       expect(res.status, creds.email).toBe(401);
       expect(cookieOf(res), creds.email).toBeUndefined();
@@ -67,7 +70,9 @@ describe.each(DATABASE_KINDS)("admin session as JSON on %s", (kind) => {
       expect(res.status, type).toBe(415);
       expect(cookieOf(res), type).toBeUndefined();
     }
-    for (const headers of [{ origin: "https://evil.example" }, { "sec-fetch-site": "cross-site" }, { "sec-fetch-site": "same-site" }]) {
+    // Origin "null": a sandboxed iframe, a data: URL or a cross-origin redirect's follow-up.
+    const elsewhere: Record<string, string>[] = [{ origin: "https://evil.example" }, { origin: "null" }, { "sec-fetch-site": "cross-site" }, { "sec-fetch-site": "same-site" }];
+    for (const headers of elsewhere) {
       const res = await post(creds, headers);
       expect(res.status, JSON.stringify(headers)).toBe(403);
       expect(await codeOf(res)).toBe("csrf_failed");
@@ -92,12 +97,52 @@ describe.each(DATABASE_KINDS)("admin session as JSON on %s", (kind) => {
     expect(cookieOf(res)).toBeUndefined();
   });
 
+  it("counts one account however its address is typed, and the connection's address whatever X-Forwarded-For says (no trusted proxy)", async () => {
+    const typed = ["CAPS@example.test", "  caps@example.test  ", "Caps@Example.TEST"];
+    for (const [i, email] of typed.entries()) {
+      const res = await post({ email, password: `wrong ${i} wrong wrong` }, { "x-forwarded-for": `203.0.113.${i + 1}`, "x-real-ip": `203.0.113.${i + 1}` });
+      expect(res.status, email).toBe(401);
+    }
+    const res = await post({ email: "caps@example.test", password: PASSWORD }, { "x-forwarded-for": "198.51.100.7" });
+    expect(res.status).toBe(429);
+    expect(cookieOf(res)).toBeUndefined();
+    const failed = (await audit.byAction("admin.sign_in_failed")).filter((r) => r.detail.email === "caps@example.test");
+    expect(failed.map((r) => r.detail.address)).toEqual(typed.map(() => "127.0.0.1"));
+  });
+
+  it("starts a new session whatever cookie the browser brought (no fixation), and ends the one it brought", async () => {
+    const first = await post({ email: "ana@example.test", password: PASSWORD });
+    const planted = cookieOf(first)!;
+    const res = await post({ email: "ana@example.test", password: PASSWORD }, { cookie: `intake_admin=${planted}` });
+    expect(res.status).toBe(201);
+    const issued = cookieOf(res)!;
+    expect(issued).not.toBe(planted);
+    expect((await fetch(`${api.url}/v1/admin/session`, { headers: { cookie: `intake_admin=${planted}` } })).status).toBe(401);
+    expect((await fetch(`${api.url}/v1/admin/session`, { headers: { cookie: `intake_admin=${issued}` } })).status).toBe(200);
+    // A value the attacker made up is never adopted either.
+    const madeUp = "A".repeat(43);
+    expect(cookieOf(await post({ email: "ana@example.test", password: PASSWORD }, { cookie: `intake_admin=${madeUp}` }))).not.toBe(madeUp);
+  });
+
+  it("refuses a tenant API key on GET and DELETE too, even beside a valid session cookie", async () => {
+    const res = await post({ email: "ana@example.test", password: PASSWORD });
+    const cookie = `intake_admin=${cookieOf(res)!}`;
+    const { csrfToken } = (await res.json()) as { csrfToken: string };
+    const key = await api.newKey("acme");
+    for (const method of ["GET", "DELETE"]) {
+      const r = await fetch(`${api.url}/v1/admin/session`, { method, headers: { cookie, authorization: `Bearer ${key}`, "x-csrf-token": csrfToken } });
+      expect([method, r.status, await codeOf(r)]).toEqual([method, 403, "api_key_not_allowed"]);
+    }
+    expect((await fetch(`${api.url}/v1/admin/session`, { headers: { cookie } })).status).toBe(200);
+  });
+
   it("signs out with DELETE only with the session's CSRF token from this site; the session then answers 401", async () => {
     const res = await post({ email: "ana@example.test", password: PASSWORD });
     const token = cookieOf(res)!;
     const { csrfToken } = (await res.json()) as { csrfToken: string };
     const del = (headers: Record<string, string>) => fetch(`${api.url}/v1/admin/session`, { method: "DELETE", headers: { cookie: `intake_admin=${token}`, ...headers } });
-    for (const h of [{}, { "x-csrf-token": "W".repeat(32) }, { "x-csrf-token": csrfToken, origin: "https://evil.example" }]) {
+    const forged: Record<string, string>[] = [{}, { "x-csrf-token": "W".repeat(32) }, { "x-csrf-token": csrfToken, origin: "https://evil.example" }, { "x-csrf-token": csrfToken, origin: "null" }];
+    for (const h of forged) {
       const r = await del(h);
       expect(r.status, JSON.stringify(h)).toBe(403);
       expect(await codeOf(r)).toBe("csrf_failed");
@@ -127,5 +172,22 @@ describe("admin session as JSON where OIDC sign-in is offered", () => {
       expect(res.status).toBe(401);
       expect(await res.json()).toEqual({ error: { code: "invalid_credentials", message: "the email address or the password is wrong", details: { oidc: true } } });
     }
+  });
+});
+
+describe("admin session as JSON behind TLS (ADMIN_COOKIE_SECURE)", () => {
+  let api: ApiUnderTest;
+  beforeAll(async () => {
+    api = await startApiUnderTest({ storage: "fauxqs", database: "sqlite", env: { ADMIN_COOKIE_SECURE: "true" } });
+    await new AdminUserRepository(api.database.db).create({ email: "ana@example.test", name: "Ana", role: "admin", password: PASSWORD });
+  });
+  afterAll(async () => api?.close());
+
+  it("sets the session cookie Secure, HttpOnly and SameSite=Strict, for the whole site, even on a plain-http hop to the proxy", async () => {
+    const res = await fetch(`${api.url}/v1/admin/session`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: "ana@example.test", password: PASSWORD }) });
+    expect(res.status).toBe(201);
+    const sc = res.headers.getSetCookie().find((c) => c.startsWith("intake_admin="))!;
+    const attributes = sc.split(";").slice(1).map((a) => a.trim().toLowerCase());
+    expect(attributes).toEqual(expect.arrayContaining(["secure", "httponly", "samesite=strict", "path=/"]));
   });
 });
