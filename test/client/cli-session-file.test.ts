@@ -102,6 +102,19 @@ describe("intake's session file and cookie against an attacker", () => {
     expect(r.stderr).toContain("is not a regular file");
   });
 
+  it("reads --password-stdin as one line: a CRLF ending is not part of it, a second line or a stray CR is refused before the API is asked", async () => {
+    const config = home();
+    const failedBefore = await api.database.db("audit_events").where({ action: "admin.sign_in_failed" }).count({ n: "*" });
+    for (const stdin of [`${PASSWORD}\n\n`, `${PASSWORD}\r`, `${PASSWORD}\nsecond`, "\n", ""]) {
+      const r = await intake(config, ["login", "--email", "boss@example.test", "--password-stdin"], { stdin });
+      expect([JSON.stringify(stdin), r.code]).toEqual([JSON.stringify(stdin), 1]);
+      expect(r.stderr + r.stdout).not.toContain(PASSWORD);
+    }
+    expect(await api.database.db("audit_events").where({ action: "admin.sign_in_failed" }).count({ n: "*" })).toEqual(failedBefore);
+    const crlf = await intake(config, ["login", "--email", "boss@example.test", "--password-stdin"], { stdin: `${PASSWORD}\r\n` });
+    expect(crlf.code).toBe(0);
+  });
+
   it("never follows a redirect: an API answering 30x to another origin gets no cookie sent there", async () => {
     const config = home();
     expect((await login(config)).code).toBe(0);
