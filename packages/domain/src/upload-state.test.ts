@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ALL_EVENTS, ARRIVED_STATUSES, JOB_DRIVEN_STATUSES, nextStatus, PROCESSING_STATUSES, SIGNATURE_WAIT_STATUSES, QUOTA_HOLDING_STATUSES, reachableFrom, releasesQuota, TERMINAL_STATUSES, UPLOAD_STATUSES, type UploadEvent, type UploadStatus } from "./upload-state.ts";
+import { ALL_EVENTS, ARRIVED_STATUSES, JOB_DRIVEN_STATUSES, RESCAN_MOVING_STATUSES, nextStatus, PROCESSING_STATUSES, SIGNATURE_WAIT_STATUSES, QUOTA_HOLDING_STATUSES, reachableFrom, releasesQuota, TERMINAL_STATUSES, UPLOAD_STATUSES, type UploadEvent, type UploadStatus } from "./upload-state.ts";
 
 describe("upload state machine", () => {
   it("follows the happy path to verified", () => {
@@ -68,14 +68,34 @@ describe("upload state machine", () => {
     // Written out here, not recomputed: a transition added to the table that changes a list
     // must change this expectation too.
     expect(TERMINAL_STATUSES).toEqual(["verified", "quarantined", "expired", "aborted"]);
-    expect(PROCESSING_STATUSES).toEqual(["uploaded", "inspecting", "scanning", "deciding", "held"]);
+    expect(PROCESSING_STATUSES).toEqual(["uploaded", "inspecting", "scanning", "deciding"]);
     // A held upload waits for signatures, not for a job: the reaper leaves it alone.
     expect(JOB_DRIVEN_STATUSES).toEqual(["uploaded", "inspecting", "scanning", "deciding", "rechecking"]);
     expect(SIGNATURE_WAIT_STATUSES).toEqual(["held"]);
     expect(ARRIVED_STATUSES).toEqual(["uploaded", "inspecting", "scanning", "deciding", "verified", "quarantined", "held"]);
-    expect(reachableFrom("pending")).toEqual(UPLOAD_STATUSES.filter((s) => s !== "rechecking"));
+    expect(reachableFrom("pending")).toEqual(UPLOAD_STATUSES.filter((s) => s !== "rechecking" && s !== "quarantining"));
     expect(reachableFrom("pending", ALL_EVENTS)).toEqual(UPLOAD_STATUSES);
     expect(reachableFrom("verified")).toEqual(["verified"]);
-    expect(reachableFrom("quarantined", ALL_EVENTS)).toEqual(["verified", "quarantined", "rechecking"]);
+    expect(reachableFrom("quarantined", ALL_EVENTS)).toEqual(["verified", "quarantined", "rechecking", "quarantining"]);
+    expect(reachableFrom("verified", ALL_EVENTS)).toEqual(["verified", "quarantined", "rechecking", "quarantining"]);
+    expect(RESCAN_MOVING_STATUSES).toEqual(["quarantining"]);
+  });
+
+  it("moves a verified upload matched on rescan through quarantining to quarantined, and nothing else out of quarantining", () => {
+    for (const s of UPLOAD_STATUSES) expect(nextStatus(s, "rescan_match")).toBe(s === "verified" ? "quarantining" : null);
+    for (const s of UPLOAD_STATUSES) expect(nextStatus(s, "rescan_quarantine")).toBe(s === "quarantining" ? "quarantined" : null);
+    for (const s of UPLOAD_STATUSES) expect(nextStatus(s, "rescan_pass")).toBe(s === "verified" ? "verified" : null);
+    // No promotion, release or second verdict from the middle of a move.
+    for (const e of ALL_EVENTS.filter((e) => e !== "rescan_quarantine")) expect(nextStatus("quarantining", e)).toBeNull();
+    // Not terminal (the long-poll waits through it), not job-driven for the reaper (the rescan finishes it).
+    expect(TERMINAL_STATUSES).not.toContain("quarantining");
+    expect(JOB_DRIVEN_STATUSES).not.toContain("quarantining");
+  });
+
+  it("a rescan neither takes a place in the tenant's quotas nor gives one back", () => {
+    expect(QUOTA_HOLDING_STATUSES).not.toContain("quarantining");
+    expect(releasesQuota("verified", "quarantining")).toBe(false);
+    expect(releasesQuota("quarantining", "quarantined")).toBe(false);
+    expect(releasesQuota("verified", "verified")).toBe(false);
   });
 });

@@ -34,6 +34,18 @@
  * the status lists below are computed from the pipeline's events only, so a release neither
  * takes a place in the tenant's quotas again nor gives one back twice. The reaper re-queues
  * a recheck whose job was lost, as it does a stuck stage.
+ *
+ * `rescan_match` is the rescan's (packages/pipeline/src/rescan.ts): a verified upload whose
+ * object today's signatures match after a signature update. It fixes the finding
+ * (malware_on_rescan and the signature) and moves the upload to `quarantining` before any
+ * object moves, so no download is signed from then on; the object is copied to quarantine/,
+ * the verified/ copy deleted, and `rescan_quarantine` ends it `quarantined` last (the audit
+ * row and the upload.quarantined webhook commit with it). A retry of a move that died
+ * halfway finds `quarantining` and finishes the same steps. `rescan_pass` records the newer
+ * signature version on a verified upload that is still clean (no status change, no audit
+ * row, no webhook). The rescan's events are outside the pipeline's, as a release is:
+ * `verified` stays final for the pipeline and the quota lists, so a rescan neither takes a
+ * place in the tenant's quotas nor gives one back (the upload gave it back when verified).
  */
 export const UPLOAD_STATUSES = [
   "pending",
@@ -47,6 +59,7 @@ export const UPLOAD_STATUSES = [
   "aborted",
   "rechecking", // a person released a quarantined upload: its object is being checked again
   "held", // checks passed with stale (or test-only) signatures: waits for fresh ones
+  "quarantining", // a verified upload matched on rescan: its object is moving from verified/ to quarantine/
 ] as const;
 export type UploadStatus = (typeof UPLOAD_STATUSES)[number];
 
@@ -61,7 +74,10 @@ export type UploadEvent =
   | "quarantine" // copied to quarantine/
   | "expire" // the reaper gave up on an upload whose object never arrived
   | "abort" // the client cancelled
-  | "release"; // a reviewer released a quarantined upload: recheck it (review, not pipeline)
+  | "release" // a reviewer released a quarantined upload: recheck it (review, not pipeline)
+  | "rescan_match" // a rescan with newer signatures matched a verified upload: move it to quarantine
+  | "rescan_quarantine" // the rescan's move is done: the object is under quarantine/ only
+  | "rescan_pass"; // a rescan with newer signatures found a verified upload still clean
 
 const TRANSITIONS: Record<UploadEvent, { from: readonly UploadStatus[]; to: UploadStatus }> = {
   arrived: { from: ["pending"], to: "uploaded" },
@@ -76,12 +92,22 @@ const TRANSITIONS: Record<UploadEvent, { from: readonly UploadStatus[]; to: Uplo
   expire: { from: ["pending"], to: "expired" },
   abort: { from: ["pending"], to: "aborted" },
   release: { from: ["quarantined"], to: "rechecking" },
+  rescan_match: { from: ["verified"], to: "quarantining" },
+  rescan_quarantine: { from: ["quarantining"], to: "quarantined" },
+  // Re-entrant: records the signature version on a still-clean verified upload.
+  rescan_pass: { from: ["verified"], to: "verified" },
 };
 
 /** Events people start (the compliance view), as opposed to the pipeline's own. */
 export const REVIEW_EVENTS: readonly UploadEvent[] = ["release"];
+/**
+ * Events a rescan after a signature update starts on a verified upload. Outside the
+ * pipeline's, as a release is: `verified` stays final for the pipeline (and for the quotas).
+ * `rescan_quarantine` is the pipeline's: it ends a move the way `quarantine` ends a verdict.
+ */
+export const RESCAN_EVENTS: readonly UploadEvent[] = ["rescan_match", "rescan_pass"];
 /** The pipeline's events: the upload's life from creation to its first verdict. */
-export const PIPELINE_EVENTS: readonly UploadEvent[] = (Object.keys(TRANSITIONS) as UploadEvent[]).filter((e) => !REVIEW_EVENTS.includes(e));
+export const PIPELINE_EVENTS: readonly UploadEvent[] = (Object.keys(TRANSITIONS) as UploadEvent[]).filter((e) => !REVIEW_EVENTS.includes(e) && !RESCAN_EVENTS.includes(e));
 /** Every event in the table. */
 export const ALL_EVENTS: readonly UploadEvent[] = Object.keys(TRANSITIONS) as UploadEvent[];
 
@@ -110,20 +136,23 @@ export function reachableFrom(from: UploadStatus, events: readonly UploadEvent[]
 /** Statuses no pipeline event leaves (a person may still release a quarantined upload). */
 export const TERMINAL_STATUSES: readonly UploadStatus[] = UPLOAD_STATUSES.filter((s) => reachableFrom(s).length === 1);
 /**
- * Statuses in which the pipeline owns the upload (its object arrived, no verdict is final
- * yet); the reaper re-enqueues ones stuck here.
+ * Statuses that wait for fresh signatures rather than for a job (the worker's signature
+ * watch resumes them): not stuck however long they stay, and no stage takes them.
  */
-export const PROCESSING_STATUSES: readonly UploadStatus[] = reachableFrom(TRANSITIONS.arrived.to).filter((s) => !isTerminal(s));
+export const SIGNATURE_WAIT_STATUSES: readonly UploadStatus[] = [TRANSITIONS.hold.to];
+/**
+ * Statuses in which a stage of the pipeline works on the upload (its object arrived, no
+ * verdict is final yet, and it does not wait for signatures); the reaper re-enqueues ones
+ * stuck here.
+ */
+export const PROCESSING_STATUSES: readonly UploadStatus[] = reachableFrom(TRANSITIONS.arrived.to).filter((s) => !isTerminal(s) && !SIGNATURE_WAIT_STATUSES.includes(s));
 /**
  * Statuses an upload only leaves through a job of ours: the pipeline's processing statuses
  * and a released upload's recheck. The reaper re-queues uploads stuck in any of them.
  */
-export const JOB_DRIVEN_STATUSES: readonly UploadStatus[] = [...PROCESSING_STATUSES.filter((s) => s !== TRANSITIONS.hold.to), TRANSITIONS.release.to];
-/**
- * Statuses that wait for fresh signatures rather than for a job (the worker's signature
- * watch resumes them): not stuck however long they stay.
- */
-export const SIGNATURE_WAIT_STATUSES: readonly UploadStatus[] = [TRANSITIONS.hold.to];
+export const JOB_DRIVEN_STATUSES: readonly UploadStatus[] = [...PROCESSING_STATUSES, TRANSITIONS.release.to];
+/** A verified upload matched on rescan, its object on the way to quarantine/: the rescan finishes the move. */
+export const RESCAN_MOVING_STATUSES: readonly UploadStatus[] = [TRANSITIONS.rescan_match.to];
 /** Statuses of an upload whose object has arrived: `arrived` and everything after it. */
 export const ARRIVED_STATUSES: readonly UploadStatus[] = reachableFrom(TRANSITIONS.arrived.to);
 

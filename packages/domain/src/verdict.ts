@@ -1,6 +1,7 @@
 /** Why an upload was quarantined. Stable codes: compliance reports and clients match on them. */
 export const QUARANTINE_REASONS = [
   "malware", // clamd found a signature (the name is kept with the verdict)
+  "malware_on_rescan", // verified, then matched by newer signatures on a rescan (packages/pipeline/src/rescan.ts)
   "type_mismatch", // sniffed type disagrees with the declared type
   "type_not_allowed", // sniffed type is not on the allowlist
   "size_mismatch", // stored size differs from the declared size
