@@ -47,8 +47,12 @@ function shapeError(schema: z.ZodType, issues: readonly z.core.$ZodIssue[], code
 
 /** The code of the most specific entry of the table that covers the path ("parts[].md5", then "parts[]", then "parts"). */
 function codeFor(path: readonly PropertyKey[], codes: ErrorCodes): string {
+  // Own entries only: a path can hold a client's key ("constructor", "toString"), and the
+  // table's prototype would answer those with a function instead of a code.
+  const own = (label: string) => (Object.hasOwn(codes, label) ? codes[label] : undefined);
   for (let n = path.length; n > 0; n--) {
-    const code = codes[pathLabel(path.slice(0, n), true)] ?? codes[pathLabel(path.slice(0, n), true).replace(/\[\]$/, "")];
+    const label = pathLabel(path.slice(0, n), true);
+    const code = own(label) ?? own(label.replace(/\[\]$/, ""));
     if (code) return code;
   }
   return "invalid_request";
