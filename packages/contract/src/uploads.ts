@@ -159,7 +159,8 @@ export const Upload = z.strictObject({
   status: UploadStatus,
   filename: z.string(),
   contentType: z.string(),
-  size: z.int(),
+  size: z.int().nullable().meta({ description: "Size in bytes: declared, or for an upload whose size is learned on arrival (Uppy without metadata[size]) the size of the object that arrived, null until then" }),
+  sizeLimit: z.int().meta({ description: "The most bytes the upload may hold: its declared size, or the limit it was created with" }),
   sha256: z.string().nullable(),
   md5: z.string().nullable(),
   metadata: metadataOutput(),
@@ -178,6 +179,9 @@ export const Upload = z.strictObject({
       reason: z.string().nullable(),
       reasonDetail: z.string().nullable(),
       signature: z.string().nullable(),
+      metadataStripped: z.boolean().meta({ description: "The verified copy had its image metadata (EXIF, XMP, IPTC) removed: it is not the uploaded bytes" }),
+      servedSha256: z.string().nullable().meta({ description: "SHA-256 of what the download serves (the stripped copy's, else the upload's own)" }),
+      servedSize: z.int().nullable().meta({ description: "Size of what the download serves" }),
     })
     .meta({ description: "What the pipeline found (all null until it did)" }),
 });

@@ -12,11 +12,13 @@ export interface UploadView {
   filename: string;
   contentType: string;
   /**
-   * The declared size. For an upload whose size is learned on arrival (the Uppy routes without
-   * metadata[size]): the size recorded when its object arrived, and until then its size limit,
-   * the most it may hold (the wire type stays an integer for every upload; see upload-size.ts).
+   * The size in bytes: the declared one, or for an upload whose size is learned on arrival
+   * (the Uppy routes without metadata[size]) the size recorded when its object arrived, and
+   * null until then.
    */
-  size: number;
+  size: number | null;
+  /** The most bytes the upload may hold: its declared size, or the limit it was created with. */
+  sizeLimit: number;
   sha256: string | null;
   md5: string | null;
   metadata: Record<string, string>;
@@ -50,7 +52,8 @@ export function uploadView(u: Upload): UploadView {
     status: u.status,
     filename: u.filename,
     contentType: u.declaredType,
-    size: u.declaredSize ?? u.storedSize ?? u.sizeLimit,
+    size: u.declaredSize ?? u.storedSize,
+    sizeLimit: u.sizeLimit,
     sha256: u.declaredSha256,
     md5: u.declaredMd5,
     metadata: u.metadata,

@@ -228,7 +228,7 @@ export function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Comm
         const page = await client(cmd).client.list({ limit: o.limit, ...(o.status ? { status: o.status } : {}), ...(o.cursor ? { cursor: o.cursor } : {}) }, { signal: io.signal });
         for (const u of page.items) {
           if (o.json) json(u);
-          else io.stdout.write(`${u.id}  ${u.status.padEnd(11)}  ${bytes(u.size).padStart(10)}  ${u.createdAt}  ${u.filename}\n`);
+          else io.stdout.write(`${u.id}  ${u.status.padEnd(11)}  ${sizeText(u).padStart(10)}  ${u.createdAt}  ${u.filename}\n`);
         }
         if (page.nextCursor) io.stderr.write(`more: intake list --cursor ${page.nextCursor}\n`);
         return EXIT.ok;
@@ -267,11 +267,16 @@ export function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Comm
   return program;
 }
 
+/** The size, or for an upload whose size is learned on arrival and has not arrived, its limit. */
+function sizeText(u: Upload): string {
+  return u.size === null ? `≤ ${bytes(u.sizeLimit)}` : bytes(u.size);
+}
+
 function describe(u: Upload): string {
   const lines = [
     `id:        ${u.id}`,
     `status:    ${u.status}`,
-    `file:      ${u.filename} (${u.contentType}, ${bytes(u.size)})`,
+    `file:      ${u.filename} (${u.contentType}, ${sizeText(u)})`,
     `created:   ${u.createdAt}`,
     ...(u.finishedAt ? [`finished:  ${u.finishedAt}`] : []),
     ...(u.result.detectedType ? [`detected:  ${u.result.detectedType}`] : []),
