@@ -36,7 +36,10 @@ export interface DocumentPolicy {
 type JsonSchema = Record<string, unknown>;
 
 export function componentSchemas(p: DocumentPolicy): Record<string, JsonSchema> {
-  const allowedType = z.enum(p.allowedTypes);
+  // The deployment's types: each tenant's policy allows these or fewer (the create refuses
+  // the others with content_type_not_allowed, naming the tenant's list), so the enum is the
+  // widest a client can meet, not necessarily its own.
+  const allowedType = z.enum(p.allowedTypes).meta({ description: "One of the deployment's allowed types (ALLOWED_TYPES). A tenant's policy may allow fewer: a type outside it is refused with content_type_not_allowed, whose details list the tenant's allowed types." });
   const components: Record<string, z.ZodType> = {
     Error: ErrorBody,
     Status: UploadStatus,

@@ -6,6 +6,7 @@ export * from "./api-keys.ts";
 export * from "./tenant-usage.ts";
 export * from "./admin-users.ts";
 export * from "./tenants.ts";
+export * from "./tenant-policies.ts";
 export * from "./webhooks.ts";
 export * from "./quarantine-queries.ts";
 export * from "./quarantine-review.ts";

@@ -6,6 +6,8 @@ import {
   SIGNATURE_WAIT_STATUSES,
   multipartBound,
   releasesQuota,
+  termsFrom,
+  type PolicyInForce,
   type QuarantineReason,
   type TenantQuotas,
   type Upload,
@@ -36,6 +38,8 @@ export interface NewUpload {
   idempotency?: { key: string; fingerprint: string };
   /** The upload's policy asks for image metadata to be stripped (Upload.stripImageMetadata); absent: no. */
   stripImageMetadata?: boolean;
+  /** The tenant's policy in force at create (Upload.policy); absent: none recorded (the deployment's). */
+  policy?: PolicyInForce;
 }
 
 /** Fields the pipeline records along with a transition. */
@@ -120,6 +124,11 @@ const UPLOAD_COLUMNS = [
 ] as const;
   "size_limit",
   "reserved_bytes",
+  "policy",
+  "policy_version",
+  "policy_digest",
+  "policy_checks_digest",
+  "quarantine_retention_days",
 const INSERT_UPLOAD = `insert into "uploads" (${UPLOAD_COLUMNS.map((c) => `"${c}"`).join(", ")}) values (${UPLOAD_COLUMNS.map(() => "?").join(", ")})`;
 
 /** For a transition a person caused (a release): who, why, and what else commits with it. */
@@ -225,6 +234,7 @@ export class UploadRepository {
       await atomically(this.db, async (tx) => {
       size_limit: sizeUnknown ? limitOf(input) : null,
       reserved_bytes: sizeUnknown ? limitOf(input) : null,
+      ...policyColumns(input.policy),
         await tx.run(new Statement(INSERT_UPLOAD, UPLOAD_COLUMNS.map((c) => row[c])));
         if (quotas) await claimQuota(this.db, tx, input.tenantId, reserved, quotas, now);
         // Further claims of the same unit (an upload session's budget): a refusal undoes it all.
@@ -411,6 +421,22 @@ export class UploadRepository {
     return rows.map(toUpload);
   }
 
+  /**
+   * Quarantined uploads whose bytes are past their retention as of `now`: each by the days its
+   * recorded policy kept (quarantine_retention_days), else `defaultDays` (the deployment's),
+   * counted from the first verdict, and past any retention a reviewer set. In SQL, so a
+   * backlog of uploads kept longer never hides one that is due.
+   */
+  async findPastRetention(now: Date, defaultDays: number, limit = 100): Promise<Upload[]> {
+    const rows = await this.db("uploads")
+      .where({ status: "quarantined" satisfies UploadStatus })
+      .whereNull("purged_at")
+      .andWhereRaw("finished_at + cast(coalesce(quarantine_retention_days, ?) as bigint) * 86400000 < ?", [defaultDays, now.getTime()])
+      .andWhereRaw(RETENTION_OVER, [now.getTime()])
+      .limit(limit);
+    return rows.map(toUpload);
+  }
+
   /** Marks a quarantined upload's bytes as purged; false when it already was. */
   async markPurged(id: string, now = new Date()): Promise<boolean> {
     const count = await this.db("uploads").where({ id }).whereNull("purged_at").update({ purged_at: now.getTime(), updated_at: now.getTime() });
@@ -446,6 +472,20 @@ export function isUniqueViolation(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
   // PostgreSQL 23505 unique_violation; SQLite SQLITE_CONSTRAINT_UNIQUE / PRIMARYKEY.
   return e?.code === "23505" || e?.code === "SQLITE_CONSTRAINT_UNIQUE" || e?.code === "SQLITE_CONSTRAINT_PRIMARYKEY";
+}
+
+/** The policy columns of a new row (migration 0009); the terms without version and digests, which have columns of their own. */
+function policyColumns(p: PolicyInForce | undefined): Record<"policy" | "policy_version" | "policy_digest" | "policy_checks_digest" | "quarantine_retention_days", string | number | null> {
+  if (!p) return { policy: null, policy_version: null, policy_digest: null, policy_checks_digest: null, quarantine_retention_days: null };
+  const { version, digest, checksDigest, ...terms } = p;
+  return { policy: JSON.stringify(terms), policy_version: version, policy_digest: digest, policy_checks_digest: checksDigest, quarantine_retention_days: terms.quarantineRetentionDays };
+}
+
+/** The recorded policy; a row whose JSON is not a policy's terms reads as none (the deployment's rules, not a guess). */
+function policyOf(r: Record<string, any>): PolicyInForce | null {
+  if (r.policy === null || r.policy === undefined) return null;
+  const terms = termsFrom(JSON.parse(r.policy));
+  return terms ? { ...terms, version: Number(r.policy_version ?? 0), digest: r.policy_digest ?? "", checksDigest: r.policy_checks_digest ?? "" } : null;
 }
 
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
@@ -509,6 +549,7 @@ function narrowLimit(row: Record<string, string | number | null>, remaining: num
 
     servedSha256: r.served_sha256 ?? null,
     servedSize: num(r.served_size),
+    policy: policyOf(r),
     verdict: r.verdict ?? null,
     reason: r.reason ?? null,
     reasonDetail: r.reason_detail ?? null,

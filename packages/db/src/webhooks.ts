@@ -88,11 +88,14 @@ export function newEndpointId(): string {
  * characters, unique per (event, endpoint) as the table's unique key is. The event itself
  * is written only when at least one endpoint will receive it: a tenant without endpoints
  * costs one indexed read per verdict, not a row. The event filter is matched against the
- * endpoint's JSON array of types.
+ * endpoint's JSON array of types, and against the tenant's policy (tenant_policies.webhook_events,
+ * null: every event): its current one, so an admin who stops an event for a tenant stops it
+ * for verdicts still to come, including those of uploads declared before the change.
  */
 const INSERT_EVENT = `insert into webhook_events (id, tenant_id, type, upload_id, payload, created_at)
   select ?, ?, ?, ?, ?, cast(? as bigint)
-  where exists (select 1 from webhook_endpoints where tenant_id = ? and disabled_at is null and events like ?)`;
+  where exists (select 1 from webhook_endpoints where tenant_id = ? and disabled_at is null and events like ?)
+  and not exists (select 1 from tenant_policies where tenant_id = ? and webhook_events is not null and webhook_events not like ?)`;
 const INSERT_DELIVERIES = `insert into webhook_deliveries (id, event_id, endpoint_id, status, attempts, round, created_at, updated_at)
   select 'dlv_' || cast(? as text) || '_' || substr(id, 4), ?, id, 'pending', 0, 0, cast(? as bigint), cast(? as bigint)
   from webhook_endpoints where tenant_id = ? and disabled_at is null and events like ?`;
@@ -108,7 +111,7 @@ export async function writeVerdictEvents(tx: Atomic, upload: Upload, now: Date =
   if (!event) return 0;
   const id = newEventId();
   const filter = `%"${event.type}"%`;
-  const written = await tx.run(new Statement(INSERT_EVENT, [id, upload.tenantId, event.type, upload.id, JSON.stringify(event), now.getTime(), upload.tenantId, filter]));
+  const written = await tx.run(new Statement(INSERT_EVENT, [id, upload.tenantId, event.type, upload.id, JSON.stringify(event), now.getTime(), upload.tenantId, filter, upload.tenantId, filter]));
   if (written === 0) return 0;
   return tx.run(new Statement(INSERT_DELIVERIES, [id.slice(4), id, now.getTime(), now.getTime(), upload.tenantId, filter]));
 }

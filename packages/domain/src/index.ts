@@ -7,6 +7,7 @@ export * from "./object-keys.ts";
 export * from "./multipart.ts";
 export * from "./part-checksums.ts";
 export * from "./upload-policy.ts";
+export * from "./tenant-policy.ts";
 export * from "./quota.ts";
 export * from "./upload.ts";
 export * from "./upload-size.ts";

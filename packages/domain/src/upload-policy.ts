@@ -14,7 +14,12 @@ export interface UploadPolicy {
   maxUrlTtlSeconds: number; // cap on a client-requested lifetime
   /** New uploads ask for image metadata stripping (recorded on each: Upload.stripImageMetadata). */
   stripImageMetadata?: boolean;
+  /** The tenant's policy version these rules come from (tenant-policy.ts), named in refusals. */
+  policyVersion?: number;
 }
+
+/** A refusal's details name the policy version the limit comes from, when it comes from a tenant's. */
+const versionOf = (policy: UploadPolicy) => (policy.policyVersion === undefined ? {} : { policyVersion: policy.policyVersion });
 
 export interface UploadDeclaration {
   filename: string;
@@ -55,7 +60,7 @@ export function validateDeclaration(raw: RawDeclaration, policy: UploadPolicy): 
     throw new InvalidRequestError("invalid_size", "size must be greater than 0");
   }
   if (size > policy.maxSize) {
-    throw new PayloadTooLargeError("size_too_large", `size ${size} exceeds the maximum of ${policy.maxSize} bytes`, { maxSize: policy.maxSize });
+    throw new PayloadTooLargeError("size_too_large", `size ${size} exceeds the maximum of ${policy.maxSize} bytes`, { maxSize: policy.maxSize, ...versionOf(policy) });
   }
 
   let sha256: string | undefined;
@@ -109,7 +114,7 @@ function validateNameAndType(raw: Pick<RawDeclaration, "filename" | "contentType
     throw new InvalidRequestError("invalid_content_type", `contentType ${quoteForMessage(raw.contentType, 100)} is not a valid media type`);
   }
   if (!policy.allowedTypes.includes(contentType)) {
-    throw new InvalidRequestError("content_type_not_allowed", `contentType ${contentType} is not allowed`, { allowed: policy.allowedTypes });
+    throw new InvalidRequestError("content_type_not_allowed", `contentType ${contentType} is not allowed`, { allowed: policy.allowedTypes, ...versionOf(policy) });
   }
   return { filename, contentType };
 }
@@ -146,7 +151,7 @@ export function validateMetadata(raw: unknown): Record<string, string> {
 export function urlTtl(requested: unknown, policy: UploadPolicy): number {
   if (requested === undefined) return policy.urlTtlSeconds;
   if (typeof requested !== "number" || !Number.isInteger(requested) || requested < 60 || requested > policy.maxUrlTtlSeconds) {
-    throw new InvalidRequestError("invalid_expiry", `expiresIn must be an integer from 60 to ${policy.maxUrlTtlSeconds} seconds`);
+    throw new InvalidRequestError("invalid_expiry", `expiresIn must be an integer from 60 to ${policy.maxUrlTtlSeconds} seconds`, { maxUrlTtlSeconds: policy.maxUrlTtlSeconds, ...versionOf(policy) });
   }
   return requested;
 }

@@ -1,6 +1,7 @@
 import type { UploadStatus } from "./upload-state.ts";
 import type { QuarantineReason } from "./verdict.ts";
 import type { MultipartPlan } from "./multipart.ts";
+import type { PolicyInForce } from "./tenant-policy.ts";
 
 /** An upload as the system knows it: one row, one object key, one life cycle. */
 export interface Upload {
@@ -26,6 +27,13 @@ export interface Upload {
    * pipeline acts on it through imageToStrip (image-metadata.ts), never on today's config.
    */
   stripImageMetadata: boolean;
+  /**
+   * The tenant's policy in force when the upload was declared (tenant-policy.ts): what the
+   * pipeline judges it by (allowed types, maximum size, archives, stripping, retention),
+   * whatever the policy says by then. Null for uploads declared before policies existed,
+   * which are judged by the deployment's configuration.
+   */
+  policy: PolicyInForce | null;
   // what the pipeline found
   storedSize: number | null;
   sniffedType: string | null;

@@ -36,7 +36,7 @@ export interface SignatureGate {
   current(): Promise<{ facts: SignatureFacts }>;
 }
 
-/** The upload rules the stages enforce (from config.policy). */
+/** The deployment's upload rules (config.policy): what an upload recorded before tenant policies is judged by (checkRulesFor). */
 export interface InspectionPolicy {
   allowedTypes: readonly string[];
   maxSize: number;
@@ -65,6 +65,8 @@ export interface UploadSweeps extends UploadStore {
   findStuck(before: Date, limit?: number, after?: { updatedAt: Date; id: string }): Promise<Upload[]>;
   /** Quarantined before `before` and past any retention a reviewer set (as of `now`). */
   findQuarantinedBefore(before: Date, limit?: number, now?: Date): Promise<Upload[]>;
+  /** Quarantined longer than each one's recorded retention (else `defaultDays`), past any a reviewer set. */
+  findPastRetention(now: Date, defaultDays: number, limit?: number): Promise<Upload[]>;
   /** False when the row was already purged (another replica got there first). */
   markPurged(id: string, now?: Date): Promise<boolean>;
 }

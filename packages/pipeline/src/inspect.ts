@@ -1,5 +1,5 @@
 import { fileTypeFromBuffer } from "file-type";
-import { quarantine, transitionFor, type Upload, type Verdict } from "@intake/domain";
+import { archiveVerdict, checkRulesFor, quarantine, transitionFor, type Upload, type Verdict } from "@intake/domain";
 import type { UploadFindings } from "@intake/db";
 import type { ObjectStore } from "@intake/storage";
 import { finalVerdict, sizeVerdict, typeVerdict } from "./decisions.ts";
@@ -61,13 +61,17 @@ export async function processInspect(deps: InspectDeps, job: StageJob): Promise<
  * the declaration and the maximum, then the magic bytes against the declared type and the
  * allowlist. Shared by this stage and the one-pass check. `verdict` is null when both pass.
  */
-export async function inspectObject(upload: Pick<Upload, "declaredSize" | "sizeLimit" | "storedSize" | "declaredType">, object: HeadRead, policy: InspectionPolicy): Promise<{ verdict: Verdict | null; findings: UploadFindings }> {
+export async function inspectObject(upload: Pick<Upload, "declaredSize" | "sizeLimit" | "storedSize" | "declaredType" | "policy">, object: HeadRead, policy: InspectionPolicy): Promise<{ verdict: Verdict | null; findings: UploadFindings }> {
+  // The policy recorded on the upload at create, not today's: an admin's change since then
+  // neither refuses nor admits what was declared before it (`policy` is the deployment's,
+  // for uploads recorded before policies were).
+  const rules = checkRulesFor(upload, policy);
   const findings: UploadFindings = { storedSize: object.size, checkedETag: object.eTag };
-  const badSize = sizeVerdict(object.size, upload, policy.maxSize);
+  const badSize = sizeVerdict(object.size, upload, rules.maxSize);
   if (badSize) return { verdict: badSize, findings };
   const sniffed = (await fileTypeFromBuffer(object.bytes.subarray(0, SNIFF_LIMIT)))?.mime;
   findings.sniffedType = sniffed ?? null;
-  return { verdict: typeVerdict(upload.declaredType, sniffed, policy.allowedTypes), findings };
+  return { verdict: archiveVerdict(sniffed, rules) ?? typeVerdict(upload.declaredType, sniffed, rules.allowedTypes), findings };
 }
 
 export interface HeadRead {

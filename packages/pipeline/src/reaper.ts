@@ -206,15 +206,18 @@ export class Reaper {
     }
   }
 
-  /** Quarantined objects past the retention period: bytes deleted, the row and its audit trail kept. */
+  /**
+   * Quarantined objects past their retention: bytes deleted, the row and its audit trail kept.
+   * Each upload keeps the retention of the policy it was declared under (Upload.policy); one
+   * declared before policies existed keeps the deployment's (QUARANTINE_RETENTION_DAYS).
+   */
   private async purgeQuarantine(now: Date, s: ReapSummary): Promise<void> {
-    const before = new Date(now.getTime() - this.deps.settings.quarantineRetentionDays * 86_400_000);
     // A retention a reviewer extended (retention_until) holds the bytes past the period.
-    for (const upload of await this.deps.repository.findQuarantinedBefore(before, undefined, now)) {
+    for (const upload of await this.deps.repository.findPastRetention(now, this.deps.settings.quarantineRetentionDays)) {
       if (upload.finalKey) await this.deps.store.delete(upload.finalKey);
       // Two replicas may purge the same upload: only the one whose mark applied records it.
       if (!(await this.deps.repository.markPurged(upload.id, now))) continue;
-      await this.deps.audit.record({ actor: "reaper", action: "reaper.quarantine_purged", uploadId: upload.id, tenantId: upload.tenantId, objectKey: upload.finalKey, detail: { reason: upload.reason, retentionDays: this.deps.settings.quarantineRetentionDays } }, now);
+      await this.deps.audit.record({ actor: "reaper", action: "reaper.quarantine_purged", uploadId: upload.id, tenantId: upload.tenantId, objectKey: upload.finalKey, detail: { reason: upload.reason, retentionDays: upload.policy?.quarantineRetentionDays ?? this.deps.settings.quarantineRetentionDays, policyVersion: upload.policy?.version ?? null } }, now);
       s.purged++;
     }
   }

@@ -18,6 +18,7 @@ import { mountSessionRoutes } from "./sessions/session-routes.ts";
 import { DEFAULT_SESSION_POLICY, UploadSessions, type SessionStore } from "./sessions/upload-sessions.ts";
 import { UploadService, type Processing, type UploadMetrics, type UploadRecords } from "./upload-service.ts";
 import { createAdminRouter, type AdminModuleContext } from "./admin/index.ts";
+import { deploymentPolicies, deploymentTerms, type PoliciesInForce } from "./policies/tenant-policies.ts";
 import { adminPageErrors } from "./admin/views.ts";
 
 /**
@@ -39,6 +40,8 @@ export interface ApiDeps {
   readiness: Readiness;
   /** The admin surfaces (operators, compliance, admins); absent, none are served. */
   admin?: AdminModuleContext;
+  /** Each tenant's policy in force (policies/tenant-policies.ts); absent: every tenant on the deployment's terms. */
+  policies?: PoliciesInForce;
   /** Where the upload service reports uploads created (@intake/metrics); absent: nowhere. */
   metrics?: UploadMetrics;
   now?: () => Date;
@@ -51,6 +54,7 @@ export function createRouter(deps: ApiDeps): Router {
     store: deps.store,
     processing: deps.processing,
     policy: config.policy,
+    policies: deps.policies ?? deploymentPolicies(deploymentTerms(config)),
     multipartWindowSeconds: config.reaper.multipartTtlSeconds,
     maxPartsPerRequest: config.limits.maxPartsPerRequest,
     quotas: config.quotas,
@@ -60,7 +64,7 @@ export function createRouter(deps: ApiDeps): Router {
   const service = new UploadService(serviceOptions);
   // The one place session tokens are proven and scoped: the Bearer path and the Uppy routes call it alike.
   const sessions = deps.uploadSessions
-    ? new UploadSessions({ store: deps.uploadSessions, uploads: service, policy: { ...DEFAULT_SESSION_POLICY, allowedTypes: config.policy.allowedTypes }, ...(deps.now ? { now: deps.now } : {}) })
+    ? new UploadSessions({ store: deps.uploadSessions, uploads: service, policy: DEFAULT_SESSION_POLICY, ...(deps.now ? { now: deps.now } : {}) })
     : undefined;
   const openapi = JSON.stringify(
     openApiDocument({
@@ -85,7 +89,7 @@ export function createRouter(deps: ApiDeps): Router {
     // Uppy 6 cuts files into parts of 5 MiB (S3's minimum) and every part URL is bound to its
     // length, so uploads made through the Uppy routes are planned in parts of that size.
     const uppyService = new UploadService({ ...serviceOptions, policy: { ...config.policy, partSize: MIN_PART_SIZE } });
-    const uppySessions = new UploadSessions({ store: deps.uploadSessions, uploads: uppyService, policy: { ...DEFAULT_SESSION_POLICY, allowedTypes: config.policy.allowedTypes }, ...(deps.now ? { now: deps.now } : {}) });
+    const uppySessions = new UploadSessions({ store: deps.uploadSessions, uploads: uppyService, policy: DEFAULT_SESSION_POLICY, ...(deps.now ? { now: deps.now } : {}) });
     router.use(createUppyRouter({ sessions: uppySessions, authenticate, bodyLimitBytes: config.http.bodyLimitBytes }).routes());
   }
   if (sessions && config.demoPage) {

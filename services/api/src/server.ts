@@ -2,13 +2,14 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { once } from "node:events";
 import type Koa from "koa";
-import { AdminSessionRepository, AdminUserRepository, ApiKeyRepository, AuditLog, openDatabase, prepareSchema, pingDatabase, UploadRepository, UploadSessionRepository } from "@intake/db";
+import { AdminSessionRepository, AdminUserRepository, ApiKeyRepository, AuditLog, openDatabase, prepareSchema, pingDatabase, TenantPolicyRepository, TenantRepository, UploadRepository, UploadSessionRepository } from "@intake/db";
 import { connectRedis, createPipelineHealth, createProducerConnection, RedisReceiveLag, StageQueues, STAGES, stageFor, untilReady } from "@intake/pipeline";
 import type { Upload } from "@intake/domain";
 import { createLogger, type Config, type Logger } from "@intake/runtime";
 import { createClamdScanner, hasTestSignaturesOnly, loadsTestSignaturesOnly, TEST_SIGNATURES_WARNING, testDatabaseDate } from "@intake/scanner";
 import { createS3Client, createSqsClient, provisionStorage, S3ObjectStore, SqsQueueDepth, STORE_KINDS } from "@intake/storage";
 import { createApp } from "./app.ts";
+import { deploymentTerms, TenantPolicies } from "./policies/tenant-policies.ts";
 import { cacheAuthentications } from "./http/auth.ts";
 import { createRedisRateLimits } from "./http/redis-rate-limits.ts";
 import { adminGuard, createViews } from "./admin/index.ts";
@@ -120,6 +121,9 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
       stuckAfterSeconds: config.reaper.stuckAfterSeconds,
     });
     const sessions = new AdminSessionRepository(db);
+    // One per process, shared by the create path and the admin pages: a change made here
+    // applies to this process's next create at once (its cache entry is dropped).
+    const policies = new TenantPolicies({ repository: new TenantPolicyRepository(db), tenants: new TenantRepository(db), deployment: deploymentTerms(config) });
     const metrics = createApiMetrics({ config, logger, queues, redis, scanner, health });
     const app = createApp({
       config,
@@ -127,6 +131,7 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
       uploads,
       apiKeys: cacheAuthentications(new ApiKeyRepository(db), { ttlMs: AUTH_CACHE_TTL_MS }),
       uploadSessions: new UploadSessionRepository(db),
+      policies,
       rateLimits,
       store,
       processing: { startChecks },
@@ -159,6 +164,7 @@ export async function startApi(config: Config, opts: { logger?: Logger; port?: n
         scanner,
         health,
         metrics,
+        policies,
         now: () => new Date(),
       },
     });

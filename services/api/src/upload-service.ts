@@ -14,6 +14,8 @@ import {
   urlTtl,
   validateDeclaration,
   validateSizeUnknownDeclaration,
+  refuseArchiveDeclaration,
+  type PolicyInForce,
   type Transfer,
   validatePartRequests,
   type RawDeclaration,
@@ -25,6 +27,7 @@ import {
 } from "@intake/domain";
 import type { Atomic, CreateClaims as UnitClaims, UploadRepository } from "@intake/db";
 import { verifiedContentType } from "@intake/pipeline";
+import type { PoliciesInForce } from "./policies/tenant-policies.ts";
 import { StorageRequestError, type ObjectStore, type PresignedPost, type PresignedRequest, type StoredPart } from "@intake/storage";
 
 /**
@@ -50,7 +53,10 @@ export interface UploadServiceOptions {
   uploads: UploadRecords;
   store: ObjectStore;
   processing: Processing;
+  /** The deployment's rules (configuration): the multipart plan, and the terms of uploads declared before tenant policies. */
   policy: UploadPolicy & { downloadUrlTtlSeconds: number };
+  /** Each tenant's policy in force (policies/tenant-policies.ts): what a new upload is declared under. */
+  policies: PoliciesInForce;
   /** The longest (and default) life of a multipart upload (the reaper's multipart TTL). */
   multipartWindowSeconds: number;
   /** Part URLs one request may ask for. */
@@ -117,8 +123,11 @@ export class UploadService {
    * Idempotency-Key a retry gets the same upload, with a URL that expires when the first did.
    */
   async create(tenantId: string, input: CreateInput, idempotencyKey?: string, claims?: CreateClaims): Promise<CreateResult> {
-    const declaration = validateDeclaration(input, this.o.policy);
-    return this.declare(tenantId, declaration, uploadMethod(input.method, declaration), input.expiresIn, idempotencyKey, claims);
+    const inForce = await this.policyFor(tenantId);
+    refuseArchiveDeclaration(input.contentType, inForce);
+    const policy = this.rulesOf(inForce);
+    const declaration = validateDeclaration(input, policy);
+    return this.declare(tenantId, declaration, uploadMethod(input.method, declaration), input.expiresIn, idempotencyKey, claims, inForce);
   }
 
   /**
@@ -129,13 +138,33 @@ export class UploadService {
    * what the quotas and the session reserve until the object arrives.
    */
   async createWithoutSize(tenantId: string, input: SizeUnknownInput, transfer: Transfer, claims?: CreateClaims): Promise<CreateResult> {
-    const declaration = validateSizeUnknownDeclaration(input, this.o.policy, transfer);
-    return this.declare(tenantId, declaration, transfer === "form" ? "POST" : "PUT", undefined, undefined, claims);
+    const inForce = await this.policyFor(tenantId);
+    refuseArchiveDeclaration(input.contentType, inForce);
+    const declaration = validateSizeUnknownDeclaration(input, this.rulesOf(inForce), transfer);
+    return this.declare(tenantId, declaration, transfer === "form" ? "POST" : "PUT", undefined, undefined, claims, inForce);
   }
 
-  private async declare(tenantId: string, declaration: UploadDeclaration, method: "PUT" | "POST", expiresIn: unknown, idempotencyKey: string | undefined, claims: CreateClaims | undefined): Promise<CreateResult> {
+  /**
+   * The tenant's policy in force now (tenant-policy.ts): what a new upload is declared under
+   * and records (Upload.policy), and what an upload session's types must be a subset of.
+   */
+  policyFor(tenantId: string): Promise<PolicyInForce> {
+    return this.o.policies.inForce(tenantId);
+  }
+
+  /** The declaration rules of a policy in force: the tenant's terms, the deployment's multipart plan. */
+  private rulesOf(p: PolicyInForce): UploadPolicy {
+    return { ...this.o.policy, allowedTypes: p.allowedTypes, maxSize: p.maxSize, urlTtlSeconds: p.urlTtlSeconds, maxUrlTtlSeconds: p.maxUrlTtlSeconds, stripImageMetadata: p.stripImageMetadata, policyVersion: p.version };
+  }
+
+  /** An existing upload's rules: the policy recorded on it, else (declared before policies) the deployment's. */
+  private recordedRules(upload: Upload): UploadPolicy {
+    return upload.policy ? this.rulesOf(upload.policy) : this.o.policy;
+  }
+
+  private async declare(tenantId: string, declaration: UploadDeclaration, method: "PUT" | "POST", expiresIn: unknown, idempotencyKey: string | undefined, claims: CreateClaims | undefined, inForce: PolicyInForce): Promise<CreateResult> {
     const input = { expiresIn };
-    const ttl = declaration.multipart ? multipartLifetime(input.expiresIn, this.o.multipartWindowSeconds) : urlTtl(input.expiresIn, this.o.policy);
+    const ttl = declaration.multipart ? multipartLifetime(input.expiresIn, this.o.multipartWindowSeconds) : urlTtl(input.expiresIn, this.rulesOf(inForce));
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw new InvalidRequestError("invalid_idempotency_key", "Idempotency-Key must be 1-255 visible ASCII characters");
     }
@@ -157,8 +186,9 @@ export class UploadService {
       ...(declaration.md5 ? { declaredMd5: declaration.md5 } : {}),
       metadata: declaration.metadata,
       objectKey: key,
-      // Recorded now: the pipeline strips by the policy the upload was made under.
-      stripImageMetadata: this.o.policy.stripImageMetadata ?? false,
+      // Recorded now: the pipeline judges (and strips) by the policy the upload was made under.
+      stripImageMetadata: inForce.stripImageMetadata,
+      policy: inForce,
       ...(idempotency ? { idempotency } : {}),
     };
 
@@ -237,7 +267,7 @@ export class UploadService {
     // A part URL never outlives its upload: its lifetime is cut to what the upload has left.
     const left = Math.floor((upload.urlExpiresAt.getTime() - this.now().getTime()) / 1000);
     if (left < 1) throw multipartExpired(upload);
-    const ttl = Math.min(urlTtl(input.expiresIn, this.o.policy), left);
+    const ttl = Math.min(urlTtl(input.expiresIn, this.recordedRules(upload)), left);
     return Promise.all(
       requested.map(async ({ partNumber, md5, sha256 }) => {
         // A size-unknown upload's parts bind no length (the client picks its part size); how

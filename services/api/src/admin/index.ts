@@ -6,13 +6,14 @@ import { mountOperators } from "./operators/routes.ts";
 import { mountQuarantine } from "./quarantine/routes.ts";
 import { mountQuarantineActions } from "./quarantine/actions.ts";
 import { mountWebhookAdmin } from "./webhooks/routes.ts";
+import { mountTenantPolicies } from "./policies/routes.ts";
 
 export { adminGuard, SESSION_COOKIE, CSRF_FIELD, CSRF_HEADER, type AdminGuard, type AdminState } from "./guard.ts";
 export { createViews, type Views } from "./views.ts";
 export type { AdminModule, AdminModuleContext } from "./module.ts";
 
 /** Every admin area, in mounting order. A new area is added here and nowhere else. */
-export const ADMIN_MODULES: readonly AdminModule[] = [mountSignIn, mountOperators, mountMetrics, mountQuarantine, mountQuarantineActions, mountWebhookAdmin];
+export const ADMIN_MODULES: readonly AdminModule[] = [mountSignIn, mountOperators, mountMetrics, mountQuarantine, mountQuarantineActions, mountWebhookAdmin, mountTenantPolicies];
 
 /**
  * The admin surfaces (pages under /admin, JSON under /v1/admin, /metrics) on a router of

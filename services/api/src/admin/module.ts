@@ -8,6 +8,7 @@ import type { Scanner } from "@intake/pipeline";
 import type { ObjectStore } from "@intake/storage";
 import type { IntakeMetrics } from "@intake/metrics";
 import type { AdminGuard } from "./guard.ts";
+import type { TenantPolicies } from "../policies/tenant-policies.ts";
 import type { Views } from "./views.ts";
 
 /**
@@ -33,6 +34,8 @@ export interface AdminModuleContext {
   scanner: Pick<Scanner, "version">;
   /** The pipeline's health facts, as /readyz shows them (@intake/pipeline health.ts). */
   health: PipelineHealth;
+  /** Tenants' policies, shared with the create path (its cache); absent: the policy area builds its own. */
+  policies?: TenantPolicies;
   /** The process's metrics registry (served at /metrics); absent: the metrics area builds one. */
   metrics?: IntakeMetrics;
   now: () => Date;

@@ -27,9 +27,8 @@ export interface SessionGrant {
 
 export type SessionStore = Pick<UploadSessionRepository, "create" | "authenticate" | "revoke" | "claim" | "remainingBytes" | "owns">;
 
+/** A session's bounds; its types are a subset of its tenant's policy (UploadService.policyFor). */
 export interface SessionPolicy {
-  /** The deployment's allowed types: a session's allowlist is a subset. */
-  allowedTypes: readonly string[];
   defaultTtlSeconds: number;
   maxTtlSeconds: number;
   defaultMaxFiles: number;
@@ -83,7 +82,8 @@ export class UploadSessions {
     const ttl = integerIn(raw.expiresIn, "expiresIn", 60, p.maxTtlSeconds, p.defaultTtlSeconds, "invalid_expiry");
     const maxFiles = integerIn(raw.maxFiles, "maxFiles", 1, p.maxFiles, p.defaultMaxFiles, "invalid_max_files");
     const maxBytes = raw.maxBytes === undefined || raw.maxBytes === null ? null : integerIn(raw.maxBytes, "maxBytes", 1, Number.MAX_SAFE_INTEGER, 1, "invalid_max_bytes");
-    const allowedTypes = subsetOfAllowed(raw.allowedTypes, p.allowedTypes);
+    // The tenant's policy in force, not the deployment's list: a session never widens it.
+    const allowedTypes = subsetOfAllowed(raw.allowedTypes, (await this.uploads.policyFor(tenantId)).allowedTypes);
     const metadata = validateMetadata(raw.metadata);
     const now = this.now();
     const expiresAt = new Date(now.getTime() + ttl * 1000);
@@ -219,7 +219,7 @@ function subsetOfAllowed(raw: unknown, allowed: readonly string[]): string[] {
     const type = typeof t === "string" ? canonicalType(t) : null;
     if (type === null) throw new InvalidRequestError("invalid_allowed_types", `allowedTypes holds ${quoteForMessage(String(t), 100)}, which is not a media type`);
     if (!allowed.includes(type)) {
-      throw new InvalidRequestError("session_type_not_allowed", `allowedTypes must be a subset of the types this deployment allows; ${type} is not one of them`, { type, allowed });
+      throw new InvalidRequestError("session_type_not_allowed", `allowedTypes must be a subset of the types this tenant's policy allows; ${type} is not one of them`, { type, allowed });
     }
     out.add(type);
   }
