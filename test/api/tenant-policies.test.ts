@@ -143,7 +143,8 @@ describe.each(DATABASE_KINDS)("tenant policies through the API on %s", (kind) =>
     expect(row).toMatchObject({ actorId: admin.user.id, detail: { after: { maxSize: 2000 } } });
     // Bad input: the same page with the reason, nothing saved.
     const kept = { allowedTypesDefault: "on" };
-    for (const form of [{ ...kept, maxSize: "1e3" }, { ...kept, maxSize: "99999999999999" }, { allowedTypes: "<script>alert(1)</script>" }, { ...kept, acceptArchives: "maybe" }]) {
+    const badForms: Record<string, string>[] = [{ ...kept, maxSize: "1e3" }, { ...kept, maxSize: "99999999999999" }, { allowedTypes: "<script>alert(1)</script>" }, { ...kept, acceptArchives: "maybe" }];
+    for (const form of badForms) {
       const bad = await admin.request("POST", "/admin/tenants/acme/policy", { headers: { accept: "text/html" }, form: { webhookEventsDefault: "on", ...form } });
       const text = await bad.text();
       expect(bad.status, JSON.stringify(form)).toBe(400);
