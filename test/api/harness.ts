@@ -88,7 +88,9 @@ export async function startApiUnderTest(o: HarnessOptions): Promise<ApiUnderTest
   const api = await startApi(config, { logger });
   const keys = new ApiKeyRepository(database.db);
   const uploads = new UploadRepository(database.db);
-  const queues = new StageQueues({ redis: config.redis, prefix, attempts: 1, backoffMs: 10 });
+  // The API's Redis; the local test server when a test points the API at a dead one (as
+  // before: close() obliterates these queues, which would wait for a dead Redis forever).
+  const queues = new StageQueues({ redis: o.env?.REDIS_URL ? { url: TEST_REDIS_URL } : config.redis, prefix, attempts: 1, backoffMs: 10 });
 
   const call = async <T>(method: string, path: string, c: CallOptions = {}): Promise<ApiResponse<T>> => {
     const headers: Record<string, string> = { ...c.headers };
