@@ -11,3 +11,4 @@ export * from "./webhooks.ts";
 export * from "./quarantine-queries.ts";
 export * from "./quarantine-review.ts";
 export * from "./upload-sessions.ts";
+export * from "./verdict-cache.ts";

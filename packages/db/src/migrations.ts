@@ -418,6 +418,39 @@ const migrations: Migration[] = [
       });
       await knex.schema.dropTable("tenant_policies");
     },
+  },  {
+    // The verdict cache (@intake/domain verdict-cache.ts, packages/db/src/verdict-cache.ts):
+    // clamd's answer for a sha256 the pipeline computed itself, written in the unit of an
+    // upload's final transition, and reused for the same bytes under the same signature
+    // version and scan context (the policy's checked terms and clamd's limits). On the upload:
+    // the scan context its scan ran under and, for a hit, the upload whose verdict it reused.
+    name: "0011_verdict_cache",
+    async up(knex) {
+      await knex.schema.createTable("verdict_cache", (t) => {
+        t.string("sha256", 64).notNullable();
+        t.string("outcome", 16).notNullable(); // clean | malware
+        t.string("tenant_id", 64).notNullable(); // whose upload made it (a clean entry's scope)
+        t.string("signature_version", 512).notNullable();
+        t.string("scan_context", 64).notNullable();
+        t.string("signature", 512); // malware: clamd's signature name
+        t.string("source_upload_id", 64).notNullable();
+        t.bigInteger("recorded_at").notNullable();
+        t.primary(["sha256", "outcome", "tenant_id", "signature_version", "scan_context"]);
+        t.index(["recorded_at"]);
+        t.index(["signature_version"]);
+      });
+      await knex.schema.alterTable("uploads", (t) => {
+        t.string("scan_context", 64);
+        t.string("verdict_from_cache", 64); // the upload whose verdict was reused; null: scanned
+      });
+    },
+    async down(knex) {
+      await knex.schema.alterTable("uploads", (t) => {
+        t.dropColumn("verdict_from_cache");
+        t.dropColumn("scan_context");
+      });
+      await knex.schema.dropTable("verdict_cache");
+    },
   },
 ];
 

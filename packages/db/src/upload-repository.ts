@@ -14,6 +14,7 @@ import {
   type UploadEvent,
   type UploadStatus,
 } from "@intake/domain";
+import { recordVerdictCacheEntry } from "./verdict-cache.ts";
 import { AuditLog, type Actor } from "./audit-log.ts";
 import { atomically, Statement, type Atomic } from "./connection.ts";
 import { claimQuota, releaseQuota, returnPendingBytes } from "./tenant-usage.ts";
@@ -61,6 +62,9 @@ export interface UploadFindings {
   servedSize?: number | null;
   /** JSON: the release being rechecked (who asked, why, any override) and, once done, its outcome. */
   releaseDetail?: string | null;
+  /** The scan's context digest (verdict-cache.ts), and the upload whose verdict a cache hit reused. */
+  scanContext?: string | null;
+  verdictFromCache?: string | null;
 }
 
 /** The column each finding is written to. */
@@ -80,6 +84,8 @@ const FINDING_COLUMNS: Record<keyof UploadFindings, string> = {
   metadataStripped: "metadata_stripped",
   servedSha256: "served_sha256",
   servedSize: "served_size",
+  scanContext: "scan_context",
+  verdictFromCache: "verdict_from_cache",
 };
 
 const FINDING_ENTRIES = Object.entries(FINDING_COLUMNS) as [keyof UploadFindings, string][];
@@ -337,6 +343,9 @@ export class UploadRepository {
       // The webhooks this status causes (verified, quarantined, expired) are an outbox:
       // written in this unit, so they exist exactly when the change committed.
       if (before.status !== to) outbox = await writeVerdictEvents(tx, upload, now);
+      // A final verdict out of `deciding` may teach the verdict cache (verdict-cache.ts): in
+      // this unit, so an entry exists exactly when the verdict it repeats committed.
+      if (before.status === "deciding" && before.status !== to) await recordVerdictCacheEntry(tx, upload, now);
       // The audit link last (after any other write of this unit): it holds the chain's head
       // until the commit (audit-log.ts append).
       if (before.status !== to) {
@@ -555,6 +564,8 @@ function narrowLimit(row: Record<string, string | number | null>, remaining: num
     reasonDetail: r.reason_detail ?? null,
     signature: r.signature ?? null,
     scannerVersion: r.scanner_version ?? null,
+    scanContext: r.scan_context ?? null,
+    verdictFromCache: r.verdict_from_cache ?? null,
     attempts: Number(r.attempts),
     createdAt: new Date(Number(r.created_at)),
     updatedAt: new Date(Number(r.updated_at)),

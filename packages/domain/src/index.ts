@@ -17,3 +17,4 @@ export * from "./upload-view.ts";
 export * from "./image-metadata.ts";
 export * from "./verdict-events.ts";
 export * from "./quarantine-review.ts";
+export * from "./verdict-cache.ts";

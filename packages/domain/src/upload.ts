@@ -59,6 +59,14 @@ export interface Upload {
   reasonDetail: string | null;
   signature: string | null; // malware signature name
   scannerVersion: string | null; // clamd engine / signature database versions
+  /**
+   * Digest of what the scan's verdict depended on besides the bytes and the signatures (the
+   * policy's checked terms, clamd's limits: verdict-cache.ts scanContextText); null when the
+   * verdict cache was off for its scan, which then records no cache entry.
+   */
+  scanContext: string | null;
+  /** The upload whose clamd verdict this one reused (verdict-cache.ts); null: clamd scanned these bytes. */
+  verdictFromCache: string | null;
   attempts: number;
   createdAt: Date;
   updatedAt: Date;

@@ -279,6 +279,13 @@ export const METRICS = {
     labelNames: ["reason"],
     exportedBy: worker,
   },
+  verdictCacheLookups: {
+    name: "intake_verdict_cache_lookups_total",
+    help: "Verdict cache lookups before clamd, by result: hit_clean (clamd skipped, every other check ran), hit_malware (quarantined under the cached signature), miss (clamd scanned).",
+    type: "counter",
+    labelNames: ["result"],
+    exportedBy: worker,
+  },
   signatureChanges: {
     name: "intake_signature_version_changes_total",
     help: "Changes of the signature version (engine, database version and date, operators' rule set) this worker saw clamd load.",

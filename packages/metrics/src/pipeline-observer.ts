@@ -41,6 +41,8 @@ export interface PipelineObserver {
   verdictHeld(reason: string): void;
   /** This worker saw clamd's signature version change. */
   signaturesChanged(): void;
+  /** A verdict cache lookup before clamd. */
+  verdictCacheLookup(result: "hit_clean" | "hit_malware" | "miss"): void;
 }
 
 export interface PipelineInstruments {
@@ -57,6 +59,7 @@ export interface PipelineInstruments {
   reaperInProgress: Gauge<string>;
   verdictsHeld: Counter<string>;
   signatureChanges: Counter<string>;
+  verdictCacheLookups: Counter<string>;
 }
 
 const ACTIONS: [keyof ReaperPassSummary, ReaperAction][] = [
@@ -72,7 +75,7 @@ const REASONS = new Set<string>(VERDICT_REASONS);
 
 /** With no instruments (a process that exports no pipeline metrics) every hook does nothing. */
 export function pipelineObserver(i: PipelineInstruments | null): PipelineObserver {
-  if (!i) return { uploadFinished() {}, recheckFinished() {}, stageDone() {}, jobPicked() {}, jobFinished() {}, reaperPass() {}, storageEventReceived() {}, verdictHeld() {}, signaturesChanged() {} };
+  if (!i) return { uploadFinished() {}, recheckFinished() {}, stageDone() {}, jobPicked() {}, jobFinished() {}, reaperPass() {}, storageEventReceived() {}, verdictHeld() {}, signaturesChanged() {}, verdictCacheLookup() {} };
   return {
     uploadFinished(u) {
       const clean = u.status === "verified";
@@ -112,6 +115,9 @@ export function pipelineObserver(i: PipelineInstruments | null): PipelineObserve
     },
     signaturesChanged() {
       i.signatureChanges.inc();
+    },
+    verdictCacheLookup(result) {
+      i.verdictCacheLookups.inc({ result });
     },
   };
 }

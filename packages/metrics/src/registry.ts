@@ -88,6 +88,7 @@ export function createMetrics(o: MetricsOptions): IntakeMetrics {
     for (const action of REAPER_ACTIONS) counter("reaperActions").inc({ action }, 0);
     for (const reason of HOLD_REASONS) counter("verdictsHeld").inc({ reason }, 0);
     counter("signatureChanges").inc(0);
+    for (const result of ["hit_clean", "hit_malware", "miss"]) counter("verdictCacheLookups").inc({ result }, 0);
     for (const outcome of WEBHOOK_OUTCOMES) {
       if (outcome === "other") continue;
       counter("webhookDeliveries").inc({ outcome }, 0);
@@ -108,7 +109,7 @@ export function createMetrics(o: MetricsOptions): IntakeMetrics {
     contentType: registry.contentType,
     scrape: () => registry.metrics(),
     uploads: { uploadCreated: (kind) => counter("uploadsCreated")?.inc({ kind }) },
-    pipeline: o.process === "worker" ? pipelineObserver({ verdicts: counter("verdicts"), rechecks: counter("rechecks"), uploadToVerdict: histogram("uploadToVerdict"), uploadToFinal: histogram("uploadToFinal"), stageDuration: histogram("stageDuration"), queueWait: histogram("queueWait"), jobs: counter("jobs"), storageEventLag: histogram("storageEventLag"), reaperActions: counter("reaperActions"), reaperLastPass: gauge("reaperLastPass"), reaperInProgress: gauge("reaperInProgress"), verdictsHeld: counter("verdictsHeld"), signatureChanges: counter("signatureChanges") }) : pipelineObserver(null),
+    pipeline: o.process === "worker" ? pipelineObserver({ verdicts: counter("verdicts"), rechecks: counter("rechecks"), uploadToVerdict: histogram("uploadToVerdict"), uploadToFinal: histogram("uploadToFinal"), stageDuration: histogram("stageDuration"), queueWait: histogram("queueWait"), jobs: counter("jobs"), storageEventLag: histogram("storageEventLag"), reaperActions: counter("reaperActions"), reaperLastPass: gauge("reaperLastPass"), reaperInProgress: gauge("reaperInProgress"), verdictsHeld: counter("verdictsHeld"), signatureChanges: counter("signatureChanges"), verdictCacheLookups: counter("verdictCacheLookups") }) : pipelineObserver(null),
     webhooks: {
       delivery: (outcome, latencyMs) => {
         const label = webhookOutcomes.has(outcome) ? outcome : "other";

@@ -125,6 +125,8 @@ export interface PipelineMetrics {
   verdictHeld?(reason: string): void;
   /** The worker saw clamd's signature version change. */
   signaturesChanged?(): void;
+  /** A verdict cache lookup before clamd (verdict-cache.ts): hit_clean | hit_malware | miss. */
+  verdictCacheLookup?(result: "hit_clean" | "hit_malware" | "miss"): void;
   /** A reaper pass ended (ReapSummary's counts). */
   reaperPass(summary: { expired: number; arrivedLate: number; multipartAborted: number; orphansAborted: number; requeued: number; purged: number; inProgress: number }): void;
 }

@@ -21,3 +21,4 @@ export * from "./image-stripping.ts";
 export * from "./redis-connections.ts";
 export * from "./signature-watch.ts";
 export * from "./held-verdicts.ts";
+export * from "./verdict-cache.ts";

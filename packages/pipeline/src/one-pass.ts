@@ -10,6 +10,8 @@ import { promotesStripped } from "./stripped-promotion.ts";
 import { inspectObject, readHead, SNIFF_LIMIT } from "./inspect.ts";
 import { decideVerdict, ensureNextStage, withHeartbeat, type StageJob } from "./progress.ts";
 import type { ScanDeps } from "./scan.ts";
+import type { UploadFindings } from "@intake/db";
+import { lookUp, lookupResult, reportFromEntry, scanContextOf } from "./verdict-cache.ts";
 
 /**
  * The one-pass check, for uploads declared at most ONE_PASS_MAX_BYTES (most uploads:
@@ -60,8 +62,8 @@ export async function processOnePass(deps: OnePassDeps, upload: Upload, job: Sta
   const whole = object.bytes.length === object.size;
   // A size or type refusal is final without clamd; the bytes are still hashed, so the
   // quarantined copy says what it holds.
-  const scanned = verdict ? { verdict, sha256: whole ? sha256(object.bytes) : undefined, version: null } : await scanBytes(deps, { ...upload, ...findings }, object.bytes, object.size);
-  Object.assign(findings, { sha256: scanned.sha256, ...(scanned.version ? { scannerVersion: scanned.version } : {}) });
+  const scanned = verdict ? { verdict, sha256: whole ? sha256(object.bytes) : undefined, version: null, cache: {} } : await scanBytes(deps, { ...upload, ...findings }, object.bytes, object.size);
+  Object.assign(findings, { sha256: scanned.sha256, ...(scanned.version ? { scannerVersion: scanned.version } : {}), ...scanned.cache });
   if (whole && object.eTag && needsScannedMd5(object.eTag)) findings.scannedMd5 = createHash("md5").update(object.bytes).digest("hex");
   const t2 = performance.now();
 
@@ -91,21 +93,48 @@ export async function processOnePass(deps: OnePassDeps, upload: Upload, job: Sta
  * from memory. `upload` carries what the inspection found (the sniffed type decides which
  * content checks apply), as the row does when the scan stage reads it.
  */
-export async function scanBytes(deps: OnePassDeps, upload: Upload, bytes: Buffer, size: number): Promise<{ verdict: Verdict; sha256: string; version: string }> {
+export async function scanBytes(deps: OnePassDeps, upload: Upload, bytes: Buffer, size: number): Promise<{ verdict: Verdict; sha256: string; version: string; cache: Pick<UploadFindings, "scanContext" | "verdictFromCache"> }> {
   // `size` is the object's, as storage named it: a body that ended short is never taken
   // for the whole object (scanVerdict compares what clamd received against it).
   const checks = contentChecksFor({ upload, size, clamdLimits: deps.clamdLimits, activeContentAllowed: deps.activeContentAllowed });
   for (const check of checks) check.push(bytes);
+  // The verdict cache (verdict-cache.ts), keyed by the sha256 of these bytes, hashed here:
+  // a hit stands in for clamd's answer, every other check above still speaks.
+  const cached = await cachedReport(deps, upload, bytes, size);
   // Fed in slices, as a GET would be: the scanner counts progress per chunk read, and one
   // chunk of megabytes held back by a slow clamd would look like a stalled source. The
   // heartbeat keeps the row fresh as in the scan stage (the reaper must not take a long
   // one-pass scan whose job Redis lost for a stuck one).
-  const report = await withHeartbeat(deps, upload.id, () => deps.scanner.scan(Readable.from(slices(bytes, SCAN_SLICE_BYTES))));
-  const version = await deps.scannerVersion.get();
+  const report = cached?.report ?? (await withHeartbeat(deps, upload.id, () => deps.scanner.scan(Readable.from(slices(bytes, SCAN_SLICE_BYTES)))));
+  const version = cached?.version ?? (await deps.scannerVersion.get());
   // Every byte was pushed, so every check may speak (as in the scan stage, only then).
   const complete = report.bytes === size;
-  const verdict = finalVerdict(scanVerdict(report, { size, declaredSha256: upload.declaredSha256 }), ...(complete ? checks.map((c) => c.finish()) : []));
-  return { verdict, sha256: report.sha256, version };
+  const found = scanVerdict(report, { size, declaredSha256: upload.declaredSha256 });
+  const verdict = finalVerdict(cached && found ? reusedMalware(found) : found, ...(complete ? checks.map((c) => c.finish()) : []));
+  const cache = cached ? { scanContext: cached.scanContext, verdictFromCache: cached.from } : deps.verdictCache ? { scanContext: scanContextOf(deps.verdictCache, upload, deps.clamdLimits), verdictFromCache: null } : {};
+  return { verdict, sha256: report.sha256, version, cache };
+}
+
+/**
+ * clamd's answer from the verdict cache for the bytes in hand, or null (no cache, a miss,
+ * or bytes that are not the whole object: only a whole object's sha256 names its content).
+ */
+async function cachedReport(deps: OnePassDeps, upload: Upload, bytes: Buffer, size: number) {
+  const cache = deps.verdictCache;
+  if (!cache || bytes.length !== size) return null;
+  const scanContext = scanContextOf(cache, upload, deps.clamdLimits);
+  const version = await deps.scannerVersion.get();
+  const digest = sha256(bytes);
+  const entry = await lookUp(cache, { sha256: digest, tenantId: upload.tenantId, signatureVersion: version, scanContext }, (err) => deps.logger.warn({ uploadId: upload.id, err }, "verdict cache lookup failed; scanning"));
+  deps.metrics?.verdictCacheLookup?.(lookupResult(entry));
+  if (!entry) return null;
+  deps.logger.info({ uploadId: upload.id, outcome: entry.outcome, from: entry.sourceUploadId }, "verdict reused from the cache: clamd not asked");
+  return { report: reportFromEntry(entry, bytes.length, digest), version, scanContext, from: entry.sourceUploadId };
+}
+
+/** A malware finding the cache repeated, saying so (the source upload is named on the row, not here: it may be another tenant's). */
+function reusedMalware(found: Verdict): Verdict {
+  return found.outcome === "clean" || found.reason !== "malware" ? found : { ...found, detail: `${found.detail} (verdict reused: clamd found it in these exact bytes before, with signatures that still hold)` };
 }
 
 /**

@@ -17,6 +17,7 @@ import { stagingKey } from "./finalize-decision.ts";
 import { randomUUID } from "node:crypto";
 import { contentChecksFor, type ClamdLimits, type ContentCheck } from "./content-checks.ts";
 import { imageToStrip } from "@intake/domain";
+import type { VerdictCache } from "./verdict-cache.ts";
 
 /**
  * The scan stage: the object streams from storage into clamd INSTREAM once; the scanner
@@ -44,6 +45,8 @@ export type ScanDeps = StageDeps & {
   heartbeatMs: number;
   /** The upload rules, for uploads checked in one pass (one-pass.ts); absent: none is. */
   policy?: InspectionPolicy;
+  /** The verdict cache (verdict-cache.ts); absent: clamd scans every upload. */
+  verdictCache?: VerdictCache;
 };
 
 export async function processScan(deps: ScanDeps, job: StageJob): Promise<OnePassReport | void> {

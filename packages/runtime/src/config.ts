@@ -223,6 +223,15 @@ const EnvSchema = z.object({
   // <DATA_DIR>/clamd/clamd.conf (infra/clamd/up.sh).
   CLAMD_CUSTOM_RULES_DIR: z.string().optional(),
   CLAMD_DATABASE_DIR: z.string().optional(),
+  // The verdict cache (issue 12 §4, @intake/domain verdict-cache.ts): clamd's answer for a
+  // sha256 the pipeline computed, reused for identical bytes under the same signature version
+  // and policy. Default on in production, off in development and test (whose suites count
+  // clamd's scans). Clean entries serve their own tenant only unless shared (a shared
+  // good-cache tells a tenant that someone uploaded these bytes); malware entries serve all.
+  VERDICT_CACHE: bool.optional(),
+  VERDICT_CACHE_SHARE_CLEAN: bool.default(false),
+  VERDICT_CACHE_MALWARE_MAX_AGE_HOURS: int(1, 8760).default(168),
+  VERDICT_CACHE_CLEAN_MAX_AGE_HOURS: int(1, 8760).default(168),
   // An SQS dead-letter queue to watch (default: <SQS_QUEUE_NAME>-dlq, as provisioned).
   SQS_DLQ_URL: z.url().optional(),
 
@@ -318,6 +327,7 @@ export interface Config {
     oidc?: { issuer: string; clientId: string; clientSecret?: string; redirectUrl: string; scopes: string; roleClaim: string; tenantsClaim?: string; allowInsecure: boolean };
   };
   metrics: { token?: string; workerPort: number; workerHost: string };
+  verdictCache: { enabled: boolean; shareClean: boolean; malwareMaxAgeHours: number; cleanMaxAgeHours: number };
   signatures: {
     maxAgeHours: number;
     /** Hold clean verdicts while the database is older than maxAgeHours. */
@@ -482,6 +492,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
         : {}),
     },
     metrics: { ...(e.METRICS_TOKEN ? { token: e.METRICS_TOKEN } : {}), workerPort: e.WORKER_METRICS_PORT, workerHost: e.WORKER_METRICS_HOST },
+    verdictCache: { enabled: e.VERDICT_CACHE ?? e.NODE_ENV === "production", shareClean: e.VERDICT_CACHE_SHARE_CLEAN, malwareMaxAgeHours: e.VERDICT_CACHE_MALWARE_MAX_AGE_HOURS, cleanMaxAgeHours: e.VERDICT_CACHE_CLEAN_MAX_AGE_HOURS },
     signatures: {
       maxAgeHours: e.SIGNATURE_MAX_AGE_HOURS,
       holdWhenStale: e.HOLD_ON_STALE_SIGNATURES ?? e.NODE_ENV === "production",

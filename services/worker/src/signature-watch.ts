@@ -17,7 +17,7 @@ export interface RunningSignatureWatch {
 
 export function startSignatureWatch(
   config: Config,
-  o: { scanner: Pick<Scanner, "version" | "scan">; repository: HeldUploads; queues: Pick<StageQueues, "requeue">; logger: Logger; metrics: Pick<PipelineMetrics, "signaturesChanged"> },
+  o: { scanner: Pick<Scanner, "version" | "scan">; repository: HeldUploads; queues: Pick<StageQueues, "requeue">; logger: Logger; metrics: Pick<PipelineMetrics, "signaturesChanged">; onVersionChange?: (version: string) => void },
 ): RunningSignatureWatch {
   const { signatures } = config;
   const watch = new SignatureWatch({
@@ -27,7 +27,10 @@ export function startSignatureWatch(
     testDatabaseDate: () => testDatabaseDate(config.dataDir),
     ruleSetProbe: { bytes: SIGNATURE_SET_PROBE, digestOf: ruleSetOfSignature },
     logger: o.logger,
-    onChange: () => o.metrics.signaturesChanged?.(),
+    onChange: (_from, to) => {
+      o.metrics.signaturesChanged?.();
+      o.onVersionChange?.(to.version);
+    },
     ttlMs: signatures.checkSeconds * 1000,
   });
   const resumeDeps = { repository: o.repository, queues: o.queues, logger: o.logger, onePassMaxBytes: config.worker.onePassMaxBytes, signatures: watch };

@@ -1,4 +1,5 @@
 import type { Worker } from "bullmq";
+import { VerdictCacheRepository } from "@intake/db";
 import { AuditLog, openDatabase, prepareSchema, QuarantineReview, UploadRepository, WebhookRepository } from "@intake/db";
 import {
   createProducerConnection,
@@ -27,6 +28,7 @@ import {
   type Stage,
   type StageDeps,
 } from "@intake/pipeline";
+import type { VerdictCache } from "@intake/pipeline";
 import { createLogger, type Config, type Logger } from "@intake/runtime";
 import { createClamdScanner, loadsTestSignaturesOnly, ScanFailedError, TEST_SIGNATURES_WARNING, withLimitsProbe, type ProbedScanner } from "@intake/scanner";
 import { createS3Client, createSqsClient, resolveQueueUrl, S3ObjectStore, SqsEventQueue, STORE_KINDS, type EventQueue, type ObjectStore } from "@intake/storage";
@@ -174,7 +176,15 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       clamd = scanner;
       // The signature version each verdict records, and the hold on clean results made with
       // stale (or unaccepted test) signatures; held uploads resume when fresh ones load.
-      const signatures = startSignatureWatch(config, { scanner, repository, queues, logger, metrics: metrics.pipeline });
+      // The verdict cache (packages/pipeline/src/verdict-cache.ts): a signature change drops
+      // the entries it leaves without standing (lookups never reuse them anyway).
+      const verdictCache = config.verdictCache.enabled ? verdictCacheFor(config, db) : undefined;
+      const forget = (version: string) =>
+        verdictCache?.entries
+          .forgetAfterSignatureChange(version)
+          .then((n) => logger.info({ version, ...n }, "verdict cache: entries the new signatures do not back were dropped"))
+          .catch((err: unknown) => logger.warn({ err: { message: (err as Error).message } }, "verdict cache: could not drop entries after a signature change (lookups skip them anyway)"));
+      const signatures = startSignatureWatch(config, { scanner, repository, queues, logger, metrics: metrics.pipeline, onVersionChange: (v) => void forget(v) });
       cleanups.push(async () => signatures.stop());
       const version = signatures.watch;
       try {
@@ -185,7 +195,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
         // Not fatal: scans fail (and retry) until clamd answers; nothing is promoted meanwhile.
         logger.error({ err, clamd: `${config.clamd.host}:${config.clamd.port}` }, "clamd is not answering; scans will retry until it does");
       }
-      start("scan", (job) => processScan({ ...stageDeps, signatures: version, scanner, scannerVersion: version, clamdLimits: { maxFileSize: config.clamd.maxFileSize, maxScanSize: config.clamd.maxScanSize, maxRecursion: config.clamd.maxRecursion }, activeContentAllowed: config.policy.activeContentAllow, heartbeatMs: (config.reaper.stuckAfterSeconds * 1000) / 3, policy: config.policy }, job));
+      start("scan", (job) => processScan({ ...stageDeps, signatures: version, scanner, scannerVersion: version, clamdLimits: { maxFileSize: config.clamd.maxFileSize, maxScanSize: config.clamd.maxScanSize, maxRecursion: config.clamd.maxRecursion }, activeContentAllowed: config.policy.activeContentAllow, heartbeatMs: (config.reaper.stuckAfterSeconds * 1000) / 3, policy: config.policy, ...(verdictCache ? { verdictCache: verdictCache.cache } : {}) }, job));
     }
     if (roles.includes("finalize")) start("finalize", (job) => processFinalize(stageDeps, job));
     if (roles.includes("recheck")) {
@@ -216,6 +226,14 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       cleanups.push(() => rechecks.close());
       const reaper = new Reaper({ repository, audit, store, queues, rechecks, logger, settings: config.reaper, onePassMaxBytes: config.worker.onePassMaxBytes, metrics: metrics.pipeline });
       schedule = await startReaperSchedule(reaper, { connection, prefix: config.redis.prefix, everySeconds: config.reaper.everySeconds, logger });
+      // The verdict cache's entries past their maximum age go at the reaper's pace.
+      if (config.verdictCache.enabled) {
+        const entries = new VerdictCacheRepository(db);
+        const { cleanMaxAgeHours: clean, malwareMaxAgeHours: malware } = config.verdictCache;
+        const prune = setInterval(() => void entries.pruneOlderThan(new Date(), { clean, malware }).catch((err: unknown) => logger.warn({ err: { message: (err as Error).message } }, "verdict cache prune failed")), config.reaper.everySeconds * 1000);
+        prune.unref();
+        cleanups.push(async () => clearInterval(prune));
+      }
       const s = schedule;
       cleanups.push(() => s.close());
     }
@@ -314,4 +332,10 @@ export async function warnUnlessNoEviction(redis: RedisConnection, logger: Logge
     }
   }
   return found;
+}
+
+/** The scan stage's verdict cache over the database's table, with the config's settings. */
+function verdictCacheFor(config: Config, db: ConstructorParameters<typeof UploadRepository>[0]): { cache: VerdictCache; entries: VerdictCacheRepository } {
+  const entries = new VerdictCacheRepository(db);
+  return { entries, cache: { store: entries, settings: config.verdictCache, deploymentRules: config.policy, maxStreamBytes: config.clamd.maxStreamBytes } };
 }

@@ -1,0 +1,183 @@
+import { randomUUID } from "node:crypto";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ApiKeyRepository, TenantPolicyRepository, VerdictCacheRepository } from "@intake/db";
+import { waitFor } from "@intake/testkit";
+import { deploymentTerms } from "../../services/api/src/policies/tenant-policies.ts";
+import { eicar } from "./fixtures.ts";
+import { sha256Of, startPipelineStack, type PipelineStack } from "./support/stack.ts";
+import { startClamdTap, type ClamdTap } from "./support/clamd-tap.ts";
+import { startSmallClamd, type SmallClamd } from "../support/small-clamd.ts";
+
+/**
+ * Issue 12 §4 through the whole stack: a real clamd behind a tap that records what each
+ * connection sent it, so "clamd was not asked" is observed on the wire, not mocked. The
+ * second upload of the same bytes skips clamd (clean) or is quarantined at once (malware);
+ * a signature change, another policy, a client's declared sha256 over other bytes and
+ * another tenant (clean entries are per tenant) all scan again.
+ */
+const CLI = fileURLToPath(new URL("../../services/worker/src/signatures-cli.ts", import.meta.url));
+
+/** A text file that starts with a marker unique to the test (what the tap looks for). */
+function notes(marker: string, kib = 96): Buffer {
+  const line = "The quarterly figures are in the usual place; nothing to see here.\n";
+  return Buffer.from(`${marker}\n${line.repeat(Math.ceil((kib * 1024) / line.length))}`);
+}
+
+async function uploadAs(s: PipelineStack, apiKey: string, bytes: Buffer, o: { contentType: string; sha256?: string }): Promise<string> {
+  const res = await fetch(`${s.apiUrl}/v1/uploads`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+    body: JSON.stringify({ filename: "file.txt", contentType: o.contentType, size: bytes.length, ...(o.sha256 ? { sha256: o.sha256 } : {}) }),
+  });
+  const created = (await res.json()) as { upload: { id: string }; url: string; headers: Record<string, string> };
+  if (res.status !== 201) throw new Error(`create failed: ${res.status} ${JSON.stringify(created)}`);
+  const put = await fetch(created.url, { method: "PUT", headers: created.headers, body: bytes });
+  if (put.status !== 200) throw new Error(`PUT failed: ${put.status}`);
+  return created.upload.id;
+}
+
+const final = ["verified", "quarantined", "held"] as const;
+
+describe("verdict cache on the shared clamd (through a tap)", () => {
+  let tap: ClamdTap;
+  let s: PipelineStack;
+  let otherKey: string;
+  beforeAll(async () => {
+    tap = await startClamdTap({ host: "127.0.0.1", port: 3310 });
+    s = await startPipelineStack({ storage: "fauxqs", database: "sqlite", env: { CLAMD_PORT: String(tap.port), VERDICT_CACHE: "true", WORKER_METRICS_PORT: "0" } });
+    otherKey = (await new ApiKeyRepository(s.database.db).create("globex", "verdict-cache-test")).key;
+  }, 120_000);
+  afterAll(async () => {
+    await s?.close();
+    await tap?.close();
+  });
+
+  it("a second upload of the same clean bytes is verified without clamd seeing them, and says whose verdict it reused", async () => {
+    const marker = `CLEAN-${randomUUID()}`;
+    const bytes = notes(marker);
+    const first = await s.waitFor((await s.upload(bytes, { contentType: "text/plain" })).id, [...final]);
+    expect(first).toMatchObject({ status: "verified", verdictFromCache: null });
+    expect(first.scanContext).toMatch(/^[0-9a-f]{64}$/);
+    expect(tap.scansOf(marker)).toBe(1);
+
+    const second = await s.waitFor((await s.upload(bytes, { contentType: "text/plain" })).id, [...final]);
+    expect(second).toMatchObject({ status: "verified", verdictFromCache: first.id, sha256: sha256Of(bytes), scannerVersion: first.scannerVersion, scanContext: first.scanContext });
+    expect(tap.scansOf(marker)).toBe(1);
+    // The hit's download is the uploaded bytes, as for a scanned upload.
+    expect((await s.download(second.id)).bytes.equals(bytes)).toBe(true);
+  });
+
+  it("the same EICAR twice: the second is quarantined at once under the same signature, marked as a hit", async () => {
+    const first = await s.waitFor((await s.upload(eicar(), { contentType: "text/plain" })).id, [...final]);
+    expect(first).toMatchObject({ status: "quarantined", reason: "malware" });
+    const scans = tap.scansOf(eicar());
+    const second = await s.waitFor((await s.upload(eicar(), { contentType: "text/plain" })).id, [...final]);
+    expect(second).toMatchObject({ status: "quarantined", reason: "malware", signature: first.signature, verdictFromCache: first.id });
+    expect(second.reasonDetail).toContain("verdict reused");
+    expect(tap.scansOf(eicar())).toBe(scans);
+  });
+
+  it("a client's declared sha256 of known-clean bytes over other bytes is no hit: the pipeline hashes what it read (checksum_mismatch), and clamd scans it", async () => {
+    const marker = `KNOWN-${randomUUID()}`;
+    const known = notes(marker);
+    await s.waitFor((await s.upload(known, { contentType: "text/plain" })).id, [...final]);
+    const otherMarker = `OTHER-${randomUUID()}`;
+    const other = notes(otherMarker);
+    // fauxqs checks no checksum, so the other bytes are stored under the known file's claim.
+    const u = await s.waitFor((await s.upload(other, { contentType: "text/plain", sha256: sha256Of(known) })).id, [...final]);
+    expect(u).toMatchObject({ status: "quarantined", reason: "checksum_mismatch", verdictFromCache: null, sha256: sha256Of(other) });
+    expect(tap.scansOf(otherMarker)).toBe(1);
+  });
+
+  it("clean entries serve their own tenant only: another tenant's identical bytes are scanned; a malware entry serves every tenant", async () => {
+    const marker = `TENANT-${randomUUID()}`;
+    const bytes = notes(marker);
+    const mine = await s.waitFor((await s.upload(bytes, { contentType: "text/plain" })).id, [...final]);
+    expect(mine.status).toBe("verified");
+    const theirs = await s.waitFor(await uploadAs(s, otherKey, bytes, { contentType: "text/plain" }), [...final]);
+    expect(theirs).toMatchObject({ status: "verified", tenantId: "globex", verdictFromCache: null });
+    expect(tap.scansOf(marker)).toBe(2);
+
+    const bad = await s.waitFor((await s.upload(eicar(), { contentType: "text/plain" })).id, [...final]);
+    const scans = tap.scansOf(eicar());
+    const theirsBad = await s.waitFor(await uploadAs(s, otherKey, eicar(), { contentType: "text/plain" }), [...final]);
+    expect(theirsBad).toMatchObject({ status: "quarantined", reason: "malware", signature: bad.signature });
+    expect(theirsBad.verdictFromCache).not.toBeNull();
+    expect(tap.scansOf(eicar())).toBe(scans);
+  });
+
+  it("a different recorded policy (its checked terms' digest) does not reuse the entry", async () => {
+    const marker = `POLICY-${randomUUID()}`;
+    const bytes = notes(marker);
+    const before = await s.waitFor(await uploadAs(s, otherKey, bytes, { contentType: "text/plain" }), [...final]);
+    expect(before.status).toBe("verified");
+    // globex's own policy: a smaller maximum size, a term its checks read.
+    await new TenantPolicyRepository(s.database.db).change("globex", { maxSize: 50 * 1024 * 1024 }, { actorId: "test", deployment: deploymentTerms(s.config) });
+    const after = await waitFor(
+      async () => {
+        const u = await s.waitFor(await uploadAs(s, otherKey, bytes, { contentType: "text/plain" }), [...final]);
+        return u.policy?.checksDigest !== before.policy?.checksDigest ? u : null;
+      },
+      { timeoutMs: 15_000, intervalMs: 500, message: "an upload recorded under globex's new policy" },
+    );
+    expect(after).toMatchObject({ status: "verified", verdictFromCache: null });
+    expect(after.scanContext).not.toBe(before.scanContext);
+  });
+
+  it("entries are written only once the verdict is final, and the lookups are counted", async () => {
+    const entries = new VerdictCacheRepository(s.database.db);
+    const counts = await entries.counts();
+    expect(counts.clean).toBeGreaterThan(0);
+    expect(counts.malware).toBe(1); // EICAR once: hits record nothing
+    const rows = await s.database.db("verdict_cache").select("source_upload_id");
+    const sources = await s.database.db("uploads").whereIn("id", rows.map((r: { source_upload_id: string }) => r.source_upload_id)).select("status", "verdict_from_cache");
+    for (const u of sources) expect(u).toMatchObject({ verdict_from_cache: null });
+    expect(sources.every((u: { status: string }) => u.status === "verified" || u.status === "quarantined")).toBe(true);
+  });
+});
+
+describe("verdict cache across a signature change (a clamd of its own)", () => {
+  let clamd: SmallClamd;
+  let tap: ClamdTap;
+  let s: PipelineStack;
+  beforeAll(async () => {
+    clamd = await startSmallClamd({ maxFileSize: 10 * 1024 * 1024 });
+    mkdirSync(join(clamd.dataDir, "rules"));
+    tap = await startClamdTap({ host: "127.0.0.1", port: clamd.port });
+    s = await startPipelineStack({ storage: "fauxqs", database: "sqlite", env: { ...clamd.env, CLAMD_PORT: String(tap.port), VERDICT_CACHE: "true", SIGNATURE_CHECK_SECONDS: "1", WORKER_METRICS_PORT: "0" } });
+  }, 120_000);
+  afterAll(async () => {
+    await s?.close();
+    await tap?.close();
+    clamd?.close();
+  });
+
+  it("after a signature change (a new rule set) the clean entry is not reused and is dropped; the malware entry goes too (rules changed)", async () => {
+    const marker = `SIGCHANGE-${randomUUID()}`;
+    const bytes = notes(marker);
+    const first = await s.waitFor((await s.upload(bytes, { contentType: "text/plain" })).id, [...final]);
+    const hit = await s.waitFor((await s.upload(bytes, { contentType: "text/plain" })).id, [...final]);
+    expect(hit).toMatchObject({ status: "verified", verdictFromCache: first.id });
+    await s.waitFor((await s.upload(eicar(), { contentType: "text/plain" })).id, [...final]);
+    expect(tap.scansOf(marker)).toBe(1);
+
+    writeFileSync(join(clamd.dataDir, "rules", "acme.yar"), 'rule Acme_Cache_Test\n{\n  strings:\n    $a = "INTAKE-VERDICT-CACHE-RULE-5521"\n  condition:\n    $a\n}\n');
+    const reload = spawnSync(process.execPath, [CLI, "reload"], { env: { ...process.env, ...clamd.env, DATA_DIR: clamd.dataDir, CLAMD_PORT: String(clamd.port), CLAMD_CUSTOM_RULES_DIR: join(clamd.dataDir, "rules"), LOG_LEVEL: "silent" }, encoding: "utf8", timeout: 120_000 });
+    expect(reload.status, `${reload.stdout}${reload.stderr}`).toBe(0);
+    await waitFor(async () => (s.workerLogs.some((l) => l.includes("verdict cache: entries the new signatures do not back were dropped")) ? true : null), { timeoutMs: 15_000, intervalMs: 100, message: "the worker to see the new rule set and drop entries" });
+    expect(await new VerdictCacheRepository(s.database.db).counts()).toEqual({ clean: 0, malware: 0 });
+
+    const after = await s.waitFor((await s.upload(bytes, { contentType: "text/plain" })).id, [...final]);
+    expect(after).toMatchObject({ status: "verified", verdictFromCache: null });
+    expect(after.scannerVersion).not.toBe(first.scannerVersion);
+    expect(tap.scansOf(marker)).toBe(2);
+    const eicarScans = tap.scansOf(eicar());
+    const bad = await s.waitFor((await s.upload(eicar(), { contentType: "text/plain" })).id, [...final]);
+    expect(bad).toMatchObject({ status: "quarantined", reason: "malware", verdictFromCache: null });
+    expect(tap.scansOf(eicar())).toBe(eicarScans + 1);
+  }, 120_000);
+});
