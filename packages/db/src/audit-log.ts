@@ -5,7 +5,7 @@ import { Statement, type Atomic } from "./unit-of-work.ts";
 import { chainLink, contentDigest, LINK_FORMAT, storedText, type AuditChainLink } from "./audit-chain.ts";
 
 /** Who acted: a pipeline stage, the API, a command, or a person (admin, with actorId naming them). */
-export type Actor = "api" | "ingest" | "inspect" | "scan" | "finalize" | "reaper" | "cli" | "admin" | "recheck" | "webhooks";
+export type Actor = "api" | "ingest" | "inspect" | "scan" | "finalize" | "reaper" | "cli" | "admin" | "recheck" | "webhooks" | "rescan";
 
 export interface AuditEntry {
   actor: Actor;

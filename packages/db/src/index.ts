@@ -11,4 +11,5 @@ export * from "./webhooks.ts";
 export * from "./quarantine-queries.ts";
 export * from "./quarantine-review.ts";
 export * from "./upload-sessions.ts";
+export * from "./rescan-runs.ts";
 export * from "./verdict-cache.ts";

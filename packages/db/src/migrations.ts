@@ -418,6 +418,52 @@ const migrations: Migration[] = [
       });
       await knex.schema.dropTable("tenant_policies");
     },
+  },
+  {
+    // Rescans after signature updates (@intake/pipeline rescan.ts): one row per run (what
+    // started it, which uploads it covers, the signature version it scans with, where its
+    // walk of verified uploads has got to) and one per upload it queued, whose outcome makes
+    // a restarted or repeated run skip what is done. dedupe_key: one automatic run per
+    // signature version, however many rescan workers see the change.
+    name: "0010_rescan_runs",
+    async up(knex) {
+      await knex.schema.createTable("rescan_runs", (t) => {
+        t.string("id", 40).primary();
+        t.string("trigger", 16).notNullable(); // signatures | operator
+        t.string("dedupe_key", 600).unique();
+        t.string("signature_version", 512).notNullable();
+        t.string("tenant_id", 64);
+        t.bigInteger("verified_from").notNullable();
+        t.bigInteger("verified_to");
+        t.string("started_by", 64); // admin user id for an operator's run
+        t.string("status", 16).notNullable(); // running | finished | cancelled
+        t.string("walk", 16).notNullable(); // walking | catch_up | planned
+        t.bigInteger("cursor_finished_at");
+        t.string("cursor_id", 64);
+        t.integer("pages").notNullable().defaultTo(0);
+        t.bigInteger("started_at").notNullable();
+        t.bigInteger("finished_at");
+        t.bigInteger("updated_at").notNullable();
+        t.index(["status", "started_at"]);
+      });
+      await knex.schema.createTable("rescan_items", (t) => {
+        t.string("run_id", 40).notNullable().references("rescan_runs.id");
+        t.string("upload_id", 64).notNullable();
+        t.string("outcome", 16).notNullable(); // queued | clean | quarantined | skipped | failed
+        t.bigInteger("bytes");
+        t.string("signature", 512);
+        t.text("detail");
+        t.bigInteger("queued_at").notNullable();
+        t.bigInteger("scanned_at");
+        t.primary(["run_id", "upload_id"]);
+        t.index(["run_id", "outcome"]);
+        t.index(["upload_id"]);
+      });
+    },
+    async down(knex) {
+      await knex.schema.dropTable("rescan_items");
+      await knex.schema.dropTable("rescan_runs");
+    },
   },  {
     // The verdict cache (@intake/domain verdict-cache.ts, packages/db/src/verdict-cache.ts):
     // clamd's answer for a sha256 the pipeline computed itself, written in the unit of an

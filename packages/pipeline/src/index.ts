@@ -22,3 +22,7 @@ export * from "./redis-connections.ts";
 export * from "./signature-watch.ts";
 export * from "./held-verdicts.ts";
 export * from "./verdict-cache.ts";
+export * from "./rescan-queue.ts";
+export * from "./rescan-share.ts";
+export * from "./rescan.ts";
+export * from "./rescan-planner.ts";

@@ -132,6 +132,16 @@ const EnvSchema = z.object({
   REAPER_EVERY_SECONDS: int(1).default(60),
 
   WORKER_ROLES: csv.default(["all"]),
+  // Rescans after signature updates (the worker's rescan role, @intake/pipeline rescan.ts):
+  // verified uploads this many days back are scanned again when the signature version
+  // changes; their own queue and concurrency; the share of the scanners a rescan may take
+  // while new uploads wait (0..1); the planner's page and tick.
+  RESCAN_WINDOW_DAYS: int(1, 3650).default(30),
+  RESCAN_CONCURRENCY: int(1, 64).default(2),
+  RESCAN_MAX_SHARE: z.coerce.number().min(0).max(1).default(0.25),
+  RESCAN_PAGE_SIZE: int(1, 10_000).default(500),
+  RESCAN_TICK_SECONDS: int(1, 3600).default(10),
+  RESCAN_ON_SIGNATURE_CHANGE: bool.default(true),
   INSPECT_CONCURRENCY: int(1, 256).default(8),
   SCAN_CONCURRENCY: int(1, 256).default(4),
   FINALIZE_CONCURRENCY: int(1, 256).default(8),
@@ -319,6 +329,8 @@ export interface Config {
     attempts: number;
     backoffMs: number;
   };
+  /** Rescans after signature updates (the rescan role). */
+  rescan: { windowDays: number; concurrency: number; maxShare: number; pageSize: number; tickSeconds: number; onSignatureChange: boolean };
   admin: {
     sessionTtlSeconds: number;
     sessionIdleSeconds: number;
@@ -405,7 +417,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     problems.push(`STUCK_AFTER_SECONDS (${e.STUCK_AFTER_SECONDS} s) must exceed CLAMD_TIMEOUT_MS (${e.CLAMD_TIMEOUT_MS} ms): a scan may rightly go that long without touching its upload, and must not be taken for a stuck one`);
   }
   for (const k of e.ACTIVE_CONTENT_ALLOW) if (!(ACTIVE_CONTENT_KINDS as readonly string[]).includes(k)) problems.push(`ACTIVE_CONTENT_ALLOW: unknown kind ${k} (known: ${ACTIVE_CONTENT_KINDS.join(", ")})`);
-  const knownRoles = ["all", "ingest", "inspect", "scan", "finalize", "reaper", "recheck", "webhooks"];
+  const knownRoles = ["all", "ingest", "inspect", "scan", "finalize", "reaper", "recheck", "webhooks", "rescan"];
   for (const r of e.WORKER_ROLES) if (!knownRoles.includes(r)) problems.push(`WORKER_ROLES: unknown role ${r} (known: ${knownRoles.join(", ")})`);
   if (e.NODE_ENV === "production" && !e.DATABASE_URL) problems.push("DATABASE_URL: required in production");
   problems.push(...productionOnly(e));
@@ -482,6 +494,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       attempts: e.JOB_ATTEMPTS,
       backoffMs: e.JOB_BACKOFF_MS,
     },
+    rescan: { windowDays: e.RESCAN_WINDOW_DAYS, concurrency: e.RESCAN_CONCURRENCY, maxShare: e.RESCAN_MAX_SHARE, pageSize: e.RESCAN_PAGE_SIZE, tickSeconds: e.RESCAN_TICK_SECONDS, onSignatureChange: e.RESCAN_ON_SIGNATURE_CHANGE },
     admin: {
       sessionTtlSeconds: e.ADMIN_SESSION_TTL_SECONDS,
       sessionIdleSeconds: e.ADMIN_SESSION_IDLE_SECONDS,

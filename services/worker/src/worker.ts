@@ -1,6 +1,6 @@
 import type { Worker } from "bullmq";
 import { VerdictCacheRepository } from "@intake/db";
-import { AuditLog, openDatabase, prepareSchema, QuarantineReview, UploadRepository, WebhookRepository } from "@intake/db";
+import { AuditLog, openDatabase, prepareSchema, QuarantineReview, RescanRunRepository, UploadRepository, WebhookRepository } from "@intake/db";
 import {
   createProducerConnection,
   createWorkerConnection,
@@ -9,7 +9,15 @@ import {
   untilReady,
   type RedisConnection,
   processRecheck,
+  processRescanJob,
   RecheckQueue,
+  RescanPlanner,
+  RescanQueue,
+  RescanShare,
+  stageQueueLoad,
+  startRescanWorker,
+  type RescanDeps,
+  type SignatureWatch,
   startRecheckWorker,
   type RecheckDeps,
   IngestLoop,
@@ -82,7 +90,7 @@ async function probedClamd(config: Config, logger: Logger): Promise<ProbedScanne
 /** Rechecks are a reviewer's action, one at a time per reviewer: a small fixed concurrency serves them. */
 const RECHECK_CONCURRENCY = 2;
 
-export const ROLES = ["ingest", "inspect", "scan", "finalize", "reaper", "recheck", "webhooks"] as const;
+export const ROLES = ["ingest", "inspect", "scan", "finalize", "reaper", "recheck", "webhooks", "rescan"] as const;
 export type Role = (typeof ROLES)[number];
 
 export function resolveRoles(configured: readonly string[]): Role[] {
@@ -105,11 +113,15 @@ export interface WorkerOptions {
   onWebhookDelivery?: DeliveryDeps["onDelivery"];
   /** How often the webhook relay reads the outbox without a nudge (default 1 s). */
   webhookRelayPollMs?: number;
+  /** Test seam of the rescan role: called between the steps of a move to quarantine/. */
+  onRescanMoveStep?: RescanDeps["onMoveStep"];
 }
 
 export interface RunningWorker {
   roles: Role[];
   scannerVersion: string | null;
+  /** The rescan role's planner (absent without the role): operators' runs, a tick now. */
+  rescan?: RescanPlanner;
   /** This process's /metrics (metrics-listener.ts), or null when it serves none. */
   metricsUrl: string | null;
   close(): Promise<void>;
@@ -153,7 +165,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     // This process's metrics (@intake/metrics): the stages report through metrics.pipeline;
     // clamd's gauges (up, signature age) are read when scraped, by workers that scan.
     let clamd: ClamdSource | undefined;
-    const scans = roles.includes("scan") || roles.includes("recheck");
+    const scans = roles.includes("scan") || roles.includes("recheck") || roles.includes("rescan");
     const metrics = createMetrics({
       process: "worker",
       env: config.env,
@@ -165,6 +177,8 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     if (roles.includes("finalize") || roles.includes("recheck")) stageDeps.images = await ImageStripper.create(config.worker.images);
 
     let scannerVersion: string | null = null;
+    let signatureWatch: SignatureWatch | null = null;
+    let nudgeRescan: (() => void) | undefined;
     const workers: Worker[] = [];
     const bull = { connection, prefix: config.redis.prefix, logger, lockDurationMs: opts.lockDurationMs, stalledIntervalMs: opts.stalledIntervalMs };
     const start = (stage: Stage, process: Parameters<typeof startStageWorker>[1]) =>
@@ -184,9 +198,13 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
           .forgetAfterSignatureChange(version)
           .then((n) => logger.info({ version, ...n }, "verdict cache: entries the new signatures do not back were dropped"))
           .catch((err: unknown) => logger.warn({ err: { message: (err as Error).message } }, "verdict cache: could not drop entries after a signature change (lookups skip them anyway)"));
-      const signatures = startSignatureWatch(config, { scanner, repository, queues, logger, metrics: metrics.pipeline, onVersionChange: (v) => void forget(v) });
+      const signatures = startSignatureWatch(config, { scanner, repository, queues, logger, metrics: metrics.pipeline, onVersionChange: (v) => {
+        void forget(v);
+        nudgeRescan?.(); // the rescan role's planner in this process: a run starts now, not at its next tick
+      } });
       cleanups.push(async () => signatures.stop());
       const version = signatures.watch;
+      signatureWatch = version;
       try {
         const v = await version.details();
         scannerVersion = v.raw;
@@ -215,6 +233,62 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       };
       workers.push(startRecheckWorker((job) => processRecheck(recheckDeps, job), { ...bull, concurrency: RECHECK_CONCURRENCY }));
     }
+    /**
+     * Rescans after signature updates (@intake/pipeline rescan.ts): its own queue and
+     * concurrency, the share limiter over the stage queues, and the planner on a timer and
+     * on the signature watch's change.
+     */
+    const startRescanRole = async (): Promise<RescanPlanner> => {
+      const scanner = opts.scanner ?? (await probedClamd(config, logger));
+      clamd ??= scanner;
+      let watch = signatureWatch;
+      if (!watch) {
+        const own = startSignatureWatch(config, { scanner, repository, queues, logger, metrics: metrics.pipeline, onVersionChange: () => nudgeRescan?.() });
+        cleanups.push(async () => own.stop());
+        watch = own.watch;
+      }
+      const runs = new RescanRunRepository(db);
+      const producer = createProducerConnection(config.redis);
+      cleanups.push(async () => producer.disconnect());
+      const queue = new RescanQueue(producer, { prefix: config.redis.prefix, attempts: config.worker.attempts, backoffMs: config.worker.backoffMs });
+      cleanups.push(() => queue.close());
+      const deps: RescanDeps = {
+        repository,
+        runs,
+        store: store!,
+        scanner,
+        signatures: watch,
+        share: new RescanShare({ load: stageQueueLoad(queues), share: config.rescan.maxShare }),
+        logger,
+        quarantineRetentionDays: config.reaper.quarantineRetentionDays,
+        ...(opts.onRescanMoveStep ? { onMoveStep: opts.onRescanMoveStep } : {}),
+      };
+      workers.push(startRescanWorker((job) => processRescanJob(deps, job), { ...bull, concurrency: config.rescan.concurrency }));
+      const planner = new RescanPlanner({
+        runs,
+        queue,
+        signatures: watch,
+        logger,
+        windowDays: config.rescan.windowDays,
+        pageSize: config.rescan.pageSize,
+        automatic: config.rescan.onSignatureChange,
+        catchUpAfterMs: 2 * config.signatures.checkSeconds * 1000,
+        moveStuckAfterMs: Math.max(60_000, config.reaper.stuckAfterSeconds * 1000),
+      });
+      const tick = () => void planner.tick().catch((err: unknown) => logger.warn({ err: { message: (err as Error).message } }, "rescan planner pass failed; the next tick tries again"));
+      nudgeRescan = tick;
+      const timer = setInterval(tick, config.rescan.tickSeconds * 1000);
+      timer.unref();
+      cleanups.push(async () => {
+        clearInterval(timer);
+        nudgeRescan = undefined;
+        await planner.idle();
+      });
+      tick();
+      return planner;
+    };
+    let rescan: RescanPlanner | undefined;
+    if (roles.includes("rescan")) rescan = await startRescanRole();
     cleanups.push(() => drain(workers, opts.drainTimeoutMs ?? 60_000, logger));
 
     let schedule: ReaperSchedule | null = null;
@@ -277,7 +351,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     if (listener) cleanups.push(() => listener.close());
 
     logger.info({ roles, concurrency: config.worker.concurrency, scanner: scannerVersion, queuePrefix: config.redis.prefix }, "worker started");
-    return { roles, scannerVersion, metricsUrl: listener?.url ?? null, close: closeAll };
+    return { roles, scannerVersion, metricsUrl: listener?.url ?? null, close: closeAll, ...(rescan ? { rescan } : {}) };
   } catch (err) {
     await closeAll();
     throw err;
