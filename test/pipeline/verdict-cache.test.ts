@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiKeyRepository, TenantPolicyRepository, VerdictCacheRepository } from "@intake/db";
-import { waitFor } from "@intake/testkit";
+import { freePort, waitFor } from "@intake/testkit";
 import { deploymentTerms } from "../../services/api/src/policies/tenant-policies.ts";
 import { eicar } from "./fixtures.ts";
 import { sha256Of, startPipelineStack, type PipelineStack } from "./support/stack.ts";
@@ -46,9 +46,11 @@ describe("verdict cache on the shared clamd (through a tap)", () => {
   let tap: ClamdTap;
   let s: PipelineStack;
   let otherKey: string;
+  let metricsUrl: string;
   beforeAll(async () => {
     tap = await startClamdTap({ host: "127.0.0.1", port: 3310 });
-    s = await startPipelineStack({ storage: "fauxqs", database: "sqlite", env: { CLAMD_PORT: String(tap.port), VERDICT_CACHE: "true", WORKER_METRICS_PORT: "0" } });
+    s = await startPipelineStack({ storage: "fauxqs", database: "sqlite", workerRoles: null, env: { CLAMD_PORT: String(tap.port), VERDICT_CACHE: "true", WORKER_METRICS_PORT: String(await freePort()) } });
+    metricsUrl = (await s.startWorker()).metricsUrl!;
     otherKey = (await new ApiKeyRepository(s.database.db).create("globex", "verdict-cache-test")).key;
   }, 120_000);
   afterAll(async () => {
@@ -128,7 +130,12 @@ describe("verdict cache on the shared clamd (through a tap)", () => {
     expect(after.scanContext).not.toBe(before.scanContext);
   });
 
-  it("entries are written only once the verdict is final, and the lookups are counted", async () => {
+  it("entries are written only once the verdict is final, and the lookups are counted by outcome", async () => {
+    const text = await (await fetch(metricsUrl)).text();
+    const count = (outcome: string) => Number(new RegExp(`^intake_verdict_cache_lookups_total\\{outcome="${outcome}"\\} (\\d+)`, "m").exec(text)?.[1]);
+    expect(count("hit_clean")).toBeGreaterThanOrEqual(1);
+    expect(count("hit_malware")).toBeGreaterThanOrEqual(2);
+    expect(count("miss")).toBeGreaterThanOrEqual(5);
     const entries = new VerdictCacheRepository(s.database.db);
     const counts = await entries.counts();
     expect(counts.clean).toBeGreaterThan(0);
@@ -174,10 +181,11 @@ describe("verdict cache across a signature change (a clamd of its own)", () => {
     const after = await s.waitFor((await s.upload(bytes, { contentType: "text/plain" })).id, [...final]);
     expect(after).toMatchObject({ status: "verified", verdictFromCache: null });
     expect(after.scannerVersion).not.toBe(first.scannerVersion);
-    expect(tap.scansOf(marker)).toBe(2);
+    // clamd was asked again (more than once when a scan met clamd still reloading and was retried).
+    expect(tap.scansOf(marker)).toBeGreaterThanOrEqual(2);
     const eicarScans = tap.scansOf(eicar());
     const bad = await s.waitFor((await s.upload(eicar(), { contentType: "text/plain" })).id, [...final]);
     expect(bad).toMatchObject({ status: "quarantined", reason: "malware", verdictFromCache: null });
-    expect(tap.scansOf(eicar())).toBe(eicarScans + 1);
+    expect(tap.scansOf(eicar())).toBeGreaterThan(eicarScans);
   }, 120_000);
 });

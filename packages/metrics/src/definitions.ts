@@ -281,9 +281,9 @@ export const METRICS = {
   },
   verdictCacheLookups: {
     name: "intake_verdict_cache_lookups_total",
-    help: "Verdict cache lookups before clamd, by result: hit_clean (clamd skipped, every other check ran), hit_malware (quarantined under the cached signature), miss (clamd scanned).",
+    help: "Verdict cache lookups before clamd, by outcome: hit_clean (clamd skipped, every other check ran), hit_malware (quarantined under the cached signature), miss (clamd scanned).",
     type: "counter",
-    labelNames: ["result"],
+    labelNames: ["outcome"],
     exportedBy: worker,
   },
   signatureChanges: {

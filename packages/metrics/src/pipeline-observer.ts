@@ -117,7 +117,7 @@ export function pipelineObserver(i: PipelineInstruments | null): PipelineObserve
       i.signatureChanges.inc();
     },
     verdictCacheLookup(result) {
-      i.verdictCacheLookups.inc({ result });
+      i.verdictCacheLookups.inc({ outcome: result });
     },
   };
 }

@@ -88,7 +88,7 @@ export function createMetrics(o: MetricsOptions): IntakeMetrics {
     for (const action of REAPER_ACTIONS) counter("reaperActions").inc({ action }, 0);
     for (const reason of HOLD_REASONS) counter("verdictsHeld").inc({ reason }, 0);
     counter("signatureChanges").inc(0);
-    for (const result of ["hit_clean", "hit_malware", "miss"]) counter("verdictCacheLookups").inc({ result }, 0);
+    for (const result of ["hit_clean", "hit_malware", "miss"]) counter("verdictCacheLookups").inc({ outcome: result }, 0);
     for (const outcome of WEBHOOK_OUTCOMES) {
       if (outcome === "other") continue;
       counter("webhookDeliveries").inc({ outcome }, 0);
