@@ -51,6 +51,8 @@ export interface QuarantineRecord {
   reasonDetail: string | null;
   signature: string | null;
   scannerVersion: string | null;
+  /** The upload whose clamd verdict this one reused (the verdict cache); null or absent: clamd scanned it. */
+  verdictFromCache?: string | null;
   objectKey: string;
   finalKey: string | null;
   createdAt: Date;
@@ -294,6 +296,7 @@ function toRecord(r: Record<string, any>): QuarantineRecord {
     reasonDetail: r.reason_detail ?? null,
     signature: r.signature ?? null,
     scannerVersion: r.scanner_version ?? null,
+    verdictFromCache: r.verdict_from_cache ?? null,
     objectKey: r.object_key,
     finalKey: r.final_key ?? null,
     createdAt: new Date(Number(r.created_at)),

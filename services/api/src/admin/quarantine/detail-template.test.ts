@@ -30,5 +30,23 @@ describe("quarantine-detail.eta", () => {
     expect(html).toContain('<table id="timeline">');
     expect(html).toContain("&lt;b&gt;x&lt;/b&gt;");
     expect(html).not.toContain('id="actions"');
+    expect(html).not.toContain('id="verdict-from-cache"');
+  });
+
+  it("names the upload whose verdict a cache hit reused", () => {
+    const eta = new Eta({ views: dir, autoEscape: true, cache: false, autoTrim: false });
+    const at = new Date("2026-11-02T10:00:00.000Z");
+    const html = eta.render("quarantine-detail", {
+      admin: null,
+      csrfToken: "",
+      retentionDays: 90,
+      record: { id: "up_2", tenantId: "t", tenantName: "T", status: "quarantined", state: "held", filename: "x", declaredType: "a/b", sniffedType: null, declaredSize: 1, storedSize: 1, sha256: null, reason: "malware", reasonDetail: null, signature: "Eicar", scannerVersion: null, verdictFromCache: "up_1", objectKey: "k", finalKey: null, createdAt: at, uploadedAt: null, decidedAt: null, finishedAt: at, retentionUntil: null, retentionEndsAt: at, purgedAt: null, releaseDetail: null },
+      timeline: [],
+      overrides: [],
+      iso: (d: Date | null) => (d ? d.toISOString() : "—"),
+      bytes: (n: number | null) => `${n} B`,
+      json: (v: unknown) => JSON.stringify(v),
+    });
+    expect(html).toMatch(/id="verdict-from-cache">verdict reused from <span class="mono">up_1<\/span>/);
   });
 });
