@@ -3,10 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GetQueueUrlCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { Worker } from "bullmq";
-import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApi, type RunningApi } from "@intake/api";
-import { queueName, REAPER_QUEUE, RECHECK_QUEUE, stageJobId } from "@intake/pipeline";
+import { createWorkerConnection, queueName, REAPER_QUEUE, RECHECK_QUEUE, stageJobId } from "@intake/pipeline";
 import { createLogger } from "@intake/runtime";
 import { createClamdScanner } from "@intake/scanner";
 import { PROJECT_CLAMD, startFakeClamd, waitFor, type FakeClamd } from "@intake/test";
@@ -14,7 +13,7 @@ import { startWorker, type RunningWorker } from "@intake/worker";
 import { WEBHOOK_QUEUE } from "@intake/webhooks";
 import { launchBrowser } from "../support/browser.ts";
 import { signInAs, type AdminClient } from "./admin-session.ts";
-import { putTo, REDIS_URL, startApiUnderTest, type ApiUnderTest } from "./harness.ts";
+import { putTo, startApiUnderTest, type ApiUnderTest } from "./harness.ts";
 
 /**
  * The operators' view: bull-board at /admin/queues behind the admin guard, the health facts
@@ -50,7 +49,7 @@ describe("the operators' view", () => {
   async function failOneInspectJob(name: string): Promise<string> {
     const jobId = `inspect-${name}`;
     await t.queues.queue("inspect").add("inspect", { v: 1, uploadId: name }, { jobId, attempts: 1, removeOnFail: { age: 3600 } });
-    const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const connection = createWorkerConnection(t.config.redis);
     const failer = new Worker(queueName("inspect"), async () => {
       throw new Error("simulated failure");
     }, { connection, prefix: t.config.redis.prefix });
