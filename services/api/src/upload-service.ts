@@ -13,11 +13,11 @@ import {
   ARRIVED_STATUSES,
   urlTtl,
   validateDeclaration,
+  validatePartRequests,
   validateSizeUnknownDeclaration,
   refuseArchiveDeclaration,
   type PolicyInForce,
   type Transfer,
-  validatePartRequests,
   type RawDeclaration,
   type TenantQuotas,
   type Upload,
@@ -95,8 +95,8 @@ export interface SignedPart extends PresignedRequest {
   /** null: a part of a size-unknown upload, whose length the client picks. */
   size: number | null;
 }
-/** GET /v1/uploads's query once its shape is checked (the contract's ListUploadsQuery). */
 
+/** GET /v1/uploads's query once its shape is checked (the contract's ListUploadsQuery). */
 export interface ListQuery {
   status?: UploadStatus | undefined;
   limit?: number | undefined;
@@ -180,8 +180,8 @@ export class UploadService {
       tenantId,
       filename: declaration.filename,
       declaredType: declaration.contentType,
-      sizeLimit: declaration.sizeLimit,
       declaredSize: declaration.size,
+      sizeLimit: declaration.sizeLimit,
       ...(declaration.sha256 ? { declaredSha256: declaration.sha256 } : {}),
       ...(declaration.md5 ? { declaredMd5: declaration.md5 } : {}),
       metadata: declaration.metadata,
@@ -340,6 +340,12 @@ export class UploadService {
     }
     const result = await this.o.uploads.transition(upload.id, "arrived", "api", { storedSize: head.size });
     const current = result.upload ?? upload;
+    // Not applied: a storage event (ingest) moved it first, or an abort/expiry won the race.
+    if (!result.applied && !ALREADY_ARRIVED.includes(current.status)) assertPending(current);
+    if (current.status === "uploaded") await this.enqueue(current);
+    return current;
+  }
+
   /**
    * A size-unknown multipart upload, before it is completed: where storage lists parts, the
    * parts named must be there, every one but the last at least S3's 5 MiB (S3 refuses smaller
@@ -364,12 +370,6 @@ export class UploadService {
       if (aborted.applied) await this.o.store.abortMultipart(upload.objectKey, upload.multipart!.storageUploadId).catch(() => undefined);
       throw new PayloadTooLargeError("size_over_limit", `the parts hold ${total} bytes; this upload may hold at most ${upload.sizeLimit}: it has been aborted`, { id: upload.id, size: total, sizeLimit: upload.sizeLimit });
     }
-  }
-
-    // Not applied: a storage event (ingest) moved it first, or an abort/expiry won the race.
-    if (!result.applied && !ALREADY_ARRIVED.includes(current.status)) assertPending(current);
-    if (current.status === "uploaded") await this.enqueue(current);
-    return current;
   }
 
   private async completeMultipart(upload: Upload, parts: { partNumber: number; eTag: string }[]): Promise<void> {
@@ -491,20 +491,20 @@ function uploadMethod(raw: unknown, d: UploadDeclaration): "PUT" | "POST" {
 /** A multipart upload created with ChecksumAlgorithm SHA256: declared sha256, on storage that verifies part sha256s. */
 function partSha256Required(upload: Upload, store: ObjectStore): boolean {
   return upload.multipart !== null && upload.declaredSha256 !== null && store.capabilities.verifiesPartSha256;
-/** What a POST policy admits: the declared size exactly, or 1 byte up to the limit. */
-function postSize(u: Upload): { contentLength: number } | { maxContentLength: number } {
-  return u.declaredSize === null ? { maxContentLength: u.sizeLimit } : { contentLength: u.declaredSize };
 }
-
-}
-  // Only a declared size gets a PUT: size-unknown uploads are form POSTs or multipart.
-  if (u.declaredSize === null) throw new Error(`upload ${u.id} has no declared size to bind into a PUT`);
 
 function notMultipart(id: string): InvalidRequestError {
   return new InvalidRequestError("not_multipart", "this upload is a single PUT: it has no parts", { id });
 }
 
+/** What a POST policy admits: the declared size exactly, or 1 byte up to the limit. */
+function postSize(u: Upload): { contentLength: number } | { maxContentLength: number } {
+  return u.declaredSize === null ? { maxContentLength: u.sizeLimit } : { contentLength: u.declaredSize };
+}
+
 function putBinding(u: Upload, expiresIn: number) {
+  // Only a declared size gets a PUT: size-unknown uploads are form POSTs or multipart.
+  if (u.declaredSize === null) throw new Error(`upload ${u.id} has no declared size to bind into a PUT`);
   return {
     contentType: u.declaredType,
     contentLength: u.declaredSize,

@@ -127,10 +127,6 @@ export class UploadSessions {
     return result;
   }
 
-  async get(session: SessionGrant, id: string): Promise<Upload> {
-    await this.ownership(session, id);
-    return this.uploads.get(session.tenantId, id);
-  }
   /**
    * Declares an upload whose size is learned on arrival (the Uppy routes, which get no size):
    * its limit is the per-file maximum narrowed to what the session's budget has left, and the
@@ -160,6 +156,10 @@ export class UploadSessions {
     };
   }
 
+  async get(session: SessionGrant, id: string): Promise<Upload> {
+    await this.ownership(session, id);
+    return this.uploads.get(session.tenantId, id);
+  }
 
   async signParts(session: SessionGrant, id: string, input: Parameters<UploadService["signParts"]>[2]): Promise<SignedPart[]> {
     await this.ownership(session, id);
