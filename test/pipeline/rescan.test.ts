@@ -32,11 +32,13 @@ const textWith = (marker: string) => Buffer.from(`Meeting notes.\n${marker}\nEnd
 const yaraRule = (name: string, text: string) => `rule ${name}\n{\n  strings:\n    $a = "${text}"\n  condition:\n    $a\n}\n`;
 
 /** clamd, counting every scan that is not the signature watch's probe; optionally slowed. */
-function countingScanner(port: number, o: { delayMs?: number } = {}): Scanner & { scans: () => number } {
+function countingScanner(port: number, o: { delayMs?: number } = {}): Scanner & { scans: () => number; scansOf: (bytes: Buffer) => number } {
   const inner = createClamdScanner({ port, timeoutMs: 30_000 });
   let scans = 0;
+  const seen: Buffer[] = [];
   return {
     scans: () => scans,
+    scansOf: (bytes) => seen.filter((b) => b.equals(bytes)).length,
     version: () => inner.version(),
     scan: async (stream) => {
       const chunks: Buffer[] = [];
@@ -44,6 +46,7 @@ function countingScanner(port: number, o: { delayMs?: number } = {}): Scanner & 
       const bytes = Buffer.concat(chunks);
       if (!bytes.equals(SIGNATURE_SET_PROBE)) {
         scans++;
+        seen.push(bytes);
         if (o.delayMs) await new Promise((r) => setTimeout(r, o.delayMs));
       }
       return inner.scan(Readable.from([bytes]));
@@ -51,7 +54,7 @@ function countingScanner(port: number, o: { delayMs?: number } = {}): Scanner & 
   };
 }
 
-describe("rescans after signature updates", () => {
+describe.each(["sqlite", "pg"] as const)("rescans after signature updates (%s)", (database) => {
   let clamd: SmallClamd;
   let s: PipelineStack;
   let rulesDir: string;
@@ -83,6 +86,15 @@ describe("rescans after signature updates", () => {
       return r && r.status !== "running" ? r : null;
     }, { timeoutMs, intervalMs: 100, message: `rescan run ${runId} to finish` });
   const latestRun = (trigger: RescanRun["trigger"]) => waitFor(async () => (await runs.recent(50)).find((r) => r.trigger === trigger) ?? null, { timeoutMs: 30_000, intervalMs: 100, message: `a ${trigger} rescan run` });
+  /** An upload of another tenant (its own key), verified. */
+  const uploadAs = async (key: string, bytes: Buffer): Promise<string> => {
+    const res = await fetch(`${s.apiUrl}/v1/uploads`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: JSON.stringify({ filename: "theirs.txt", contentType: "text/plain", size: bytes.length }) });
+    const created = (await res.json()) as { upload: { id: string }; url: string; headers: Record<string, string> };
+    expect(res.status).toBe(201);
+    expect((await fetch(created.url, { method: "PUT", headers: created.headers, body: bytes })).status).toBe(200);
+    expect((await s.waitFor(created.upload.id, ["verified", "quarantined"])).status).toBe("verified");
+    return created.upload.id;
+  };
   const usage = async () => db()("tenant_usage").where({ tenant_id: s.tenant }).first("pending_uploads", "pending_bytes", "day_uploads");
 
   beforeAll(async () => {
@@ -92,7 +104,7 @@ describe("rescans after signature updates", () => {
     receiver = await startReceiver();
     s = await startPipelineStack({
       storage: "fauxqs",
-      database: "sqlite",
+      database,
       workerRoles: "ingest,inspect,scan,finalize,reaper,webhooks",
       env: { ...clamd.env, CLAMD_PORT: String(clamd.port), SIGNATURE_CHECK_SECONDS: "1", WORKER_METRICS_PORT: "0", WEBHOOK_ALLOW_ADDRESSES: "loopback", WEBHOOK_BACKOFF_MS: "50", RESCAN_PAGE_SIZE: "3", RESCAN_WINDOW_DAYS: "30" },
     });
@@ -163,4 +175,97 @@ describe("rescans after signature updates", () => {
     expect((await runs.recent(50)).filter((r) => r.trigger === "signatures")).toHaveLength(1);
     await worker.close();
   }, 180_000);
+
+  it("a restarted rescan goes on where it stopped: each upload scanned once over both workers", async () => {
+    const batch = [];
+    for (let i = 0; i < 10; i++) batch.push(await verified(textWith(`clean notes ${i}`), `batch-${i}.txt`));
+    await age(batch.map((u) => u.id), { version: "ClamAV 1.0.0/26000/Mon Jan  1 00:00:00 2024/rules:none" });
+    const first = countingScanner(clamd.port, { delayMs: 250 });
+    const w1 = await rescanWorker(first, { RESCAN_CONCURRENCY: "1", RESCAN_MAX_SHARE: "1" });
+    const run = await w1.rescan!.startManual({ tenantId: s.tenant, verifiedFrom: new Date(Date.now() - DAY), startedBy: "test-operator" });
+    await waitFor(async () => ((await runs.counts(run.id)).clean >= 3 ? true : null), { timeoutMs: 30_000, intervalMs: 50, message: "three items done before the restart" });
+    await w1.close(); // drains the job in flight
+    const doneBefore = (await runs.counts(run.id)).clean;
+    expect(doneBefore).toBeLessThan(10);
+    expect((await runs.get(run.id))!.status).toBe("running");
+    expect(first.scans()).toBe(doneBefore);
+
+    const second = countingScanner(clamd.port);
+    const w2 = await rescanWorker(second, { RESCAN_MAX_SHARE: "1" });
+    expect((await finished(run.id)).status).toBe("finished");
+    expect(await runs.counts(run.id)).toEqual({ queued: 0, clean: 10, quarantined: 0, skipped: 0, failed: 0 });
+    // Nothing done before the restart was scanned again.
+    expect(first.scans() + second.scans()).toBe(10);
+    expect(second.scans()).toBe(10 - doneBefore);
+    const progress = await runs.progress((await runs.get(run.id))!);
+    expect(progress).toMatchObject({ remaining: 0, eta: null });
+    expect(progress.bytesScanned).toBeGreaterThan(0);
+    await w2.close();
+  }, 120_000);
+
+  it("an operator's run covers its tenant and its verdict dates only", async () => {
+    const tenants = new TenantRepository(db());
+    await tenants.create("globex", "Globex").catch(() => undefined);
+    const globexKey = (await new ApiKeyRepository(db()).create("globex", "rescan-test")).key;
+    const theirs = await uploadAs(globexKey, textWith("globex notes"));
+    const recent = await verified(textWith("recent notes"), "recent.txt");
+    const older = await verified(textWith("older notes"), "older.txt");
+    const old = "ClamAV 1.0.0/26000/old/rules:none";
+    await age([theirs, recent.id], { version: old, daysAgo: 2 });
+    await age([older.id], { version: old, daysAgo: 9 });
+    const counting = countingScanner(clamd.port);
+    const w = await rescanWorker(counting, { RESCAN_MAX_SHARE: "1" });
+    // acme, verdicts between 5 and 1 days ago: `recent` only (not globex's, not the 9-day-old one).
+    const run = await w.rescan!.startManual({ tenantId: s.tenant, verifiedFrom: new Date(Date.now() - 5 * DAY), verifiedTo: new Date(Date.now() - DAY), startedBy: "test-operator" });
+    expect((await finished(run.id)).status).toBe("finished");
+    expect(await runs.counts(run.id)).toMatchObject({ clean: 1 });
+    expect(await runs.itemOutcome(run.id, recent.id)).toBe("clean");
+    expect(await runs.itemOutcome(run.id, theirs)).toBeNull();
+    expect(await runs.itemOutcome(run.id, older.id)).toBeNull();
+    expect(counting.scans()).toBe(1);
+    expect((await s.uploads.getById(theirs))!.scannerVersion).toBe(old);
+    expect((await s.uploads.getById(older.id))!.scannerVersion).toBe(old);
+    // The operator's start is on the audit trail, with who and what.
+    const started = (await s.audit.search({ actions: ["rescan.started"], limit: 50 })).items.find((r) => r.detail.runId === run.id);
+    expect(started).toMatchObject({ actor: "admin", actorId: "test-operator", tenantId: s.tenant });
+    await w.close();
+  }, 120_000);
+
+  it("a move that dies between the copy and the delete is finished by the retry: the object ends under quarantine/ only", async () => {
+    const MARK2 = "INTAKE-RESCAN-SECOND-7710";
+    const victim = await verified(textWith(MARK2), "victim.txt");
+    writeFileSync(join(rulesDir, "second.yar"), yaraRule("Acme_Second_Catch", MARK2));
+    reload();
+    let crashed = false;
+    let between: { verified: boolean; quarantined: boolean; status: string; download: number } | null = null;
+    const counting = countingScanner(clamd.port);
+    const w = await rescanWorker(counting, { RESCAN_MAX_SHARE: "1" }, {
+      onRescanMoveStep: async (step, u) => {
+        if (step !== "copied" || crashed || u.id !== victim.id) return;
+        crashed = true;
+        const res = await fetch(`${s.apiUrl}/v1/uploads/${u.id}/download`, { headers: { authorization: `Bearer ${s.apiKey}` }, redirect: "manual" });
+        between = {
+          verified: Boolean(await s.storage.store.head(objectKey("verified", s.tenant, u.id))),
+          quarantined: Boolean(await s.storage.store.head(objectKey("quarantine", s.tenant, u.id))),
+          status: (await s.uploads.getById(u.id))!.status,
+          download: res.status,
+        };
+        throw new Error("killed between the copy and the delete");
+      },
+    });
+    const done = await s.waitFor(victim.id, ["quarantined"], 60_000);
+    expect(crashed).toBe(true);
+    // Mid-move: both copies exist for a moment, the status says so, and no download is signed.
+    expect(between).toEqual({ verified: true, quarantined: true, status: "quarantining", download: 409 });
+    expect(done).toMatchObject({ reason: "malware_on_rescan", signature: "YARA.Acme_Second_Catch.UNOFFICIAL", finalKey: objectKey("quarantine", s.tenant, victim.id) });
+    expect(await s.storage.store.head(objectKey("verified", s.tenant, victim.id))).toBeNull();
+    expect(await s.storage.store.head(objectKey("quarantine", s.tenant, victim.id))).not.toBeNull();
+    // One quarantine: one audit row of each step, one scan (the retry finished the move
+    // without scanning again). The reload started an automatic run over every verified
+    // upload of the window, which this worker also scans: the victim's bytes count once.
+    const actions = (await s.audit.forUpload(victim.id)).filter((r) => r.actor === "rescan").map((r) => r.action);
+    expect(actions).toEqual(["upload.quarantining", "upload.quarantined"]);
+    expect(counting.scansOf(textWith(MARK2))).toBe(1);
+    await w.close();
+  }, 120_000);
 });
