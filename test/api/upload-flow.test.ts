@@ -158,6 +158,12 @@ describe.each(STACKS)("upload flow on %s with %s", (storageKind, databaseKind) =
     const conflict = await t.call("POST", "/v1/uploads", { key, body: { ...body, size: 1235 }, headers });
     expect(conflict.status).toBe(409);
     expect(conflict.body.error.code).toBe("idempotency_key_reused");
+    // The method is part of the request: a form POST under the key of a PUT is not a replay.
+    const otherMethod = await t.call("POST", "/v1/uploads", { key, body: { ...body, method: "POST" }, headers });
+    expect(otherMethod.status).toBe(409);
+    expect(otherMethod.body.error.code).toBe("idempotency_key_reused");
+    const explicitPut = await t.call("POST", "/v1/uploads", { key, body: { ...body, method: "PUT" }, headers });
+    expect(explicitPut.status).toBe(200);
     // The replayed URL works like the first.
     expect((await putTo(second.body, randomBytesOf(1234))).status).toBe(200);
   });

@@ -168,7 +168,7 @@ export class UploadService {
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw new InvalidRequestError("invalid_idempotency_key", "Idempotency-Key must be 1-255 visible ASCII characters");
     }
-    const idempotency = idempotencyKey === undefined ? undefined : { key: idempotencyKey, fingerprint: fingerprint(declaration, input.expiresIn) };
+    const idempotency = idempotencyKey === undefined ? undefined : { key: idempotencyKey, fingerprint: fingerprint(declaration, input.expiresIn, method) };
     const now = this.now();
     const id = newUploadId(now);
     const key = objectKey("pending", tenantId, id);
@@ -576,9 +576,14 @@ const idRandomness = {
 };
 
 /** Same declaration, same fingerprint: the canonical form, so key order in the JSON does not matter. */
-function fingerprint(d: UploadDeclaration, expiresIn: unknown): string {
+function fingerprint(d: UploadDeclaration, expiresIn: unknown, method: string): string {
   const metadata = Object.fromEntries(Object.entries(d.metadata).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  const canonical = JSON.stringify([d.filename, d.contentType, d.size, d.sha256 ?? null, d.md5 ?? null, metadata, expiresIn ?? null]);
+  // The method is part of the request: a retry that asks for a form POST where the first
+  // asked for a PUT is another request (409), not a replay. Named only when it is not the
+  // default, so the fingerprints of keys recorded before it was included stay the same.
+  const fields: unknown[] = [d.filename, d.contentType, d.size, d.sha256 ?? null, d.md5 ?? null, metadata, expiresIn ?? null];
+  if (method !== "PUT") fields.push(method);
+  const canonical = JSON.stringify(fields);
   return createHash("sha256").update(canonical).digest("hex");
 }
 
