@@ -9,7 +9,7 @@ import * as autoscaling from "kubernetes-models/autoscaling/v2";
 import * as policy from "kubernetes-models/policy/v1";
 import * as keda from "@kubernetes-models/keda/keda.sh/v1alpha1";
 import { configProblems, loadDatabaseConfig } from "@intake/runtime";
-import { queueName, RECHECK_QUEUE, STAGES } from "@intake/pipeline";
+import { queueName, RECHECK_QUEUE, RESCAN_QUEUE, STAGES } from "@intake/pipeline";
 import { WEBHOOK_QUEUE } from "@intake/webhooks";
 import { ROLES } from "@intake/worker";
 import { readRepoFile, repoPathExists, ROOT } from "./support/repo.ts";
@@ -118,7 +118,7 @@ function deploymentProblems(all: Manifest[]): string[] {
 
   // Each worker role its own Deployment; each but the reaper scaled by KEDA on its backlog.
   const prefix = configData.QUEUE_PREFIX ?? "intake";
-  const queues: Record<string, string> = { ...Object.fromEntries(STAGES.map((s) => [s, queueName(s)])), recheck: RECHECK_QUEUE, webhooks: WEBHOOK_QUEUE };
+  const queues: Record<string, string> = { ...Object.fromEntries(STAGES.map((s) => [s, queueName(s)])), recheck: RECHECK_QUEUE, rescan: RESCAN_QUEUE, webhooks: WEBHOOK_QUEUE };
   for (const role of ROLES) {
     const deployments = byKind("Deployment").filter((d) => intakeContainers(podSpec(d)!).some((c) => (c.env ?? []).some((e: Obj) => e.name === "WORKER_ROLES" && e.value === role)));
     if (deployments.length !== 1) {

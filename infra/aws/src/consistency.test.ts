@@ -1,5 +1,5 @@
 import { METRICS } from "@intake/metrics";
-import { queueName, RECHECK_QUEUE, STAGES } from "@intake/pipeline";
+import { queueName, RECHECK_QUEUE, RESCAN_QUEUE, STAGES } from "@intake/pipeline";
 import { CONFIG_VARIABLES, loadConfig } from "@intake/runtime";
 import { WEBHOOK_QUEUE } from "@intake/webhooks";
 import { ROLES } from "@intake/worker";
@@ -25,16 +25,16 @@ beforeAll(() => {
 });
 
 describe("the stack against the code it deploys", () => {
-  it("has a service for every worker role the worker knows (rescan may precede issue 12's role)", () => {
+  it("has a service for every worker role the worker knows, and none it does not", () => {
     const infra = WORKER_ROLES.map((r) => r.name);
-    for (const role of ROLES) expect(infra).toContain(role);
-    for (const extra of infra.filter((r) => !(ROLES as readonly string[]).includes(r))) expect(extra).toBe("rescan");
+    expect([...infra].sort()).toEqual([...ROLES].sort());
   });
 
   it("scales each stage role on the BullMQ queue that role consumes", () => {
     const byRole = Object.fromEntries(WORKER_ROLES.map((r) => [r.name, r.scaling.signal === "bullmq-waiting" ? r.scaling.queue : r.scaling.signal]));
     for (const stage of STAGES) expect(byRole[stage]).toBe(queueName(stage));
     expect(byRole.recheck).toBe(RECHECK_QUEUE);
+    expect(byRole.rescan).toBe(RESCAN_QUEUE);
     expect(byRole.webhooks).toBe(WEBHOOK_QUEUE);
     expect(byRole.ingest).toBe("event-queue");
   });
@@ -66,7 +66,6 @@ describe("the stack against the code it deploys", () => {
       for (const [k, v] of Object.entries(c.environment)) source[k] = typeof v === "string" ? v : samples[k]!;
       for (const k of c.secrets) source[k] = samples[k]!;
       const role = source.WORKER_ROLES;
-      if (role && !(ROLES as readonly string[]).includes(role)) continue; // rescan, until issue 12 lands
       const config = loadConfig(source);
       expect(config.env).toBe("production");
       expect(config.storage.bucket).toBe(samples.S3_BUCKET);

@@ -170,12 +170,13 @@ export const WORKER_ROLES: readonly WorkerRole[] = [
     memoryMiB: 512,
   },
   {
-    // Issue 12: verified uploads cleared by older signatures scanned again; a match moves
-    // from verified/ to quarantine/ (read verified, write quarantine, delete verified). Its
-    // queue name is the one issue 12 is expected to use; check it when the role lands.
+    // Issue 12 §6 (packages/pipeline/src/rescan.ts): verified uploads cleared by older
+    // signatures scanned again; a match moves from verified/ to quarantine/ (read verified,
+    // copy to quarantine, delete verified). A retried move reads quarantine/ (HEAD needs
+    // GetObject) to see whether the copy is already made.
     name: "rescan",
     access: {
-      objects: { verified: ["s3:GetObject", "s3:DeleteObject"], quarantine: ["s3:PutObject"] },
+      objects: { verified: ["s3:GetObject", "s3:DeleteObject"], quarantine: ["s3:GetObject", "s3:PutObject"] },
       bucket: ["s3:ListBucket"],
       clamd: true,
     },

@@ -201,18 +201,18 @@ describe("task roles: least privilege per process kind", () => {
       reaper: { "pending/*": ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject"], "quarantine/*": ["s3:DeleteObject"], bucket: ["s3:ListBucket", "s3:ListBucketMultipartUploads"] },
       recheck: { "quarantine/*": ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"], "verified/*": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"], bucket: ["s3:ListBucket"] },
       webhooks: {},
-      rescan: { "verified/*": ["s3:DeleteObject", "s3:GetObject"], "quarantine/*": ["s3:PutObject"], bucket: ["s3:ListBucket"] },
+      rescan: { "verified/*": ["s3:DeleteObject", "s3:GetObject"], "quarantine/*": ["s3:GetObject", "s3:PutObject"], bucket: ["s3:ListBucket"] },
     };
     expect(Object.keys(expected).sort()).toEqual(WORKER_ROLES.map((r) => r.name).sort());
     for (const [role, g] of Object.entries(expected)) expect([role, grants(workerStatements(role))]).toEqual([role, g]);
   });
 
-  it("only the admin, finalize (crash checks, staging copy) and recheck (releases) can read quarantine/", () => {
+  it("only the admin, finalize (crash checks, staging copy), recheck (releases) and rescan (a retried move) can read quarantine/", () => {
     const readers = ofType("AWS::IAM::Policy")
       .filter(([id]) => id.includes("TaskRoleAccess"))
       .filter(([, p]) => (p.Properties.PolicyDocument.Statement as Json[]).some((s) => scopeOf(s) === "quarantine/*" && [s.Action].flat().includes("s3:GetObject")))
       .map(([id]) => id.replace(/TaskRoleAccess.*/, ""));
-    expect(readers.sort()).toEqual(["WebAdmin", "Workersfinalize", "Workersrecheck"]);
+    expect(readers.sort()).toEqual(["WebAdmin", "Workersfinalize", "Workersrecheck", "Workersrescan"]);
   });
 
   it("only ingest touches the event queue; no role holds a wildcard action or an unscoped resource", () => {
