@@ -83,6 +83,30 @@ describe.each(["sqlite", "pg"] as const)("upload sessions on %s", (database) => 
     expect(form.body.fields.key).toContain(form.body.upload.id);
   });
 
+  it("long-polls its own upload's status (GET ?wait=): held until the status is terminal, not answered at once", async () => {
+    const { token } = await mint();
+    const created = await declare(token);
+    const id = created.body.upload.id;
+    const started = Date.now();
+    const waiting = t.call("GET", `/v1/uploads/${id}?wait=10`, { key: token });
+    await new Promise((r) => setTimeout(r, 600));
+    expect((await t.call("DELETE", `/v1/uploads/${id}`, { key: token })).status).toBe(200);
+    const answered = await waiting;
+    expect(answered.status).toBe(200);
+    expect(answered.body.upload.status).toBe("aborted");
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(500);
+    expect(took).toBeLessThan(9_000);
+    // A wait ends at its deadline with the status as it is; another session's upload stays 404.
+    const pending = (await declare(token)).body.upload.id;
+    const timed = Date.now();
+    const still = await t.call("GET", `/v1/uploads/${pending}?wait=1`, { key: token });
+    expect(still.body.upload.status).toBe("pending");
+    expect(Date.now() - timed).toBeGreaterThanOrEqual(900);
+    const other = await mint();
+    expect((await t.call("GET", `/v1/uploads/${pending}?wait=1`, { key: other.token })).status).toBe(404);
+  });
+
   it("signs parts for, and aborts, its own multipart upload", async () => {
     const { token } = await mint({ allowedTypes: ["application/zip"] });
     const created = await declare(token, { filename: "big.zip", contentType: "application/zip", size: 11 * MiB });

@@ -16,7 +16,7 @@ import { callerOf } from "../http/auth.ts";
 import { checkShape, readBody } from "../http/request-shape.ts";
 import type { PresignedRequest } from "@intake/storage";
 import type { CreateResult, UploadService } from "../upload-service.ts";
-import { uploadView } from "@intake/domain";
+import { uploadView, type Upload } from "@intake/domain";
 import { waitUntilTerminal } from "../upload-wait.ts";
 
 /**
@@ -48,22 +48,8 @@ export function mountUploadRoutes(router: Router, uploads: UploadService, bodyLi
     const { tenantId } = callerOf(ctx);
     const id = ctx.params.id!;
     const waitSeconds = getQuery(ctx).wait ?? 0;
-    let upload = await uploads.get(tenantId, id);
-    if (waitSeconds > 0) {
-      // Long-poll: held until the status is terminal or the wait ends; a client that
-      // disconnects first ends the wait (the response's close before it finished).
-      const gone = new AbortController();
-      const onClose = () => {
-        if (!ctx.res.writableFinished) gone.abort();
-      };
-      ctx.res.once("close", onClose);
-      try {
-        upload = await waitUntilTerminal(() => uploads.get(tenantId, id), upload, { seconds: waitSeconds, signal: gone.signal });
-      } finally {
-        ctx.res.off("close", onClose);
-      }
-    }
-    ctx.body = { upload: uploadView(upload) };
+    const read = () => uploads.get(tenantId, id);
+    ctx.body = { upload: uploadView(await longPoll(ctx, read, await read(), waitSeconds)) };
   });
 
   router.post("/v1/uploads/:id/parts", async (ctx) => {
@@ -145,4 +131,23 @@ export function getQuery(ctx: Context) {
 /** The query as the contract sees it: an empty value is no value (?wait= is no wait). A repeated parameter stays an array and is refused. */
 function queryOf(ctx: Context): Record<string, unknown> {
   return Object.fromEntries(Object.entries(ctx.query).filter(([, v]) => v !== undefined && v !== ""));
+}
+
+/**
+ * GET /v1/uploads/:id?wait=: the upload held until its status is terminal or the wait ends
+ * (upload-wait.ts); a client that disconnects first ends the wait (the response's close
+ * before it finished). Shared by the API key's route and a session's.
+ */
+export async function longPoll(ctx: Context, read: () => Promise<Upload>, first: Upload, waitSeconds: number): Promise<Upload> {
+  if (waitSeconds <= 0) return first;
+  const gone = new AbortController();
+  const onClose = () => {
+    if (!ctx.res.writableFinished) gone.abort();
+  };
+  ctx.res.once("close", onClose);
+  try {
+    return await waitUntilTerminal(read, first, { seconds: waitSeconds, signal: gone.signal });
+  } finally {
+    ctx.res.off("close", onClose);
+  }
 }

@@ -13,7 +13,7 @@ import {
 } from "@intake/contract";
 import { callerOf, uploaderOf } from "../http/auth.ts";
 import { readBody } from "../http/request-shape.ts";
-import { createResponse, getQuery, presigned } from "../routes/uploads.ts";
+import { createResponse, getQuery, longPoll, presigned } from "../routes/uploads.ts";
 import type { SessionGrant, UploadSessions } from "./upload-sessions.ts";
 
 /**
@@ -61,9 +61,12 @@ export function mountSessionRoutes(router: Router, sessions: UploadSessions, bod
   router.get(
     "/v1/uploads/:id",
     forSession(async (ctx, session) => {
-      // The query's shape as for the API key (the long-poll itself is not offered to a session).
-      getQuery(ctx);
-      ctx.body = { upload: uploadView(await sessions.get(session, ctx.params.id!)) };
+      // The long-poll as for the API key: a browser's waitForVerdict (and the demo page)
+      // waits for the verdict instead of polling. The token was checked when the request came
+      // in; a wait is at most MAX_WAIT_SECONDS, and each read stays within the session's uploads.
+      const waitSeconds = getQuery(ctx).wait ?? 0;
+      const read = () => sessions.get(session, ctx.params.id!);
+      ctx.body = { upload: uploadView(await longPoll(ctx, read, await read(), waitSeconds)) };
     }),
   );
 
