@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiKeyRepository, TenantPolicyRepository, VerdictCacheRepository } from "@intake/db";
 import { freePort, waitFor } from "@intake/testkit";
 import { deploymentTerms } from "../../services/api/src/policies/tenant-policies.ts";
+import { storageProvenSha256 } from "@intake/pipeline";
+import { CEPH_RGW_CAPABILITIES, LOCAL_STAND_IN_CAPABILITIES, S3ObjectStore, type ObjectStore, type StoreCapabilities } from "@intake/storage";
 import { eicar } from "./fixtures.ts";
 import { sha256Of, startPipelineStack, type PipelineStack } from "./support/stack.ts";
 import { startClamdTap, type ClamdTap } from "./support/clamd-tap.ts";
@@ -188,4 +190,98 @@ describe("verdict cache across a signature change (a clamd of its own)", () => {
     expect(bad).toMatchObject({ status: "quarantined", reason: "malware", verdictFromCache: null });
     expect(tap.scansOf(eicar())).toBeGreaterThan(eicarScans);
   }, 120_000);
+});
+
+/**
+ * The staged path (uploads above ONE_PASS_MAX_BYTES): the lookup happens before the read, by
+ * the sha256 storage proved or the client declared. A declared one is only a hint: the bytes
+ * are hashed on the read, and a hint they do not bear out is scanned by clamd after all.
+ * Only a store whose capabilities say it verifies x-amz-checksum-sha256 lets a malware entry
+ * skip the read; the local stand-in (and RGW, which ignores the header) never do.
+ */
+describe("verdict cache on the staged path (declared sha256 as a hint; storage-proven sha256)", () => {
+  let tap: ClamdTap;
+  let s: PipelineStack;
+  const reads: string[] = [];
+  /** The stack's own store, counting reads, with capabilities as given. */
+  const counting = (store: ObjectStore, capabilities: StoreCapabilities): ObjectStore =>
+    new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === "capabilities") return capabilities;
+        if (prop === "read") return (key: string, o?: unknown) => (reads.push(key), target.read(key, o as never));
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+  beforeAll(async () => {
+    tap = await startClamdTap({ host: "127.0.0.1", port: 3310 });
+    s = await startPipelineStack({ storage: "fauxqs", database: "sqlite", workerRoles: null, env: { CLAMD_PORT: String(tap.port), VERDICT_CACHE: "true", ONE_PASS_MAX_BYTES: "32768", WORKER_METRICS_PORT: "0" } });
+  }, 120_000);
+  afterAll(async () => {
+    await s?.close();
+    await tap?.close();
+  });
+
+  it("a declared sha256 finds the clean entry before the read; the bytes read confirm it and clamd is not asked; the same claim over other bytes is scanned", async () => {
+    await s.startWorker(undefined, { store: counting(s.storage.store, s.storage.store.capabilities) });
+    try {
+      const marker = `STAGED-${randomUUID()}`;
+      const bytes = notes(marker);
+      const first = await s.waitFor((await s.upload(bytes, { contentType: "text/plain", sha256: sha256Of(bytes) })).id, [...final]);
+      expect(first).toMatchObject({ status: "verified", verdictFromCache: null, scannedAt: expect.any(Date) });
+      const second = await s.waitFor((await s.upload(bytes, { contentType: "text/plain", sha256: sha256Of(bytes) })).id, [...final]);
+      expect(second).toMatchObject({ status: "verified", verdictFromCache: first.id });
+      expect(tap.scansOf(marker)).toBe(1);
+
+      const otherMarker = `STAGED-OTHER-${randomUUID()}`;
+      const other = notes(otherMarker);
+      const lie = await s.waitFor((await s.upload(other, { contentType: "text/plain", sha256: sha256Of(bytes) })).id, [...final]);
+      expect(lie).toMatchObject({ status: "quarantined", reason: "checksum_mismatch", verdictFromCache: null, sha256: sha256Of(other) });
+      expect(tap.scansOf(otherMarker)).toBe(1);
+    } finally {
+      await s.stopWorkers();
+    }
+  });
+
+  it("the local stand-in's capabilities (and RGW's) never skip the read: a known-malware claim is read and hashed, and other bytes under it are scanned", async () => {
+    await s.startWorker(undefined, { store: counting(s.storage.store, LOCAL_STAND_IN_CAPABILITIES) });
+    try {
+      const bad = Buffer.concat([eicar(), Buffer.alloc(0)]);
+      // A malware entry for EICAR (one pass: 68 bytes), then a staged upload claiming EICAR's sha256.
+      await s.waitFor((await s.upload(bad, { contentType: "text/plain", complete: true })).id, [...final]);
+      const marker = `CLAIMS-EICAR-${randomUUID()}`;
+      const harmless = notes(marker);
+      const id = (await s.upload(harmless, { contentType: "text/plain", sha256: sha256Of(bad), complete: true })).id;
+      const u = await s.waitFor(id, [...final]);
+      expect(u).toMatchObject({ status: "quarantined", reason: "checksum_mismatch", verdictFromCache: null });
+      expect(reads.filter((k) => k === u.objectKey).length).toBeGreaterThanOrEqual(2); // inspect's head, the scan's read
+      expect(tap.scansOf(marker)).toBe(1);
+      for (const caps of [LOCAL_STAND_IN_CAPABILITIES, CEPH_RGW_CAPABILITIES]) expect(storageProvenSha256({ checkedETag: "e" }, { eTag: "e", verifiedSha256: sha256Of(bad) }, caps)).toBeNull();
+    } finally {
+      await s.stopWorkers();
+    }
+  });
+
+  it("a store that verifies x-amz-checksum-sha256 (the adapter's capability flag) proves a known-malware upload's bytes: quarantined without reading them", async () => {
+    // A stopped worker's ingest took the stand-in's event source with it: complete calls hand these uploads over.
+    // The fauxqs adapter told it verifies the checksum: its HeadObject then asks for the stored checksum.
+    const claiming = new S3ObjectStore(s.storage.s3, s.storage.bucket, { ...LOCAL_STAND_IN_CAPABILITIES, verifiesSha256Checksum: true });
+    await s.startWorker(undefined, { store: counting(claiming, claiming.capabilities) });
+    try {
+      const bad = Buffer.concat([eicar(), Buffer.alloc(40 * 1024, 0x20)]);
+      const scans = tap.scansOf(eicar());
+      // first: scanned by clamd (staged: above ONE_PASS_MAX_BYTES), which records the malware entry
+      const first = await s.waitFor((await s.upload(bad, { contentType: "text/plain", sha256: sha256Of(bad), complete: true })).id, [...final]);
+      expect(first).toMatchObject({ status: "quarantined", reason: "malware" });
+      expect(tap.scansOf(eicar())).toBe(scans + 1);
+      const second = await s.waitFor((await s.upload(bad, { contentType: "text/plain", sha256: sha256Of(bad), complete: true })).id, [...final]);
+      expect(second).toMatchObject({ status: "quarantined", reason: "malware", signature: first.signature, verdictFromCache: first.id, sha256: sha256Of(bad), finalKey: expect.stringMatching(/^quarantine\//) });
+      expect(tap.scansOf(eicar())).toBe(scans + 1);
+      // inspect's ranged read only: the scan read none of the bytes
+      expect(reads.filter((k) => k === second.objectKey).length).toBe(1);
+      expect(reads.filter((k) => k === first.objectKey).length).toBe(2);
+    } finally {
+      await s.stopWorkers();
+    }
+  });
 });

@@ -11,7 +11,7 @@ import { inspectObject, readHead, SNIFF_LIMIT } from "./inspect.ts";
 import { decideVerdict, ensureNextStage, withHeartbeat, type StageJob } from "./progress.ts";
 import type { ScanDeps } from "./scan.ts";
 import type { UploadFindings } from "@intake/db";
-import { lookUp, lookupResult, reportFromEntry, scanContextOf } from "./verdict-cache.ts";
+import { lookUp, lookupResult, reportFromEntry, reusedMalware, scanContextOf } from "./verdict-cache.ts";
 
 /**
  * The one-pass check, for uploads declared at most ONE_PASS_MAX_BYTES (most uploads:
@@ -132,10 +132,6 @@ async function cachedReport(deps: OnePassDeps, upload: Upload, bytes: Buffer, si
   return { report: reportFromEntry(entry, bytes.length, digest), version, scanContext, from: entry.sourceUploadId };
 }
 
-/** A malware finding the cache repeated, saying so (the source upload is named on the row, not here: it may be another tenant's). */
-function reusedMalware(found: Verdict): Verdict {
-  return found.outcome === "clean" || found.reason !== "malware" ? found : { ...found, detail: `${found.detail} (verdict reused: clamd found it in these exact bytes before, with signatures that still hold)` };
-}
 
 /**
  * The final object, written from the checked bytes: verified/ for a clean verdict,

@@ -17,7 +17,8 @@ import { stagingKey } from "./finalize-decision.ts";
 import { randomUUID } from "node:crypto";
 import { contentChecksFor, type ClamdLimits, type ContentCheck } from "./content-checks.ts";
 import { imageToStrip } from "@intake/domain";
-import type { VerdictCache } from "./verdict-cache.ts";
+import { lookUp, lookupResult, reportFromEntry, reusedMalware, scanContextOf, storageProvenSha256, type VerdictCache } from "./verdict-cache.ts";
+import { clean, type VerdictCacheEntry } from "@intake/domain";
 
 /**
  * The scan stage: the object streams from storage into clamd INSTREAM once; the scanner
@@ -73,6 +74,16 @@ async function scanStaged(deps: ScanDeps, upload: Upload, job: StageJob): Promis
   if (!started.applied) return started.upload ? ensureNextStage(deps, started.upload) : undefined;
   if (job.attemptsMade > 0) await deps.repository.countAttempt(uploadId);
   const t0 = performance.now();
+  // The verdict cache, by the sha256 storage proved or the client declared (only a hint: the
+  // bytes read below are hashed, and a hint they do not bear out is scanned by clamd).
+  const hint = deps.verdictCache ? await hintFor(deps, deps.verdictCache, upload) : null;
+  if (hint?.proven && hint.entry.outcome === "malware") {
+    // Storage verified these bytes' sha256 and clamd found malware in such bytes: quarantined
+    // without reading them (finalize copies the checked version to quarantine/).
+    deps.metrics?.verdictCacheLookup?.("hit_malware");
+    await recordVerdict(deps, uploadId, "scan", reusedMalware(reportVerdict(hint.entry)), { sha256: hint.sha256, scannerVersion: hint.version, scanContext: hint.scanContext, verdictFromCache: hint.entry.sourceUploadId });
+    return;
+  }
   const object = await readChecked(deps, upload);
   if (!("body" in object)) {
     await recordVerdict(deps, uploadId, "scan", object, {});
@@ -81,16 +92,23 @@ async function scanStaged(deps: ScanDeps, upload: Upload, job: StageJob): Promis
   // No staging copy of the scanned bytes for an upload whose image metadata is to be
   // stripped: verified/ must never get those bytes; the finalize stage strips them.
   if (!deps.finalizesInline || imageToStrip(upload)) {
-    const { verdict, findings } = await scanObject(deps, upload, object, null);
+    const first = await scanObject(deps, upload, object, null, hint?.entry ?? null);
+    // A hint the bytes did not bear out: clamd scans them after all (a second read).
+    const { verdict, findings } = first.hintMissed ? await rescanWithoutHint(deps, upload, null) : first;
     await recordVerdict(deps, uploadId, "scan", verdict, findings);
     deps.metrics?.stageDone("scan", "staged", performance.now() - t0);
     return;
   }
   // The copy that promotion will use, made from the bytes as they are scanned (staged-copy.ts).
-  const staged = await StagedCopy.open(deps.store, stagingKey(upload, randomUUID()));
+  let staged = await StagedCopy.open(deps.store, stagingKey(upload, randomUUID()));
   let scanned: Awaited<ReturnType<typeof scanObject>>;
   try {
-    scanned = await scanObject(deps, upload, object, staged);
+    scanned = await scanObject(deps, upload, object, staged, hint?.entry ?? null);
+    if (scanned.hintMissed) {
+      await staged.discard();
+      staged = await StagedCopy.open(deps.store, stagingKey(upload, randomUUID()));
+      scanned = await rescanWithoutHint(deps, upload, staged);
+    }
   } catch (err) {
     await staged.discard().catch((e: unknown) => deps.logger.warn({ uploadId, err: e }, "could not remove the staging copy of a failed scan"));
     throw err;
@@ -125,7 +143,7 @@ async function readChecked(deps: ScanDeps, upload: Upload): Promise<ObjectRead |
 }
 
 /** One pass over the bytes: clamd, sha256 (and MD5 for a multipart ETag), the start's type, the content checks. */
-export async function scanObject(deps: ScanDeps, upload: Upload, object: ObjectRead, staged: StagedCopy | null): Promise<{ verdict: Verdict; findings: UploadFindings }> {
+export async function scanObject(deps: ScanDeps, upload: Upload, object: ObjectRead, staged: StagedCopy | null, hint: VerdictCacheEntry | null = null): Promise<{ verdict: Verdict; findings: UploadFindings; hintMissed?: boolean }> {
   // A multipart ETag is not an MD5 of the bytes, and some stores give the promoted copy
   // a recomputed one: hash the bytes once here so finalize can confirm such a copy.
   const md5 = needsScannedMd5(upload.checkedETag!) ? createHash("md5") : null;
@@ -135,17 +153,69 @@ export async function scanObject(deps: ScanDeps, upload: Upload, object: ObjectR
   const read = staged ? pipeline(object.body, staged, () => undefined) : object.body;
   const body = md5 ? pipeline(read, digestTap(md5), () => undefined) : read;
   const observed = pipeline(body, start, observer(checks), () => undefined);
-  const report = await withHeartbeat(deps, upload.id, () => deps.scanner.scan(observed));
+  // With a cache entry in hand clamd is not fed: the same pass only counts and hashes the
+  // bytes, and the entry stands for clamd's answer only if they are the bytes it names.
+  const scannedReport = hint ? null : await withHeartbeat(deps, upload.id, () => deps.scanner.scan(observed));
+  const hashed = hint ? await withHeartbeat(deps, upload.id, () => hashOnly(observed)) : null;
   const version = await deps.scannerVersion.get();
+  const cache = deps.verdictCache ? { scanContext: scanContextOf(deps.verdictCache, upload, deps.clamdLimits), verdictFromCache: null as string | null } : {};
+  if (hashed && (hashed.sha256 !== hint!.sha256 || hashed.bytes !== size)) return { verdict: clean(), findings: {}, hintMissed: true };
+  if (hint) {
+    deps.metrics?.verdictCacheLookup?.(lookupResult(hint));
+    Object.assign(cache, { verdictFromCache: hint.sourceUploadId });
+  } else if (deps.verdictCache && upload.declaredSha256) deps.metrics?.verdictCacheLookup?.("miss");
+  const report = scannedReport ?? reportFromEntry(hint!, hashed!.bytes, hashed!.sha256);
 
   // The content checks speak only about an object they saw whole.
   const complete = report.bytes === size;
+  const found = scanVerdict(report, { size, declaredSha256: upload.declaredSha256 });
   const verdict = finalVerdict(
-    scanVerdict(report, { size, declaredSha256: upload.declaredSha256 }),
+    hint && found ? reusedMalware(found) : found,
     complete ? await sameStart(upload.sniffedType, start.bytes()) : null,
     ...(complete ? checks.map((c) => c.finish()) : []),
   );
-  return { verdict, findings: { sha256: report.sha256, scannerVersion: version, ...(md5 && complete ? { scannedMd5: md5.digest("hex") } : {}) } };
+  return { verdict, findings: { sha256: report.sha256, scannerVersion: version, ...cache, ...(md5 && complete ? { scannedMd5: md5.digest("hex") } : {}) } };
+}
+
+/** The checked version read again and scanned by clamd: a cache hint its bytes did not bear out. */
+async function rescanWithoutHint(deps: ScanDeps, upload: Upload, staged: StagedCopy | null): Promise<{ verdict: Verdict; findings: UploadFindings }> {
+  deps.logger.info({ uploadId: upload.id }, "verdict cache: the bytes read are not the ones the hint named; scanning them");
+  const again = await readChecked(deps, upload);
+  if (!("body" in again)) return { verdict: again, findings: {} };
+  return scanObject(deps, upload, again, staged, null);
+}
+
+/** Counts and hashes a body to its end (the bytes still flow through every tap before it). */
+async function hashOnly(body: NodeJS.ReadableStream): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    bytes += chunk.length;
+  }
+  return { bytes, sha256: hash.digest("hex") };
+}
+
+/**
+ * The cache entry to try for a staged upload before its bytes are read, keyed by the sha256
+ * storage proved for the checked version (verifiedSha256 on a store whose capabilities say it
+ * verifies x-amz-checksum-sha256: storageProvenSha256), else the one the client declared.
+ * Only a proven key lets a malware entry skip the read; any other hit is confirmed by the
+ * sha256 of the bytes read.
+ */
+async function hintFor(deps: ScanDeps, cache: VerdictCache, upload: Upload) {
+  const head = deps.store.capabilities.verifiesSha256Checksum ? await deps.store.head(upload.objectKey) : null;
+  const proven = head ? storageProvenSha256(upload, head, deps.store.capabilities) : null;
+  const sha256 = proven ?? upload.declaredSha256?.toLowerCase() ?? null;
+  if (!sha256) return null;
+  const version = await deps.scannerVersion.get();
+  const scanContext = scanContextOf(cache, upload, deps.clamdLimits);
+  const entry = await lookUp(cache, { sha256, tenantId: upload.tenantId, signatureVersion: version, scanContext }, (err) => deps.logger.warn({ uploadId: upload.id, err }, "verdict cache lookup failed; scanning"));
+  return entry ? { entry, sha256, version, scanContext, proven: proven !== null } : null;
+}
+
+function reportVerdict(entry: VerdictCacheEntry): Verdict {
+  return quarantine("malware", `clamd found ${entry.signature ?? "unknown"}`, entry.signature ?? "unknown");
 }
 
 function noCheckedVersion() {

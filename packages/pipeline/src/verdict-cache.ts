@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { reusableEntry, scanContextText, type Upload, type VerdictCacheEntry, type VerdictCacheSettings } from "@intake/domain";
+import { reusableEntry, scanContextText, type Upload, type Verdict, type VerdictCacheEntry, type VerdictCacheSettings } from "@intake/domain";
+import type { ObjectHead, StoreCapabilities } from "@intake/storage";
 import type { ClamdLimits } from "./content-checks.ts";
 import type { ScanOutcome } from "./decisions.ts";
 
@@ -54,4 +55,22 @@ export function lookupResult(entry: VerdictCacheEntry | null): CacheLookup {
  */
 export function reportFromEntry(entry: VerdictCacheEntry, bytes: number, sha256: string): ScanOutcome & { bytes: number; sha256: string } {
   return entry.outcome === "malware" ? { outcome: "infected", signature: entry.signature ?? "unknown", bytes, sha256 } : { outcome: "clean", bytes, sha256 };
+}
+
+/** A malware finding the cache repeated, saying so (the source upload is named on the row, not here: it may be another tenant's). */
+export function reusedMalware(found: Verdict): Verdict {
+  return found.outcome === "clean" || found.reason !== "malware" ? found : { ...found, detail: `${found.detail} (verdict reused: clamd found it in these exact bytes before, with signatures that still hold)` };
+}
+
+/**
+ * The sha256 storage itself vouches for, for the version the pipeline checked: only from a
+ * store whose capabilities say it verifies x-amz-checksum-sha256 (AWS S3; not Ceph RGW 16,
+ * which ignores it, nor the local stand-in, which verifies nothing and may echo any header),
+ * only a whole-object checksum (a multipart upload's is COMPOSITE: no sha256 of the object),
+ * and only while the object is still the checked ETag. Null: nothing is proven, the bytes
+ * must be read and hashed before any entry is believed.
+ */
+export function storageProvenSha256(upload: Pick<Upload, "checkedETag">, head: Pick<ObjectHead, "eTag" | "verifiedSha256">, capabilities: Pick<StoreCapabilities, "verifiesSha256Checksum">): string | null {
+  if (!capabilities.verifiesSha256Checksum || !head.verifiedSha256 || !upload.checkedETag || head.eTag !== upload.checkedETag) return null;
+  return /^[0-9a-f]{64}$/.test(head.verifiedSha256) ? head.verifiedSha256 : null;
 }

@@ -20,6 +20,12 @@ export interface ObjectHead {
   contentType: string | null;
   metadata: Record<string, string>;
   lastModified: Date | null;
+  /**
+   * Hex SHA-256 of the whole object as storage verified it on upload (a single PUT's
+   * x-amz-checksum-sha256, checksum type FULL_OBJECT), asked for only where
+   * capabilities.verifiesSha256Checksum; absent elsewhere and for a COMPOSITE (multipart) one.
+   */
+  verifiedSha256?: string;
 }
 
 export interface StoredPart {

@@ -223,13 +223,18 @@ export class S3ObjectStore implements ObjectStore {
 
   async head(key: string): Promise<ObjectHead | null> {
     try {
-      const out = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      // The stored checksum only where storage verified it (capabilities): elsewhere a header
+      // echoed back would be the client's claim, not storage's word.
+      const verifies = this.capabilities.verifiesSha256Checksum;
+      const out = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key, ...(verifies ? { ChecksumMode: "ENABLED" as const } : {}) }));
+      const sha256 = verifies && out.ChecksumSHA256 && out.ChecksumType !== "COMPOSITE" ? Buffer.from(out.ChecksumSHA256, "base64").toString("hex") : null;
       return {
         size: out.ContentLength ?? 0,
         eTag: out.ETag?.replace(/"/g, "") ?? null,
         contentType: out.ContentType ?? null,
         metadata: out.Metadata ?? {},
         lastModified: out.LastModified ?? null,
+        ...(sha256 && sha256.length === 64 ? { verifiedSha256: sha256 } : {}),
       };
     } catch (err) {
       if (statusOf(err) === 404 || codeOf(err) === "NotFound" || codeOf(err) === "NoSuchKey") return null;
