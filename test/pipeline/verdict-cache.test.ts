@@ -147,6 +147,22 @@ describe("verdict cache on the shared clamd (through a tap)", () => {
     for (const u of sources) expect(u).toMatchObject({ verdict_from_cache: null });
     expect(sources.every((u: { status: string }) => u.status === "verified" || u.status === "quarantined")).toBe(true);
   });
+
+  it("a held verdict is never satisfied from the cache: a clean entry made under test signatures holds the upload where they are not accepted", async () => {
+    const marker = `HELD-${randomUUID()}`;
+    const bytes = notes(marker);
+    const first = await s.waitFor((await s.upload(bytes, { contentType: "text/plain" })).id, [...final]);
+    expect(first.status).toBe("verified");
+    await s.stopWorkers();
+    // The shared clamd runs the generated test database: a worker that does not accept it holds every clean result.
+    await s.startWorker("inspect,scan,finalize", {}, { ACCEPT_TEST_SIGNATURES: "false" });
+    const held = await s.waitFor((await s.upload(bytes, { contentType: "text/plain", complete: true })).id, [...final]);
+    expect(held).toMatchObject({ status: "held", verdict: null, finalKey: null });
+    expect(tap.scansOf(marker)).toBe(1); // the entry was found, and still nothing was issued
+    // A malware entry is still issued there (quarantine findings are never held).
+    const bad = await s.waitFor((await s.upload(eicar(), { contentType: "text/plain", complete: true })).id, [...final]);
+    expect(bad).toMatchObject({ status: "quarantined", reason: "malware" });
+  });
 });
 
 describe("verdict cache across a signature change (a clamd of its own)", () => {
