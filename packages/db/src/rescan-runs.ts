@@ -127,6 +127,14 @@ export class RescanRunRepository {
     return { run: toRun(row), created: true };
   }
 
+  /**
+   * An operator's run started from the API (which does not read clamd's rule set) names no
+   * signature version; the first rescan worker to plan it pins its own, once.
+   */
+  async pinVersion(runId: string, version: string, now = new Date()): Promise<void> {
+    await this.db("rescan_runs").where({ id: runId, signature_version: UNPINNED }).update({ signature_version: version, updated_at: now.getTime() });
+  }
+
   async get(id: string): Promise<RescanRun | null> {
     const row = await this.db("rescan_runs").where({ id }).first();
     return row ? toRun(row) : null;
@@ -282,6 +290,9 @@ export class RescanRunRepository {
  * SIGNATURE_CHECK_SECONDS old). The catch-up looks that far back and further.
  */
 const CATCH_UP_MARGIN_MS = 3600_000;
+
+/** The signature version of a run no rescan worker has planned yet (pinVersion). */
+export const UNPINNED = "";
 
 function toRun(r: Record<string, any>): RescanRun {
   return {

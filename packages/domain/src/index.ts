@@ -18,3 +18,4 @@ export * from "./image-metadata.ts";
 export * from "./verdict-events.ts";
 export * from "./quarantine-review.ts";
 export * from "./verdict-cache.ts";
+export * from "./rescan-request.ts";

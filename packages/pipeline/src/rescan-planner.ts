@@ -1,4 +1,4 @@
-import type { RescanCandidate, RescanRun, RescanRunRepository } from "@intake/db";
+import { UNPINNED, type RescanCandidate, type RescanRun, type RescanRunRepository } from "@intake/db";
 import type { PipelineLogger } from "./deps.ts";
 import type { RescanQueue } from "./rescan-queue.ts";
 
@@ -95,7 +95,14 @@ export class RescanPlanner {
     if (created) this.o.logger.info({ runId: run.id, signatureVersion: version, windowDays: this.o.windowDays }, "signatures changed: rescan of verified uploads started");
   }
 
-  private async advance(run: RescanRun): Promise<void> {
+  private async advance(given: RescanRun): Promise<void> {
+    let run = given;
+    if (run.signatureVersion === UNPINNED) {
+      await this.o.runs.pinVersion(run.id, await this.o.signatures.get(), this.now());
+      const pinned = await this.o.runs.get(run.id);
+      if (!pinned || pinned.status !== "running") return;
+      run = pinned;
+    }
     const backlog = await this.o.queue.backlog();
     // Items whose jobs may be gone: once per process (a restart), and whenever the queue is
     // empty (a Redis that lost its jobs, a page recorded just before a crash). Ids already

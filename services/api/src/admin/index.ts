@@ -3,6 +3,7 @@ import { mountSignIn } from "./auth/routes.ts";
 import type { AdminModule, AdminModuleContext } from "./module.ts";
 import { mountMetrics } from "./metrics/routes.ts";
 import { mountOperators } from "./operators/routes.ts";
+import { mountRescans } from "./operators/rescans.ts";
 import { mountQuarantine } from "./quarantine/routes.ts";
 import { mountQuarantineActions } from "./quarantine/actions.ts";
 import { mountWebhookAdmin } from "./webhooks/routes.ts";
@@ -13,7 +14,7 @@ export { createViews, type Views } from "./views.ts";
 export type { AdminModule, AdminModuleContext } from "./module.ts";
 
 /** Every admin area, in mounting order. A new area is added here and nowhere else. */
-export const ADMIN_MODULES: readonly AdminModule[] = [mountSignIn, mountOperators, mountMetrics, mountQuarantine, mountQuarantineActions, mountWebhookAdmin, mountTenantPolicies];
+export const ADMIN_MODULES: readonly AdminModule[] = [mountSignIn, mountOperators, mountRescans, mountMetrics, mountQuarantine, mountQuarantineActions, mountWebhookAdmin, mountTenantPolicies];
 
 /**
  * The admin surfaces (pages under /admin, JSON under /v1/admin, /metrics) on a router of

@@ -4,7 +4,7 @@ import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { KoaAdapter } from "@bull-board/koa";
 import { Queue } from "bullmq";
 import type { Context, Middleware, Next } from "koa";
-import { REAPER_QUEUE, RECHECK_QUEUE, STAGES } from "@intake/pipeline";
+import { REAPER_QUEUE, RECHECK_QUEUE, RESCAN_QUEUE, STAGES } from "@intake/pipeline";
 import { WEBHOOK_QUEUE } from "@intake/webhooks";
 import { HttpError } from "../../http/errors.ts";
 import type { AdminModuleContext } from "../module.ts";
@@ -29,6 +29,7 @@ export function watchedQueues(ctx: Pick<AdminModuleContext, "queues" | "redis" |
   const others = [
     { name: REAPER_QUEUE, description: "The reaper's schedule: expired pending uploads, abandoned multipart uploads, stuck uploads re-queued, quarantine retention" },
     { name: RECHECK_QUEUE, description: "Released quarantined uploads, re-scanned with today's signatures before promotion" },
+    { name: RESCAN_QUEUE, description: "Verified uploads scanned again after a signature update (its own concurrency; a share of clamd while new uploads wait): /admin/rescans" },
     { name: WEBHOOK_QUEUE, description: "Verdict webhook deliveries (retried with backoff; the delivery log is under Webhooks)" },
   ].map(({ name, description }) => {
     const queue = new Queue(name, { connection: ctx.redis, prefix: ctx.config.redis.prefix });
