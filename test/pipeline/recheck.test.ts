@@ -75,6 +75,44 @@ describe("recheck of released uploads (fauxqs, pg)", () => {
     }
   });
 
+  it("holds a release while the signatures cannot back a clean verdict (test signatures not accepted): still rechecking, nothing promoted, until they can", async () => {
+    const bytes = png(8, 8, 9);
+    const caught = await quarantinedForScanError(s, bytes, "image/png", "held.png");
+    const strict = await s.startWorker("recheck", {}, { ACCEPT_TEST_SIGNATURES: "false" });
+    try {
+      await release(caught);
+      // Every attempt (3, 100 ms apart) finds it clean and waits: the job ends failed, the row stays.
+      const deadline = Date.now() + 20_000;
+      let attempts = 0;
+      while (Date.now() < deadline && attempts < 3) {
+        attempts = (await s.uploads.getById(caught.id))!.attempts ?? 0;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      const row = (await s.uploads.getById(caught.id))!;
+      expect(row.status).toBe("rechecking");
+      expect(await exists(s, verifiedKey(caught))).toBe(false);
+      expect(await exists(s, quarantineKey(caught))).toBe(true);
+    } finally {
+      await strict.close();
+    }
+    // Signatures that can back it (this stack accepts test signatures): the release goes through.
+    const worker = await s.startWorker("recheck");
+    try {
+      const q = queue();
+      try {
+        await q.requeue(caught.id);
+      } finally {
+        await q.close();
+      }
+      const done = await s.waitFor(caught.id, ["verified", "quarantined"]);
+      expect(done.status).toBe("verified");
+      expect(done.scannerVersion).toMatch(/\/rules:/);
+    } finally {
+      await worker.close();
+    }
+  });
+
   it("fails closed: clamd down for every attempt of the recheck leaves it quarantined, object in place", async () => {
     const caught = await quarantinedForScanError(s, png(8, 8, 2), "image/png");
     const away = await workerWithClamdAway(s, "recheck");

@@ -186,6 +186,17 @@ async function conclude(deps: RecheckDeps, upload: Upload, release: ReleaseDetai
         acceptedSignatureFound: checked.accepted?.found ?? false,
       } satisfies RecheckOutcome,
     });
+  // A clean result is only as good as the signatures it was made with (signature-watch.ts):
+  // with stale or unaccepted test signatures the release waits, still `rechecking`, and the
+  // job retries with its backoff (then the reaper re-queues it) until fresh ones load. A
+  // finding still sends it back to quarantine at once.
+  const hold = verdict.outcome === "clean" && deps.signatures ? await deps.signatures.holdReason() : null;
+  if (hold) {
+    if (checked.source && "staged" in checked.source) await checked.source.staged.discard().catch(() => undefined);
+    deps.logger.warn({ uploadId: upload.id, hold }, "recheck: clean, but the signatures cannot back a release yet; it waits for fresh ones");
+    deps.metrics?.verdictHeld?.(hold);
+    throw new ReleaseHeldError(upload.id, hold);
+  }
   // An upload that asked for its image metadata stripped is released only as a stripped copy.
   const stripped = verdict.outcome === "clean" && checked.source ? await stripReleased(deps, { ...upload, ...checked.findings }, checked.source) : null;
   if (stripped?.kind === "refused") verdict = stripped.verdict;
@@ -251,4 +262,13 @@ function quarantineObjectMissing(key: string): Verdict {
 
 function sha256(bytes: Buffer): string {
   return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** A release's recheck found the object clean while the signatures could not back a release (retried). */
+export class ReleaseHeldError extends Error {
+  readonly code = "release_held" as const;
+  constructor(uploadId: string, reason: string) {
+    super(`upload ${uploadId}: the recheck is clean but the signatures are ${reason === "signatures_stale" ? "too old" : "test signatures only"}; the release waits for fresh signatures`);
+    this.name = "ReleaseHeldError";
+  }
 }

@@ -27,7 +27,6 @@ import {
   processScan,
   Reaper,
   ImageStripper,
-  ScannerVersionCache,
   StageQueues,
   startReaperSchedule,
   startStageWorker,
@@ -220,10 +219,19 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       // Released uploads, checked again with today's signatures (packages/pipeline/src/recheck.ts).
       const scanner = opts.scanner ?? (await probedClamd(config, logger));
       clamd ??= scanner;
+      // The same signature watch as the scan stage: a release is promoted only with signatures
+      // fresh enough to issue a clean verdict, and records the same signature version.
+      let watch = signatureWatch;
+      if (!watch) {
+        const own = startSignatureWatch(config, { scanner, repository, queues, logger, metrics: metrics.pipeline, onVersionChange: () => nudgeRescan?.() });
+        cleanups.push(async () => own.stop());
+        watch = signatureWatch = own.watch;
+      }
       const recheckDeps: RecheckDeps = {
         ...stageDeps,
         scanner,
-        scannerVersion: new ScannerVersionCache(scanner),
+        scannerVersion: watch,
+        signatures: watch,
         clamdLimits: { maxFileSize: config.clamd.maxFileSize, maxScanSize: config.clamd.maxScanSize, maxRecursion: config.clamd.maxRecursion },
         activeContentAllowed: config.policy.activeContentAllow,
         heartbeatMs: (config.reaper.stuckAfterSeconds * 1000) / 3,
