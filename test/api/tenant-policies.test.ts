@@ -61,6 +61,10 @@ describe.each(DATABASE_KINDS)("tenant policies through the API on %s", (kind) =>
     expect(a!.policy).toMatchObject({ version: 1, maxSize: 1000, quarantineRetentionDays: 7 });
     expect(b!.policy).toMatchObject({ version: 2, maxSize: 500, quarantineRetentionDays: 90 });
     expect(a!.policy!.digest).not.toBe(b!.policy!.digest);
+    // The API names the policy each upload is judged under.
+    expect(before.body.upload.policy).toEqual({ version: 1, digest: a!.policy!.digest });
+    const shown = await api.call("GET", `/v1/uploads/${after.body.upload.id}`, { key: acmeKey });
+    expect(shown.body.upload.policy).toEqual({ version: 2, digest: b!.policy!.digest });
     // A change over a version the admin no longer sees is refused, and nothing changes.
     const stale = await put("acme", { maxSize: 5 }, { headers: { "if-match": '"1"' } });
     expect(stale).toMatchObject({ status: 409, body: { error: { code: "policy_changed" } } });

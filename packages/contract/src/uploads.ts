@@ -161,6 +161,10 @@ export const Upload = z.strictObject({
   contentType: z.string(),
   size: z.int().nullable().meta({ description: "Size in bytes: declared, or for an upload whose size is learned on arrival (Uppy without metadata[size]) the size of the object that arrived, null until then" }),
   sizeLimit: z.int().meta({ description: "The most bytes the upload may hold: its declared size, or the limit it was created with" }),
+  policy: z
+    .strictObject({ version: z.int(), digest: z.string() })
+    .nullable()
+    .meta({ description: "The tenant's policy the upload was declared and is judged under: its version and the SHA-256 of its terms (null for uploads declared before tenant policies)" }),
   sha256: z.string().nullable(),
   md5: z.string().nullable(),
   metadata: metadataOutput(),

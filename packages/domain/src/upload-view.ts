@@ -19,6 +19,12 @@ export interface UploadView {
   size: number | null;
   /** The most bytes the upload may hold: its declared size, or the limit it was created with. */
   sizeLimit: number;
+  /**
+   * The tenant's policy it was declared and is judged under (its version and the digest of
+   * its terms; the terms themselves are on the compliance pages). Null for uploads declared
+   * before tenant policies existed.
+   */
+  policy: { version: number; digest: string } | null;
   sha256: string | null;
   md5: string | null;
   metadata: Record<string, string>;
@@ -54,6 +60,7 @@ export function uploadView(u: Upload): UploadView {
     contentType: u.declaredType,
     size: u.declaredSize ?? u.storedSize,
     sizeLimit: u.sizeLimit,
+    policy: u.policy ? { version: u.policy.version, digest: u.policy.digest } : null,
     sha256: u.declaredSha256,
     md5: u.declaredMd5,
     metadata: u.metadata,
