@@ -8,7 +8,7 @@ import { ApiKeyRepository, RescanRunRepository, TenantRepository, WebhookReposit
 import { objectKey } from "@intake/domain";
 import type { Scanner } from "@intake/pipeline";
 import { createClamdScanner, SIGNATURE_SET_PROBE } from "@intake/scanner";
-import { waitFor } from "@intake/testkit";
+import { freePort, waitFor } from "@intake/testkit";
 import { generateSecret } from "@intake/webhooks";
 import type { RunningWorker } from "@intake/worker";
 import { startPipelineStack, type PipelineStack } from "./support/stack.ts";
@@ -129,7 +129,7 @@ describe.each(["sqlite", "pg"] as const)("rescans after signature updates (%s)",
     // Today's signatures: a rule that matches the upload verified yesterday.
     writeFileSync(join(rulesDir, "acme.yar"), yaraRule("Acme_Rescan_Catch", MARKER));
     reload();
-    const worker = await rescanWorker(counting);
+    const worker = await rescanWorker(counting, { WORKER_METRICS_PORT: String(await freePort()) });
     const run = await latestRun("signatures");
     expect(run.signatureVersion).toMatch(/rules:[0-9a-f]{16}$/);
     const done = await finished(run.id);
@@ -165,6 +165,12 @@ describe.each(["sqlite", "pg"] as const)("rescans after signature updates (%s)",
     expect(await runs.counts(run.id)).toEqual({ queued: 0, clean: 1, quarantined: 1, skipped: 0, failed: 0 });
     expect(await usage()).toEqual(before);
     expect((await s.audit.search({ actions: ["rescan.started", "rescan.finished"], limit: 10 })).items.map((r) => r.action)).toEqual(["rescan.started", "rescan.finished"]);
+
+    // The rescan worker's metrics count what it did.
+    const scraped = await (await fetch(worker.metricsUrl!)).text();
+    expect(scraped).toMatch(/^intake_rescan_items_total\{outcome="quarantined"[^}]*\} 1$/m);
+    expect(scraped).toMatch(/^intake_rescan_items_total\{outcome="clean"[^}]*\} 1$/m);
+    expect(Number(/^intake_rescan_bytes_total(?:\{[^}]*\})? (\d+)$/m.exec(scraped)?.[1])).toBe(textWith(MARKER).length + textWith("nothing here").length);
 
     // Idempotent: the same signatures start no second automatic run, and a manual run over
     // the same uploads finds nothing cleared by other signatures: nothing is scanned again.

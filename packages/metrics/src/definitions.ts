@@ -58,6 +58,8 @@ export const WEBHOOK_OUTCOMES = ["delivered", "retried", "failed", "refused", "o
 export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number];
 /** `reason` of intake_verdicts_held_total (@intake/pipeline HoldReason). */
 export const HOLD_REASONS = ["signatures_stale", "test_signatures_only"] as const;
+/** `outcome` of intake_rescan_items_total (@intake/db RescanOutcome, finished ones). */
+export const RESCAN_ITEM_OUTCOMES = ["clean", "quarantined", "skipped", "failed"] as const;
 
 const both = ["api", "worker"] as const;
 const worker = ["worker"] as const;
@@ -284,6 +286,20 @@ export const METRICS = {
     help: "Verdict cache lookups before clamd, by outcome: hit_clean (clamd skipped, every other check ran), hit_malware (quarantined under the cached signature), miss (clamd scanned).",
     type: "counter",
     labelNames: ["outcome"],
+    exportedBy: worker,
+  },
+  rescanItems: {
+    name: "intake_rescan_items_total",
+    help: "Verified uploads a rescan after a signature update finished, by outcome: clean (the new version recorded), quarantined (matched: moved to quarantine/ as malware_on_rescan), skipped (no longer verified, already cleared by these signatures, run cancelled), failed (scan kept failing: left verified under its old clearance).",
+    type: "counter",
+    labelNames: ["outcome"],
+    exportedBy: worker,
+  },
+  rescanBytes: {
+    name: "intake_rescan_bytes_total",
+    help: "Bytes of verified objects read and scanned again by rescans.",
+    type: "counter",
+    labelNames: [],
     exportedBy: worker,
   },
   signatureChanges: {

@@ -1,5 +1,5 @@
 import type { Counter, Gauge, Histogram } from "prom-client";
-import { HOLD_REASONS, VERDICT_REASONS, type ReaperAction } from "./definitions.ts";
+import { HOLD_REASONS, RESCAN_ITEM_OUTCOMES, VERDICT_REASONS, type ReaperAction } from "./definitions.ts";
 
 /**
  * The pipeline's hooks (packages/pipeline deps.ts PipelineMetrics), fed into prom-client.
@@ -43,6 +43,8 @@ export interface PipelineObserver {
   signaturesChanged(): void;
   /** A verdict cache lookup before clamd. */
   verdictCacheLookup(result: "hit_clean" | "hit_malware" | "miss"): void;
+  /** A rescan finished one verified upload (the run whose item outcome applied). */
+  rescanItem(outcome: string, bytes: number): void;
 }
 
 export interface PipelineInstruments {
@@ -60,6 +62,8 @@ export interface PipelineInstruments {
   verdictsHeld: Counter<string>;
   signatureChanges: Counter<string>;
   verdictCacheLookups: Counter<string>;
+  rescanItems?: Counter<string>;
+  rescanBytes?: Counter<string>;
 }
 
 const ACTIONS: [keyof ReaperPassSummary, ReaperAction][] = [
@@ -75,7 +79,7 @@ const REASONS = new Set<string>(VERDICT_REASONS);
 
 /** With no instruments (a process that exports no pipeline metrics) every hook does nothing. */
 export function pipelineObserver(i: PipelineInstruments | null): PipelineObserver {
-  if (!i) return { uploadFinished() {}, recheckFinished() {}, stageDone() {}, jobPicked() {}, jobFinished() {}, reaperPass() {}, storageEventReceived() {}, verdictHeld() {}, signaturesChanged() {}, verdictCacheLookup() {} };
+  if (!i) return { uploadFinished() {}, recheckFinished() {}, stageDone() {}, jobPicked() {}, jobFinished() {}, reaperPass() {}, storageEventReceived() {}, verdictHeld() {}, signaturesChanged() {}, verdictCacheLookup() {}, rescanItem() {} };
   return {
     uploadFinished(u) {
       const clean = u.status === "verified";
@@ -118,6 +122,11 @@ export function pipelineObserver(i: PipelineInstruments | null): PipelineObserve
     },
     verdictCacheLookup(result) {
       i.verdictCacheLookups.inc({ outcome: result });
+    },
+    rescanItem(outcome, bytes) {
+      if (!(RESCAN_ITEM_OUTCOMES as readonly string[]).includes(outcome)) return;
+      i.rescanItems?.inc({ outcome });
+      if (bytes > 0) i.rescanBytes?.inc(bytes);
     },
   };
 }

@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { COLLECT_TIMEOUT_MS, readClamd, readHealth, readQueues, sharedReading, withinTime, type ClamdReading, type HealthReading, type QueueReading } from "./collectors.ts";
-import { HOLD_REASONS, METRICS, QUEUE_STATES, REAPER_ACTIONS, STAGE_NAMES, STAGE_PATHS, UPLOAD_KINDS, VERDICT_OUTCOMES, VERDICT_REASONS, WEBHOOK_OUTCOMES, type MetricDefinition, type MetricKey } from "./definitions.ts";
+import { HOLD_REASONS, METRICS, QUEUE_STATES, REAPER_ACTIONS, RESCAN_ITEM_OUTCOMES, STAGE_NAMES, STAGE_PATHS, UPLOAD_KINDS, VERDICT_OUTCOMES, VERDICT_REASONS, WEBHOOK_OUTCOMES, type MetricDefinition, type MetricKey } from "./definitions.ts";
 import { pipelineObserver, type PipelineObserver } from "./pipeline-observer.ts";
 import type { ScrapeSources } from "./sources.ts";
 
@@ -89,6 +89,8 @@ export function createMetrics(o: MetricsOptions): IntakeMetrics {
     for (const reason of HOLD_REASONS) counter("verdictsHeld").inc({ reason }, 0);
     counter("signatureChanges").inc(0);
     for (const result of ["hit_clean", "hit_malware", "miss"]) counter("verdictCacheLookups").inc({ outcome: result }, 0);
+    for (const outcome of RESCAN_ITEM_OUTCOMES) counter("rescanItems").inc({ outcome }, 0);
+    counter("rescanBytes").inc(0);
     for (const outcome of WEBHOOK_OUTCOMES) {
       if (outcome === "other") continue;
       counter("webhookDeliveries").inc({ outcome }, 0);
@@ -109,7 +111,7 @@ export function createMetrics(o: MetricsOptions): IntakeMetrics {
     contentType: registry.contentType,
     scrape: () => registry.metrics(),
     uploads: { uploadCreated: (kind) => counter("uploadsCreated")?.inc({ kind }) },
-    pipeline: o.process === "worker" ? pipelineObserver({ verdicts: counter("verdicts"), rechecks: counter("rechecks"), uploadToVerdict: histogram("uploadToVerdict"), uploadToFinal: histogram("uploadToFinal"), stageDuration: histogram("stageDuration"), queueWait: histogram("queueWait"), jobs: counter("jobs"), storageEventLag: histogram("storageEventLag"), reaperActions: counter("reaperActions"), reaperLastPass: gauge("reaperLastPass"), reaperInProgress: gauge("reaperInProgress"), verdictsHeld: counter("verdictsHeld"), signatureChanges: counter("signatureChanges"), verdictCacheLookups: counter("verdictCacheLookups") }) : pipelineObserver(null),
+    pipeline: o.process === "worker" ? pipelineObserver({ verdicts: counter("verdicts"), rechecks: counter("rechecks"), uploadToVerdict: histogram("uploadToVerdict"), uploadToFinal: histogram("uploadToFinal"), stageDuration: histogram("stageDuration"), queueWait: histogram("queueWait"), jobs: counter("jobs"), storageEventLag: histogram("storageEventLag"), reaperActions: counter("reaperActions"), reaperLastPass: gauge("reaperLastPass"), reaperInProgress: gauge("reaperInProgress"), verdictsHeld: counter("verdictsHeld"), signatureChanges: counter("signatureChanges"), verdictCacheLookups: counter("verdictCacheLookups"), rescanItems: counter("rescanItems"), rescanBytes: counter("rescanBytes") }) : pipelineObserver(null),
     webhooks: {
       delivery: (outcome, latencyMs) => {
         const label = webhookOutcomes.has(outcome) ? outcome : "other";

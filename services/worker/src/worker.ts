@@ -269,6 +269,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
         share: new RescanShare({ load: stageQueueLoad(queues), share: config.rescan.maxShare }),
         logger,
         quarantineRetentionDays: config.reaper.quarantineRetentionDays,
+        onItem: (outcome, bytes) => metrics.pipeline.rescanItem(outcome, bytes),
         ...(opts.onRescanMoveStep ? { onMoveStep: opts.onRescanMoveStep } : {}),
       };
       workers.push(startRescanWorker((job) => processRescanJob(deps, job), { ...bull, concurrency: config.rescan.concurrency }));
