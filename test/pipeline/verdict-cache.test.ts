@@ -21,6 +21,7 @@ import { startSmallClamd, type SmallClamd } from "../support/small-clamd.ts";
  * a signature change, another policy, a client's declared sha256 over other bytes and
  * another tenant (clean entries are per tenant) all scan again.
  */
+const VERDICT_CACHE_CLI = fileURLToPath(new URL("../../services/worker/src/verdict-cache-cli.ts", import.meta.url));
 const CLI = fileURLToPath(new URL("../../services/worker/src/signatures-cli.ts", import.meta.url));
 
 /** A text file that starts with a marker unique to the test (what the tap looks for). */
@@ -162,6 +163,19 @@ describe("verdict cache on the shared clamd (through a tap)", () => {
     // A malware entry is still issued there (quarantine findings are never held).
     const bad = await s.waitFor((await s.upload(eicar(), { contentType: "text/plain", complete: true })).id, [...final]);
     expect(bad).toMatchObject({ status: "quarantined", reason: "malware" });
+  });
+
+  it("npm run verdict-cache -- status | flush: counts the entries and deletes them by outcome", () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [VERDICT_CACHE_CLI, ...args], { env: { ...process.env, ...s.env, LOG_LEVEL: "silent" }, encoding: "utf8", timeout: 60_000 });
+    const status = cli("status");
+    expect(status.status, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/^verdict cache: [1-9]\d* clean, 1 malware entries\n$/);
+    expect(cli("flush", "--clean", "--malware").status).toBe(64);
+    expect(cli("flush", "--sha256", "nothex").status).toBe(64);
+    const flushed = cli("flush", "--clean");
+    expect(flushed.status, flushed.stderr).toBe(0);
+    expect(cli("status").stdout).toBe("verdict cache: 0 clean, 1 malware entries\n");
+    expect(cli("flush").stdout).toBe("verdict cache: 1 entries deleted\n");
   });
 });
 
