@@ -57,7 +57,7 @@ for (const perRole of PER_ROLE) {
   console.log(`   ${fmt(r.uploadsPerSecond)} uploads/s over ${fmt(r.wallSeconds)} s; create -> verdict p50 ${fmt(r.p50Ms / 1000)} s, p99 ${fmt(r.p99Ms / 1000)} s`);
   console.log(`   CPU seconds (share of ${fmt(cpuTotal)} s over ${fmt(r.wallSeconds)} s wall, ${fmt(cpuTotal / r.wallSeconds, 2)} cores busy):`);
   for (const [kind, s] of Object.entries(r.cpu).sort((a, b) => b[1] - a[1])) console.log(`     ${kind.padEnd(10)} ${fmt(s).padStart(7)}  ${fmt((100 * s) / cpuTotal, 0).padStart(3)}%`);
-  console.log(`   load average after: ${r.loadAverage.map((l) => l.toFixed(2)).join(" ")}; logs ${r.logDir}`);
+  console.log(`   whole machine: ${fmt(r.machineBusyCores, 2)} of ${cpus().length} cores busy over the run (this run's processes ${fmt(cpuTotal / r.wallSeconds, 2)}, the rest is anyone else's); load average after: ${r.loadAverage.map((l) => l.toFixed(2)).join(" ")}; logs ${r.logDir}`);
 }
 if (reports.length > 1) {
   const first = reports[0]!;

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { loadavg } from "node:os";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { IntakeClient } from "@intake/client/node";
@@ -51,6 +51,8 @@ export interface ScaleRunReport extends RunFindings {
   /** CPU seconds per kind of process over the workload (from /proc). */
   cpu: Record<string, number>;
   loadAverage: [number, number, number];
+  /** Cores the whole machine kept busy over the workload (/proc/stat), ours and anyone else's. */
+  machineBusyCores: number;
   logDir: string;
 }
 
@@ -163,6 +165,7 @@ export async function runScaleOut(o: ScaleRunOptions): Promise<ScaleRunReport> {
     const cpuFrom = fleet.cpuSnapshot();
     const sharedFrom = sharedServiceCpu();
     const selfFrom = process.cpuUsage();
+    const machineFrom = machineTicks();
 
     // Halfway by verdicts: one process of each role SIGKILLed, a replacement started.
     let killing: Promise<void> | null = null;
@@ -231,6 +234,7 @@ export async function runScaleOut(o: ScaleRunOptions): Promise<ScaleRunReport> {
     const cpuTo = fleet.cpuSnapshot();
     const sharedTo = sharedServiceCpu();
     const self = process.cpuUsage(selfFrom);
+    const machineTo = machineTicks();
 
     // A verdict is written before the pending object is deleted: give the last deletions a moment.
     await waitFor(async () => (await listKeys(s3!, bucket, "pending/")).length === 0, { timeoutMs: 15_000, intervalMs: 500, message: "nothing left under pending/" }).catch(() => undefined);
@@ -245,11 +249,14 @@ export async function runScaleOut(o: ScaleRunOptions): Promise<ScaleRunReport> {
       kills,
       cpu,
       loadAverage: loadavg() as [number, number, number],
+      machineBusyCores: (cpus().length * (machineTo.busy - machineFrom.busy)) / (machineTo.total - machineFrom.total),
       logDir,
     };
   } finally {
     await fleet.stopAll();
     s3?.destroy();
+    // The objects (a GiB or more at full size); the processes' logs stay for a look afterwards.
+    rmSync(join(logDir, "storage"), { recursive: true, force: true });
     await database?.drop().catch(() => undefined);
     if (env.QUEUE_PREFIX) {
       // The run's queues under its own prefix (the Redis is shared: never FLUSHALL).
@@ -269,4 +276,12 @@ async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<s
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
   return keys;
+}
+
+/** The machine's CPU ticks so far, all cores (the first line of /proc/stat): busy and total. */
+function machineTicks(): { busy: number; total: number } {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  const idle = f[3]! + (f[4] ?? 0); // idle + iowait
+  return { busy: total - idle, total };
 }

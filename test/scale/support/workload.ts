@@ -59,8 +59,10 @@ export function bytesOf(p: PlannedUpload): { bytes: Buffer; contentType: string;
     case "zip":
       return { bytes: zip([{ name: `payload-${p.index}.bin`, data: randomBytes(Math.max(1, p.size - 120)) }]), contentType: "application/zip", filename: `f${p.index}.zip` };
     case "text":
-      // base64 of random bytes: valid UTF-8, incompressible.
-      return { bytes: Buffer.from(randomBytes(Math.ceil((p.size * 3) / 4)).toString("base64")).subarray(0, p.size), contentType: "text/plain", filename: `f${p.index}.txt` };
+      // base64 of random bytes (valid UTF-8, incompressible) after a line of prose: bare
+      // random base64 now and then matches a binary format's magic (seen: 'G' at offsets 0
+      // and 188 sniffed as MPEG-TS, rightly quarantined as type_mismatch).
+      return { bytes: Buffer.concat([Buffer.from(`Intake scale-out text upload ${p.index}\n`), Buffer.from(randomBytes(Math.ceil((p.size * 3) / 4)).toString("base64"))]).subarray(0, p.size), contentType: "text/plain", filename: `f${p.index}.txt` };
     case "eicar":
       return {
         bytes: zip([
