@@ -315,3 +315,37 @@ describe("verdict cache on the staged path (declared sha256 as a hint; storage-p
     }
   });
 });
+
+describe("verdict cache on Ceph RGW and PostgreSQL", () => {
+  let tap: ClamdTap;
+  let s: PipelineStack;
+  beforeAll(async () => {
+    tap = await startClamdTap({ host: "127.0.0.1", port: 3310 });
+    s = await startPipelineStack({ storage: "rgw", database: "pg", env: { CLAMD_PORT: String(tap.port), VERDICT_CACHE: "true", ONE_PASS_MAX_BYTES: "32768", WORKER_METRICS_PORT: "0" } });
+  }, 120_000);
+  afterAll(async () => {
+    await s?.close();
+    await tap?.close();
+  });
+
+  it("one pass and staged: the same clean bytes twice, the second from the cache; EICAR twice, the second a hit; RGW's capabilities never skip the read", async () => {
+    const small = Buffer.from(`PG-SMALL-${randomUUID()}\nshort notes\n`);
+    const a = await s.waitFor((await s.upload(small, { contentType: "text/plain", complete: true })).id, [...final]);
+    const b = await s.waitFor((await s.upload(small, { contentType: "text/plain", complete: true })).id, [...final]);
+    expect(b).toMatchObject({ status: "verified", verdictFromCache: a.id });
+
+    const marker = `PG-STAGED-${randomUUID()}`;
+    const big = notes(marker);
+    const c = await s.waitFor((await s.upload(big, { contentType: "text/plain", sha256: sha256Of(big), complete: true })).id, [...final]);
+    const d = await s.waitFor((await s.upload(big, { contentType: "text/plain", sha256: sha256Of(big), complete: true })).id, [...final]);
+    expect(c).toMatchObject({ status: "verified", verdictFromCache: null });
+    expect(d).toMatchObject({ status: "verified", verdictFromCache: c.id });
+    expect(tap.scansOf(marker)).toBe(1);
+
+    const e1 = await s.waitFor((await s.upload(eicar(), { contentType: "text/plain", complete: true })).id, [...final]);
+    const e2 = await s.waitFor((await s.upload(eicar(), { contentType: "text/plain", complete: true })).id, [...final]);
+    expect(e2).toMatchObject({ status: "quarantined", reason: "malware", signature: e1.signature, verdictFromCache: e1.id });
+    expect(await new VerdictCacheRepository(s.database.db).counts()).toEqual({ clean: 2, malware: 1 });
+    expect(s.storage.store.capabilities.verifiesSha256Checksum).toBe(false);
+  });
+});
