@@ -61,41 +61,9 @@ exec 9>"$CLAMD_DIR/.lock"
 flock -w 120 9 || die "could not take the lock $CLAMD_DIR/.lock"
 
 # --- 2. size limits -------------------------------------------------------------------
-# Measured on ClamAV 1.4.6 with AlertExceedsMax yes (infra/clamd/README.md has the table):
-# every SIZE option is capped at 4 GiB, no single file of 2 GiB or more is ever scanned,
-# and a PDF FlateDecode stream inflating past MaxFileSize raises
-# Heuristics.Limits.Exceeded.MaxFileSize only while MaxFileSize is at most 1024 MiB: at
-# 1100 MiB and above clamd cuts the stream and answers "stream: OK". gzip, bzip2, xz, tar,
-# 7z (LZMA), ARJ and SWF alert at 1000 MiB too. So:
-#   MaxFileSize     = MAX_UPLOAD_BYTES, at most 1024 MiB (default 1000 MiB: 24 MiB margin)
-#   StreamMaxLength = MAX_UPLOAD_BYTES (INSTREAM counts the object's raw bytes)
-# and an object larger than the largest upload is refused by the API before it exists.
-# clamd scans an object of exactly MaxFileSize bytes whole and alerts at one byte more.
-SIZE_CAP=$((4095 * 1024 * 1024))       # 4293918720, highest whole-MiB value below the 4 GiB cap
-FILE_CAP=$((1024 * 1024 * 1024))       # largest MaxFileSize measured to alert for every format
-min() { if [ "$1" -lt "$2" ]; then echo "$1"; else echo "$2"; fi; }
-[ "$MAX_UPLOAD_BYTES" -le "$FILE_CAP" ] \
-  || die "MAX_UPLOAD_BYTES=$MAX_UPLOAD_BYTES is above $FILE_CAP: clamd would cut such content without alerting (see infra/clamd/README.md)"
-STREAM_MAX_LENGTH="${CLAMD_STREAM_MAX_LENGTH:-$MAX_UPLOAD_BYTES}"
-MAX_FILE_SIZE="${CLAMD_MAX_FILE_SIZE:-$MAX_UPLOAD_BYTES}"
-# Archive bytes plus everything extracted from it count toward MaxScanSize (man page:
-# a 1M archive holding a 1M file counts 2M), so allow 4x the upload for expansion;
-# beyond that it is Heuristics.Limits.Exceeded.MaxScanSize (unscannable), not OK.
-MAX_SCAN_SIZE="${CLAMD_MAX_SCAN_SIZE:-$(min $((MAX_UPLOAD_BYTES * 4)) "$SIZE_CAP")}"
-# The same rules as packages/runtime/src/config.ts, so a bad override fails here too.
-[ "$MAX_FILE_SIZE" -le "$FILE_CAP" ] || die "CLAMD_MAX_FILE_SIZE=$MAX_FILE_SIZE is above $FILE_CAP (see above)"
-[ "$MAX_FILE_SIZE" -ge "$MAX_UPLOAD_BYTES" ] || die "CLAMD_MAX_FILE_SIZE=$MAX_FILE_SIZE is below MAX_UPLOAD_BYTES=$MAX_UPLOAD_BYTES"
-[ "$STREAM_MAX_LENGTH" -ge "$MAX_UPLOAD_BYTES" ] && [ "$STREAM_MAX_LENGTH" -le "$SIZE_CAP" ] \
-  || die "CLAMD_STREAM_MAX_LENGTH=$STREAM_MAX_LENGTH must lie between MAX_UPLOAD_BYTES=$MAX_UPLOAD_BYTES and $SIZE_CAP"
-[ "$MAX_SCAN_SIZE" -ge "$MAX_FILE_SIZE" ] && [ "$MAX_SCAN_SIZE" -le "$SIZE_CAP" ] \
-  || die "CLAMD_MAX_SCAN_SIZE=$MAX_SCAN_SIZE must lie between MaxFileSize=$MAX_FILE_SIZE and $SIZE_CAP"
-# 5 minutes: a 1000 MiB file scans in well under that here (~60 MB/s); longer means a
-# pathological file, reported as Heuristics.Limits.Exceeded.MaxScanTime.
-MAX_SCAN_TIME_MS="${CLAMD_MAX_SCAN_TIME_MS:-300000}"
-MAX_RECURSION="${CLAMD_MAX_RECURSION:-17}"     # clamd default; deeper nesting -> Limits.Exceeded
-MAX_FILES="${CLAMD_MAX_FILES:-10000}"          # clamd default; more members -> Limits.Exceeded
-MAX_THREADS="${CLAMD_MAX_THREADS:-10}"
-MAX_QUEUE=$((MAX_THREADS * 4))
+# From MAX_UPLOAD_BYTES and the CLAMD_* overrides, checked (limits.sh says why each is where
+# it is); the intake-clamd image derives its clamd.conf from the same file.
+. "$SCRIPT_DIR/limits.sh"
 
 # --- 3. signature database ---------------------------------------------------------------
 has_official_db() {
@@ -130,49 +98,10 @@ write_test_db() {
   mv -f "$db/intake-test.hdb.new" "$db/intake-test.hdb"
 }
 
-# Containers clamd unpacks but cuts short without any alert, even with AlertExceedsMax
-# (measured on 1.4.6, infra/clamd/README.md): a CAB folder past MaxFileSize or MaxScanSize,
-# and 7z members whose coder clamd lacks (deflate, bzip2: never scanned at all). clamd
-# matches body signatures against every file it extracts at every depth (a mail
-# attachment, a gzip or tar member, a PDF stream), so these make it name such a container
-# wherever it sits; @intake/scanner reports "Intake.Unscannable.*" as unscannable.
-#   CAB:  "MSCF" and reserved1 = 0, exactly what clamd takes for a cabinet (it opens one
-#         whatever the other reserved fields and the version say; packages/pipeline's
-#         EmbeddedCabCheck finds the cabinets with other reserved1 values, which clamd
-#         does not open at all but cabextract does)
-#   OddCAB: "MSCF", 14 bytes of any value, 00 00 (coffFiles < 64 KiB): a cabinet whatever its
-#         reserved fields, so one clamd does not open (reserved1 != 0) is named where it is
-#         extracted from a ZIP member, a PDF stream, a mail or uuencoded data, which the
-#         raw-byte EmbeddedCabCheck cannot see
-#   7z:   signature 37 7A BC AF 27 1C (7-Zip refuses major versions other than 0, clamd
-#         does not open them: refused all the same)
-# bzip2 and xz streams are unpacked only where a file starts with them: one appended to a
-# PDF, a text or an image is never opened ("stream: OK" with EICAR inside). Offset range
-# "1,4294967294" (offset 1 to 4 GiB) leaves the ones clamd does unpack, at offset 0, alone.
-#   bzip2: "BZh", level 1-9, first block magic 31 41 59 26 53 59 (every decoder requires it)
-#   xz:    magic FD 37 7A 58 5A 00, stream flags 00 and a known check type (none, CRC32/64, SHA-256)
+# Intake's container signatures (Intake.Unscannable.*, container-signatures.sh says which
+# and why), next to whichever database clamd loads; the intake-clamd image writes the same.
 write_limits_db() { # dir
-  {
-    printf 'Intake.Unscannable.CAB:0:*:4d53434600000000\n'
-    printf 'Intake.Unscannable.7z:0:*:377abcaf271c\n'
-    printf 'Intake.Unscannable.OddCAB:0:*:4d534346{12}????0000\n'
-    printf 'Intake.Unscannable.EmbeddedBzip2:0:1,4294967294:425a68(31|32|33|34|35|36|37|38|39)314159265359\n'
-    printf 'Intake.Unscannable.EmbeddedXz:0:1,4294967294:fd377a585a0000(00|01|04|0a)\n'
-  } >"$1/intake-unscannable.ndb.new"
-  mv -f "$1/intake-unscannable.ndb.new" "$1/intake-unscannable.ndb"
-  # A gzip past offset 0 of a file clamd extracted from a mail, uuencoded data or another
-  # compressed container: clamd opens a gzip only where a file starts with one, and the
-  # pipeline sees none of these (EmbeddedGzipCheck reads the raw object; the ZIP walk looks
-  # past offset 0 only in ZIP members and PDF streams themselves). The header is 1F 8B 08 and
-  # a flag byte without reserved bits (zlib refuses those): random data matches once in
-  # ~128 MiB, hence only inside these containers (Container: is the immediate one).
-  local gzip_head="1f8b08($(printf '%02x|' $(seq 0 31) | sed 's/|$//'))" c
-  {
-    for c in MAIL UUENCODED GZ BZ XZ POSIX_TAR OLD_TAR ARJ SWF CPIO_NEWC CPIO_ODC CPIO_CRC CPIO_OLD; do
-      printf 'Intake.Unscannable.GzipIn%s;Engine:51-255,Container:CL_TYPE_%s,Target:0;0;1,4294967294:%s\n' "$c" "$c" "$gzip_head"
-    done
-  } >"$1/intake-unscannable.ldb.new"
-  mv -f "$1/intake-unscannable.ldb.new" "$1/intake-unscannable.ldb"
+  sh "$SCRIPT_DIR/container-signatures.sh" "$1"
 }
 
 case "$DATABASE_MODE" in
@@ -203,20 +132,8 @@ fi
 
 # --- 4. render the config -----------------------------------------------------------------
 CONF="$CLAMD_DIR/clamd.conf"
-sed -e "s|@PORT@|$PORT|g" \
-    -e "s|@ADDR@|$ADDR|g" \
-    -e "s|@CLAMD_DIR@|$CLAMD_DIR|g" \
-    -e "s|@DATABASE_DIR@|$DATABASE_DIR|g" \
-    -e "s|@STREAM_MAX_LENGTH@|$STREAM_MAX_LENGTH|g" \
-    -e "s|@MAX_FILE_SIZE@|$MAX_FILE_SIZE|g" \
-    -e "s|@MAX_SCAN_SIZE@|$MAX_SCAN_SIZE|g" \
-    -e "s|@MAX_SCAN_TIME_MS@|$MAX_SCAN_TIME_MS|g" \
-    -e "s|@MAX_RECURSION@|$MAX_RECURSION|g" \
-    -e "s|@MAX_FILES@|$MAX_FILES|g" \
-    -e "s|@MAX_THREADS@|$MAX_THREADS|g" \
-    -e "s|@MAX_QUEUE@|$MAX_QUEUE|g" \
-    "$SCRIPT_DIR/clamd.conf.template" >"$CONF.new"
-if grep -q '@[A-Z_]*@' "$CONF.new"; then die "unrendered placeholder in $CONF.new: $(grep -o '@[A-Z_]*@' "$CONF.new" | head -1)"; fi
+CLAMD_DIR="$CLAMD_DIR" DATABASE_DIR="$DATABASE_DIR" CLAMD_PORT="$PORT" CLAMD_ADDR="$ADDR" \
+  sh "$SCRIPT_DIR/render-conf.sh" local >"$CONF.new" || die "could not render $CONF"
 mv -f "$CONF.new" "$CONF"
 # For the stack: the scanner mirrors StreamMaxLength (createClamdScanner maxStreamBytes) so
 # an over-limit object gets a deterministic "unscannable" instead of a reset race.
