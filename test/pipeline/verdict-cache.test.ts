@@ -133,6 +133,20 @@ describe("verdict cache on the shared clamd (through a tap)", () => {
     expect(after.scanContext).not.toBe(before.scanContext);
   });
 
+  it("two uploads of the same new bytes at once: both scanned (neither waits on the other's verdict), one entry", async () => {
+    const marker = `RACE-${randomUUID()}`;
+    const bytes = notes(marker);
+    const ids = await Promise.all([s.upload(bytes, { contentType: "text/plain" }), s.upload(bytes, { contentType: "text/plain" })]);
+    const done = await Promise.all(ids.map((u) => s.waitFor(u.id, [...final])));
+    for (const u of done) expect(u.status).toBe("verified");
+    const rows = await s.database.db("verdict_cache").where({ sha256: sha256Of(bytes) });
+    expect(rows).toHaveLength(1);
+    // The entry names an upload clamd scanned; if one of the two was a hit, it names the other.
+    const scanned = done.filter((u) => u.verdictFromCache === null).map((u) => u.id);
+    expect(scanned).toContain(rows[0].source_upload_id);
+    expect(tap.scansOf(marker)).toBe(scanned.length);
+  });
+
   it("entries are written only once the verdict is final, and the lookups are counted by outcome", async () => {
     const text = await (await fetch(metricsUrl)).text();
     const count = (outcome: string) => Number(new RegExp(`^intake_verdict_cache_lookups_total\\{outcome="${outcome}"\\} (\\d+)`, "m").exec(text)?.[1]);
