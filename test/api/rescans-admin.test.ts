@@ -1,3 +1,5 @@
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditLog, RescanRunRepository, TenantRepository } from "@intake/db";
 import { signInAs, type AdminClient } from "./admin-session.ts";
@@ -24,6 +26,34 @@ describe("rescans on the operators' admin surfaces", () => {
   });
 
   const count = async () => (await runs.recent(1000)).length;
+  const CLI = fileURLToPath(new URL("../../services/api/src/rescan-cli.ts", import.meta.url));
+  const cli = (args: string[]) => {
+    const db = api.database.settings;
+    const r = spawnSync(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH!, DATA_DIR: api.dataDir, ...(db.client === "pg" ? { DATABASE_URL: db.url } : { SQLITE_PATH: db.filename }) }, encoding: "utf8", timeout: 60_000 });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+
+  it("npm run rescan -- start|list|cancel: a run from the command line, audited as the cli with who", async () => {
+    const started = cli(["start", "--tenant", "acme", "--from", "2026-11-01", "--by", "ops-alice"]);
+    expect(started, started.err).toMatchObject({ code: 0 });
+    const id = started.out.trim();
+    expect(id).toMatch(/^rsc_[A-Za-z0-9_-]{16}$/);
+    expect(await runs.get(id)).toMatchObject({ trigger: "operator", tenantId: "acme", verifiedFrom: new Date("2026-11-01T00:00:00Z"), startedBy: "ops-alice", status: "running" });
+    const audit = (await new AuditLog(api.database.db).search({ actions: ["rescan.started"], limit: 50 })).items.find((r) => r.detail.runId === id);
+    expect(audit).toMatchObject({ actor: "cli", actorId: "ops-alice" });
+    const list = cli(["list"]);
+    expect(list.code).toBe(0);
+    expect(list.out).toContain(id);
+    expect(cli(["cancel", id, "--by", "ops-alice"])).toMatchObject({ code: 0 });
+    expect((await runs.get(id))!.status).toBe("cancelled");
+    // Refusals: a clear message, nothing written.
+    const before = await count();
+    expect(cli(["start", "--from", "2026-02-30"])).toMatchObject({ code: 1, err: expect.stringContaining("invalid_rescan: from is not a real date") });
+    expect(cli(["start", "--tenant", "nobody"])).toMatchObject({ code: 1, err: expect.stringContaining("tenant_not_found") });
+    expect(cli(["cancel", "rsc_nope"])).toMatchObject({ code: 1, err: expect.stringContaining("rescan_not_found") });
+    expect(cli(["start", "--tenantt", "acme"]).code).toBe(64);
+    expect(await count()).toBe(before);
+  });
 
   it("an operator starts a run for a tenant and a date range; it is audited and listed with its progress and the queue", async () => {
     const res = await operator.request("POST", "/v1/admin/rescans", { json: { tenantId: "acme", from: "2026-11-01", to: "2026-11-15" } });

@@ -45,6 +45,8 @@ export interface NewRescanRun {
   startedBy?: string | null;
   /** One run per key (an automatic run's signature version): a second create returns the first. */
   dedupeKey?: string;
+  /** Where an operator's run was started: the admin surfaces (default) or the command line. */
+  via?: "admin" | "cli";
 }
 
 export interface RescanCandidate {
@@ -108,7 +110,7 @@ export class RescanRunRepository {
         await this.audit.append(
           tx,
           {
-            actor: input.trigger === "operator" ? "admin" : "rescan",
+            actor: input.trigger === "operator" ? (input.via ?? "admin") : "rescan",
             actorId: input.startedBy ?? null,
             action: "rescan.started",
             tenantId: input.tenantId ?? null,

@@ -3,7 +3,7 @@ import { startWorker } from "./worker.ts";
 
 /**
  * The worker program: `node services/worker/src/main.ts`, roles from WORKER_ROLES (all |
- * ingest | inspect | scan | finalize | reaper, comma-separated), so each can be scaled on
+ * ingest | inspect | scan | finalize | reaper | recheck | webhooks | rescan, comma-separated), so each can be scaled on
  * its own. SIGTERM stops the SQS loop (unhandled messages stay in SQS), drains in-flight
  * jobs (bounded), then exits. After a SIGKILL, BullMQ's stalled-job check or the reaper
  * brings the interrupted upload to a verdict.
