@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { isAlias, isMap, isScalar, isSeq, parse, parseDocument, visit, type Node } from "yaml";
-import { configProblems, loadDatabaseConfig } from "@intake/runtime";
+import { configProblems, DEFAULT_MAX_UPLOAD_BYTES, loadDatabaseConfig } from "@intake/runtime";
 import { ROLES } from "@intake/worker";
 import { readRepoFile, repoPathExists } from "./support/repo.ts";
 import { SECRET_NAME, unknownVariables } from "./support/config-env.ts";
@@ -24,7 +24,18 @@ type Compose = { services: Record<string, Service> };
 const load = (text: string) => parse(text, { merge: true }) as Compose;
 const envOf = (s: Service): Record<string, string> =>
   Array.isArray(s.environment) ? Object.fromEntries(s.environment.map((e) => [e.split("=")[0], e.split("=").slice(1).join("=")])) : Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, String(v)]));
-const isIntake = (s: Service) => s.build !== undefined || (s.image ?? "").startsWith("intake");
+type Build = string | { context?: string; dockerfile?: string; args?: Record<string, string> };
+const buildOf = (s: Service): { context: string; dockerfile: string; args: Record<string, string> } | undefined => {
+  const b = s.build as Build | undefined;
+  if (b === undefined) return undefined;
+  return typeof b === "string" ? { context: b, dockerfile: "Dockerfile", args: {} } : { context: b.context ?? ".", dockerfile: b.dockerfile ?? "Dockerfile", args: Object.fromEntries(Object.entries(b.args ?? {}).map(([k, v]) => [k, String(v)])) };
+};
+/** An Intake process: the root Dockerfile's image (intake-clamd, infra/clamd/Dockerfile, is clamd). */
+const isIntake = (s: Service) => {
+  const b = buildOf(s);
+  return b ? b.context === "." && b.dockerfile === "Dockerfile" : /^intake(:|$)/.test(s.image ?? "");
+};
+const CLAMD_DOCKERFILE = "infra/clamd/Dockerfile";
 const REQUIRED = /^\$\{[A-Z0-9_]+:\?[^}]*\}$/;
 
 /** Interpolations replaced by a value a user would give (the variables compose requires). */
@@ -117,6 +128,22 @@ function composeProblems(text: string): string[] {
   const redisArgs = (redis?.command ?? []).join(" ");
   if (!/--maxmemory-policy noeviction/.test(redisArgs)) problems.push("redis: maxmemory-policy is not noeviction");
   if (!/--appendonly yes/.test(redisArgs)) problems.push("redis: appendonly is not on");
+  // clamd: the intake-clamd image (the stock one fails the workers' limits probe), rendered
+  // for the upload limit the Intake processes use, its databases on a volume.
+  const clamd = services[names.find((n) => /clamd/.test(n)) ?? ""];
+  const clamdBuild = clamd && buildOf(clamd);
+  if (!clamd) problems.push("no clamd service");
+  else if (!clamdBuild || clamdBuild.dockerfile !== CLAMD_DOCKERFILE || clamdBuild.context !== ".") problems.push(`clamd: not built from ${CLAMD_DOCKERFILE} with the repository as context (image ${clamd.image ?? "none"})`);
+  else {
+    const intakeUploads = new Set(names.filter((n) => isIntake(services[n]) && !(services[n].command ?? []).some((c) => c.includes("migrate-cli.ts"))).map((n) => envOf(services[n]).MAX_UPLOAD_BYTES ?? String(DEFAULT_MAX_UPLOAD_BYTES)));
+    const built = clamdBuild.args.MAX_UPLOAD_BYTES ?? /^ARG MAX_UPLOAD_BYTES=(\d+)$/m.exec(readRepoFile(CLAMD_DOCKERFILE))?.[1];
+    if (intakeUploads.size !== 1 || !intakeUploads.has(built ?? "")) problems.push(`clamd: built for MAX_UPLOAD_BYTES=${built}, the Intake services use ${[...intakeUploads].join(", ")}`);
+  }
+  for (const v of clamd?.volumes ?? []) {
+    const target = typeof v === "string" ? v.split(":")[1] : (v as { target?: string }).target;
+    if (target?.startsWith("/etc/clamav")) problems.push(`clamd: mounts ${target} over the image's rendered config`);
+  }
+  if (clamd && !(clamd.volumes ?? []).some((v) => (typeof v === "string" ? v.split(":")[1] : (v as { target?: string }).target) === "/var/lib/clamav")) problems.push("clamd: no volume at /var/lib/clamav (the databases, and what the signatures command writes)");
   return problems;
 }
 
@@ -129,7 +156,8 @@ describe("docker-compose.yml", () => {
 
   it("has the stack's parts: redis, postgres, clamd with freshclam, LocalStack with S3+SQS, the API, one service per worker role and the one-shot migration", () => {
     const { services } = load(COMPOSE);
-    expect(services.clamd.image).toMatch(/^clamav\/clamav:\d/);
+    expect(buildOf(services.clamd)).toMatchObject({ context: ".", dockerfile: CLAMD_DOCKERFILE });
+    expect(isIntake(services.clamd)).toBe(false);
     expect(envOf(services.localstack)).toMatchObject({ SERVICES: "s3,sqs" });
     expect(services.migrate).toMatchObject({ restart: "no", command: ["node", "services/api/src/migrate-cli.ts"] });
     expect(services.api.command).toEqual(["node", "services/api/src/main.ts"]);
@@ -161,6 +189,11 @@ describe("docker-compose.yml", () => {
     ["a worker that does not wait for the migration", (t) => t.replace("x-after-migration: &after-migration\n  migrate:\n    condition: service_completed_successfully\n", "x-after-migration: &after-migration\n"), /does not wait for the migration/],
     ["a worker role without its service", (t) => t.replace("WORKER_ROLES: recheck", "WORKER_ROLES: webhooks"), /worker role recheck: 0 services/],
     ["redis that evicts", (t) => t.replace('"--maxmemory-policy", "noeviction"', '"--maxmemory-policy", "allkeys-lru"'), /redis: maxmemory-policy is not noeviction/],
+    ["the stock clamd image", (t) => t.replace(/  clamd:\n([\s\S]*?)    build:\n      context: \.\n      dockerfile: infra\/clamd\/Dockerfile\n      args:\n[^\n]*\n[^\n]*\n    image: intake-clamd:local\n/, "  clamd:\n$1    image: clamav/clamav:1.4.5\n"), /clamd: not built from infra\/clamd\/Dockerfile/],
+    ["clamd built for another upload limit", (t) => t.replace('MAX_UPLOAD_BYTES: "1048576000"', 'MAX_UPLOAD_BYTES: "524288000"'), /clamd: built for MAX_UPLOAD_BYTES=524288000, the Intake services use 1048576000/],
+    ["Intake processes with another upload limit than clamd's", (t) => t.replace("  QUEUE_PREFIX: intake\n", "  QUEUE_PREFIX: intake\n  MAX_UPLOAD_BYTES: \"524288000\"\n"), /clamd: built for MAX_UPLOAD_BYTES=1048576000, the Intake services use 524288000/],
+    ["a clamd.conf mounted over the image's", (t) => t.replace("      - clamav-db:/var/lib/clamav\n", "      - clamav-db:/var/lib/clamav\n      - ./infra/clamd/clamd.conf.template:/etc/clamav/clamd.conf:ro\n"), /clamd: mounts \/etc\/clamav\/clamd\.conf over the image's rendered config/],
+    ["clamd without its database volume", (t) => t.replace("      - clamav-db:/var/lib/clamav\n", ""), /clamd: no volume at \/var\/lib\/clamav/],
     ["a mount of a missing file", (t) => t.replace("./infra/localstack/init-aws.sh:", "./infra/localstack/init.sh:"), /mounts \.\/infra\/localstack\/init\.sh/],
   ];
   for (const [what, mutate, problem] of mutations) {

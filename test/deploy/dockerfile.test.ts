@@ -201,3 +201,112 @@ describe("the image's workspaces declare what they import", () => {
     expect(undeclared).toEqual([]);
   });
 });
+
+/**
+ * infra/clamd/Dockerfile (the intake-clamd image: clamav/clamav with Intake's clamd.conf and
+ * container signatures), checked the same way; test/deploy/clamd-image.test.ts runs its
+ * scripts and its clamd.conf. Its build context is the repository with its own ignore file.
+ */
+const CLAMD_DOCKERFILE_PATH = "infra/clamd/Dockerfile";
+const CLAMD_DOCKERIGNORE = `${CLAMD_DOCKERFILE_PATH}.dockerignore`;
+
+function clamdDockerfileProblems(text: string, dockerignore = readRepoFile(CLAMD_DOCKERIGNORE)): string[] {
+  const problems: string[] = [];
+  const all = stages(text);
+  const final = all.at(-1);
+  if (!final) return ["no FROM"];
+  // Pinned to a patch release of the image that carries the databases (the Kubernetes init
+  // container seeds each pod's emptyDir from them; <version>_base has none).
+  for (const s of all) {
+    if (s.image !== "clamav/clamav") problems.push(`FROM ${s.image}: the base must be clamav/clamav`);
+    else if (!/^\d+\.\d+\.\d+$/.test(s.tag ?? "")) problems.push(`FROM clamav/clamav:${s.tag ?? "(no tag)"}: must be pinned to a patch release (X.Y.Z, with the databases)`);
+  }
+  const users = final.instructions.filter((i) => i.getKeyword() === "USER");
+  const user = users.at(-1) ? args(users.at(-1)!)[0]?.split(":")[0] : undefined;
+  if (!user) problems.push("no USER (clamd and freshclam would run as root)");
+  else if (user === "root" || user === "0") problems.push(`USER ${user} is root`);
+
+  const health = final.instructions.filter((i) => i.getKeyword() === "HEALTHCHECK");
+  if (health.length === 0) problems.push("no HEALTHCHECK");
+  for (const h of health) {
+    const w = words(h);
+    if (w.includes("NONE")) problems.push("HEALTHCHECK NONE");
+    else if (!w.some((x) => x.includes("PING")) || !w.includes("3310")) problems.push("HEALTHCHECK does not ask clamd for PING on 3310");
+  }
+
+  // Every COPY from the build context names something that exists and the image's own ignore file lets in.
+  const installed = new Map<string, string>(); // destination in the image -> source in the repository
+  for (const copy of final.instructions.filter((i) => i.getKeyword() === "COPY" || i.getKeyword() === "ADD")) {
+    if (fromFlag(copy)) continue;
+    const a = args(copy);
+    const [sources, dest] = [a.slice(0, -1), a.at(-1)!];
+    for (const src of sources) {
+      if (/[*?[]/.test(src)) problems.push(`COPY ${src}: no globs (the test cannot see what they match)`);
+      else if (!repoPathExists(src)) problems.push(`COPY ${src}: not in the repository`);
+      else if (dockerIgnores(src, dockerignore)) problems.push(`COPY ${src}: excluded by ${CLAMD_DOCKERIGNORE}`);
+      installed.set(dest.endsWith("/") ? `${dest}${src.split("/").pop()}` : dest, src);
+    }
+  }
+
+  // clamd.conf: the render up.sh uses, at build time, into the path clamd reads.
+  const runs = final.instructions.filter((i) => i.getKeyword() === "RUN").map((i) => i.getRawArgumentsContent() ?? "");
+  const renderedFrom = [...installed].find(([, src]) => src === "infra/clamd/render-conf.sh")?.[0];
+  if (!renderedFrom || !runs.some((r) => r.includes(`${renderedFrom} container`) && r.includes("/etc/clamav/clamd.conf"))) problems.push("clamd.conf is not rendered by infra/clamd/render-conf.sh container into /etc/clamav/clamd.conf");
+  for (const needed of ["infra/clamd/limits.sh", "infra/clamd/clamd.conf.template"]) if (![...installed.values()].includes(needed)) problems.push(`the render needs ${needed}, which no COPY brings`);
+  if (![...installed.keys()].some((dest) => dest.startsWith("/etc/clamav"))) {
+    // fine: nothing copied over the rendered config
+  } else problems.push("a COPY writes into /etc/clamav (a hand-written config beside the render)");
+  if (!final.instructions.some((i) => i.getKeyword() === "ARG" && args(i)[0]?.startsWith("MAX_UPLOAD_BYTES="))) problems.push("no ARG MAX_UPLOAD_BYTES (with a default) for the render");
+
+  // The entrypoint: a file of the image that writes the container signatures, then hands over.
+  const entrypoint = final.instructions.filter((i) => i.getKeyword() === "ENTRYPOINT").at(-1);
+  const entry = entrypoint ? words(entrypoint)[0] : undefined;
+  const entrySource = entry ? installed.get(entry) : undefined;
+  if (!entrySource || !repoPathExists(entrySource)) problems.push(`ENTRYPOINT ${entry ?? "(none)"} is not a file this Dockerfile installs (the container signatures would not be written)`);
+  else {
+    const script = readRepoFile(entrySource);
+    const signaturesAt = [...installed].find(([, src]) => src === "infra/clamd/container-signatures.sh")?.[0];
+    if (!signaturesAt || !script.includes(signaturesAt)) problems.push(`ENTRYPOINT ${entrySource} does not run the installed container-signatures.sh`);
+    if (!/^NEXT=\/init-unprivileged$/m.test(script) || !/^exec "\$NEXT" "\$@"$/m.test(script)) problems.push(`ENTRYPOINT ${entrySource} does not hand over to the image's /init-unprivileged`);
+  }
+  return problems;
+}
+
+const CLAMD_DOCKERFILE = readRepoFile(CLAMD_DOCKERFILE_PATH);
+
+describe("infra/clamd/Dockerfile (intake-clamd)", () => {
+  it("is clamav/clamav pinned to a release, unprivileged, with a PING healthcheck, the rendered clamd.conf and an entrypoint that writes the container signatures", () => {
+    expect(clamdDockerfileProblems(CLAMD_DOCKERFILE)).toEqual([]);
+  });
+
+  it("its ignore file lets in what it copies and keeps the rest of the repository out", () => {
+    for (const path of ["infra/clamd/render-conf.sh", "infra/clamd/entrypoint.sh", "infra/clamd/container-signatures.sh"]) expect(dockerIgnores(path, readRepoFile(CLAMD_DOCKERIGNORE)), path).toBe(false);
+    for (const path of ["packages/scanner/src/clamd.ts", ".env", ".git/HEAD", ".data/clamd/clamd.conf", "node_modules/x", "infra/k8s/base/clamd.yaml"]) expect(dockerIgnores(path, readRepoFile(CLAMD_DOCKERIGNORE)), path).toBe(true);
+    // The root .dockerignore (the Intake image's) keeps infra/clamd out: the image's own file is what makes it build.
+    expect(dockerIgnores("infra/clamd/render-conf.sh")).toBe(true);
+  });
+
+  const mutations: [string, (t: string) => string, RegExp][] = [
+    ["an unpinned tag", (t) => t.replace("FROM clamav/clamav:1.4.5", "FROM clamav/clamav:1.4"), /must be pinned to a patch release/],
+    ["latest", (t) => t.replace("FROM clamav/clamav:1.4.5", "FROM clamav/clamav:latest"), /must be pinned/],
+    ["the base image without databases", (t) => t.replace("FROM clamav/clamav:1.4.5", "FROM clamav/clamav:1.4.5_base"), /must be pinned to a patch release/],
+    ["another base", (t) => t.replace("FROM clamav/clamav:1.4.5", "FROM alpine:3.21.0"), /the base must be clamav\/clamav/],
+    ["no USER", (t) => t.replace(/^USER .*$/m, ""), /no USER/],
+    ["USER root", (t) => t.replace(/^USER .*$/m, "USER root"), /USER root is root/],
+    ["back to root after", (t) => t.replace(/^(EXPOSE .*)$/m, "USER 0:0\n$1"), /USER 0 is root/],
+    ["no HEALTHCHECK", (t) => t.replace(/^HEALTHCHECK[^\n]*\\\n[^\n]*\n/m, ""), /no HEALTHCHECK/],
+    ["a healthcheck that does not PING", (t) => t.replace(/CMD \["sh", "-c", "printf[^\n]*/, 'CMD ["true"]'), /does not ask clamd for PING/],
+    ["a COPY of a missing path", (t) => t.replace("COPY --chmod=0755 infra/clamd/entrypoint.sh", "COPY --chmod=0755 infra/clamd/entry.sh"), /COPY infra\/clamd\/entry\.sh: not in the repository/],
+    ["a COPY of a path its ignore file keeps out", (t) => t.replace(/^(USER .*)$/m, "COPY packages/scanner/package.json /tmp/x\n$1"), /COPY packages\/scanner\/package\.json: excluded by infra\/clamd\/Dockerfile\.dockerignore/],
+    ["a hand-written clamd.conf instead of the render", (t) => t.replace(/^RUN sh \/tmp\/intake-clamd\/render-conf\.sh[^\n]*\\\n[^\n]*\\\n[^\n]*\n/m, "COPY infra/clamd/clamd.conf.template /etc/clamav/clamd.conf\n"), /not rendered by infra\/clamd\/render-conf\.sh[\s\S]*writes into \/etc\/clamav/],
+    ["the stock entrypoint (no container signatures)", (t) => t.replace('ENTRYPOINT ["/usr/local/bin/intake-clamd-entrypoint"]', 'ENTRYPOINT ["/init-unprivileged"]'), /ENTRYPOINT \/init-unprivileged is not a file this Dockerfile installs/],
+    ["no MAX_UPLOAD_BYTES build argument", (t) => t.replace(/^ARG MAX_UPLOAD_BYTES=.*$/m, ""), /no ARG MAX_UPLOAD_BYTES/],
+  ];
+  for (const [what, mutate, problem] of mutations) {
+    it(`catches ${what}`, () => {
+      const changed = mutate(CLAMD_DOCKERFILE);
+      expect(changed, "the mutation changed nothing").not.toBe(CLAMD_DOCKERFILE);
+      expect(clamdDockerfileProblems(changed).join("\n")).toMatch(problem);
+    });
+  }
+});

@@ -25,6 +25,8 @@ type Model = new (data: Obj) => { validate(): void };
 const MODELS: Record<string, Record<string, unknown>> = { v1: core, "apps/v1": apps, "batch/v1": batch, "autoscaling/v2": autoscaling, "policy/v1": policy, "keda.sh/v1alpha1": keda };
 
 const BASE = "infra/k8s/base";
+/** infra/clamd/Dockerfile's image, as the manifests name it (the kustomization sets registry and tag). */
+const CLAMD_IMAGE = "intake-clamd";
 const manifestFiles = (dir: string): string[] =>
   readdirSync(join(ROOT, dir)).flatMap((e) => {
     const path = `${dir}/${e}`;
@@ -144,10 +146,21 @@ function deploymentProblems(all: Manifest[]): string[] {
     if (!triggers.some((t) => t.type === "redis" && t.metadata?.listName === want)) problems.push(`worker role ${role}: not scaled on its BullMQ wait list ${want}`);
   }
 
-  // clamd: its own Deployment, freshclam beside it, a readiness probe.
+  // clamd: its own Deployment on the intake-clamd image (infra/clamd/Dockerfile: the stock
+  // clamav/clamav fails the workers' limits probe), freshclam beside it, a readiness probe,
+  // the clamd container on the image's entrypoint (it writes the container signatures), non-root.
   const clamd = byKind("Deployment").find((d) => d.metadata.name === "clamd");
-  const containers: Obj[] = clamd?.spec.template.spec.containers ?? [];
-  if (!containers.some((c) => (c.image ?? "").startsWith("clamav/") && c.readinessProbe)) problems.push("clamd: no clamd container with a readiness probe");
+  const clamdPod: Obj = clamd?.spec.template.spec ?? {};
+  const containers: Obj[] = clamdPod.containers ?? [];
+  for (const c of [...containers, ...(clamdPod.initContainers ?? [])]) {
+    if (c.image !== CLAMD_IMAGE) problems.push(`clamd/${c.name}: runs ${c.image}, not ${CLAMD_IMAGE} (infra/clamd/Dockerfile)`);
+    const runAsNonRoot = c.securityContext?.runAsNonRoot ?? clamdPod.securityContext?.runAsNonRoot;
+    const uid = c.securityContext?.runAsUser ?? clamdPod.securityContext?.runAsUser;
+    if (runAsNonRoot !== true || uid === undefined || uid === 0) problems.push(`clamd/${c.name}: not runAsNonRoot with the image's clamav uid`);
+  }
+  const daemon = containers.find((c) => !(c.command ?? []).includes("freshclam"));
+  if (!daemon?.readinessProbe) problems.push("clamd: no clamd container with a readiness probe");
+  else if (daemon.command || daemon.args) problems.push(`clamd/${daemon.name}: command/args replace the image's entrypoint, which writes the container signatures`);
   if (!containers.some((c) => (c.command ?? []).includes("freshclam"))) problems.push("clamd: no freshclam sidecar");
   if (configData.CLAMD_HOST && !byKind("Service").some((s) => s.metadata.name === configData.CLAMD_HOST)) problems.push(`CLAMD_HOST ${configData.CLAMD_HOST} is no Service`);
 
@@ -158,8 +171,9 @@ function deploymentProblems(all: Manifest[]): string[] {
 }
 
 function kustomizationProblems(text: string): string[] {
-  const k = parse(text) as { resources?: string[]; configMapGenerator?: { files?: string[] }[] };
+  const k = parse(text) as { resources?: string[]; configMapGenerator?: { files?: string[] }[]; images?: { name: string; newName?: string; newTag?: string }[] };
   const problems: string[] = [];
+  for (const name of ["intake", CLAMD_IMAGE]) if (!(k.images ?? []).some((i) => i.name === name && i.newName && /^\S+$/.test(i.newTag ?? ""))) problems.push(`kustomization: no images entry giving ${name} a registry name and a tag`);
   const listed = new Set((k.resources ?? []).map((r) => `${BASE}/${r}`));
   for (const r of listed) if (!repoPathExists(r)) problems.push(`kustomization: ${r} does not exist`);
   for (const f of manifestFiles(BASE)) if (!listed.has(f)) problems.push(`kustomization: ${relative(BASE, f)} is not among its resources`);
@@ -213,6 +227,10 @@ describe("infra/k8s", () => {
     ["no PDB", () => MANIFESTS.filter((m) => !named("PodDisruptionBudget", "intake-api")(m.obj)), /no PodDisruptionBudget for the API/],
     ["clamd without freshclam", () => changed(named("Deployment", "clamd"), (o) => o.spec.template.spec.containers.pop()), /no freshclam sidecar/],
     ["clamd without readiness", () => changed(named("Deployment", "clamd"), (o) => delete container(o).readinessProbe), /no clamd container with a readiness probe/],
+    ["the stock clamav/clamav image", () => changed(named("Deployment", "clamd"), (o) => (container(o).image = "clamav/clamav:1.4.5")), /clamd\/clamd: runs clamav\/clamav:1\.4\.5, not intake-clamd/],
+    ["a stock freshclam sidecar", () => changed(named("Deployment", "clamd"), (o) => (o.spec.template.spec.containers[1].image = "clamav/clamav:1.4.5")), /clamd\/freshclam: runs clamav\/clamav:1\.4\.5/],
+    ["clamd's entrypoint replaced (no container signatures)", () => changed(named("Deployment", "clamd"), (o) => (container(o).command = ["clamd", "--foreground"])), /clamd\/clamd: command\/args replace the image's entrypoint/],
+    ["clamd as root", () => changed(named("Deployment", "clamd"), (o) => (o.spec.template.spec.securityContext.runAsUser = 0)), /clamd\/clamd: not runAsNonRoot/],
     ["no migration Job", () => MANIFESTS.filter((m) => m.obj.kind !== "Job"), /no migration Job/],
     ["pods migrating at start", () => changed(named("ConfigMap", "intake-config"), (o) => (o.data.MIGRATE_ON_START = "true")), /MIGRATE_ON_START is not false/],
   ];
@@ -226,5 +244,6 @@ describe("infra/k8s", () => {
     const k = readRepoFile(`${BASE}/kustomization.yaml`);
     expect(kustomizationProblems(k.replace("  - clamd.yaml\n", "")).join("\n")).toMatch(/clamd\.yaml is not among its resources/);
     expect(kustomizationProblems(k.replace("  - clamd.yaml\n", "  - clamd.yaml\n  - redis.yaml\n")).join("\n")).toMatch(/redis\.yaml does not exist/);
+    expect(kustomizationProblems(k.replace(/  - name: intake-clamd\n[^\n]*\n[^\n]*\n/, "")).join("\n")).toMatch(/no images entry giving intake-clamd a registry name and a tag/);
   });
 });

@@ -5,7 +5,8 @@ import { APP_CONTEXT, IntakeStack, type ImageSource, type IntakeStackProps } fro
 /**
  * The CDK app: `npx cdk synth --app "node infra/aws/src/app.ts" -c config=<file.json>` or
  * each setting as -c key=value (README, AWS deployment). Required: account, region,
- * bucketNamePrefix, image (imageUri, or ecrRepository + imageTag), clamdImage, the VPC
+ * bucketNamePrefix, image (imageUri, or ecrRepository + imageTag), clamdImage (intake-clamd,
+ * infra/clamd/Dockerfile), the VPC
  * (vpcId, availabilityZones, privateSubnetIds, publicSubnetIds: comma-separated),
  * databaseUrlSecretArn, redisUrlSecretArn, metricsTokenSecretArn. Optional: corsOrigins
  * (comma-separated), certificateArn, publicUrl, databaseSecurityGroupId, redisSecurityGroupId.

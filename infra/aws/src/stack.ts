@@ -37,7 +37,12 @@ export interface IntakeStackProps extends StackProps {
   bucketNamePrefix: string;
   corsOrigins: readonly string[];
   image: ImageSource;
-  /** An image FROM clamav/clamav with infra/clamd's clamd.conf limits and alerts (RUNBOOK). */
+  /**
+   * The intake-clamd image (infra/clamd/Dockerfile, pushed to a registry the tasks can pull
+   * from): clamav/clamav with infra/clamd's clamd.conf, rendered from the MAX_UPLOAD_BYTES the
+   * workers use, and Intake's container signatures. The stock clamav/clamav image fails the
+   * workers' limits probe and they refuse to start (RUNBOOK, "The clamd image").
+   */
   clamdImage: string;
   vpc: { vpcId: string; availabilityZones: string[]; privateSubnetIds: string[]; publicSubnetIds: string[] };
   database: DataStore;

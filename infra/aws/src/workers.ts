@@ -32,7 +32,8 @@ export class ClamdService extends Construct {
     super(scope, id);
     const task = new ecs.FargateTaskDefinition(this, "Task", { cpu: 1024, memoryLimitMiB: 4096 });
     task.addContainer("clamd", {
-      // Its own freshclam runs in the image (clamav/clamav's entrypoint starts both).
+      // intake-clamd (props.image): its entrypoint writes Intake's container signatures, then
+      // the clamav/clamav entrypoint starts freshclam and clamd, as the image's clamav user.
       image: ecs.ContainerImage.fromRegistry(props.image),
       portMappings: [{ containerPort: CLAMD_PORT }],
       logging: ecs.LogDrivers.awsLogs({ streamPrefix: "clamd", logGroup: ctx.logGroup }),
