@@ -1,3 +1,4 @@
+import { rmSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { runScaleOut, type ScaleRunReport } from "./support/scale-run.ts";
 
@@ -38,5 +39,7 @@ describe("many API and worker processes against one Redis, PostgreSQL and S3/SQS
     expect(report.multipart).toBeGreaterThanOrEqual(3);
     expect(report.staged).toBeGreaterThanOrEqual(1);
     expect(report.putOnly).toBeGreaterThanOrEqual(100);
+    // The processes' logs (~120 MB at info) are kept only when something above failed.
+    rmSync(report.logDir, { recursive: true, force: true });
   }, 600_000);
 });
