@@ -42,6 +42,34 @@ export interface MultipartUploadInfo {
   initiated: Date | null;
 }
 
+/** One object of a listing (ListObjectsV2): what storage says without reading it. */
+export interface ListedObject {
+  key: string;
+  size: number;
+  /**
+   * When storage last wrote it. For an object completed from a multipart upload, AWS S3
+   * gives the upload's initiation time, not the completion's: an age read from it can only
+   * be longer than the object has existed as one.
+   */
+  lastModified: Date | null;
+}
+
+/** One page of a listing, in key order. */
+export interface ObjectListing {
+  objects: ListedObject[];
+  /** Pass as `continuationToken` for the next page; null when this page was the last. */
+  next: string | null;
+}
+
+export interface ListOptions {
+  /** Keys strictly after this one (ListObjectsV2 StartAfter): where an earlier walk stopped. */
+  startAfter?: string;
+  /** The `next` of the page before (ListObjectsV2 ContinuationToken); wins over startAfter. */
+  continuationToken?: string;
+  /** At most this many keys (1-1000; storage may return fewer). Default 1000. */
+  maxKeys?: number;
+}
+
 export interface PutBinding {
   contentType: string;
   contentLength: number;
@@ -148,6 +176,13 @@ export interface ObjectStore {
   abortMultipart(key: string, uploadId: string): Promise<void>;
   /** In-progress multipart uploads; throws StorageUnsupportedError where not implemented. */
   listMultipartUploads(prefix: string): Promise<MultipartUploadInfo[]>;
+  /**
+   * One page of the objects whose keys start with `prefix` (ListObjectsV2), in UTF-8 binary
+   * key order. A caller bounds its work by the pages it asks for and goes on from `next`
+   * (or, in a later walk, from the last key it saw, as `startAfter`). Names only: no bytes
+   * are read, and IAM's s3:ListBucket authorises it.
+   */
+  listObjects(prefix: string, opts?: ListOptions): Promise<ObjectListing>;
   head(key: string): Promise<ObjectHead | null>;
   /**
    * The object's bytes with its size and ETag, from one GET: callers need no HeadObject

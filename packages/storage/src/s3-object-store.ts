@@ -10,6 +10,7 @@ import {
   HeadObjectCommand,
   PutObjectCommand,
   ListMultipartUploadsCommand,
+  ListObjectsV2Command,
   ListPartsCommand,
   S3Client,
   UploadPartCommand,
@@ -23,7 +24,7 @@ import { EndpointResolver, PLAIN_KEY } from "./endpoint-template.ts";
 import { AWS_S3_CAPABILITIES, type StoreCapabilities } from "./capabilities.ts";
 import { codeOf, ObjectChangedError, statusOf, StorageUnsupportedError, translateStorageError } from "./errors.ts";
 import { DependencyUnavailableError } from "@intake/domain";
-import type { CopyOptions, CopyResult, MultipartUploadInfo, ObjectHead, ObjectRead, ObjectStore, PartBinding, PresignedRequest, PutBinding, PutOptions, ReadOptions, StoredPart } from "./object-store.ts";
+import type { CopyOptions, CopyResult, ListOptions, ObjectListing, MultipartUploadInfo, ObjectHead, ObjectRead, ObjectStore, PartBinding, PresignedRequest, PutBinding, PutOptions, ReadOptions, StoredPart } from "./object-store.ts";
 
 export interface S3Settings {
   region: string;
@@ -219,6 +220,27 @@ export class S3ObjectStore implements ObjectStore {
       throw translateStorageError(err, "ListMultipartUploads");
     }
     return out;
+  }
+
+  async listObjects(prefix: string, o: ListOptions = {}): Promise<ObjectListing> {
+    const maxKeys = Math.min(1000, Math.max(1, Math.floor(o.maxKeys ?? 1000)));
+    let page;
+    try {
+      page = await this.s3.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: prefix,
+          MaxKeys: maxKeys,
+          ...(o.continuationToken ? { ContinuationToken: o.continuationToken } : o.startAfter ? { StartAfter: o.startAfter } : {}),
+        }),
+      );
+    } catch (err) {
+      throw translateStorageError(err, "ListObjectsV2");
+    }
+    // A truncated page without a token would end a walk early, and silently.
+    if (page.IsTruncated && !page.NextContinuationToken) throw new DependencyUnavailableError("storage", `ListObjectsV2 under ${prefix} answered a truncated page without a continuation token`);
+    const objects = (page.Contents ?? []).filter((c) => c.Key !== undefined).map((c) => ({ key: c.Key!, size: c.Size ?? 0, lastModified: c.LastModified ?? null }));
+    return { objects, next: page.IsTruncated ? page.NextContinuationToken! : null };
   }
 
   async head(key: string): Promise<ObjectHead | null> {
