@@ -32,14 +32,20 @@ export class RescanQueue {
     this.o = o;
   }
 
-  /** Queues the rescan of these uploads for a run; an id already queued (a page planned again after a restart) is a no-op. */
+  /**
+   * Queues the rescan of these uploads for a run; an id already queued (a page planned again
+   * after a restart) is a no-op. A job that fails for good is removed (its error is in the
+   * log): a scan that keeps failing records the item `failed` itself, so only an unexpected
+   * error (database, storage) ends a job that way, and the planner queues the item again
+   * once the queue is empty, as the reaper does a stuck upload.
+   */
   async addItems(runId: string, uploadIds: readonly string[]): Promise<void> {
     if (uploadIds.length === 0) return;
     await this.queue.addBulk(
       uploadIds.map((uploadId) => ({
         name: "rescan",
         data: { v: 1 as const, kind: "item" as const, runId, uploadId },
-        opts: { jobId: rescanItemJobId(runId, uploadId), attempts: this.o.attempts, backoff: { type: "exponential", delay: this.o.backoffMs }, removeOnComplete: { age: 3600, count: 1000 }, removeOnFail: { age: 7 * 24 * 3600 } },
+        opts: { jobId: rescanItemJobId(runId, uploadId), attempts: this.o.attempts, backoff: { type: "exponential", delay: this.o.backoffMs }, removeOnComplete: { age: 3600, count: 1000 }, removeOnFail: true },
       })),
     );
   }

@@ -6,7 +6,7 @@ import { RescanShare } from "./rescan-share.ts";
 function limiter(share: number) {
   let now = 1_000_000;
   let pending = 0;
-  const l = new RescanShare({ load: { pending: async () => pending }, share, refreshMs: 0, now: () => now });
+  const l = new RescanShare({ load: { pending: async () => pending }, share, refreshMs: 0, quietMs: 2000, now: () => now });
   return { l, tick: (ms: number) => (now += ms), setPending: (n: number) => (pending = n) };
 }
 
@@ -33,6 +33,17 @@ describe("RescanShare", () => {
     await expect(l.acquire()).resolves.toBeTypeOf("function");
   });
 
+  it("stays limited until the pipeline has been quiet for quietMs: one empty reading between two small uploads is not quiet", async () => {
+    const { l, tick, setPending } = limiter(0.5);
+    setPending(1);
+    expect(await l.busy()).toBe(true);
+    setPending(0);
+    tick(1999);
+    expect(await l.busy()).toBe(true);
+    tick(1);
+    expect(await l.busy()).toBe(false);
+  });
+
   it("share 1 never limits; share 0 stops the rescan whenever uploads wait; a load it cannot read counts as busy", async () => {
     const full = limiter(1);
     full.setPending(10);
@@ -41,8 +52,9 @@ describe("RescanShare", () => {
     none.setPending(1);
     await expect(none.l.acquire()).rejects.toBeInstanceOf(RescanDeferred);
     none.setPending(0);
+    none.tick(2000);
     await expect(none.l.acquire()).resolves.toBeTypeOf("function");
-    const blind = new RescanShare({ load: { pending: () => Promise.reject(new Error("redis away")) }, share: 0, refreshMs: 0 });
+    const blind = new RescanShare({ load: { pending: () => Promise.reject(new Error("redis away")) }, share: 0, refreshMs: 0, quietMs: 1000 });
     await expect(blind.acquire()).rejects.toBeInstanceOf(RescanDeferred);
   });
 });

@@ -5,12 +5,14 @@ import { RescanDeferred } from "./rescan-queue.ts";
  * How much of the scanners a rescan may take while new uploads wait (RESCAN_MAX_SHARE).
  *
  * A rescan competes with new uploads for clamd (and for the CPU clamd runs on). While the
- * pipeline's stage queues are empty, the rescan runs at its full concurrency
- * (RESCAN_CONCURRENCY): it only uses capacity nobody asks for. While any stage queue has
- * jobs waiting or running, it runs one scan at a time per process, and after a scan that
- * took t ms pauses the rescan queue (on every rescan worker, BullMQ's manual rate limit) for
+ * pipeline is quiet, the rescan runs at its full concurrency (RESCAN_CONCURRENCY): it only
+ * uses capacity nobody asks for. While new uploads are being checked — any stage queue had
+ * jobs waiting or running at a reading within the last `quietMs` (a stream of small uploads
+ * leaves the queues empty most of the instants between them, so one empty reading is not
+ * quiet) — it runs one scan at a time per process, and after a scan that took t ms pauses
+ * the rescan queue (on every rescan worker, BullMQ's manual rate limit) for
  * t * (1 - share) / share ms: the rescan then keeps clamd busy at most `share` of the time.
- * share 1: no limit; share 0: the rescan stops whenever new uploads wait.
+ * share 1: no limit; share 0: the rescan stops whenever new uploads are being checked.
  */
 export interface PipelineLoad {
   /** Jobs waiting or running in the pipeline's stage queues. */
@@ -22,23 +24,28 @@ export class RescanShare {
   private readonly share: number;
   private readonly refreshMs: number;
   private readonly now: () => number;
+  private readonly quietMs: number;
   private reading: { at: number; busy: boolean } | null = null;
+  private lastSeenBusy = Number.NEGATIVE_INFINITY;
   private inFlightWhileBusy = 0;
   private pausedUntil = 0;
-  constructor(o: { load: PipelineLoad; share: number; refreshMs?: number; now?: () => number }) {
+  constructor(o: { load: PipelineLoad; share: number; refreshMs?: number; quietMs?: number; now?: () => number }) {
     this.load = o.load;
     this.share = Math.min(Math.max(o.share, 0), 1);
-    this.refreshMs = o.refreshMs ?? 250;
+    this.refreshMs = o.refreshMs ?? 100;
+    this.quietMs = o.quietMs ?? 2000;
     this.now = o.now ?? Date.now;
   }
 
-  /** Whether new uploads are in the pipeline now (read at most every refreshMs). */
+  /** Whether new uploads are being checked: seen in the pipeline within quietMs (read at most every refreshMs). */
   async busy(): Promise<boolean> {
     const at = this.now();
-    if (this.reading && at - this.reading.at < this.refreshMs) return this.reading.busy;
-    const busy = (await this.load.pending().catch(() => 1)) > 0; // Redis unreadable: assume busy (yield)
-    this.reading = { at, busy };
-    return busy;
+    if (!this.reading || at - this.reading.at >= this.refreshMs) {
+      const pending = (await this.load.pending().catch(() => 1)) > 0; // Redis unreadable: assume busy (yield)
+      if (pending) this.lastSeenBusy = at;
+      this.reading = { at, busy: pending };
+    }
+    return at - this.lastSeenBusy < this.quietMs;
   }
 
   /**
@@ -49,8 +56,9 @@ export class RescanShare {
     if (this.share >= 1 || !(await this.busy())) return async () => 0;
     const wait = this.pausedUntil - this.now();
     if (wait > 0) throw new RescanDeferred(Math.ceil(wait));
-    if (this.share <= 0) throw new RescanDeferred(this.refreshMs * 4);
-    if (this.inFlightWhileBusy >= 1) throw new RescanDeferred(this.refreshMs);
+    // Back off long enough not to spin through the queue (at least 100 ms).
+    if (this.share <= 0) throw new RescanDeferred(Math.max(100, this.quietMs / 4));
+    if (this.inFlightWhileBusy >= 1) throw new RescanDeferred(Math.max(100, this.refreshMs));
     this.inFlightWhileBusy++;
     const started = this.now();
     return async () => {
