@@ -124,10 +124,6 @@ const UPLOAD_COLUMNS = [
   "idempotency_key",
   "idempotency_fingerprint",
   "strip_image_metadata",
-  "attempts",
-  "created_at",
-  "updated_at",
-] as const;
   "size_limit",
   "reserved_bytes",
   "policy",
@@ -135,17 +131,12 @@ const UPLOAD_COLUMNS = [
   "policy_digest",
   "policy_checks_digest",
   "quarantine_retention_days",
+  "attempts",
+  "created_at",
+  "updated_at",
+] as const;
 const INSERT_UPLOAD = `insert into "uploads" (${UPLOAD_COLUMNS.map((c) => `"${c}"`).join(", ")}) values (${UPLOAD_COLUMNS.map(() => "?").join(", ")})`;
 
-/** For a transition a person caused (a release): who, why, and what else commits with it. */
-export interface TransitionOptions {
-  /** Written on the transition's audit row (actor "admin"): the person and their reason. */
-  person?: { actorId: string; justification: string; detail?: Record<string, unknown> };
-  /** Further writes of the same unit, run once the status changed (before the audit link). */
-  alongside?: (tx: Atomic, upload: Upload) => Promise<void>;
-}
-
-/**
 /**
  * Further claims of a new upload's unit of work (an upload session's budget): a refusal
  * throws and undoes the whole unit.
@@ -160,6 +151,15 @@ export interface CreateClaims {
   claim(tx: Atomic, reservedBytes: number): Promise<void>;
 }
 
+/** For a transition a person caused (a release): who, why, and what else commits with it. */
+export interface TransitionOptions {
+  /** Written on the transition's audit row (actor "admin"): the person and their reason. */
+  person?: { actorId: string; justification: string; detail?: Record<string, unknown> };
+  /** Further writes of the same unit, run once the status changed (before the audit link). */
+  alongside?: (tx: Atomic, upload: Upload) => Promise<void>;
+}
+
+/**
  * Quarantined uploads whose bytes may be purged: quarantined before the cut-off, not purged
  * yet, and not held longer by a reviewer (retention_until still ahead).
  */
@@ -198,6 +198,9 @@ export class UploadRepository {
    * concurrent retries), and a reuse of the key for a different request is a conflict.
    * With `quotas`, the tenant's quotas are claimed in the same unit (see tenant-usage.ts): a
    * create that would break one writes nothing and throws LimitExceededError.
+   *
+   * An upload whose size is learned on arrival reserves its limit, narrowed in the unit by
+   * what `claims` still allow; its arrival settles the reservation (transition, below).
    */
   async create(input: NewUpload, now = new Date(), quotas?: TenantQuotas, claims?: CreateClaims): Promise<{ upload: Upload; created: boolean }> {
     if (input.idempotency) {
@@ -205,11 +208,9 @@ export class UploadRepository {
       if (existing) return { upload: this.checkFingerprint(existing, input.idempotency.fingerprint), created: false };
     }
     const ts = now.getTime();
+    const sizeUnknown = input.declaredSize === null;
     const row: Record<(typeof UPLOAD_COLUMNS)[number], string | number | null> = {
       id: input.id,
-   *
-   * An upload whose size is learned on arrival reserves its limit, narrowed in the unit by
-   * what `claims` still allow; its arrival settles the reservation (transition, below).
       tenant_id: input.tenantId,
       status: "pending" satisfies UploadStatus,
       filename: input.filename,
@@ -218,7 +219,6 @@ export class UploadRepository {
       declared_size: input.declaredSize ?? 0,
       declared_sha256: input.declaredSha256 ?? null,
       declared_md5: input.declaredMd5 ?? null,
-    const sizeUnknown = input.declaredSize === null;
       metadata: JSON.stringify(input.metadata),
       object_key: input.objectKey,
       storage_upload_id: input.multipart?.storageUploadId ?? null,
@@ -229,6 +229,9 @@ export class UploadRepository {
       idempotency_fingerprint: input.idempotency?.fingerprint ?? null,
       // 1/0: a boolean column on PostgreSQL, an integer one on SQLite (which binds no booleans).
       strip_image_metadata: input.stripImageMetadata ? 1 : 0,
+      size_limit: sizeUnknown ? limitOf(input) : null,
+      reserved_bytes: sizeUnknown ? limitOf(input) : null,
+      ...policyColumns(input.policy),
       attempts: 0,
       created_at: ts,
       updated_at: ts,
@@ -238,9 +241,8 @@ export class UploadRepository {
       // Statements of fixed text rather than the query builder: compiling the three builders
       // cost about 40 µs of this, the API's hottest path, more than SQLite's work.
       await atomically(this.db, async (tx) => {
-      size_limit: sizeUnknown ? limitOf(input) : null,
-      reserved_bytes: sizeUnknown ? limitOf(input) : null,
-      ...policyColumns(input.policy),
+        if (sizeUnknown) narrowLimit(row, await claims?.remaining?.(tx));
+        const reserved = Number(row.reserved_bytes ?? row.declared_size);
         await tx.run(new Statement(INSERT_UPLOAD, UPLOAD_COLUMNS.map((c) => row[c])));
         if (quotas) await claimQuota(this.db, tx, input.tenantId, reserved, quotas, now);
         // Further claims of the same unit (an upload session's budget): a refusal undoes it all.
@@ -252,8 +254,6 @@ export class UploadRepository {
     } catch (err) {
       if (input.idempotency && isUniqueViolation(err)) {
         const existing = await this.findByIdempotencyKey(input.tenantId, input.idempotency.key);
-        if (sizeUnknown) narrowLimit(row, await claims?.remaining?.(tx));
-        const reserved = Number(row.reserved_bytes ?? row.declared_size);
         if (existing) return { upload: this.checkFingerprint(existing, input.idempotency.fingerprint), created: false };
       }
       throw err;
@@ -359,16 +359,6 @@ export class UploadRepository {
     return result;
   }
 
-  /** Called after a transition committed webhook deliveries (the relay's nudge). */
-  onOutboxWritten(listener: () => void): void {
-    this.outboxListener = listener;
-  }
-
-  /** Counts a processing attempt (retries, stalled recoveries, reaper re-enqueues). */
-  async countAttempt(id: string): Promise<void> {
-    await this.db("uploads").where({ id }).increment("attempts", 1);
-  }
-
   /**
    * Settles a size-unknown upload's reservation to its real size: what the limit held beyond
    * it goes back to the tenant's open bytes and the session's budget. An object over the
@@ -384,6 +374,16 @@ export class UploadRepository {
       await returnPendingBytes(tx, before.tenant_id, held - settled);
       await returnSessionBytes(tx, id, held - settled);
     }
+  }
+
+  /** Called after a transition committed webhook deliveries (the relay's nudge). */
+  onOutboxWritten(listener: () => void): void {
+    this.outboxListener = listener;
+  }
+
+  /** Counts a processing attempt (retries, stalled recoveries, reaper re-enqueues). */
+  async countAttempt(id: string): Promise<void> {
+    await this.db("uploads").where({ id }).increment("attempts", 1);
   }
 
   /** Pending uploads whose URL expired more than `graceMs` ago. */
@@ -483,47 +483,6 @@ export function isUniqueViolation(err: unknown): boolean {
   return e?.code === "23505" || e?.code === "SQLITE_CONSTRAINT_UNIQUE" || e?.code === "SQLITE_CONSTRAINT_PRIMARYKEY";
 }
 
-/** The policy columns of a new row (migration 0009); the terms without version and digests, which have columns of their own. */
-function policyColumns(p: PolicyInForce | undefined): Record<"policy" | "policy_version" | "policy_digest" | "policy_checks_digest" | "quarantine_retention_days", string | number | null> {
-  if (!p) return { policy: null, policy_version: null, policy_digest: null, policy_checks_digest: null, quarantine_retention_days: null };
-  const { version, digest, checksDigest, ...terms } = p;
-  return { policy: JSON.stringify(terms), policy_version: version, policy_digest: digest, policy_checks_digest: checksDigest, quarantine_retention_days: terms.quarantineRetentionDays };
-}
-
-/** The recorded policy; a row whose JSON is not a policy's terms reads as none (the deployment's rules, not a guess). */
-function policyOf(r: Record<string, any>): PolicyInForce | null {
-  if (r.policy === null || r.policy === undefined) return null;
-  const terms = termsFrom(JSON.parse(r.policy));
-  return terms ? { ...terms, version: Number(r.policy_version ?? 0), digest: r.policy_digest ?? "", checksDigest: r.policy_checks_digest ?? "" } : null;
-}
-
-const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-const date = (v: unknown): Date | null => (v === null || v === undefined ? null : new Date(Number(v)));
-
-function toUpload(r: Record<string, any>): Upload {
-  return {
-    id: r.id,
-    tenantId: r.tenant_id,
-    status: r.status,
-    filename: r.filename,
-    declaredType: r.declared_type,
-    declaredSize: sizeUnknown(r) ? null : Number(r.declared_size),
-    sizeLimit: Number(r.size_limit ?? r.declared_size),
-    declaredSha256: r.declared_sha256 ?? null,
-    declaredMd5: r.declared_md5 ?? null,
-    metadata: JSON.parse(r.metadata),
-    objectKey: r.object_key,
-    finalKey: r.final_key ?? null,
-    multipart: r.storage_upload_id ? { storageUploadId: r.storage_upload_id, partSize: Number(r.part_size), partCount: Number(r.part_count) } : null,
-    urlExpiresAt: new Date(Number(r.url_expires_at)),
-    storedSize: num(r.stored_size),
-    sniffedType: r.sniffed_type ?? null,
-    checkedETag: r.checked_etag ?? null,
-    sha256: r.sha256 ?? null,
-    scannedMd5: r.scanned_md5 ?? null,
-    // PostgreSQL answers a boolean, SQLite 0/1 (and a row written as the API created it, 1/0).
-    stripImageMetadata: Boolean(Number(r.strip_image_metadata ?? 0)),
-    metadataStripped: Boolean(Number(r.metadata_stripped ?? 0)),
 /** The row as a transition first reads it: what it holds in the quotas. */
 interface HeldRow {
   status: UploadStatus;
@@ -556,6 +515,52 @@ function narrowLimit(row: Record<string, string | number | null>, remaining: num
   if (row.storage_upload_id !== null) row.part_count = multipartBound(limit).partCount;
 }
 
+/** The policy columns of a new row (migration 0009); the terms without version and digests, which have columns of their own. */
+function policyColumns(p: PolicyInForce | undefined): Record<"policy" | "policy_version" | "policy_digest" | "policy_checks_digest" | "quarantine_retention_days", string | number | null> {
+  if (!p) return { policy: null, policy_version: null, policy_digest: null, policy_checks_digest: null, quarantine_retention_days: null };
+  const { version, digest, checksDigest, ...terms } = p;
+  return { policy: JSON.stringify(terms), policy_version: version, policy_digest: digest, policy_checks_digest: checksDigest, quarantine_retention_days: terms.quarantineRetentionDays };
+}
+
+/** The recorded policy; a row whose JSON is not a policy's terms reads as none (the deployment's rules, not a guess). */
+function policyOf(r: Record<string, any>): PolicyInForce | null {
+  if (r.policy === null || r.policy === undefined) return null;
+  const terms = termsFrom(JSON.parse(r.policy));
+  return terms ? { ...terms, version: Number(r.policy_version ?? 0), digest: r.policy_digest ?? "", checksDigest: r.policy_checks_digest ?? "" } : null;
+}
+
+const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const date = (v: unknown): Date | null => (v === null || v === undefined ? null : new Date(Number(v)));
+
+/** A row created without a size (migration 0007: its limit is set, declared_size is 0). */
+export function sizeUnknown(r: Record<string, any>): boolean {
+  return r.size_limit !== null && r.size_limit !== undefined;
+}
+
+function toUpload(r: Record<string, any>): Upload {
+  return {
+    id: r.id,
+    tenantId: r.tenant_id,
+    status: r.status,
+    filename: r.filename,
+    declaredType: r.declared_type,
+    declaredSize: sizeUnknown(r) ? null : Number(r.declared_size),
+    sizeLimit: Number(r.size_limit ?? r.declared_size),
+    declaredSha256: r.declared_sha256 ?? null,
+    declaredMd5: r.declared_md5 ?? null,
+    metadata: JSON.parse(r.metadata),
+    objectKey: r.object_key,
+    finalKey: r.final_key ?? null,
+    multipart: r.storage_upload_id ? { storageUploadId: r.storage_upload_id, partSize: Number(r.part_size), partCount: Number(r.part_count) } : null,
+    urlExpiresAt: new Date(Number(r.url_expires_at)),
+    storedSize: num(r.stored_size),
+    sniffedType: r.sniffed_type ?? null,
+    checkedETag: r.checked_etag ?? null,
+    sha256: r.sha256 ?? null,
+    scannedMd5: r.scanned_md5 ?? null,
+    // PostgreSQL answers a boolean, SQLite 0/1 (and a row written as the API created it, 1/0).
+    stripImageMetadata: Boolean(Number(r.strip_image_metadata ?? 0)),
+    metadataStripped: Boolean(Number(r.metadata_stripped ?? 0)),
     servedSha256: r.served_sha256 ?? null,
     servedSize: num(r.served_size),
     policy: policyOf(r),
@@ -576,8 +581,3 @@ function narrowLimit(row: Record<string, string | number | null>, remaining: num
     finishedAt: date(r.finished_at),
   };
 }
-/** A row created without a size (migration 0007: its limit is set, declared_size is 0). */
-export function sizeUnknown(r: Record<string, any>): boolean {
-  return r.size_limit !== null && r.size_limit !== undefined;
-}
-
