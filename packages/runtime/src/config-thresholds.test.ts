@@ -24,3 +24,18 @@ describe("the reaper's stuck threshold against clamd's no-progress timeout", () 
     expect(c.reaper.stuckAfterSeconds * 1000).toBeGreaterThan(c.clamd.timeoutMs);
   });
 });
+
+describe("the age at which the reaper may sweep a staging copy", () => {
+  it("defaults to twice the stuck threshold, at least an hour", () => {
+    expect(loadConfig(base).reaper.stagingSweepAfterSeconds).toBe(3600); // 2 × 900 s is less
+    expect(loadConfig({ ...base, STUCK_AFTER_SECONDS: "2400" }).reaper.stagingSweepAfterSeconds).toBe(4800);
+    expect(loadConfig({ ...base, STUCK_AFTER_SECONDS: "30", CLAMD_TIMEOUT_MS: "20000", STAGING_SWEEP_AFTER_SECONDS: "30" }).reaper.stagingSweepAfterSeconds).toBe(30);
+  });
+
+  it("refuses an age below the stuck threshold, naming both settings", () => {
+    const below = problemsOf({ STUCK_AFTER_SECONDS: "900", STAGING_SWEEP_AFTER_SECONDS: "899" });
+    expect(below).toHaveLength(1);
+    expect(below[0]).toMatch(/STAGING_SWEEP_AFTER_SECONDS \(899 s\).*STUCK_AFTER_SECONDS \(900 s\)/);
+    expect(problemsOf({ STUCK_AFTER_SECONDS: "900", STAGING_SWEEP_AFTER_SECONDS: "900" })).toEqual([]);
+  });
+});

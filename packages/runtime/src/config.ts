@@ -130,6 +130,10 @@ const EnvSchema = z.object({
   STUCK_AFTER_SECONDS: int(10).default(900),
   QUARANTINE_RETENTION_DAYS: int(1).default(90),
   REAPER_EVERY_SECONDS: int(1).default(60),
+  // Staging copies (quarantine/<tenant>/<id>.promoting-<run>) at least this old may be swept
+  // by the reaper, once their upload is final. Unset: twice STUCK_AFTER_SECONDS, at least an
+  // hour (@intake/pipeline staging-sweep.ts says why).
+  STAGING_SWEEP_AFTER_SECONDS: int(1).optional(),
 
   WORKER_ROLES: csv.default(["all"]),
   // Rescans after signature updates (the worker's rescan role, @intake/pipeline rescan.ts):
@@ -309,6 +313,8 @@ export interface Config {
     stuckAfterSeconds: number;
     quarantineRetentionDays: number;
     everySeconds: number;
+    /** How old a staging copy must be before the reaper may sweep it (STAGING_SWEEP_AFTER_SECONDS). */
+    stagingSweepAfterSeconds: number;
   };
   limits: {
     windowSeconds: number;
@@ -416,6 +422,11 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   if (e.STUCK_AFTER_SECONDS * 1000 <= e.CLAMD_TIMEOUT_MS) {
     problems.push(`STUCK_AFTER_SECONDS (${e.STUCK_AFTER_SECONDS} s) must exceed CLAMD_TIMEOUT_MS (${e.CLAMD_TIMEOUT_MS} ms): a scan may rightly go that long without touching its upload, and must not be taken for a stuck one`);
   }
+  // Younger than a stuck period, a staging copy may be a live run's that the pipeline itself
+  // does not yet count as abandoned.
+  if (e.STAGING_SWEEP_AFTER_SECONDS !== undefined && e.STAGING_SWEEP_AFTER_SECONDS < e.STUCK_AFTER_SECONDS) {
+    problems.push(`STAGING_SWEEP_AFTER_SECONDS (${e.STAGING_SWEEP_AFTER_SECONDS} s) must be at least STUCK_AFTER_SECONDS (${e.STUCK_AFTER_SECONDS} s): a younger staging copy may belong to a run still in progress`);
+  }
   for (const k of e.ACTIVE_CONTENT_ALLOW) if (!(ACTIVE_CONTENT_KINDS as readonly string[]).includes(k)) problems.push(`ACTIVE_CONTENT_ALLOW: unknown kind ${k} (known: ${ACTIVE_CONTENT_KINDS.join(", ")})`);
   const knownRoles = ["all", "ingest", "inspect", "scan", "finalize", "reaper", "recheck", "webhooks", "rescan"];
   for (const r of e.WORKER_ROLES) if (!knownRoles.includes(r)) problems.push(`WORKER_ROLES: unknown role ${r} (known: ${knownRoles.join(", ")})`);
@@ -476,6 +487,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       stuckAfterSeconds: e.STUCK_AFTER_SECONDS,
       quarantineRetentionDays: e.QUARANTINE_RETENTION_DAYS,
       everySeconds: e.REAPER_EVERY_SECONDS,
+      stagingSweepAfterSeconds: e.STAGING_SWEEP_AFTER_SECONDS ?? Math.max(3600, 2 * e.STUCK_AFTER_SECONDS),
     },
     limits: {
       windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
