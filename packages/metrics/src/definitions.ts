@@ -47,7 +47,7 @@ export const STAGE_PATHS = ["staged", "one_pass"] as const;
 export const JOB_OUTCOMES = ["completed", "retried", "failed"] as const;
 export const QUEUE_STATES = ["waiting", "active", "delayed", "failed"] as const;
 /** `action` of intake_reaper_actions_total (the reaper's ReapSummary, named). */
-export const REAPER_ACTIONS = ["expired", "arrived_late", "multipart_aborted", "orphan_multipart_aborted", "requeued", "purged"] as const;
+export const REAPER_ACTIONS = ["expired", "arrived_late", "multipart_aborted", "orphan_multipart_aborted", "requeued", "purged", "staging_swept"] as const;
 export type ReaperAction = (typeof REAPER_ACTIONS)[number];
 /**
  * `outcome` of webhook deliveries (@intake/webhooks DeliveryOutcome): the receiver answered
@@ -135,7 +135,7 @@ export const METRICS = {
   },
   reaperActions: {
     name: "intake_reaper_actions_total",
-    help: "What the reaper did, by action (expired, arrived_late, multipart_aborted, orphan_multipart_aborted, requeued, purged).",
+    help: "What the reaper did, by action (expired, arrived_late, multipart_aborted, orphan_multipart_aborted, requeued, purged, staging_swept: staging copies a killed run left).",
     type: "counter",
     labelNames: ["action"],
     exportedBy: worker,

@@ -75,7 +75,7 @@ describe("the registry and the pipeline's hooks", () => {
     m.pipeline.stageDone("scan", "staged", 250);
     m.pipeline.jobPicked("intake-scan", -5); // clock skew: never a negative wait
     m.pipeline.jobFinished("intake-scan", "retried");
-    m.pipeline.reaperPass({ expired: 2, arrivedLate: 0, multipartAborted: 1, orphansAborted: 0, requeued: 3, purged: 0, inProgress: 4 });
+    m.pipeline.reaperPass({ expired: 2, arrivedLate: 0, multipartAborted: 1, orphansAborted: 0, requeued: 3, purged: 0, stagingSwept: 5, inProgress: 4 });
     m.pipeline.storageEventReceived(1200);
     m.webhooks.delivery("delivered", 30);
     m.webhooks.delivery("something-new", 10);
@@ -87,6 +87,7 @@ describe("the registry and the pipeline's hooks", () => {
     expect(sample(text, 'intake_reaper_actions_total{action="expired"}')).toBe(2);
     expect(sample(text, 'intake_reaper_actions_total{action="requeued"}')).toBe(3);
     expect(sample(text, 'intake_reaper_actions_total{action="purged"}')).toBe(0);
+    expect(sample(text, 'intake_reaper_actions_total{action="staging_swept"}')).toBe(5);
     expect(sample(text, "intake_reaper_in_progress_uploads")).toBe(4);
     expect(Math.abs(sample(text, "intake_reaper_last_pass_timestamp_seconds")! - Date.now() / 1000)).toBeLessThan(5);
     expect(sample(text, "intake_storage_event_lag_seconds_sum")).toBe(1.2);

@@ -24,6 +24,7 @@ export interface ReaperPassSummary {
   orphansAborted: number;
   requeued: number;
   purged: number;
+  stagingSwept: number;
   inProgress: number;
 }
 
@@ -73,6 +74,7 @@ const ACTIONS: [keyof ReaperPassSummary, ReaperAction][] = [
   ["orphansAborted", "orphan_multipart_aborted"],
   ["requeued", "requeued"],
   ["purged", "purged"],
+  ["stagingSwept", "staging_swept"],
 ];
 
 const REASONS = new Set<string>(VERDICT_REASONS);

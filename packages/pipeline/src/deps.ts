@@ -128,5 +128,5 @@ export interface PipelineMetrics {
   /** A verdict cache lookup before clamd (verdict-cache.ts): hit_clean | hit_malware | miss. */
   verdictCacheLookup?(result: "hit_clean" | "hit_malware" | "miss"): void;
   /** A reaper pass ended (ReapSummary's counts). */
-  reaperPass(summary: { expired: number; arrivedLate: number; multipartAborted: number; orphansAborted: number; requeued: number; purged: number; inProgress: number }): void;
+  reaperPass(summary: { expired: number; arrivedLate: number; multipartAborted: number; orphansAborted: number; requeued: number; purged: number; stagingSwept: number; inProgress: number }): void;
 }

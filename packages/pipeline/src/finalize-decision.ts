@@ -94,6 +94,17 @@ export function stagingKey(upload: Pick<Upload, "tenantId" | "id">, run: string)
 }
 
 /**
+ * The upload a staging key belongs to, or null for any other key: the reaper's sweep
+ * (staging-sweep.ts) deletes only what this accepts, so the pattern is exactly stagingKey's
+ * with a run from randomUUID (lowercase, 8-4-4-4-12). A final quarantine/{tenant}/{id},
+ * or a key that merely contains ".promoting-", is never one.
+ */
+export function parseStagingKey(key: string): { tenantId: string; uploadId: string } | null {
+  const m = /^quarantine\/([A-Za-z0-9_-]{1,64})\/([A-Za-z0-9_-]{1,64})\.promoting-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.exec(key);
+  return m ? { tenantId: m[1]!, uploadId: m[2]! } : null;
+}
+
+/**
  * After the staging copy: promoted when it is proven to hold the checked bytes (it is then
  * copied on to `target`), otherwise a quarantine that first removes it. `copy` is null
  * when storage refused the copy because the source had changed (it honoured

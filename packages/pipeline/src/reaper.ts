@@ -4,6 +4,7 @@ import { stageFor } from "./decisions.ts";
 import type { AuditTrail, PipelineLogger, PipelineMetrics, UploadSweeps } from "./deps.ts";
 import type { StageQueues } from "./stage-queues.ts";
 import type { RecheckQueue } from "./recheck-queue.ts";
+import { STAGING_BACKSTOP_SECONDS, StagingSweep } from "./staging-sweep.ts";
 
 /**
  * The reaper: what never finished gets finished or cleaned up. The database is the truth
@@ -12,13 +13,20 @@ import type { RecheckQueue } from "./recheck-queue.ts";
  * deletes of things already gone succeed. The audit trail holds what happened, once: a
  * state change writes its own row in the transition (upload.expired, upload.uploaded), and
  * the reaper adds rows only for actions outside the state machine that it carried out
- * (a multipart upload aborted, a job re-queued, quarantined bytes purged).
+ * (a multipart upload aborted, a job re-queued, quarantined bytes purged). Staging copies a
+ * killed run left under quarantine/ are swept by staging-sweep.ts (a log line each, no audit row).
  */
 export interface ReaperSettings {
   pendingGraceSeconds: number;
   multipartTtlSeconds: number;
   stuckAfterSeconds: number;
   quarantineRetentionDays: number;
+  /** How old a staging copy must be before it may be swept (STAGING_SWEEP_AFTER_SECONDS; staging-sweep.ts). */
+  stagingSweepAfterSeconds: number;
+  /** Past this any staging copy goes; default STAGING_BACKSTOP_SECONDS (7 days). */
+  stagingBackstopSeconds?: number;
+  /** Keys per listing page of the sweep (default 1000, S3's most; five pages a pass). */
+  stagingPageSize?: number;
 }
 
 export interface ReaperDeps {
@@ -45,6 +53,8 @@ export interface ReapSummary {
   /** Stuck-looking uploads left alone because their job is live (waiting, delayed, active). */
   inProgress: number;
   purged: number;
+  /** Staging copies a killed run left, deleted (staging-sweep.ts). */
+  stagingSwept: number;
   sweep: "done" | "unsupported";
 }
 
@@ -61,18 +71,23 @@ const STUCK_PAGES_PER_PASS = 20;
 export class Reaper {
   private readonly deps: ReaperDeps;
   private saidSweepUnsupported = false;
+  private readonly staging: StagingSweep;
   constructor(deps: ReaperDeps) {
     this.deps = deps;
+    const { stagingSweepAfterSeconds, stagingBackstopSeconds, stagingPageSize } = deps.settings;
+    const backstopSeconds = Math.max(stagingBackstopSeconds ?? STAGING_BACKSTOP_SECONDS, stagingSweepAfterSeconds);
+    this.staging = new StagingSweep({ store: deps.store, repository: deps.repository, logger: deps.logger, settings: { minAgeSeconds: stagingSweepAfterSeconds, backstopSeconds, ...(stagingPageSize ? { pageSize: stagingPageSize } : {}) } });
   }
 
   async reap(now = new Date()): Promise<ReapSummary> {
-    const summary: ReapSummary = { expired: 0, arrivedLate: 0, multipartAborted: 0, orphansAborted: 0, requeued: 0, inProgress: 0, purged: 0, sweep: "done" };
+    const summary: ReapSummary = { expired: 0, arrivedLate: 0, multipartAborted: 0, orphansAborted: 0, requeued: 0, inProgress: 0, purged: 0, stagingSwept: 0, sweep: "done" };
     await this.expirePending(now, summary);
     await this.abortStaleMultipart(now, summary);
     await this.sweepMultipartUploads(now, summary);
     await this.requeueStuck(now, summary);
     await this.purgeQuarantine(now, summary);
-    const acted = summary.expired + summary.arrivedLate + summary.multipartAborted + summary.orphansAborted + summary.requeued + summary.purged;
+    summary.stagingSwept = (await this.staging.pass(now)).swept;
+    const acted = summary.expired + summary.arrivedLate + summary.multipartAborted + summary.orphansAborted + summary.requeued + summary.purged + summary.stagingSwept;
     if (acted > 0) this.deps.logger.info({ ...summary }, "reaper pass");
     this.deps.metrics?.reaperPass(summary);
     return summary;
