@@ -1,4 +1,4 @@
-import type { AdminRole } from "@intake/domain";
+import type { AdminRole, PolicyInForce, PolicyTerms, TenantPolicy } from "@intake/domain";
 import { apiError } from "./client.ts";
 import { IntakeApiError } from "./errors.ts";
 
@@ -89,6 +89,34 @@ export interface UserChanges {
   tenantIds?: string[] | null;
   name?: string;
   disabled?: boolean;
+}
+
+/** A tenant's policy as GET/PUT /v1/admin/tenants/:id/policy answer (README, "Tenant policies"). */
+export interface TenantPolicyView {
+  tenantId: string;
+  /** 0: the tenant never had a policy of its own (the defaults). */
+  version: number;
+  /** The terms the tenant overrides ({} = all defaults): what a PUT replaces. */
+  policy: TenantPolicy;
+  /** What new uploads of the tenant get: its terms over the defaults, within the deployment's bounds. */
+  inForce: PolicyInForce;
+  defaults: PolicyTerms;
+  updatedAt: string | null;
+  updatedBy: string | null;
+}
+
+/** One rescan run with its progress, as GET /v1/admin/rescans lists it. */
+export interface RescanRunView {
+  id: string;
+  trigger: "signatures" | "operator";
+  status: string;
+  signatureVersion: string | null;
+  tenantId: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+  counts: { queued: number; done: number; clean: number; matched: number; skipped: number; failed: number };
+  remaining: number;
+  [field: string]: unknown;
 }
 
 type Opts = { signal?: AbortSignal | undefined };
@@ -183,8 +211,27 @@ export class IntakeAdminClient {
     return this.#call("GET", `/v1/admin/quarantine?${q}`, o);
   }
 
-  async #call<T>(method: string, path: string, o: Opts & { body?: unknown }): Promise<T> {
-    const headers: Record<string, string> = { accept: "application/json", cookie: `${ADMIN_SESSION_COOKIE}=${this.#session.token}` };
+  /** A tenant's policy (GET /v1/admin/tenants/:id/policy; admins only). */
+  tenantPolicy(tenantId: string, o: Opts = {}): Promise<TenantPolicyView> {
+    return this.#call("GET", `/v1/admin/tenants/${enc(tenantId)}/policy`, o);
+  }
+
+  /**
+   * Replaces the terms a tenant overrides (PUT /v1/admin/tenants/:id/policy). With
+   * `version` (the one last read) a change made meanwhile by someone else is refused
+   * (409 policy_changed) instead of overwritten.
+   */
+  setTenantPolicy(tenantId: string, policy: TenantPolicy, o: Opts & { version?: number } = {}): Promise<TenantPolicyView> {
+    return this.#call("PUT", `/v1/admin/tenants/${enc(tenantId)}/policy`, { ...o, body: policy, ...(o.version !== undefined ? { headers: { "if-match": `"${o.version}"` } } : {}) });
+  }
+
+  /** The recent rescan runs with their progress (GET /v1/admin/rescans), newest first. */
+  async rescans(o: Opts = {}): Promise<RescanRunView[]> {
+    return (await this.#call<{ runs: RescanRunView[] }>("GET", "/v1/admin/rescans", o)).runs;
+  }
+
+  async #call<T>(method: string, path: string, o: Opts & { body?: unknown; headers?: Record<string, string> }): Promise<T> {
+    const headers: Record<string, string> = { ...o.headers, accept: "application/json", cookie: `${ADMIN_SESSION_COOKIE}=${this.#session.token}` };
     // The guard wants the session's CSRF token on every state-changing request.
     if (method !== "GET" && method !== "HEAD") headers["x-csrf-token"] = this.#session.csrfToken;
     if (o.body !== undefined) headers["content-type"] = "application/json";
