@@ -91,7 +91,6 @@ export interface RescanWorkerOptions {
  * long and the job goes back to waiting without spending an attempt.
  */
 export function startRescanWorker(process: (job: Job<RescanJobData>) => Promise<unknown>, o: RescanWorkerOptions): Worker<RescanJobData> {
-  let worker: Worker<RescanJobData>;
   const limits = new Queue(RESCAN_QUEUE, { connection: o.connection, prefix: o.prefix });
   limits.on("error", () => undefined);
   const run = async (job: Job<RescanJobData>) => {
@@ -106,7 +105,7 @@ export function startRescanWorker(process: (job: Job<RescanJobData>) => Promise<
       throw err;
     }
   };
-  worker = new Worker<RescanJobData>(RESCAN_QUEUE, run, {
+  const worker = new Worker<RescanJobData>(RESCAN_QUEUE, run, {
     connection: o.connection,
     prefix: o.prefix,
     concurrency: o.concurrency,

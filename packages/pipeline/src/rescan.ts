@@ -4,7 +4,7 @@ import { Statement, type RescanOutcome, type RescanRunRepository, type Transitio
 import { ObjectChangedError, type ObjectStore } from "@intake/storage";
 import type { PipelineLogger, Scanner, UploadStore } from "./deps.ts";
 import { scanMetadata } from "./finalize.ts";
-import type { RescanJobData, RescanQueue } from "./rescan-queue.ts";
+import type { RescanJobData } from "./rescan-queue.ts";
 import type { RescanShare } from "./rescan-share.ts";
 
 /**
