@@ -134,7 +134,9 @@ export const WORKER_ROLES: readonly WorkerRole[] = [
   },
   {
     // Expired pending uploads and abandoned multipart uploads (list, abort, delete under
-    // pending/), quarantine retention (delete under quarantine/; it never reads it).
+    // pending/), quarantine retention and the staging copies a killed run left (listed by
+    // ListObjectsV2 under quarantine/, deleted; their final objects' presence is listed too:
+    // it never reads quarantine/).
     name: "reaper",
     access: {
       objects: { pending: ["s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"], quarantine: ["s3:DeleteObject"] },

@@ -2,7 +2,7 @@ import { Match, type Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
 import { synthStack, TEST_PROPS } from "./fixture.ts";
 import { METRIC_NAMESPACE, QUEUE_JOBS_METRIC } from "./queue-metrics.ts";
-import { WORKER_ROLES } from "./roles.ts";
+import { WORKER_ROLES, workerRole } from "./roles.ts";
 import { ADMIN_PATHS } from "./web.ts";
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -101,6 +101,19 @@ describe("the upload bucket", () => {
       { Id: "abort-incomplete-multipart", AbortIncompleteMultipartUpload: { DaysAfterInitiation: 3 }, Status: "Enabled" },
       { Id: "expire-stray-pending", Prefix: "pending/", ExpirationInDays: 7, Status: "Enabled" },
     ]);
+  });
+
+  it("expires nothing under quarantine/ or verified/: staging copies are the reaper's sweep's alone (upload-bucket.ts says why no tag rule)", () => {
+    const rules = resource(bucketId).Properties.LifecycleConfiguration.Rules as Json[];
+    for (const r of rules) {
+      // A rule that expires objects names its prefix, and it is pending/; no rule filters on tags.
+      if (r.ExpirationInDays !== undefined || r.ExpirationDate !== undefined) expect([r.Id, r.Prefix ?? r.Filter]).toEqual([r.Id, "pending/"]);
+      expect([r.Id, r.TagFilters, r.Filter?.TagFilter, r.Filter?.And]).toEqual([r.Id, undefined, undefined, undefined]);
+    }
+    // The sweep's own grants: it lists the bucket and deletes under quarantine/, and cannot read there.
+    const reaper = workerRole("reaper").access;
+    expect(reaper.bucket).toContain("s3:ListBucket");
+    expect(reaper.objects.quarantine).toEqual(["s3:DeleteObject"]);
   });
 
   it("refuses a multipart backstop that would abort before the reaper's MULTIPART_TTL_SECONDS", () => {

@@ -30,7 +30,18 @@ export interface UploadBucketProps {
  * - Notifications: ObjectCreated under pending/ only; our own copies to verified/ and
  *   quarantine/ emit ObjectCreated:Copy and must not come back as events.
  * - Lifecycle: backstops only. The reaper is the primary cleanup and records each step in
- *   the database; these rules catch what it cannot (a reaper down for days).
+ *   the database; these rules catch what it cannot (a reaper down for days). The multipart
+ *   rule also ends a staging copy still being written when its run died (scan's streamed copy).
+ * - Staging copies (quarantine/<tenant>/<id>.promoting-<run>) a killed run left complete have
+ *   no rule: only the reaper's sweep removes them (packages/pipeline staging-sweep.ts). A
+ *   lifecycle filter matches a key prefix, never a suffix, and quarantine/ also holds the
+ *   quarantined evidence, which must live out its retention. A tag filter could single them
+ *   out, but tagging at write time needs s3:PutObjectTagging for every role that stages, and
+ *   CopyObject carries the source's tags by default (TaggingDirective COPY, needing
+ *   s3:GetObjectTagging on the source): every copy on from a staging copy would have to
+ *   replace its tags, or the verified/ object would carry the staging tag. A rule that can
+ *   expire an object because of a tag a copy forgot to drop is worse than the leak; the
+ *   sweep deletes only what its key pattern and the upload's row allow.
  */
 export class UploadBucket extends Construct {
   readonly bucket: s3.Bucket;
