@@ -30,8 +30,9 @@ export interface RunFindings {
   /**
    * Staging copies (finalize-decision.ts stagingKey: quarantine/<tenant>/<id>.promoting-<run>)
    * of an upload of the run that reached its verdict, left by a finalize or scan process
-   * killed between its staging copy and that copy's removal. Never served, by design; but
-   * nothing removes them either (the reaper does not list storage), so they are counted.
+   * killed between its staging copy and that copy's removal. Never served, by design, and
+   * swept by the reaper once STAGING_SWEEP_AFTER_SECONDS old (staging-sweep.ts): the run
+   * waits for that before these checks, so none may be left.
    */
   orphanStagingCopies: string[];
   multipart: number;

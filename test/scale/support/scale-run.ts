@@ -1,12 +1,12 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
-import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { IntakeClient } from "@intake/client/node";
 import { ApiKeyRepository, WebhookRepository } from "@intake/db";
 import { freshDatabase, type TestDatabase } from "@intake/db/testing";
-import { connectRedis, deleteKeysUnder } from "@intake/pipeline";
+import { connectRedis, deleteKeysUnder, parseStagingKey, stagingKey } from "@intake/pipeline";
 import { loadConfig } from "@intake/runtime";
 import { createS3Client, createSqsClient, provisionStorage } from "@intake/storage";
 import { freePort, testQueuePrefix, testRedisEnv, waitFor } from "@intake/testkit";
@@ -48,6 +48,13 @@ export interface ScaleRunReport extends RunFindings {
   options: Required<Omit<ScaleRunOptions, "log">>;
   clientErrors: string[];
   kills: Kill[];
+  /**
+   * A staging copy planted at the start for an upload that has no row, as a run killed long
+   * ago leaves one: the reapers must have swept it (it would be a stray object otherwise).
+   */
+  plantedStagingCopy: string;
+  /** Staging copies still there when the run ended (after the wait for the reapers' sweep). */
+  stagingCopiesLeft: string[];
   /** CPU seconds per kind of process over the workload (from /proc). */
   cpu: Record<string, number>;
   loadAverage: [number, number, number];
@@ -57,6 +64,7 @@ export interface ScaleRunReport extends RunFindings {
 }
 
 const TENANTS = ["scale-a", "scale-b", "scale-c", "scale-d"];
+const STAGING_SWEEP_AFTER_SECONDS = 30;
 const MiB = 1024 * 1024;
 
 function clamdLimitsEnv(): Record<string, string> {
@@ -136,9 +144,16 @@ export async function runScaleOut(o: ScaleRunOptions): Promise<ScaleRunReport> {
       STUCK_AFTER_SECONDS: "30",
       CLAMD_TIMEOUT_MS: "20000",
       REAPER_EVERY_SECONDS: "5",
+      // Staging copies a SIGKILL leaves are swept once this old (at least STUCK_AFTER_SECONDS):
+      // the run waits for that at the end.
+      STAGING_SWEEP_AFTER_SECONDS: String(STAGING_SWEEP_AFTER_SECONDS),
       WORKER_METRICS_PORT: "0",
       PORT: "0",
     };
+
+    // A staging copy no process will ever remove: its upload has no row (packages/pipeline staging-sweep.ts).
+    const plantedStagingCopy = stagingKey({ tenantId: TENANTS[0]!, id: `000000000000${randomBytes(16).toString("hex")}` }, randomUUID());
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: plantedStagingCopy, Body: Buffer.from("left by a run killed long ago"), ContentType: "application/octet-stream" }));
 
     // Migrations once, by the one-shot command; every process then only checks the schema.
     const migrated = await fleet.run("migrate", MIGRATE_MAIN, env);
@@ -238,6 +253,12 @@ export async function runScaleOut(o: ScaleRunOptions): Promise<ScaleRunReport> {
 
     // A verdict is written before the pending object is deleted: give the last deletions a moment.
     await waitFor(async () => (await listKeys(s3!, bucket, "pending/")).length === 0, { timeoutMs: 15_000, intervalMs: 500, message: "nothing left under pending/" }).catch(() => undefined);
+    // The staging copies the kills left: swept by the reapers once STAGING_SWEEP_AFTER_SECONDS
+    // old (a pass every REAPER_EVERY_SECONDS). Wait for that, with a deadline.
+    const stagingLeft = async () => (await listKeys(s3!, bucket, "quarantine/")).filter((k) => parseStagingKey(k) !== null);
+    let stagingCopiesLeft = await stagingLeft();
+    log(`${stagingCopiesLeft.length} staging copies left at the last verdict; waiting for the reapers' sweep`);
+    await waitFor(async () => (stagingCopiesLeft = await stagingLeft()).length === 0, { timeoutMs: (STAGING_SWEEP_AFTER_SECONDS + 60) * 1000, intervalMs: 1000, message: "the reapers' sweep of staging copies", describeLast: () => stagingCopiesLeft.join(", ") }).catch((err: Error) => log(err.message));
     const findings = await checkRun(database.db, plan, ids, await listKeys(s3, bucket, ""));
 
     const cpu: Record<string, number> = { ...fleet.cpuByKind(cpuFrom, cpuTo), clients: (self.user + self.system) / 1e6 };
@@ -247,6 +268,8 @@ export async function runScaleOut(o: ScaleRunOptions): Promise<ScaleRunReport> {
       options: { uploads: options.uploads, clients: options.clients, perRole: options.perRole, apis: options.apis, kill: options.kill, verdictDeadlineMs: options.verdictDeadlineMs },
       clientErrors,
       kills,
+      plantedStagingCopy,
+      stagingCopiesLeft,
       cpu,
       loadAverage: loadavg() as [number, number, number],
       machineBusyCores: (cpus().length * (machineTo.busy - machineFrom.busy)) / (machineTo.total - machineFrom.total),
