@@ -276,6 +276,106 @@ describe.each(["sqlite", "pg"] as const)("verdict webhooks on %s", (kind) => {
     expect(await (await admin.request("GET", "/admin/webhooks")).text()).not.toContain(shown!);
   });
 
+  it("rotates a secret with an overlap: deliveries verify with either secret until it ends, early or on time; overlap 0 ends the old one at once", async () => {
+    const rotTenant = `r${randomUUID().slice(0, 8)}`;
+    await api.newKey(rotTenant);
+    const { endpoint, secret: first } = await createEndpoint("/rotating", undefined, rotTenant);
+    const deliveredTo = async (n: number) => (await received("/rotating", n))[n - 1]!;
+    const rotate = async (json?: Record<string, unknown>) => {
+      const res = await admin.request("POST", `/v1/admin/webhooks/endpoints/${endpoint.id}/rotate-secret`, json ? { json } : {});
+      const b: any = await res.json();
+      expect(res.status, JSON.stringify(b)).toBe(200);
+      secrets.push(b.secret);
+      return b as { secret: string; endpoint: { previousSecretExpiresAt: string | null } };
+    };
+
+    // An hour's overlap: the next delivery carries two signatures, the old receiver and the new both verify.
+    const before = Date.now();
+    const r1 = await rotate({ overlapSeconds: 3600 });
+    const second = r1.secret;
+    expect(Date.parse(r1.endpoint.previousSecretExpiresAt!) - before).toBeGreaterThanOrEqual(3600_000 - 1000);
+    expect(Date.parse(r1.endpoint.previousSecretExpiresAt!) - before).toBeLessThanOrEqual(3600_000 + 5000);
+    await verdict("verified", rotTenant);
+    const during = await deliveredTo(1);
+    expect(during.headers["webhook-signature"]!.split(" ")).toHaveLength(2);
+    expect(new Webhook(first).verify(during.body, during.headers)).toMatchObject({ type: "upload.verified" });
+    expect(new Webhook(second).verify(during.body, during.headers)).toMatchObject({ type: "upload.verified" });
+
+    // Ended early (the receiver has switched): the old secret no longer verifies.
+    const ended = await admin.request("POST", `/v1/admin/webhooks/endpoints/${endpoint.id}/end-secret-overlap`);
+    expect(((await ended.json()) as any).endpoint.previousSecretExpiresAt).toBeNull();
+    await verdict("verified", rotTenant);
+    const after = await deliveredTo(2);
+    expect(after.headers["webhook-signature"]!.split(" ")).toHaveLength(1);
+    expect(() => new Webhook(first).verify(after.body, after.headers)).toThrow(/No matching signature/);
+    new Webhook(second).verify(after.body, after.headers);
+
+    // Overlap 0 (a leaked secret): the old one ends with the rotation.
+    const third = (await rotate({ overlapSeconds: 0 })).secret;
+    await verdict("verified", rotTenant);
+    const leaked = await deliveredTo(3);
+    expect(() => new Webhook(second).verify(leaked.body, leaked.headers)).toThrow(/No matching signature/);
+    new Webhook(third).verify(leaked.body, leaked.headers);
+
+    // A 1 s overlap runs out by itself: once its end has passed, only the new secret signs.
+    const r4 = await rotate({ overlapSeconds: 1 });
+    const end = Date.parse(r4.endpoint.previousSecretExpiresAt!);
+    await waitFor(() => Date.now() > end + 50, { timeoutMs: 5000, message: "the 1 s overlap to pass" });
+    await verdict("verified", rotTenant);
+    const expired = await deliveredTo(4);
+    expect(() => new Webhook(third).verify(expired.body, expired.headers)).toThrow(/No matching signature/);
+    new Webhook(r4.secret).verify(expired.body, expired.headers);
+
+    // No overlap named: WEBHOOK_SECRET_OVERLAP_SECONDS (24 h by default).
+    const at = Date.now();
+    const r5 = await rotate();
+    expect(Math.abs(Date.parse(r5.endpoint.previousSecretExpiresAt!) - (at + 86_400_000))).toBeLessThan(5000);
+
+    // Refused overlaps change nothing: the same secret and overlap after each.
+    const row = async () => api.database.db("webhook_endpoints").where({ id: endpoint.id }).first();
+    const kept = await row();
+    for (const bad of [-1, 604_801, 1.5, "abc", "1e3", true, null]) {
+      const res = await admin.request("POST", `/v1/admin/webhooks/endpoints/${endpoint.id}/rotate-secret`, { json: { overlapSeconds: bad } });
+      expect(res.status, String(bad)).toBe(400);
+      expect(((await res.json()) as any).error, String(bad)).toMatchObject({ code: "invalid_field", details: { field: "overlapSeconds" } });
+    }
+    const unknown = await admin.request("POST", `/v1/admin/webhooks/endpoints/${endpoint.id}/rotate-secret`, { json: { overlap: 10 } });
+    expect(((await unknown.json()) as any).error.code).toBe("unknown_field");
+    expect(await row()).toEqual(kept);
+    // Only admins rotate; another tenant's admin finds no such endpoint.
+    expect((await operator.request("POST", `/v1/admin/webhooks/endpoints/${endpoint.id}/rotate-secret`, { json: { overlapSeconds: 60 } })).status).toBe(403);
+    expect((await operator.request("POST", `/v1/admin/webhooks/endpoints/${endpoint.id}/end-secret-overlap`)).status).toBe(403);
+    expect((await admin.request("POST", `/v1/admin/webhooks/endpoints/ep_nosuchendpoint/end-secret-overlap`)).status).toBe(404);
+
+    // The page's form: the overlap field, the new secret shown once, the overlap's end listed, ended by its button.
+    const page = await admin.request("POST", `/admin/webhooks/endpoints/${endpoint.id}/rotate-secret`, { form: { overlapSeconds: "600" } });
+    const html = await page.text();
+    expect(page.status).toBe(200);
+    const shown = /class="created-secret">(whsec_[^<]+)</.exec(html)?.[1];
+    expect(shown).toBeDefined();
+    secrets.push(shown!);
+    expect(html).toMatch(/the old one also signs until \d{4}-/);
+    const list = await (await admin.request("GET", "/admin/webhooks")).text();
+    expect(list).toMatch(new RegExp(`endpoint-${endpoint.id}[\\s\\S]*?previous secret also signs until[\\s\\S]*?end-secret-overlap`));
+    expect(list).toContain('name="overlapSeconds"');
+    const endPage = await admin.request("POST", `/admin/webhooks/endpoints/${endpoint.id}/end-secret-overlap`, { form: {} });
+    expect(await endPage.text()).toContain("no longer signs");
+    expect((await webhooks().endpoint(endpoint.id))!.previousSecretExpiresAt).toBeNull();
+    const badForm = await admin.request("POST", `/admin/webhooks/endpoints/${endpoint.id}/rotate-secret`, { form: { overlapSeconds: "-5" } });
+    expect(badForm.status).toBe(400);
+    expect(await badForm.text()).toContain("overlapSeconds must be");
+
+    // Audited with the admin's id and the overlap, never a secret.
+    const audit = new AuditLog(api.database.db);
+    const rotations = (await audit.byAction("webhook.secret_rotated")).filter((a) => a.detail.endpointId === endpoint.id).reverse(); // newest first as read
+    expect(rotations.map((a) => a.detail.overlapSeconds)).toEqual([3600, 0, 1, 86_400, 600]);
+    expect(rotations[0]).toMatchObject({ actor: "admin", actorId: admin.user.id, tenantId: rotTenant, detail: { previousSecretValidUntil: r1.endpoint.previousSecretExpiresAt } });
+    expect(rotations[1]!.detail.previousSecretValidUntil).toBeNull();
+    expect((await audit.byAction("webhook.secret_overlap_ended")).filter((a) => a.detail.endpointId === endpoint.id)).toHaveLength(2);
+    const trail = JSON.stringify([...rotations, ...(await audit.byAction("webhook.secret_overlap_ended"))]);
+    for (const s of secrets) expect(trail).not.toContain(s.slice("whsec_".length));
+  });
+
   it("never writes a secret or a signature to a log line", async () => {
     expect(secrets.length).toBeGreaterThan(3);
     const logs = [...api.logs, ...workerLogs].join("\n");

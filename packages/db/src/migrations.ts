@@ -498,6 +498,24 @@ const migrations: Migration[] = [
       await knex.schema.dropTable("verdict_cache");
     },
   },
+  {
+    // Webhook secret rotation with an overlap (packages/webhooks signing.ts): the secret a
+    // rotation replaced keeps signing beside the new one until previous_secret_expires_at, so
+    // a receiver can deploy the new secret while deliveries still verify with the old.
+    name: "0012_webhook_secret_overlap",
+    async up(knex) {
+      await knex.schema.alterTable("webhook_endpoints", (t) => {
+        t.string("previous_secret", 128); // null: no overlap
+        t.bigInteger("previous_secret_expires_at");
+      });
+    },
+    async down(knex) {
+      await knex.schema.alterTable("webhook_endpoints", (t) => {
+        t.dropColumn("previous_secret_expires_at");
+        t.dropColumn("previous_secret");
+      });
+    },
+  },
 ];
 
 /**

@@ -22,6 +22,15 @@ export interface WebhookEndpoint {
   consecutiveFailures: number;
   disabledAt: Date | null;
   disabledReason: string | null;
+  /** Until when the secret the last rotation replaced still signs beside the current one; null: no overlap. */
+  previousSecretExpiresAt: Date | null;
+}
+
+/** The secrets an endpoint signs with: the current one and, during a rotation's overlap, the one it replaced. */
+export interface EndpointSecrets {
+  secret: string;
+  previousSecret: string | null;
+  previousSecretExpiresAt: Date | null;
 }
 
 export type DeliveryStatus = "pending" | "delivered" | "failed";
@@ -56,7 +65,7 @@ export interface WebhookAttempt {
 /** What the delivery job needs to send one delivery: where, signed with what, and the body. */
 export interface DeliveryToSend {
   delivery: WebhookDelivery;
-  endpoint: WebhookEndpoint & { secret: string };
+  endpoint: WebhookEndpoint & EndpointSecrets;
   /** The event's JSON, exactly as stored: the bytes signed and sent on every attempt. */
   payload: string;
 }
@@ -166,6 +175,8 @@ export class WebhookRepository {
       consecutive_failures: 0,
       disabled_at: null,
       disabled_reason: null,
+      previous_secret: null,
+      previous_secret_expires_at: null,
     };
     await this.db("webhook_endpoints").insert(row);
     return toEndpoint(row);
@@ -184,9 +195,25 @@ export class WebhookRepository {
     return rows.map(toEndpoint);
   }
 
-  async rotateSecret(id: string, secret: string): Promise<void> {
-    const n = await this.db("webhook_endpoints").where({ id }).update({ secret });
+  /**
+   * Replaces the endpoint's secret. With `previousValidUntil` the secret replaced keeps
+   * signing beside the new one until then (one statement: SET reads the row as it was, so
+   * previous_secret gets the old value); without it, it ends now. A rotation during an
+   * overlap ends the older secret at once: only one previous secret is kept.
+   */
+  async rotateSecret(id: string, secret: string, previousValidUntil: Date | null): Promise<WebhookEndpoint> {
+    const n = await this.db("webhook_endpoints")
+      .where({ id })
+      .update(previousValidUntil ? { previous_secret: this.db.ref("secret"), previous_secret_expires_at: previousValidUntil.getTime(), secret } : { previous_secret: null, previous_secret_expires_at: null, secret });
     if (n !== 1) throw new NotFoundError("webhook_endpoint", id);
+    return (await this.endpoint(id))!;
+  }
+
+  /** Ends a rotation's overlap now: only the current secret signs from the next attempt on. */
+  async endSecretOverlap(id: string): Promise<WebhookEndpoint> {
+    const n = await this.db("webhook_endpoints").where({ id }).update({ previous_secret: null, previous_secret_expires_at: null });
+    if (n !== 1) throw new NotFoundError("webhook_endpoint", id);
+    return (await this.endpoint(id))!;
   }
 
   /** Disables (with a reason) or enables an endpoint; enabling also clears its run of failures. */
@@ -256,7 +283,7 @@ export class WebhookRepository {
     if (!row) return null;
     const endpoint = await this.db("webhook_endpoints").where({ id: row.endpoint_id }).first();
     if (!endpoint) return null;
-    return { delivery: toDelivery(row), endpoint: { ...toEndpoint(endpoint), secret: endpoint.secret }, payload: row.payload };
+    return { delivery: toDelivery(row), endpoint: { ...toEndpoint(endpoint), secret: endpoint.secret, previousSecret: endpoint.previous_secret ?? null }, payload: row.payload };
   }
 
   /** One attempt that did not deliver, while more may follow: logged, and the delivery stays pending. */
@@ -384,6 +411,8 @@ function toEndpoint(r: Record<string, any>): WebhookEndpoint {
     consecutiveFailures: Number(r.consecutive_failures),
     disabledAt: date(r.disabled_at),
     disabledReason: r.disabled_reason ?? null,
+    // Shown only while a previous secret is kept: an ended overlap has neither.
+    previousSecretExpiresAt: r.previous_secret ? date(r.previous_secret_expires_at) : null,
   };
 }
 

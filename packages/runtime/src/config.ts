@@ -258,6 +258,9 @@ const EnvSchema = z.object({
   WEBHOOK_DISABLE_AFTER_FAILURES: int(1).default(20),
   WEBHOOK_CONCURRENCY: int(1, 256).default(8),
   WEBHOOK_ALLOW_ADDRESSES: csv.default([]),
+  // How long a rotated-out webhook secret keeps signing beside the new one unless the
+  // rotation says otherwise (0: it ends at once; at most 7 days, as a rotation may ask).
+  WEBHOOK_SECRET_OVERLAP_SECONDS: int(0, 604_800).default(86_400),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -366,6 +369,8 @@ export interface Config {
     concurrency: number;
     /** Address classes endpoints may resolve to despite the SSRF guard. */
     allowAddresses: WebhookAddressClass[];
+    /** A secret rotation's default overlap, seconds (the old secret signs too meanwhile). */
+    secretOverlapSeconds: number;
   };
 }
 
@@ -534,6 +539,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       disableAfterFailures: e.WEBHOOK_DISABLE_AFTER_FAILURES,
       concurrency: e.WEBHOOK_CONCURRENCY,
       allowAddresses: e.WEBHOOK_ALLOW_ADDRESSES as WebhookAddressClass[],
+      secretOverlapSeconds: e.WEBHOOK_SECRET_OVERLAP_SECONDS,
     },
   };
 }

@@ -1,7 +1,7 @@
 import type { WebhookRepository } from "@intake/db";
 import type { AllowableAddressClass } from "./address-guard.ts";
 import { postSigned, type SendResult } from "./send.ts";
-import { signedHeaders } from "./signing.ts";
+import { secretsInForce, signedHeaders } from "./signing.ts";
 
 /** How a delivery attempt ended, for metrics (webhook deliveries by outcome). */
 export type DeliveryOutcome = "delivered" | "failed" | "retried" | "refused";
@@ -61,7 +61,7 @@ export async function deliverOnce(deps: DeliveryDeps, deliveryId: string, positi
   }
 
   const at = now();
-  const result = await postSigned(endpoint.url, { ...signedHeaders(endpoint.secret, delivery.eventId, payload, at) }, payload, {
+  const result = await postSigned(endpoint.url, { ...signedHeaders(secretsInForce(endpoint, at), delivery.eventId, payload, at) }, payload, {
     requireHttps: deps.requireHttps,
     allow: deps.allowAddresses,
     timeoutMs: deps.timeoutMs,

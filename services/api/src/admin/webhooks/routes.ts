@@ -13,7 +13,7 @@ import { attemptView, deliveryView, endpointView, WebhookAdmin } from "./webhook
  * Verdict webhooks for admins and operators. JSON under /v1/admin/webhooks for scripts,
  * pages under /admin/webhooks (forms without JavaScript):
  * - endpoints (settings.manage): create (the secret is shown once), disable, enable,
- *   rotate the secret, delete;
+ *   rotate the secret (the old one signs too for an overlap), end that overlap, delete;
  * - the delivery log (pipeline.watch) and redelivery of a delivery or an event
  *   (pipeline.operate), with the same webhook-id.
  */
@@ -25,6 +25,7 @@ export const mountWebhookAdmin: AdminModule = (router, m) => {
     audit: m.audit,
     requireHttps: m.config.env === "production",
     allowAddresses: m.config.webhooks.allowAddresses,
+    defaultOverlapSeconds: m.config.webhooks.secretOverlapSeconds,
     now: m.now,
     // A redelivery is handed to the queue from here at once; if Redis is away the
     // webhooks worker's relay finds the row within its poll anyway.
@@ -60,8 +61,13 @@ export const mountWebhookAdmin: AdminModule = (router, m) => {
     ctx.body = { endpoint: endpointView(await admin.setEnabled(who(ctx), ctx.params.id!, true)) };
   });
   router.post("/v1/admin/webhooks/endpoints/:id/rotate-secret", manage, async (ctx) => {
-    const { endpoint, secret } = await admin.rotateSecret(who(ctx), ctx.params.id!);
+    const b = await body(ctx);
+    rejectUnknownFields(b, ["overlapSeconds"]);
+    const { endpoint, secret } = await admin.rotateSecret(who(ctx), ctx.params.id!, b.overlapSeconds);
     ctx.body = { endpoint: endpointView(endpoint), secret };
+  });
+  router.post("/v1/admin/webhooks/endpoints/:id/end-secret-overlap", manage, async (ctx) => {
+    ctx.body = { endpoint: endpointView(await admin.endSecretOverlap(who(ctx), ctx.params.id!)) };
   });
   router.delete("/v1/admin/webhooks/endpoints/:id", manage, async (ctx) => {
     await admin.remove(who(ctx), ctx.params.id!);
@@ -93,7 +99,7 @@ export const mountWebhookAdmin: AdminModule = (router, m) => {
     const principal = who(ctx);
     const endpoints = (await webhooks.endpoints(principal.tenantIds)).map(endpointView);
     const deliveries = (await admin.deliveries(principal, {})).map(deliveryView);
-    m.views.render(ctx, "webhooks", { title: "Webhooks", endpoints, deliveries, eventTypes: VERDICT_EVENT_TYPES, canManage: can(principal, "settings.manage"), canOperate: can(principal, "pipeline.operate"), ...extra }, status);
+    m.views.render(ctx, "webhooks", { title: "Webhooks", endpoints, deliveries, eventTypes: VERDICT_EVENT_TYPES, defaultOverlapSeconds: m.config.webhooks.secretOverlapSeconds, canManage: can(principal, "settings.manage"), canOperate: can(principal, "pipeline.operate"), ...extra }, status);
   };
   /** A form's action: on a refusal the page again with the reason; on success what it shows. */
   const act = async (ctx: Context, show: (ctx: Context, status?: number, extra?: Record<string, unknown>) => Promise<void>, work: (f: URLSearchParams) => Promise<Record<string, unknown>>) => {
@@ -125,14 +131,18 @@ export const mountWebhookAdmin: AdminModule = (router, m) => {
           await admin.setEnabled(who(ctx), id, true);
           return { notice: `enabled ${id}` };
         case "rotate-secret": {
-          const { secret } = await admin.rotateSecret(who(ctx), id);
-          return { notice: `new secret for ${id}`, createdSecret: { endpointId: id, secret } };
+          const { endpoint, secret } = await admin.rotateSecret(who(ctx), id, f.get("overlapSeconds") ?? undefined);
+          const until = endpoint.previousSecretExpiresAt;
+          return { notice: `new secret for ${id}; ${until ? `the old one also signs until ${until.toISOString()}` : "the old one no longer signs"}`, createdSecret: { endpointId: id, secret } };
         }
+        case "end-secret-overlap":
+          await admin.endSecretOverlap(who(ctx), id);
+          return { notice: `the previous secret of ${id} no longer signs` };
         case "delete":
           await admin.remove(who(ctx), id);
           return { notice: `deleted ${id}` };
         default:
-          throw new InvalidRequestError("invalid_action", "action must be disable, enable, rotate-secret or delete");
+          throw new InvalidRequestError("invalid_action", "action must be disable, enable, rotate-secret, end-secret-overlap or delete");
       }
     }),
   );

@@ -13,6 +13,8 @@ export interface WebhookAdminDeps {
   audit: AuditLog;
   requireHttps: boolean;
   allowAddresses: readonly AllowableAddressClass[];
+  /** A rotation's overlap when it names none (WEBHOOK_SECRET_OVERLAP_SECONDS). */
+  defaultOverlapSeconds: number;
   /** Hands redelivered rounds to the queue now (the worker's relay would within its poll). */
   relay(): Promise<void>;
   now: () => Date;
@@ -20,6 +22,8 @@ export interface WebhookAdminDeps {
 
 const MAX_URL_LENGTH = 2048;
 const MAX_DESCRIPTION = 200;
+/** The longest overlap a rotation may ask for: 7 days (the old secret should not outlive a deploy by much). */
+export const MAX_SECRET_OVERLAP_SECONDS = 604_800;
 
 export interface EndpointInput {
   tenantId: unknown;
@@ -29,7 +33,7 @@ export interface EndpointInput {
 }
 
 export function endpointView(e: WebhookEndpoint) {
-  return { id: e.id, tenantId: e.tenantId, url: e.url, description: e.description, events: e.events, createdAt: e.createdAt.toISOString(), consecutiveFailures: e.consecutiveFailures, enabled: e.disabledAt === null, disabledAt: e.disabledAt?.toISOString() ?? null, disabledReason: e.disabledReason };
+  return { id: e.id, tenantId: e.tenantId, url: e.url, description: e.description, events: e.events, createdAt: e.createdAt.toISOString(), consecutiveFailures: e.consecutiveFailures, enabled: e.disabledAt === null, disabledAt: e.disabledAt?.toISOString() ?? null, disabledReason: e.disabledReason, previousSecretExpiresAt: e.previousSecretExpiresAt?.toISOString() ?? null };
 }
 
 export function deliveryView(d: WebhookDelivery) {
@@ -72,12 +76,28 @@ export class WebhookAdmin {
     return endpoint;
   }
 
-  async rotateSecret(who: AdminPrincipal, id: string): Promise<{ endpoint: WebhookEndpoint; secret: string }> {
-    const endpoint = await this.endpointFor(who, id);
+  /**
+   * A new secret, shown once. The one it replaces keeps signing beside it for the overlap
+   * (seconds; default WEBHOOK_SECRET_OVERLAP_SECONDS, 0: it ends now, as after a leak), so
+   * the receiver can switch without refusing a delivery.
+   */
+  async rotateSecret(who: AdminPrincipal, id: string, overlap?: unknown): Promise<{ endpoint: WebhookEndpoint; secret: string }> {
+    await this.endpointFor(who, id);
+    const overlapSeconds = overlapFrom(overlap, this.d.defaultOverlapSeconds);
+    const now = this.d.now();
+    const until = overlapSeconds > 0 ? new Date(now.getTime() + overlapSeconds * 1000) : null;
     const secret = generateSecret();
-    await this.d.webhooks.rotateSecret(id, secret);
-    await this.audited(who, "webhook.secret_rotated", endpoint, {});
+    const endpoint = await this.d.webhooks.rotateSecret(id, secret, until);
+    await this.audited(who, "webhook.secret_rotated", endpoint, { overlapSeconds, previousSecretValidUntil: until?.toISOString() ?? null });
     return { endpoint, secret };
+  }
+
+  /** Ends a rotation's overlap before its time (the receiver has switched): only the new secret signs. */
+  async endSecretOverlap(who: AdminPrincipal, id: string): Promise<WebhookEndpoint> {
+    const before = await this.endpointFor(who, id);
+    const endpoint = await this.d.webhooks.endSecretOverlap(id);
+    await this.audited(who, "webhook.secret_overlap_ended", endpoint, { wasValidUntil: before.previousSecretExpiresAt?.toISOString() ?? null });
+    return endpoint;
   }
 
   async remove(who: AdminPrincipal, id: string): Promise<void> {
@@ -147,6 +167,16 @@ function text(value: unknown, field: string, max: number): string {
   const fault = textFault(value, { invisible: false });
   if (fault) throw new InvalidRequestError("invalid_field", textFaultMessage(field, fault), { field });
   return value.trim();
+}
+
+/** A rotation's overlap in whole seconds, 0 to 7 days; a form's empty field means the default. */
+function overlapFrom(value: unknown, fallback: number): number {
+  if (value === undefined || value === "") return fallback;
+  const n = typeof value === "string" && /^\d{1,7}$/.test(value.trim()) ? Number(value.trim()) : value;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > MAX_SECRET_OVERLAP_SECONDS) {
+    throw new InvalidRequestError("invalid_field", `overlapSeconds must be a whole number of seconds from 0 to ${MAX_SECRET_OVERLAP_SECONDS}`, { field: "overlapSeconds" });
+  }
+  return n;
 }
 
 /** The event filter: a list of known types; none given means all of them. */
