@@ -12,6 +12,7 @@ import { decideVerdict, ensureNextStage, withHeartbeat, type StageJob } from "./
 import type { ScanDeps } from "./scan.ts";
 import type { UploadFindings } from "@intake/db";
 import { lookUp, lookupResult, reportFromEntry, reusedMalware, scanContextOf } from "./verdict-cache.ts";
+import { underOneVersion } from "./signature-watch.ts";
 
 /**
  * The one-pass check, for uploads declared at most ONE_PASS_MAX_BYTES (most uploads:
@@ -105,8 +106,11 @@ export async function scanBytes(deps: OnePassDeps, upload: Upload, bytes: Buffer
   // chunk of megabytes held back by a slow clamd would look like a stalled source. The
   // heartbeat keeps the row fresh as in the scan stage (the reaper must not take a long
   // one-pass scan whose job Redis lost for a stuck one).
-  const report = cached?.report ?? (await withHeartbeat(deps, upload.id, () => deps.scanner.scan(Readable.from(slices(bytes, SCAN_SLICE_BYTES)))));
-  const version = cached?.version ?? (await deps.scannerVersion.get());
+  // clamd's answer is recorded under the version read before it was asked, unchanged until
+  // it answered (underOneVersion, signature-watch.ts).
+  const scanning = cached ? null : await underOneVersion(deps.scannerVersion, () => withHeartbeat(deps, upload.id, () => deps.scanner.scan(Readable.from(slices(bytes, SCAN_SLICE_BYTES)))));
+  const report = cached?.report ?? scanning!.value;
+  const version = cached?.version ?? scanning!.version;
   // Every byte was pushed, so every check may speak (as in the scan stage, only then).
   const complete = report.bytes === size;
   const found = scanVerdict(report, { size, declaredSha256: upload.declaredSha256 });

@@ -6,6 +6,7 @@ import type { PipelineLogger, Scanner, UploadStore } from "./deps.ts";
 import { scanMetadata } from "./finalize.ts";
 import type { RescanJobData } from "./rescan-queue.ts";
 import type { RescanShare } from "./rescan-share.ts";
+import { underOneVersion } from "./signature-watch.ts";
 
 /**
  * The rescan of a verified upload after a signature update (issue 12 §6): its verified
@@ -82,8 +83,12 @@ async function rescanItem(deps: RescanDeps, runId: string, uploadId: string, o: 
 
   const release = await deps.share.acquire();
   let scanned: Scanned;
+  let usedVersion: string;
   try {
-    scanned = await scanVerified(deps, upload);
+    // Recorded under the version read before the scan, unchanged until clamd answered
+    // (underOneVersion): a scan spanning a RELOAD names neither version truthfully, and
+    // the newer one's run would skip an upload recorded as cleared by it.
+    ({ value: scanned, version: usedVersion } = await underOneVersion(deps.signatures, () => scanVerified(deps, upload)));
   } catch (err) {
     if (!o.last) throw err;
     deps.logger.error({ uploadId, runId, err: { message: (err as Error).message } }, "rescan kept failing; the upload stays verified under its old clearance");
@@ -91,8 +96,6 @@ async function rescanItem(deps: RescanDeps, runId: string, uploadId: string, o: 
   } finally {
     await release();
   }
-  // The version the scan used: read after it, as the scan stage does (a change in between names the newer one).
-  const usedVersion = await deps.signatures.get();
   if (scanned.verdict.outcome === "clean") {
     await deps.repository.transition(uploadId, "rescan_pass", "rescan", { scannerVersion: usedVersion });
     return done("clean", scanned.bytes);

@@ -19,6 +19,7 @@ import { contentChecksFor, type ClamdLimits, type ContentCheck } from "./content
 import { imageToStrip } from "@intake/domain";
 import { lookUp, lookupResult, reportFromEntry, reusedMalware, scanContextOf, storageProvenSha256, type VerdictCache } from "./verdict-cache.ts";
 import { clean, type VerdictCacheEntry } from "@intake/domain";
+import { underOneVersion } from "./signature-watch.ts";
 
 /**
  * The scan stage: the object streams from storage into clamd INSTREAM once; the scanner
@@ -155,9 +156,12 @@ export async function scanObject(deps: ScanDeps, upload: Upload, object: ObjectR
   const observed = pipeline(body, start, observer(checks), () => undefined);
   // With a cache entry in hand clamd is not fed: the same pass only counts and hashes the
   // bytes, and the entry stands for clamd's answer only if they are the bytes it names.
-  const scannedReport = hint ? null : await withHeartbeat(deps, upload.id, () => deps.scanner.scan(observed));
+  // clamd's answer is recorded under the version read before it was asked, unchanged until
+  // it answered (underOneVersion); a clean entry stands for clamd under its own version.
+  const scanning = hint ? null : await underOneVersion(deps.scannerVersion, () => withHeartbeat(deps, upload.id, () => deps.scanner.scan(observed)));
   const hashed = hint ? await withHeartbeat(deps, upload.id, () => hashOnly(observed)) : null;
-  const version = await deps.scannerVersion.get();
+  const scannedReport = scanning?.value ?? null;
+  const version = scanning?.version ?? (hint!.outcome === "clean" ? hint!.signatureVersion : await deps.scannerVersion.get());
   const cache = deps.verdictCache ? { scanContext: scanContextOf(deps.verdictCache, upload, deps.clamdLimits), verdictFromCache: null as string | null } : {};
   if (hashed && (hashed.sha256 !== hint!.sha256 || hashed.bytes !== size)) return { verdict: clean(), findings: {}, hintMissed: true };
   if (hint) {

@@ -130,3 +130,29 @@ export class SignatureWatch {
     return (this.o.now ?? (() => new Date()))();
   }
 }
+
+/**
+ * clamd's signatures changed while a scan ran (thrown to retry it). A RELOAD swaps clamd's
+ * engine under scans already running (they finish with the old one), so a scan that spans a
+ * change was made with either version: recorded under the newer one, it would claim a
+ * clearance the newer signatures never gave (the rescan for that version skips it, a
+ * verdict cache entry under it serves the same bytes again), and under the older one a
+ * clean result could be issued with signatures the watch no longer vouches for. The retry
+ * scans with the version read before it.
+ */
+export class SignaturesChangedError extends Error {
+  readonly code = "signatures_changed";
+  constructor(before: string, after: string) {
+    super(`clamd's signatures changed during the scan (${before} -> ${after}): scanning again with the new ones`);
+    this.name = "SignaturesChangedError";
+  }
+}
+
+/** Runs `scan` under one signature version: the one read before it, unchanged after it (else SignaturesChangedError). */
+export async function underOneVersion<T>(versions: { get(): Promise<string> }, scan: () => Promise<T>): Promise<{ value: T; version: string }> {
+  const version = await versions.get();
+  const value = await scan();
+  const after = await versions.get();
+  if (after !== version) throw new SignaturesChangedError(version, after);
+  return { value, version };
+}

@@ -10,12 +10,18 @@ export interface ClamdTap {
   port: number;
   /** How many connections so far carried `marker` (a scan of bytes that contain it). */
   scansOf(marker: Buffer | string): number;
+  /**
+   * Holds clamd's reply to the next connection that carries `marker` (clamd has scanned it,
+   * the pipeline has not heard): `held` settles once a reply is held, `release()` sends it.
+   */
+  holdReply(marker: Buffer | string): { held: Promise<void>; release(): void };
   close(): Promise<void>;
 }
 
 export async function startClamdTap(target: { host: string; port: number }, keepBytes = 256 * 1024): Promise<ClamdTap> {
   const sent: Buffer[][] = [];
   const sockets = new Set<net.Socket>();
+  const holds: { marker: Buffer | string; onHeld: () => void; released: Promise<void> }[] = [];
   const server = net.createServer((client) => {
     const upstream = net.connect(target.port, target.host);
     const kept: Buffer[] = [];
@@ -29,7 +35,7 @@ export async function startClamdTap(target: { host: string; port: number }, keep
       sockets.delete(upstream);
     };
     client.on("error", drop).on("close", drop);
-    upstream.on("error", drop).on("close", drop);
+    upstream.on("error", drop);
     client.on("data", (chunk: Buffer) => {
       if (size < keepBytes) {
         kept.push(Buffer.from(chunk.subarray(0, keepBytes - size)));
@@ -37,12 +43,29 @@ export async function startClamdTap(target: { host: string; port: number }, keep
       }
     });
     client.pipe(upstream);
-    upstream.pipe(client);
+    let reply: Promise<void> | null = null;
+    upstream.on("data", (chunk: Buffer) => {
+      if (reply === null) {
+        const at = holds.findIndex((h) => Buffer.concat(kept).includes(h.marker));
+        const hold = at >= 0 ? holds.splice(at, 1)[0]! : null;
+        reply = hold ? (hold.onHeld(), hold.released) : Promise.resolve();
+      }
+      void reply.then(() => client.write(chunk));
+    });
+    // clamd closes after its reply: the client ends only once a held reply was sent.
+    upstream.on("close", () => void (reply ?? Promise.resolve()).then(() => client.end()));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
     scansOf: (marker) => sent.filter((k) => Buffer.concat(k).includes(marker)).length,
+    holdReply: (marker) => {
+      let onHeld!: () => void;
+      let release!: () => void;
+      const held = new Promise<void>((r) => (onHeld = r));
+      holds.push({ marker, onHeld, released: new Promise<void>((r) => (release = r)) });
+      return { held, release: () => release() };
+    },
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
