@@ -16,7 +16,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, rmSync } from "node:fs";
 import { DevStack, devStackSettings } from "./dev-stack.ts";
-import { say, TourFailure, TourSetupError } from "./evidence.ts";
+import { say, TourFailure, TourSetupError, until } from "./evidence.ts";
 import { reloadAndWait, tourRuleFiles } from "./signatures.ts";
 import type { TourContext, TourStep } from "./step.ts";
 import { customRule } from "./steps/custom-rule.ts";
@@ -37,8 +37,10 @@ async function preflight(stack: DevStack): Promise<void> {
   await stack.admin().catch((err: Error) => {
     throw new TourSetupError(`the dev admin ${stack.settings.admin.email} cannot sign in (${err.message})`);
   });
-  await stack.signatureChangesSeen().catch((err: Error) => {
-    throw new TourSetupError(`the worker's metrics are not readable (${err.message}): the tour watches intake_signature_version_changes_total there (give it the stack's WORKER_METRICS_PORT)`);
+  // infra/bin/dev says the stack is running once the API takes the key: the worker may still
+  // be starting (migrations, clamd's limits probe) for a few seconds.
+  await until("the worker's metrics", () => stack.signatureChangesSeen().then(() => true), { timeoutMs: 30_000, intervalMs: 500 }).catch((err: Error) => {
+    throw new TourSetupError(`the worker's metrics at ${stack.settings.metricsUrl} are not readable (${err.message}): the tour watches intake_signature_version_changes_total there (give it the stack's WORKER_METRICS_PORT)`);
   });
 }
 
@@ -83,12 +85,13 @@ async function main(args: string[]): Promise<number> {
       return `policy of ${c.tenantId} restored (stripImageMetadata ${String(back.inForce.stripImageMetadata)}, version ${back.version})`;
     },
     "rule-files": async (c) => {
+      // Reloaded even when the files are gone already: a reload that failed after they were
+      // removed (an operator's malformed file beside them) leaves clamd with the tour's rule.
       const present = c.paths.filter((p) => existsSync(p));
-      if (present.length === 0) return "no rule file of the tour left";
       await reloadAndWait(stack, stopCleanup.signal, "the rule set without the tour's rule", () => {
         for (const p of present) rmSync(p);
       });
-      return `removed ${present.join(", ")} and reloaded clamd`;
+      return `${present.length ? `removed ${present.join(", ")}` : "the tour's rule files are gone"} and clamd reloaded without them`;
     },
     "database-dates": async (c) => {
       await reloadAndWait(stack, stopCleanup.signal, "the database with its dates put back", () => restoreDates(c.files));

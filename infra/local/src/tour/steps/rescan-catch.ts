@@ -25,7 +25,6 @@ export const rescanCatch: TourStep = {
 
     const file = join(ctx.stack.settings.rulesDir, "intake-tour-rescan.yar");
     const change = ctx.undo.record({ kind: "rule-files", paths: [file] });
-    const since = Date.now() - 1000;
     try {
       await reloadAndWait(ctx.stack, ctx.signal, `the rule set with ${rule}`, () => {
         mkdirSync(ctx.stack.settings.rulesDir, { recursive: true });
@@ -39,9 +38,19 @@ export const rescanCatch: TourStep = {
       see(r.signature?.startsWith(`YARA.${rule}`), `upload ${upload.id} names signature ${r.signature}, not YARA.${rule}`);
       say.seen(`upload ${upload.id} quarantined by the rescan: reason ${r.reason}, signature ${r.signature}`);
 
+      // The compliance view of the catch: the quarantine review's record and its audit trail.
       const admin = await ctx.stack.admin();
-      const run = await until("a rescan run that matched an upload since the new rule loaded", async () => (await admin.rescans()).find((x) => x.trigger === "signatures" && x.counts.matched > 0 && Date.parse(x.startedAt) >= since), { timeoutMs: 30_000, intervalMs: 500, signal: ctx.signal });
-      say.seen(`GET /v1/admin/rescans: run ${run.id} (started by the signature change, ${run.status}): ${run.counts.done} done, ${run.counts.matched} matched, ${run.remaining} remaining`);
+      const record = await until("the upload in the quarantine review as malware_on_rescan", async () => (await admin.listQuarantine({ reason: "malware_on_rescan", limit: 20 })).items.find((q) => q.id === upload.id), { timeoutMs: 15_000, intervalMs: 500, signal: ctx.signal });
+      const trail = (record.timeline as { action: string; actor: string }[]).map((e) => `${e.action} (${e.actor})`);
+      see(trail.at(-1) === "upload.quarantined (rescan)" && trail.includes("upload.quarantining (rescan)"), `the audit trail of ${upload.id} does not end in the rescan's move: ${trail.join(", ")}`);
+      say.seen(`quarantine review: "${record.reasonDetail}"; audit trail ... ${trail.slice(-3).join(" -> ")}`);
+      // Which run caught it: the one of the new rule set, or one still catching up on the
+      // verdicts made while it began (each reload is a signature version and starts a run).
+      const runs = await until("a rescan run started by a signature change that matched", async () => {
+        const matched = (await admin.rescans()).filter((x) => x.trigger === "signatures" && x.counts.matched > 0);
+        return matched.length ? matched : null;
+      }, { timeoutMs: 15_000, intervalMs: 500, signal: ctx.signal });
+      say.seen(`GET /v1/admin/rescans: run ${runs[0]!.id} (started by a signature change at ${runs[0]!.startedAt}, ${runs[0]!.status}): ${runs[0]!.counts.done} done, ${runs[0]!.counts.matched} matched, ${runs[0]!.remaining} remaining`);
 
       const refused = await ctx.stack.client.downloadUrl(upload.id).then(
         () => null,
