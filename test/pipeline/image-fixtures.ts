@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
 import { deflateSync } from "node:zlib";
 import exifr from "exifr";
@@ -90,6 +91,28 @@ export async function exifBlock(): Promise<Buffer> {
   const withExif = await (await halves()).withExif(EXIF).jpeg().toBuffer();
   const meta = await sharp(withExif).metadata();
   return meta.exif!.subarray(meta.exif!.indexOf("MM") >= 0 && meta.exif!.indexOf("MM") < 10 ? meta.exif!.indexOf("MM") : meta.exif!.indexOf("II"));
+}
+
+/**
+ * An RGB PNG whose decoded pixels carry `payload` verbatim (row 1, among random pixels), but
+ * whose file does not: each row is stored Sub-filtered (differences to the pixel on the
+ * left), which is what clamd sees. Re-encoded without a row filter, random rows are stored
+ * as they decode, payload included.
+ */
+export function pngHidingInPixels(payload: Buffer, width = 256, height = 64): Buffer {
+  const rows = Array.from({ length: height }, (_, y) => {
+    const row = randomBytes(width * 3);
+    if (y === 1) payload.copy(row, 0);
+    return row;
+  });
+  const sub = rows.map((row) => {
+    const f = Buffer.alloc(row.length + 1);
+    f[0] = 1; // filter type Sub
+    for (let i = 0; i < row.length; i++) f[i + 1] = (row[i]! - (i >= 3 ? row[i - 3]! : 0)) & 0xff;
+    return f;
+  });
+  const ihdr = Buffer.concat([u32(width), u32(height), Buffer.from([8, 2, 0, 0, 0])]);
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", ihdr), chunk("IDAT", deflateSync(Buffer.concat(sub))), chunk("IEND", Buffer.alloc(0))]);
 }
 
 function chunk(type: string, data: Buffer): Buffer {

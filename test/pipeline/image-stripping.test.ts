@@ -7,8 +7,10 @@ import { createProducerConnection, ImageStripper, processFinalize, RecheckQueue,
 import type { ObjectStore } from "@intake/storage";
 import { createLogger } from "@intake/runtime";
 import { beforeAllOrFailEach } from "@intake/test";
-import { pdf, plainText } from "./fixtures.ts";
-import { HEIGHT, WIDTH, jpegWithSegments, leakedSecret, metadataOf, photo, pixel, pngWithTextChunks, type Format } from "./image-fixtures.ts";
+import { Readable } from "node:stream";
+import { createClamdScanner } from "@intake/scanner";
+import { eicar, pdf, plainText } from "./fixtures.ts";
+import { HEIGHT, WIDTH, jpegWithSegments, leakedSecret, metadataOf, photo, pixel, pngHidingInPixels, pngWithTextChunks, type Format } from "./image-fixtures.ts";
 import { quarantinedForScanError, review } from "./support/review.ts";
 import { sha256Of, startPipelineStack, type PipelineStack } from "./support/stack.ts";
 
@@ -108,6 +110,21 @@ describe.each([
     await expectStripped(served, "jpeg");
     const segments = markers(served);
     expect(segments.filter((m) => m === 0xfe || m === 0xed || m === 0xef || m === 0xe1)).toEqual([]);
+  });
+
+  it("a PNG whose pixels decode to bytes clamd never saw in the file (EICAR behind a row filter) is quarantined as malware found in the stripped copy, never served", async () => {
+    const original = pngHidingInPixels(eicar());
+    // The premise: the upload's bytes are clean for clamd, the stripped copy's are not.
+    expect(original.includes(eicar())).toBe(false);
+    expect((await createClamdScanner({ host: s.config.clamd.host, port: s.config.clamd.port }).scan(Readable.from([original]))).outcome).toBe("clean");
+    const { id } = await s.upload(original, { contentType: "image/png", filename: "noise.png", complete: true });
+    const done = await s.waitFor(id, ["verified", "quarantined"]);
+    // The signature column names clamd's finding in the upload's own bytes (the verdict cache's
+    // malware entries are made of it): here that was none, so the detail names the copy's.
+    expect(done).toMatchObject({ status: "quarantined", reason: "malware", signature: null, finalKey: objectKey("quarantine", s.tenant, id), sha256: sha256Of(original) });
+    expect(done.reasonDetail).toMatch(/^clamd found \S*EICAR\S* in the stripped copy/);
+    expect((await s.download(id)).status).not.toBe(200);
+    expect(await s.storage.store.head(objectKey("verified", s.tenant, id))).toBeNull();
   });
 
   it("a plain truncated JPEG (no end marker) is quarantined, by the structure check or the decoder", async () => {
@@ -230,7 +247,7 @@ describe("stripped promotion when the worker dies (rgw, sqlite)", () => {
   const logger = createLogger({ level: "silent", name: "finalize" });
   beforeAllOrFailEach(async () => {
     s = await startPipelineStack({ storage: "rgw", database: "sqlite", workerRoles: null, env: { STRIP_IMAGE_METADATA: "true", ONE_PASS_MAX_BYTES: "0", ...LIMITS } });
-    images = await ImageStripper.create({ maxPixels: 1_000_000, maxBytes: 4 * 1024 * 1024, concurrency: 1 });
+    images = await ImageStripper.create({ maxPixels: 1_000_000, maxBytes: 4 * 1024 * 1024, concurrency: 1 }, createClamdScanner({ host: s.config.clamd.host, port: s.config.clamd.port }));
   });
   afterAll(async () => s?.close());
 

@@ -118,7 +118,8 @@ export const WORKER_ROLES: readonly WorkerRole[] = [
     // Verdicts carried out: copy pending -> verified/ or quarantine/ through a staging copy
     // that lives under quarantine/ (finalize-decision.ts stagingKey: never served), heads of
     // both final keys after a crash (so it reads quarantine/ by design), a stale verified/
-    // copy discarded, the pending object deleted.
+    // copy discarded, the pending object deleted. clamd: a stripped image's copy is scanned
+    // before it is served (stripped-promotion.ts scanServed).
     name: "finalize",
     access: {
       objects: {
@@ -127,6 +128,7 @@ export const WORKER_ROLES: readonly WorkerRole[] = [
         quarantine: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
       },
       bucket: ["s3:ListBucket"],
+      clamd: true,
     },
     scaling: { signal: "bullmq-waiting", queue: "intake-finalize", scaleOutAt: 50, min: 1, max: 6 },
     cpu: 512,

@@ -3,6 +3,7 @@ import { Readable, Transform, Writable, type TransformCallback } from "node:stre
 import { pipeline } from "node:stream/promises";
 import { quarantine, type StrippedImageFormat, type Verdict } from "@intake/domain";
 import type { Sharp, SharpOptions } from "sharp";
+import type { Scanner } from "./deps.ts";
 
 type SharpModule = (typeof import("sharp"))["default"];
 
@@ -60,20 +61,26 @@ const lossyWebp = { quality: 90, alphaQuality: 100, effort: 4 } as const;
 /** How much of the start is read before sharp is set up (the WebP encoding is named there). */
 const HEAD_BYTES = 64 * 1024;
 
+/** clamd, for the stripped copy (stripped-promotion.ts scanServed): @intake/scanner's MalwareScanner. */
+export type ServedCopyScanner = Pick<Scanner, "scan">;
+
 export class ImageStripper {
   private readonly limits: ImageLimits;
   private readonly sharp: SharpModule;
+  /** Scans every stripped copy before it may be served; null: nothing stripped is promoted (fail closed). */
+  readonly servedScanner: ServedCopyScanner | null;
   private running = 0;
   private readonly waiting: (() => void)[] = [];
 
   /** Loads libvips only where images are stripped (the API imports this package too). */
-  static async create(limits: ImageLimits): Promise<ImageStripper> {
-    return new ImageStripper(limits, (await import("sharp")).default);
+  static async create(limits: ImageLimits, servedScanner: ServedCopyScanner | null = null): Promise<ImageStripper> {
+    return new ImageStripper(limits, (await import("sharp")).default, servedScanner);
   }
 
-  private constructor(limits: ImageLimits, sharp: SharpModule) {
+  private constructor(limits: ImageLimits, sharp: SharpModule, servedScanner: ServedCopyScanner | null) {
     this.limits = limits;
     this.sharp = sharp;
+    this.servedScanner = servedScanner;
     // Process-wide libvips settings: no cache of decoded images between jobs, one thread per
     // image (the worker runs clamd streams and other jobs on the same cores).
     sharp.cache(false);

@@ -61,11 +61,42 @@ export async function stripToStaging(store: ObjectStore, images: ImageStripper, 
     throw err;
   }
   const checked = outcome.inputSha256 === null || outcome.inputSha256 === upload.sha256;
-  if (outcome.kind === "stripped" && checked && staged.complete) return { kind: "stripped", staging: staged.key, servedSha256: outcome.servedSha256, servedSize: outcome.servedSize };
+  if (outcome.kind === "stripped" && checked && staged.complete) {
+    let found: Verdict | null;
+    try {
+      found = await scanServed(store, images, staged.key, outcome);
+    } catch (err) {
+      await staged.discard().catch(() => undefined);
+      throw err;
+    }
+    if (!found) return { kind: "stripped", staging: staged.key, servedSha256: outcome.servedSha256, servedSize: outcome.servedSize };
+    await staged.discard();
+    return { kind: "refused", verdict: found };
+  }
   await staged.discard();
   if (!checked) return { kind: "refused", verdict: replaced() };
   if (outcome.kind === "refused") return outcome;
   throw new Error("the stripped image's staging copy did not complete");
+}
+
+/**
+ * clamd's finding in the stripped copy, or null. The copy is what is served, and its bytes
+ * are libvips' work, not the upload's: clamd only ever saw the upload. A PNG's pixels are
+ * written back as they decode (no row filter; incompressible rows as stored deflate
+ * blocks), so bytes an upload hid from clamd behind a row filter or its compression can
+ * appear verbatim in the copy (seen: EICAR in the pixels of a Sub-filtered PNG that clamd
+ * passed). So the copy is scanned before it may be promoted; a failed scan throws (the
+ * caller retries, nothing is promoted), and a worker without a scanner strips nothing.
+ */
+async function scanServed(store: ObjectStore, images: ImageStripper, staging: string, stripped: { servedSha256: string; servedSize: number }): Promise<Verdict | null> {
+  if (!images.servedScanner) throw new Error("this worker's image stripper has no scanner: a stripped copy clamd has not scanned is never promoted");
+  const copy = await store.read(staging);
+  if (!copy) throw new Error(`the stripped copy ${staging} vanished before it was scanned`);
+  const report = await images.servedScanner.scan(copy.body);
+  if (report.outcome === "infected") return quarantine("malware", `clamd found ${report.signature} in the stripped copy (the image as re-encoded for serving)`, report.signature);
+  if (report.outcome === "unscannable") return quarantine("unscannable", `the stripped copy: ${report.reason}`);
+  if (report.bytes !== stripped.servedSize || report.sha256 !== stripped.servedSha256) throw new Error(`the stripped copy ${staging} read back is not the one written (${report.bytes} bytes, sha256 ${report.sha256})`);
+  return null;
 }
 
 /** staging -> `target` with the verified type, attachment, and metadata that says it was stripped; then the staging copy goes. */

@@ -173,7 +173,8 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     });
     const stageDeps: StageDeps = { repository, store, queues, logger, onePassMaxBytes: config.worker.onePassMaxBytes, finalizesInline: roles.includes("finalize"), metrics: metrics.pipeline };
     // The roles that promote strip images for uploads that ask for it (libvips loaded only here).
-    if (roles.includes("finalize") || roles.includes("recheck")) stageDeps.images = await ImageStripper.create(config.worker.images);
+    // clamd scans each stripped copy before it is served (stripped-promotion.ts scanServed).
+    if (roles.includes("finalize") || roles.includes("recheck")) stageDeps.images = await ImageStripper.create(config.worker.images, opts.scanner ?? (await probedClamd(config, logger)));
 
     let scannerVersion: string | null = null;
     let signatureWatch: SignatureWatch | null = null;
