@@ -98,6 +98,8 @@ describe("custom rules: operators' YARA rules and hash lists", () => {
     ["a body signature that is not hex", "broken.ndb", "Broken.Body:0:*:zzzz\n", /Malformed database/],
     // clamd itself would load this file "successfully" without the rule (a warning only).
     ["a YARA rule with a syntax error", "broken.yar", 'rule Broken {\n  strings: $a = "x\n  condition: $a and\n', /failed to parse or load|unterminated string/],
+    // clamd names one signature per scan: a rule that matches the probe would hide the rule set from the signature version.
+    ["a YARA rule that matches the signature-set probe", "broad.yar", 'rule Too_Broad\n{\n  strings:\n    $a = "INTAKE-SIGNATURE-SET-PROBE"\n  condition:\n    $a\n}\n', /YARA\.Too_Broad\S* matches Intake's signature-set probe/],
   ])("%s is refused before clamd sees it; the rules in force and scanning stay as they were", async (_name, file, text, problem) => {
     const before = databaseFiles(clamd);
     const versionBefore = (await createClamdScanner({ port: clamd.port }).version()).raw;

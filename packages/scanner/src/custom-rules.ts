@@ -64,15 +64,20 @@ export interface SyncOptions {
 
 /**
  * Proves one rule file loads with the engine clamd uses (clamscan, same libclamav) and
- * loads whole: null when it does, else what clamscan said. An empty stdin is scanned so the
- * database load is all that is exercised.
+ * loads whole: null when it does, else what clamscan said. The signature-set probe is what
+ * is scanned: a rule that matches it is refused too, since clamd names one signature per
+ * scan, and an operator's name in the probe's answer would hide which rule set is loaded
+ * (the signature version would say "rules:none" whatever the rules, so a rule change would
+ * end no clean verdict cache entry and start no rescan, and every reload would time out).
  */
 export async function validateRuleFile(path: string, clamscan = "clamscan"): Promise<string | null> {
-  const { code, stderr } = await run(clamscan, ["--no-summary", `--database=${path}`, "-"]);
+  const { code, stdout, stderr } = await run(clamscan, ["--no-summary", `--database=${path}`, "-"], SIGNATURE_SET_PROBE);
   const problems = stderr
     .split("\n")
     .map((l) => l.trim())
     .filter((l) => /LibClamAV Error|^ERROR:|failed to parse or load|empty database file/i.test(l));
+  const match = /^stdin: (.+) FOUND$/m.exec(stdout)?.[1];
+  if (code === 1 && match && problems.length === 0) return `the rule ${match.slice(0, 200)} matches Intake's signature-set probe (${SIGNATURE_SET_PROBE.toString("ascii").trim()}), which only the signature-set signature may match: narrow the rule`;
   if (code === 0 && problems.length === 0) return null;
   return (problems.length ? problems : [`clamscan exited with ${code}`]).slice(0, 4).join("; ").slice(0, 500);
 }
@@ -161,12 +166,17 @@ function notFoundAsEmpty(err: NodeJS.ErrnoException): never[] {
   throw err;
 }
 
-function run(bin: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
+function run(bin: string, args: string[], input: Buffer): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(bin, args, { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
     let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout = (stdout + d).slice(-20_000)));
     child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr = (stderr + d).slice(-20_000)));
+    // clamscan may exit before reading stdin (a database it cannot load): no EPIPE crash.
+    child.stdin.on("error", () => undefined);
+    child.stdin.end(input);
     child.once("error", reject);
-    child.once("close", (code) => resolve({ code, stderr }));
+    child.once("close", (code) => resolve({ code, stdout, stderr }));
   });
 }
