@@ -216,18 +216,20 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       start("scan", (job) => processScan({ ...stageDeps, signatures: version, scanner, scannerVersion: version, clamdLimits: { maxFileSize: config.clamd.maxFileSize, maxScanSize: config.clamd.maxScanSize, maxRecursion: config.clamd.maxRecursion }, activeContentAllowed: config.policy.activeContentAllow, heartbeatMs: (config.reaper.stuckAfterSeconds * 1000) / 3, policy: config.policy, ...(verdictCache ? { verdictCache: verdictCache.cache } : {}) }, job));
     }
     if (roles.includes("finalize")) start("finalize", (job) => processFinalize(stageDeps, job));
+    /** The process's one signature watch: the scan role's when it runs here, else one started for the roles that need it. */
+    const sharedSignatureWatch = (scanner: Scanner): SignatureWatch => {
+      if (signatureWatch) return signatureWatch;
+      const own = startSignatureWatch(config, { scanner, repository, queues, logger, metrics: metrics.pipeline, onVersionChange: () => nudgeRescan?.() });
+      cleanups.push(async () => own.stop());
+      return (signatureWatch = own.watch);
+    };
     if (roles.includes("recheck")) {
       // Released uploads, checked again with today's signatures (packages/pipeline/src/recheck.ts).
       const scanner = opts.scanner ?? (await probedClamd(config, logger));
       clamd ??= scanner;
       // The same signature watch as the scan stage: a release is promoted only with signatures
       // fresh enough to issue a clean verdict, and records the same signature version.
-      let watch = signatureWatch;
-      if (!watch) {
-        const own = startSignatureWatch(config, { scanner, repository, queues, logger, metrics: metrics.pipeline, onVersionChange: () => nudgeRescan?.() });
-        cleanups.push(async () => own.stop());
-        watch = signatureWatch = own.watch;
-      }
+      const watch = sharedSignatureWatch(scanner);
       const recheckDeps: RecheckDeps = {
         ...stageDeps,
         scanner,
@@ -250,12 +252,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     const startRescanRole = async (): Promise<RescanPlanner> => {
       const scanner = opts.scanner ?? (await probedClamd(config, logger));
       clamd ??= scanner;
-      let watch = signatureWatch;
-      if (!watch) {
-        const own = startSignatureWatch(config, { scanner, repository, queues, logger, metrics: metrics.pipeline, onVersionChange: () => nudgeRescan?.() });
-        cleanups.push(async () => own.stop());
-        watch = own.watch;
-      }
+      const watch = sharedSignatureWatch(scanner);
       const runs = new RescanRunRepository(db);
       const producer = createProducerConnection(config.redis);
       cleanups.push(async () => producer.disconnect());
