@@ -76,3 +76,28 @@ describe("a production process on a schema that is behind", () => {
     });
   }
 });
+
+describe("the database commands in production", () => {
+  // Like the processes: they never migrate there (MIGRATE_ON_START off), they refuse a schema
+  // that is behind and say what to run; in development they migrate as before.
+  for (const [program, args] of [
+    ["services/api/src/keys-cli.ts", ["list"]],
+    ["services/api/src/admin-cli.ts", ["list"]],
+    ["services/api/src/rescan-cli.ts", ["list"]],
+  ] as const) {
+    it(`${program} ${args.join(" ")} refuses a schema that is behind, names npm run migrate, and creates nothing`, async () => {
+      t = await freshDatabase("pg", { migrated: false });
+      const r = await run(program, [...args], { NODE_ENV: "production", DATABASE_URL: (t.settings as { url: string }).url });
+      expect(r.code, r.out).not.toBe(0);
+      expect(r.out).toMatch(/npm run migrate/);
+      expect(await t.db.schema.hasTable("uploads")).toBe(false);
+    });
+  }
+
+  it("migrate in development as before (keys list on an empty database)", async () => {
+    t = await freshDatabase("pg", { migrated: false });
+    const r = await run("services/api/src/keys-cli.ts", ["list"], { NODE_ENV: "development", DATABASE_URL: (t.settings as { url: string }).url });
+    expect(r.code, r.out).toBe(0);
+    expect(await t.db.schema.hasTable("uploads")).toBe(true);
+  });
+});

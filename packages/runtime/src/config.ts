@@ -550,6 +550,8 @@ export interface DatabaseConfig {
   dataDir: string;
   devApiKey?: string;
   database: Config["database"];
+  /** As for the processes (MIGRATE_ON_START): the commands migrate only where processes do. */
+  migrateOnStart: boolean;
 }
 
 /**
@@ -567,7 +569,7 @@ function databaseSettings(e: Pick<Env, "DATABASE_URL" | "SQLITE_PATH" | "DATABAS
   return { client: "sqlite", filename: file };
 }
 
-const DatabaseEnvSchema = EnvSchema.pick({ NODE_ENV: true, DATA_DIR: true, DATABASE_URL: true, SQLITE_PATH: true, DATABASE_POOL_MAX: true, DEV_API_KEY: true });
+const DatabaseEnvSchema = EnvSchema.pick({ NODE_ENV: true, DATA_DIR: true, DATABASE_URL: true, SQLITE_PATH: true, DATABASE_POOL_MAX: true, DEV_API_KEY: true, MIGRATE_ON_START: true });
 
 /**
  * The database settings alone, for commands that touch nothing else (the keys CLI): they
@@ -586,6 +588,7 @@ export function loadDatabaseConfig(source: Record<string, string | undefined> = 
     dataDir,
     ...(e.DEV_API_KEY ? { devApiKey: e.DEV_API_KEY } : {}),
     database: databaseSettings(e, dataDir),
+    migrateOnStart: e.MIGRATE_ON_START ?? e.NODE_ENV !== "production",
   };
 }
 

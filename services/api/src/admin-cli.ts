@@ -1,6 +1,6 @@
 import { userInfo } from "node:os";
 import { parseArgs } from "node:util";
-import { AdminUserRepository, AuditLog, migrate, openDatabase, type AdminUser } from "@intake/db";
+import { AdminUserRepository, AuditLog, openDatabase, type AdminUser, prepareSchema } from "@intake/db";
 import { IntakeError, isAdminRole, NotFoundError } from "@intake/domain";
 import { loadDatabaseConfigOrExit } from "@intake/runtime";
 import { generatePassword, tenantScopeFrom } from "./admin/auth/settings.ts";
@@ -63,7 +63,8 @@ const db = openDatabase(config.database);
 // Whoever ran the command, for the audit trail (there is no admin session here).
 const operator = `cli:${userInfo().username}`;
 try {
-  await migrate(db);
+  // Production schemas change only through `npm run migrate` (a command behind refuses, naming it).
+  await prepareSchema(db, { migrateOnStart: config.migrateOnStart });
   const users = new AdminUserRepository(db);
   const audit = new AuditLog(db);
   const find = async (): Promise<AdminUser> => {

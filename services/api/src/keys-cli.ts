@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { ApiKeyRepository, migrate, openDatabase } from "@intake/db";
+import { ApiKeyRepository, openDatabase, prepareSchema } from "@intake/db";
 import { IntakeError } from "@intake/domain";
 import { loadDatabaseConfigOrExit } from "@intake/runtime";
 import { ensureDevKey } from "./dev-key.ts";
@@ -37,7 +37,8 @@ if (!command || !COMMANDS.includes(command)) fail(command ? `unknown command ${c
 const config = loadDatabaseConfigOrExit();
 const db = openDatabase(config.database);
 try {
-  await migrate(db);
+  // Production schemas change only through `npm run migrate` (a command behind refuses, naming it).
+  await prepareSchema(db, { migrateOnStart: config.migrateOnStart });
   const keys = new ApiKeyRepository(db);
   switch (command) {
     case "create": {

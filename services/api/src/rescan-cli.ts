@@ -12,7 +12,7 @@
  */
 import { userInfo } from "node:os";
 import { parseArgs } from "node:util";
-import { migrate, openDatabase, RescanRunRepository, TenantRepository, UNPINNED } from "@intake/db";
+import { openDatabase, RescanRunRepository, TenantRepository, UNPINNED, prepareSchema } from "@intake/db";
 import { IntakeError, NotFoundError, parseRescanRequest } from "@intake/domain";
 import { loadDatabaseConfigOrExit } from "@intake/runtime";
 
@@ -39,7 +39,8 @@ const by = values.by ?? `${userInfo().username}@cli`;
 const config = loadDatabaseConfigOrExit();
 const db = openDatabase(config.database);
 try {
-  await migrate(db);
+  // Production schemas change only through `npm run migrate` (a command behind refuses, naming it).
+  await prepareSchema(db, { migrateOnStart: config.migrateOnStart });
   const runs = new RescanRunRepository(db);
   if (command === "start") {
     const req = parseRescanRequest({ ...(values.tenant ? { tenantId: values.tenant } : {}), ...(values.from ? { from: values.from } : {}), ...(values.to ? { to: values.to } : {}) }, { now: new Date(), windowDays });
