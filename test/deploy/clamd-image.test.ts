@@ -19,6 +19,7 @@ import { readRepoFile, ROOT } from "./support/repo.ts";
 const MiB = 1024 * 1024;
 const RENDER = join(ROOT, "infra/clamd/render-conf.sh");
 const SIGNATURES = join(ROOT, "infra/clamd/container-signatures.sh");
+const RULES = join(ROOT, "infra/clamd/rules-sync.sh");
 
 /** The environment of a build: nothing of this process's CLAMD_* or MAX_UPLOAD_BYTES leaks in. */
 const buildEnv = (args: Record<string, string>) => ({ PATH: process.env.PATH ?? "/usr/bin:/bin", ...args });
@@ -128,6 +129,7 @@ describe("the intake-clamd entrypoint (infra/clamd/entrypoint.sh)", () => {
       ["DATABASE_DIR=/var/lib/clamav", `DATABASE_DIR=${databaseDir}`],
       ["NEXT=/init-unprivileged", `NEXT=${join(dir, "next.sh")}`],
       ["/usr/local/share/intake-clamd/container-signatures.sh", `sh ${SIGNATURES}`],
+      ["/usr/local/bin/intake-rules", `sh ${RULES}`],
     ];
     for (const [from, to] of moves) {
       expect(script.split(from).length - 1, from).toBe(1);
@@ -145,9 +147,14 @@ describe("the intake-clamd entrypoint (infra/clamd/entrypoint.sh)", () => {
     const db = join(dir, "db");
     mkdirSync(db);
     writeFileSync(join(db, "intake-unscannable.ndb"), "stale\n");
-    const r = spawnSync("sh", [entrypointHere(db), "freshclam", "--daemon"], { encoding: "utf8" });
+    const rules = join(dir, "rules");
+    mkdirSync(rules);
+    writeFileSync(join(rules, "start.yar"), 'rule IntakeAtStart { strings: $a = "INTAKE-RULE-AT-START-5512" condition: $a }\n');
+    const r = spawnSync("sh", [entrypointHere(db), "freshclam", "--daemon"], { encoding: "utf8", env: { ...process.env, CLAMD_CUSTOM_RULES_DIR: rules } });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toBe("args:freshclam --daemon\nintake-unscannable.ldb\nintake-unscannable.ndb\n");
+    // The mounted rules too, validated and copied, with the signature set the workers read.
+    expect(r.stdout).toMatch(/args:freshclam --daemon\ncustom-start\.yar\nintake-unscannable\.ldb\nintake-unscannable\.ndb\nsignature-set\.ndb\n$/);
+    expect(readFileSync(join(db, "signature-set.ndb"), "utf8")).toMatch(/^Intake\.SignatureSet\.[0-9a-f]{16}:0:0:[0-9a-f]+\n$/);
     // The same files up.sh writes next to clamd's database (one script for both).
     const reference = join(dir, "reference");
     mkdirSync(reference);
@@ -155,6 +162,19 @@ describe("the intake-clamd entrypoint (infra/clamd/entrypoint.sh)", () => {
     for (const f of ["intake-unscannable.ndb", "intake-unscannable.ldb"]) expect(readFileSync(join(db, f), "utf8"), f).toBe(readFileSync(join(reference, f), "utf8"));
     expect(readFileSync(join(db, "intake-unscannable.ndb"), "utf8")).toMatch(/^Intake\.Unscannable\.CAB:0:\*:4d53434600000000$/m);
     expect(readdirSync(db).filter((f) => f.endsWith(".new"))).toEqual([]);
+  });
+
+  it("stops, without starting clamd, when a mounted rule file is refused (a bad rules change never starts a clamd without them)", () => {
+    const db = join(dir, "db-refused");
+    const rules = join(dir, "rules-refused");
+    mkdirSync(db);
+    mkdirSync(rules);
+    writeFileSync(join(rules, "bad.ndb"), "Broken:0:*:zz\n");
+    const r = spawnSync("sh", [entrypointHere(db)], { encoding: "utf8", env: { ...process.env, CLAMD_CUSTOM_RULES_DIR: rules } });
+    expect(r.status).not.toBe(0);
+    expect(r.stdout).not.toMatch(/args:/);
+    expect(r.stderr).toMatch(/REFUSED bad\.ndb/);
+    expect(readdirSync(db).filter((f) => f.startsWith("custom-") || f === "signature-set.ndb")).toEqual([]);
   });
 
   it("stops, without starting clamd, when it cannot write the database directory (clamd never runs without the signatures)", () => {

@@ -267,6 +267,10 @@ function clamdDockerfileProblems(text: string, dockerignore = readRepoFile(CLAMD
     const script = readRepoFile(entrySource);
     const signaturesAt = [...installed].find(([, src]) => src === "infra/clamd/container-signatures.sh")?.[0];
     if (!signaturesAt || !script.includes(signaturesAt)) problems.push(`ENTRYPOINT ${entrySource} does not run the installed container-signatures.sh`);
+    // Custom rules: the sync script as /usr/local/bin/intake-rules (what operators exec), run by the entrypoint at start.
+    const rulesAt = [...installed].find(([, src]) => src === "infra/clamd/rules-sync.sh")?.[0];
+    if (rulesAt !== "/usr/local/bin/intake-rules") problems.push("infra/clamd/rules-sync.sh is not installed as /usr/local/bin/intake-rules (custom rules could not be reloaded in the container)");
+    else if (!new RegExp(`^[^#\\n]*${rulesAt} sync$`, "m").test(script)) problems.push(`ENTRYPOINT ${entrySource} does not run ${rulesAt} sync before clamd starts`);
     if (!/^NEXT=\/init-unprivileged$/m.test(script) || !/^exec "\$NEXT" "\$@"$/m.test(script)) problems.push(`ENTRYPOINT ${entrySource} does not hand over to the image's /init-unprivileged`);
   }
   return problems;
@@ -280,7 +284,7 @@ describe("infra/clamd/Dockerfile (intake-clamd)", () => {
   });
 
   it("its ignore file lets in what it copies and keeps the rest of the repository out", () => {
-    for (const path of ["infra/clamd/render-conf.sh", "infra/clamd/entrypoint.sh", "infra/clamd/container-signatures.sh"]) expect(dockerIgnores(path, readRepoFile(CLAMD_DOCKERIGNORE)), path).toBe(false);
+    for (const path of ["infra/clamd/render-conf.sh", "infra/clamd/entrypoint.sh", "infra/clamd/container-signatures.sh", "infra/clamd/rules-sync.sh"]) expect(dockerIgnores(path, readRepoFile(CLAMD_DOCKERIGNORE)), path).toBe(false);
     for (const path of ["packages/scanner/src/clamd.ts", ".env", ".git/HEAD", ".data/clamd/clamd.conf", "node_modules/x", "infra/k8s/base/clamd.yaml"]) expect(dockerIgnores(path, readRepoFile(CLAMD_DOCKERIGNORE)), path).toBe(true);
     // The root .dockerignore (the Intake image's) keeps infra/clamd out: the image's own file is what makes it build.
     expect(dockerIgnores("infra/clamd/render-conf.sh")).toBe(true);
@@ -300,6 +304,8 @@ describe("infra/clamd/Dockerfile (intake-clamd)", () => {
     ["a COPY of a path its ignore file keeps out", (t) => t.replace(/^(USER .*)$/m, "COPY packages/scanner/package.json /tmp/x\n$1"), /COPY packages\/scanner\/package\.json: excluded by infra\/clamd\/Dockerfile\.dockerignore/],
     ["a hand-written clamd.conf instead of the render", (t) => t.replace(/^RUN sh \/tmp\/intake-clamd\/render-conf\.sh[^\n]*\\\n[^\n]*\\\n[^\n]*\n/m, "COPY infra/clamd/clamd.conf.template /etc/clamav/clamd.conf\n"), /not rendered by infra\/clamd\/render-conf\.sh[\s\S]*writes into \/etc\/clamav/],
     ["the stock entrypoint (no container signatures)", (t) => t.replace('ENTRYPOINT ["/usr/local/bin/intake-clamd-entrypoint"]', 'ENTRYPOINT ["/init-unprivileged"]'), /ENTRYPOINT \/init-unprivileged is not a file this Dockerfile installs/],
+    ["no intake-rules in the image", (t) => t.replace(/^COPY --chmod=0755 infra\/clamd\/rules-sync\.sh .*$/m, ""), /rules-sync\.sh is not installed as \/usr\/local\/bin\/intake-rules/],
+    ["intake-rules under another name", (t) => t.replace("infra/clamd/rules-sync.sh /usr/local/bin/intake-rules", "infra/clamd/rules-sync.sh /usr/local/bin/rules"), /rules-sync\.sh is not installed as \/usr\/local\/bin\/intake-rules/],
     ["no MAX_UPLOAD_BYTES build argument", (t) => t.replace(/^ARG MAX_UPLOAD_BYTES=.*$/m, ""), /no ARG MAX_UPLOAD_BYTES/],
   ];
   for (const [what, mutate, problem] of mutations) {
