@@ -159,6 +159,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     connection.on("error", (err: Error) => logger.debug({ code: (err as { code?: string }).code }, "redis connection error"));
     cleanups.push(async () => connection.disconnect());
     await warnUnlessNoEviction(connection, logger);
+    if (config.env === "production") await warnUnlessPersistent(connection, logger);
     const queues = new StageQueues({ redis: config.redis, prefix: config.redis.prefix, attempts: config.worker.attempts, backoffMs: config.worker.backoffMs });
     cleanups.push(() => queues.close());
     // This process's metrics (@intake/metrics): the stages report through metrics.pipeline;
@@ -413,6 +414,32 @@ export async function warnUnlessNoEviction(redis: RedisConnection, logger: Logge
     }
   }
   return found;
+}
+
+/**
+ * A Redis that neither appends (AOF) nor snapshots loses every queued job, lock and schedule
+ * on a restart: the reaper brings the uploads back from the database, but only after its
+ * stuck threshold, and rate-limit and sign-in state starts over (RUNBOOK "Redis"). Said once
+ * at start in production, per node; returns false when some node persists nothing.
+ */
+export async function warnUnlessPersistent(redis: RedisConnection, logger: Logger): Promise<boolean | null> {
+  if (isCluster(redis) && !(await untilReady(redis, 10_000))) return null;
+  let persistent: boolean | null = true;
+  for (const node of dataNodes(redis)) {
+    const where = isCluster(redis) ? { node: `${node.options.host}:${node.options.port}` } : {};
+    try {
+      const aof = ((await node.config("GET", "appendonly")) as string[])[1];
+      const save = ((await node.config("GET", "save")) as string[])[1];
+      if (aof !== "yes" && !save) {
+        logger.error({ appendonly: aof ?? null, save: save ?? null, ...where }, "!!! Redis persists nothing (appendonly no, no save points): a Redis restart loses every queued job; the reaper re-queues the uploads only after STUCK_AFTER_SECONDS. Set appendonly yes.");
+        persistent = false;
+      }
+    } catch (err) {
+      logger.warn({ err, ...where }, "could not read Redis persistence settings (CONFIG GET refused?): make sure appendonly is yes");
+      if (persistent) persistent = null;
+    }
+  }
+  return persistent;
 }
 
 /** The scan stage's verdict cache over the database's table, with the config's settings. */
