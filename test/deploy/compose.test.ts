@@ -144,6 +144,10 @@ function composeProblems(text: string): string[] {
     if (target?.startsWith("/etc/clamav")) problems.push(`clamd: mounts ${target} over the image's rendered config`);
   }
   if (clamd && !(clamd.volumes ?? []).some((v) => (typeof v === "string" ? v.split(":")[1] : (v as { target?: string }).target) === "/var/lib/clamav")) problems.push("clamd: no volume at /var/lib/clamav (the databases, and what the signatures command writes)");
+  // Custom rules: the image's intake-rules reads /rules (CLAMD_CUSTOM_RULES_DIR's default there), mounted read-only.
+  const rulesMount = (clamd?.volumes ?? []).map((v) => (typeof v === "string" ? v.split(":") : [(v as { source?: string }).source, (v as { target?: string }).target, (v as { read_only?: boolean }).read_only ? "ro" : ""])).find((p) => p[1] === "/rules");
+  if (clamd && !rulesMount) problems.push("clamd: nothing mounted at /rules (custom rules could not be loaded)");
+  else if (rulesMount && rulesMount[2] !== "ro") problems.push("clamd: /rules is not mounted read-only");
   return problems;
 }
 
@@ -194,6 +198,8 @@ describe("docker-compose.yml", () => {
     ["Intake processes with another upload limit than clamd's", (t) => t.replace("  QUEUE_PREFIX: intake\n", "  QUEUE_PREFIX: intake\n  MAX_UPLOAD_BYTES: \"524288000\"\n"), /clamd: built for MAX_UPLOAD_BYTES=1048576000, the Intake services use 524288000/],
     ["a clamd.conf mounted over the image's", (t) => t.replace("      - clamav-db:/var/lib/clamav\n", "      - clamav-db:/var/lib/clamav\n      - ./infra/clamd/clamd.conf.template:/etc/clamav/clamd.conf:ro\n"), /clamd: mounts \/etc\/clamav\/clamd\.conf over the image's rendered config/],
     ["clamd without its database volume", (t) => t.replace("      - clamav-db:/var/lib/clamav\n", ""), /clamd: no volume at \/var\/lib\/clamav/],
+    ["clamd without its rules", (t) => t.replace("      - ./infra/clamd/rules:/rules:ro\n", ""), /clamd: nothing mounted at \/rules/],
+    ["clamd's rules writable", (t) => t.replace("./infra/clamd/rules:/rules:ro", "./infra/clamd/rules:/rules"), /clamd: \/rules is not mounted read-only/],
     ["a mount of a missing file", (t) => t.replace("./infra/localstack/init-aws.sh:", "./infra/localstack/init.sh:"), /mounts \.\/infra\/localstack\/init\.sh/],
   ];
   for (const [what, mutate, problem] of mutations) {

@@ -162,6 +162,12 @@ function deploymentProblems(all: Manifest[]): string[] {
   if (!daemon?.readinessProbe) problems.push("clamd: no clamd container with a readiness probe");
   else if (daemon.command || daemon.args) problems.push(`clamd/${daemon.name}: command/args replace the image's entrypoint, which writes the container signatures`);
   if (!containers.some((c) => (c.command ?? []).includes("freshclam"))) problems.push("clamd: no freshclam sidecar");
+  // Custom rules: the ConfigMap intake-clamd-rules, optional, read-only at /rules (where the image's intake-rules reads).
+  const rulesMount = (daemon?.volumeMounts ?? []).find((m: Obj) => m.mountPath === "/rules");
+  const rulesVolume = (clamdPod.volumes ?? []).find((v: Obj) => v.name === rulesMount?.name);
+  if (!rulesMount) problems.push("clamd: nothing mounted at /rules (custom rules could not be loaded)");
+  else if (rulesMount.readOnly !== true) problems.push("clamd: /rules is not mounted read-only");
+  else if (rulesVolume?.configMap?.name !== "intake-clamd-rules" || rulesVolume.configMap.optional !== true) problems.push("clamd: /rules is not the optional ConfigMap intake-clamd-rules");
   if (configData.CLAMD_HOST && !byKind("Service").some((s) => s.metadata.name === configData.CLAMD_HOST)) problems.push(`CLAMD_HOST ${configData.CLAMD_HOST} is no Service`);
 
   // The migration Job, and no pod migrating at start.
@@ -230,6 +236,9 @@ describe("infra/k8s", () => {
     ["the stock clamav/clamav image", () => changed(named("Deployment", "clamd"), (o) => (container(o).image = "clamav/clamav:1.4.5")), /clamd\/clamd: runs clamav\/clamav:1\.4\.5, not intake-clamd/],
     ["a stock freshclam sidecar", () => changed(named("Deployment", "clamd"), (o) => (o.spec.template.spec.containers[1].image = "clamav/clamav:1.4.5")), /clamd\/freshclam: runs clamav\/clamav:1\.4\.5/],
     ["clamd's entrypoint replaced (no container signatures)", () => changed(named("Deployment", "clamd"), (o) => (container(o).command = ["clamd", "--foreground"])), /clamd\/clamd: command\/args replace the image's entrypoint/],
+    ["clamd without its rules", () => changed(named("Deployment", "clamd"), (o) => (container(o).volumeMounts = container(o).volumeMounts.filter((m: Obj) => m.mountPath !== "/rules"))), /clamd: nothing mounted at \/rules/],
+    ["clamd's rules writable", () => changed(named("Deployment", "clamd"), (o) => (container(o).volumeMounts.find((m: Obj) => m.mountPath === "/rules").readOnly = false)), /clamd: \/rules is not mounted read-only/],
+    ["a rules ConfigMap that must exist", () => changed(named("Deployment", "clamd"), (o) => (o.spec.template.spec.volumes.find((v: Obj) => v.name === "rules").configMap.optional = false)), /not the optional ConfigMap intake-clamd-rules/],
     ["clamd as root", () => changed(named("Deployment", "clamd"), (o) => (o.spec.template.spec.securityContext.runAsUser = 0)), /clamd\/clamd: not runAsNonRoot/],
     ["no migration Job", () => MANIFESTS.filter((m) => m.obj.kind !== "Job"), /no migration Job/],
     ["pods migrating at start", () => changed(named("ConfigMap", "intake-config"), (o) => (o.data.MIGRATE_ON_START = "true")), /MIGRATE_ON_START is not false/],
