@@ -14,6 +14,7 @@ import { WEBHOOK_QUEUE } from "@intake/webhooks";
 import { ROLES } from "@intake/worker";
 import { readRepoFile, repoPathExists, ROOT } from "./support/repo.ts";
 import { SECRET_NAME, unknownVariables } from "./support/config-env.ts";
+import { applyPatch, type PatchOp } from "./support/json-patch.ts";
 
 /**
  * infra/k8s validated against the Kubernetes (kubernetes-models, the official OpenAPI
@@ -119,7 +120,11 @@ function deploymentProblems(all: Manifest[]): string[] {
   }
 
   // Each worker role its own Deployment; each but the reaper scaled by KEDA on its backlog.
-  const prefix = configData.QUEUE_PREFIX ?? "intake";
+  // On a Redis Cluster (REDIS_CLUSTER_NODES) the prefix defaults to "{intake}" and KEDA needs
+  // its redis-cluster trigger, on the same nodes (the plain redis one talks to one server).
+  const clusterNodes = configData.REDIS_CLUSTER_NODES;
+  const prefix = configData.QUEUE_PREFIX ?? (clusterNodes ? "{intake}" : "intake");
+  const nodeList = (v: string | undefined) => (v ?? "").split(",").map((n) => n.trim().replace(/^rediss?:\/\/([^@]*@)?/, "")).sort().join(",");
   const queues: Record<string, string> = { ...Object.fromEntries(STAGES.map((s) => [s, queueName(s)])), recheck: RECHECK_QUEUE, rescan: RESCAN_QUEUE, webhooks: WEBHOOK_QUEUE };
   for (const role of ROLES) {
     const deployments = byKind("Deployment").filter((d) => intakeContainers(podSpec(d)!).some((c) => (c.env ?? []).some((e: Obj) => e.name === "WORKER_ROLES" && e.value === role)));
@@ -143,7 +148,10 @@ function deploymentProblems(all: Manifest[]): string[] {
       continue;
     }
     const want = `${prefix}:${queues[role]}:wait`;
-    if (!triggers.some((t) => t.type === "redis" && t.metadata?.listName === want)) problems.push(`worker role ${role}: not scaled on its BullMQ wait list ${want}`);
+    const type = clusterNodes ? "redis-cluster" : "redis";
+    const trigger = triggers.find((t) => t.type === type && t.metadata?.listName === want);
+    if (!trigger) problems.push(`worker role ${role}: not scaled on its BullMQ wait list ${want} (a ${type} trigger)`);
+    else if (clusterNodes && nodeList(trigger.metadata.addresses) !== nodeList(clusterNodes)) problems.push(`worker role ${role}: its redis-cluster trigger's addresses ${trigger.metadata.addresses} are not REDIS_CLUSTER_NODES ${clusterNodes}`);
   }
 
   // clamd: its own Deployment on the intake-clamd image (infra/clamd/Dockerfile: the stock
@@ -254,5 +262,76 @@ describe("infra/k8s", () => {
     expect(kustomizationProblems(k.replace("  - clamd.yaml\n", "")).join("\n")).toMatch(/clamd\.yaml is not among its resources/);
     expect(kustomizationProblems(k.replace("  - clamd.yaml\n", "  - clamd.yaml\n  - redis.yaml\n")).join("\n")).toMatch(/redis\.yaml does not exist/);
     expect(kustomizationProblems(k.replace(/  - name: intake-clamd\n[^\n]*\n[^\n]*\n/, "")).join("\n")).toMatch(/no images entry giving intake-clamd a registry name and a tag/);
+  });
+});
+
+/**
+ * infra/k8s/components/redis-cluster: the base with its patches applied (as kustomize would:
+ * this helper applies the same RFC 6902 operations), validated by the same rules.
+ */
+const COMPONENT = "infra/k8s/components/redis-cluster";
+interface ComponentFile {
+  kind?: string;
+  patches?: { target: { kind: string; name: string }; patch: string }[];
+}
+function withComponent(base: Manifest[], component: ComponentFile): Manifest[] {
+  const patches = component.patches ?? [];
+  for (const p of patches) if (!base.some((m) => m.obj.kind === p.target.kind && m.obj.metadata?.name === p.target.name)) throw new Error(`${COMPONENT}: patch target ${p.target.kind}/${p.target.name} is in no base manifest`);
+  return base.map((m) => {
+    let obj = m.obj;
+    for (const p of patches) if (p.target.kind === obj.kind && p.target.name === obj.metadata?.name) obj = applyPatch(obj, parse(p.patch) as PatchOp[]);
+    return { ...m, obj };
+  });
+}
+
+describe("infra/k8s/components/redis-cluster", () => {
+  const BASE_MANIFESTS = MANIFESTS.filter((m) => m.file.startsWith(`${BASE}/`));
+  const component = parse(readRepoFile(`${COMPONENT}/kustomization.yaml`)) as ComponentFile;
+  const clustered = withComponent(BASE_MANIFESTS, component);
+  const config = (all: Manifest[]) => all.find((m) => m.obj.kind === "ConfigMap" && m.obj.metadata.name === "intake-config")!.obj.data as Record<string, string>;
+
+  it("is a kustomize Component; the overlay applies it to the base", () => {
+    expect(component.kind).toBe("Component");
+    const overlay = parse(readRepoFile("infra/k8s/overlays/redis-cluster/kustomization.yaml")) as { resources?: string[]; components?: string[] };
+    expect(overlay).toMatchObject({ resources: ["../../base"], components: ["../../components/redis-cluster"] });
+  });
+
+  it("switches the config to the cluster (nodes, a hash-tagged prefix, no REDIS_URL) and every BullMQ trigger to redis-cluster on {intake}:<queue>:wait, validated like the base", () => {
+    expect(config(clustered)).toMatchObject({ QUEUE_PREFIX: "{intake}" });
+    expect(config(clustered).REDIS_CLUSTER_NODES).toMatch(/^[^,:]+:\d+(,[^,:]+:\d+)+$/);
+    expect(config(clustered).REDIS_URL).toBeUndefined();
+    expect(clustered.flatMap(schemaProblems)).toEqual([]);
+    expect(deploymentProblems(clustered)).toEqual([]);
+    const triggers = clustered.filter((m) => m.obj.kind === "ScaledObject").flatMap((m) => m.obj.spec.triggers as Obj[]);
+    expect(triggers.filter((t) => t.type === "redis")).toEqual([]);
+    expect(triggers.filter((t) => t.type === "redis-cluster").map((t) => t.metadata.listName).sort()).toEqual(["{intake}:intake-finalize:wait", "{intake}:intake-inspect:wait", "{intake}:intake-recheck:wait", "{intake}:intake-rescan:wait", "{intake}:intake-scan:wait", "{intake}:intake-webhooks:wait"]);
+    // listLength is the base's, untouched.
+    const base = BASE_MANIFESTS.find((m) => m.obj.metadata?.name === "intake-worker-scan" && m.obj.kind === "ScaledObject")!.obj.spec.triggers[0].metadata.listLength;
+    expect(clustered.find((m) => m.obj.metadata?.name === "intake-worker-scan" && m.obj.kind === "ScaledObject")!.obj.spec.triggers[0].metadata.listLength).toBe(base);
+  });
+
+  const edited = (edit: (c: ComponentFile) => void): ComponentFile => {
+    const c = structuredClone(component);
+    edit(c);
+    return c;
+  };
+  const patchOf = (c: ComponentFile, name: string) => c.patches!.find((p) => p.target.name === name)!;
+  const mutations: [string, () => Manifest[], RegExp][] = [
+    ["a role left on the plain redis trigger", () => withComponent(BASE_MANIFESTS, edited((c) => (c.patches = c.patches!.filter((p) => p.target.name !== "intake-worker-scan")))), /worker role scan: not scaled on its BullMQ wait list \{intake\}:intake-scan:wait \(a redis-cluster trigger\)/],
+    ["the wait list without the hash tag", () => withComponent(BASE_MANIFESTS, edited((c) => (patchOf(c, "intake-worker-finalize").patch = patchOf(c, "intake-worker-finalize").patch.replace('"{intake}:intake-finalize:wait"', '"intake:intake-finalize:wait"')))), /worker role finalize: not scaled on its BullMQ wait list \{intake\}:intake-finalize:wait/],
+    ["a prefix without a hash tag", () => withComponent(BASE_MANIFESTS, edited((c) => (patchOf(c, "intake-config").patch = patchOf(c, "intake-config").patch.replace('value: "{intake}"', "value: intake")))), /QUEUE_PREFIX: "intake" has no hash tag/],
+    ["REDIS_URL kept beside the cluster", () => withComponent(BASE_MANIFESTS, edited((c) => (patchOf(c, "intake-config").patch = patchOf(c, "intake-config").patch.replace(/- op: remove\n\s+path: \/data\/REDIS_URL\n/, "")))), /REDIS_URL and REDIS_CLUSTER_NODES: set one, not both/],
+    ["a trigger on other nodes than the config's", () => withComponent(BASE_MANIFESTS, edited((c) => (patchOf(c, "intake-worker-rescan").patch = patchOf(c, "intake-worker-rescan").patch.replace(/(addresses\n\s+value: )"[^"]+"/, '$1"redis-other:6379"')))), /worker role rescan: its redis-cluster trigger's addresses redis-other:6379 are not REDIS_CLUSTER_NODES/],
+  ];
+  for (const [what, build, problem] of mutations) {
+    it(`catches ${what}`, () => {
+      expect(deploymentProblems(build()).join("\n")).toMatch(problem);
+    });
+  }
+
+  it("fails to build, as kustomize would, when the base's triggers change shape (its test operations) or a target is gone", () => {
+    const moved = BASE_MANIFESTS.map((m) => (m.obj.kind === "ScaledObject" && m.obj.metadata.name === "intake-worker-inspect" ? { ...m, obj: { ...m.obj, spec: { ...m.obj.spec, triggers: [{ type: "cpu", metadata: { value: "60" } }, ...m.obj.spec.triggers] } } } : m));
+    expect(() => withComponent(moved, component)).toThrow(/test \/spec\/triggers\/0\/type/);
+    expect(() => withComponent(BASE_MANIFESTS.filter((m) => m.obj.metadata?.name !== "intake-worker-webhooks"), component)).toThrow(/ScaledObject\/intake-worker-webhooks is in no base manifest/);
   });
 });
