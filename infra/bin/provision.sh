@@ -86,7 +86,8 @@ intake_ensure_test_tools() {
   local missing=() pair
   # chromium: the admin pages' browser tests (playwright-core drives Debian's build);
   # prometheus + promtool: the metrics test scrapes with a real Prometheus and checks the alert rules.
-  for pair in 7z:p7zip-full gcab:gcab arj:arj bzip2:bzip2 xz:xz-utils chromium:chromium prometheus:prometheus promtool:prometheus; do
+  # busybox: the clamd image's rule reload speaks to clamd with busybox nc (test/deploy/clamd-rules).
+  for pair in 7z:p7zip-full gcab:gcab arj:arj bzip2:bzip2 xz:xz-utils chromium:chromium prometheus:prometheus promtool:prometheus busybox:busybox; do
     command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
   done
   [ "${#missing[@]}" -eq 0 ] || intake_apt_install $(printf '%s\n' "${missing[@]}" | sort -u)
