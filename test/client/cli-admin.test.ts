@@ -341,13 +341,22 @@ describe("intake login, keys, admin, quarantine (child process, real API)", () =
     const r = await new Promise<Run>((done, fail) => {
       const child = spawn("script", ["-qec", line, "/dev/null"], { env: { PATH: process.env.PATH, TERM: "xterm", HOME: config, XDG_CONFIG_HOME: config, INTAKE_API_URL: api.url }, stdio: ["pipe", "pipe", "pipe"] });
       let stdout = "";
+      let typed = false;
       child.stdout.on("data", (b: Buffer) => {
         stdout += b;
         // Typed once the prompt is up, as a person would, with a typo corrected by backspace.
-        if (stdout.includes("Password for boss@example.test: ") && !child.stdin.writableEnded) child.stdin.end(`${PASSWORD}x\u007f\r`);
+        // Written, not ended: script passes an end of its input on to the terminal as EOF,
+        // which could reach the prompt before the typed line does.
+        if (!typed && stdout.includes("Password for boss@example.test: ")) {
+          typed = true;
+          child.stdin.write(`${PASSWORD}x\u007f\r`);
+        }
       });
       child.on("error", fail);
-      child.on("close", (code) => done({ code, stdout, stderr: "" }));
+      child.on("close", (code) => {
+        child.stdin.destroy();
+        done({ code, stdout, stderr: "" });
+      });
     });
     runs.push(r);
     expect(r.stdout).toContain("signed in as boss@example.test");

@@ -32,10 +32,13 @@ export async function askLine(stdin: NodeJS.ReadStream, prompt: NodeJS.WriteStre
  */
 export function askHidden(stdin: NodeJS.ReadStream, prompt: NodeJS.WriteStream, question: string): Promise<string> {
   if (!stdin.isTTY) throw new UsageError("no terminal to ask for the password on: pipe it in with --password-stdin");
+  // The echo goes off before the prompt shows: what is typed as soon as it appears (or typed
+  // ahead) must not be echoed by a terminal still in its cooked mode.
+  const wasRaw = stdin.isRaw;
+  stdin.setRawMode(true);
   prompt.write(question);
   return new Promise((resolve, reject) => {
     let typed = "";
-    const wasRaw = stdin.isRaw;
     const done = (err?: Error) => {
       stdin.off("data", onData);
       stdin.setRawMode(wasRaw);
@@ -52,7 +55,6 @@ export function askHidden(stdin: NodeJS.ReadStream, prompt: NodeJS.WriteStream, 
         else if (ch >= " ") typed += ch;
       }
     };
-    stdin.setRawMode(true);
     stdin.setEncoding("utf8");
     stdin.on("data", onData);
     stdin.resume();
