@@ -1,4 +1,5 @@
-import type { AdminRole, PolicyInForce, PolicyTerms, TenantPolicy } from "@intake/domain";
+import type { AdminRole, TenantPolicy, TenantPolicyView } from "@intake/domain";
+export type { TenantPolicyView };
 import { apiError } from "./client.ts";
 import { IntakeApiError } from "./errors.ts";
 
@@ -89,20 +90,6 @@ export interface UserChanges {
   tenantIds?: string[] | null;
   name?: string;
   disabled?: boolean;
-}
-
-/** A tenant's policy as GET/PUT /v1/admin/tenants/:id/policy answer (README, "Tenant policies"). */
-export interface TenantPolicyView {
-  tenantId: string;
-  /** 0: the tenant never had a policy of its own (the defaults). */
-  version: number;
-  /** The terms the tenant overrides ({} = all defaults): what a PUT replaces. */
-  policy: TenantPolicy;
-  /** What new uploads of the tenant get: its terms over the defaults, within the deployment's bounds. */
-  inForce: PolicyInForce;
-  defaults: PolicyTerms;
-  updatedAt: string | null;
-  updatedBy: string | null;
 }
 
 /** One rescan run with its progress, as GET /v1/admin/rescans lists it. */

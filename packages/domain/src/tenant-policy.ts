@@ -252,3 +252,17 @@ export function checkRulesFor(upload: { policy: PolicyInForce | null }, deployme
   const p = upload.policy;
   return p ? { allowedTypes: p.allowedTypes, maxSize: p.maxSize, acceptArchives: p.acceptArchives } : { allowedTypes: deployment.allowedTypes, maxSize: deployment.maxSize, acceptArchives: true };
 }
+
+/** A tenant's policy as GET/PUT /v1/admin/tenants/:id/policy answer it (the API and the admin client). */
+export interface TenantPolicyView {
+  tenantId: string;
+  /** 0: the tenant never had a policy of its own (the defaults). */
+  version: number;
+  /** The terms the tenant overrides ({} = all defaults): what a PUT replaces. */
+  policy: TenantPolicy;
+  /** What new uploads of the tenant get: its terms over the defaults, within the deployment's bounds. */
+  inForce: PolicyInForce;
+  defaults: PolicyTerms;
+  updatedAt: string | null;
+  updatedBy: string | null;
+}

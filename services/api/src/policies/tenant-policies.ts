@@ -1,5 +1,5 @@
 import { policyInForce, type StoredTenantPolicy, type TenantPolicyRepository, type TenantRepository } from "@intake/db";
-import { NotFoundError, resolvePolicy, seesTenant, validateTenantPolicy, VERDICT_EVENT_TYPES, type AdminPrincipal, type PolicyInForce, type PolicyTerms, type TenantPolicy } from "@intake/domain";
+import { NotFoundError, resolvePolicy, seesTenant, validateTenantPolicy, VERDICT_EVENT_TYPES, type AdminPrincipal, type PolicyInForce, type PolicyTerms, type TenantPolicy, type TenantPolicyView } from "@intake/domain";
 import type { Config } from "@intake/runtime";
 
 /**
@@ -33,19 +33,6 @@ export function deploymentPolicies(deployment: PolicyTerms): PoliciesInForce {
   return { inForce: async () => only };
 }
 
-/** A tenant's policy as the admin API shows it. */
-export interface PolicyView {
-  tenantId: string;
-  /** 0: the tenant never had a policy of its own (the defaults). */
-  version: number;
-  /** The terms the tenant overrides ({} = all defaults). */
-  policy: TenantPolicy;
-  /** What new uploads of the tenant get: its terms over the defaults, within the deployment's bounds. */
-  inForce: PolicyInForce;
-  defaults: PolicyTerms;
-  updatedAt: string | null;
-  updatedBy: string | null;
-}
 
 /**
  * How long one API process reuses a tenant's policy for new uploads: the create path then
@@ -82,7 +69,7 @@ export class TenantPolicies implements PoliciesInForce {
     return value;
   }
 
-  async view(actor: AdminPrincipal, tenantId: string): Promise<PolicyView> {
+  async view(actor: AdminPrincipal, tenantId: string): Promise<TenantPolicyView> {
     await this.visibleTenant(actor, tenantId);
     return this.viewOf(tenantId, await this.repository.get(tenantId));
   }
@@ -92,7 +79,7 @@ export class TenantPolicies implements PoliciesInForce {
    * 400 naming the field, nothing written). An admin limited to some tenants changes only
    * theirs: any other tenant is "not found", as for their API keys.
    */
-  async change(actor: AdminPrincipal, tenantId: string, raw: unknown, expectedVersion?: number): Promise<PolicyView> {
+  async change(actor: AdminPrincipal, tenantId: string, raw: unknown, expectedVersion?: number): Promise<TenantPolicyView> {
     await this.visibleTenant(actor, tenantId);
     const policy = validateTenantPolicy(raw, this.deployment);
     const { after } = await this.repository.change(tenantId, policy, { actorId: actor.id, deployment: this.deployment, ...(expectedVersion !== undefined ? { expectedVersion } : {}) });
@@ -108,7 +95,7 @@ export class TenantPolicies implements PoliciesInForce {
     return policyInForce(resolvePolicy(this.deployment, stored?.policy ?? null), stored?.version ?? 0);
   }
 
-  private viewOf(tenantId: string, stored: StoredTenantPolicy | null): PolicyView {
+  private viewOf(tenantId: string, stored: StoredTenantPolicy | null): TenantPolicyView {
     return {
       tenantId,
       version: stored?.version ?? 0,
