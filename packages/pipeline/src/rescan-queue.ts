@@ -1,6 +1,7 @@
 import { Queue, RateLimitError, UnrecoverableError, Worker, type Job } from "bullmq";
 import type { RedisConnection } from "./redis-connections.ts";
 import type { PipelineLogger } from "./deps.ts";
+import { uploadWorkerSettings } from "./stage-workers.ts";
 
 /**
  * The rescan's queue (rescan.ts): apart from the pipeline's stages, with a concurrency of its
@@ -105,14 +106,7 @@ export function startRescanWorker(process: (job: Job<RescanJobData>) => Promise<
       throw err;
     }
   };
-  const worker = new Worker<RescanJobData>(RESCAN_QUEUE, run, {
-    connection: o.connection,
-    prefix: o.prefix,
-    concurrency: o.concurrency,
-    ...(o.lockDurationMs ? { lockDuration: o.lockDurationMs } : {}),
-    ...(o.stalledIntervalMs ? { stalledInterval: o.stalledIntervalMs } : {}),
-    maxStalledCount: 2,
-  });
+  const worker = new Worker<RescanJobData>(RESCAN_QUEUE, run, uploadWorkerSettings(o));
   worker.on("failed", (job, err) => {
     if (err.name === "RateLimitError") return;
     const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === "UnrecoverableError";

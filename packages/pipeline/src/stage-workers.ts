@@ -27,6 +27,20 @@ export interface StageWorkerOptions {
   metrics?: Pick<PipelineMetrics, "jobPicked" | "jobFinished">;
 }
 
+/** BullMQ settings every worker over upload jobs shares (the stages, the recheck, the rescan). */
+export function uploadWorkerSettings(o: Pick<StageWorkerOptions, "connection" | "prefix" | "concurrency" | "lockDurationMs" | "stalledIntervalMs">) {
+  return {
+    connection: o.connection,
+    prefix: o.prefix,
+    concurrency: o.concurrency,
+    ...(o.lockDurationMs ? { lockDuration: o.lockDurationMs } : {}),
+    ...(o.stalledIntervalMs ? { stalledInterval: o.stalledIntervalMs } : {}),
+    // A job whose worker died (SIGKILL, OOM) is picked up again after the lock expires; a
+    // second stall in a row fails it, and the reaper's reconcile takes over from there.
+    maxStalledCount: 2,
+  };
+}
+
 export function startStageWorker(stage: Stage, process: (job: StageJob) => Promise<unknown>, o: StageWorkerOptions): Worker<StageJobData> {
   return startJobWorker(queueName(stage), stage, process, o);
 }
@@ -49,16 +63,7 @@ export function startJobWorker(queue: string, label: string, process: (job: Stag
       throw err;
     }
   };
-  const worker = new Worker<StageJobData>(queue, run, {
-    connection: o.connection,
-    prefix: o.prefix,
-    concurrency: o.concurrency,
-    ...(o.lockDurationMs ? { lockDuration: o.lockDurationMs } : {}),
-    ...(o.stalledIntervalMs ? { stalledInterval: o.stalledIntervalMs } : {}),
-    // A job whose worker died (SIGKILL, OOM) is picked up again after the lock expires; a
-    // second stall in a row fails it, and the reaper's reconcile takes over from there.
-    maxStalledCount: 2,
-  });
+  const worker = new Worker<StageJobData>(queue, run, uploadWorkerSettings(o));
   worker.on("failed", (job, err) => {
     const attempts = job?.opts.attempts ?? 1;
     const final = !job || job.attemptsMade >= attempts || err.name === "UnrecoverableError";
