@@ -386,31 +386,48 @@ async function drain(workers: Worker[], timeoutMs: number, logger: Logger): Prom
 }
 
 /**
+ * Each data node's answer to `read` (a cluster's masters, or the one server); null for a node
+ * whose CONFIG is refused (managed Redis often forbids it: said, loudly, rather than assumed),
+ * or for all when a cluster is not ready yet.
+ */
+async function perDataNode<T>(redis: RedisConnection, logger: Logger, what: { setting: string; wanted: string }, read: (node: DataNode) => Promise<T>): Promise<{ where: Record<string, string>; value: T | null }[] | null> {
+  // A cluster client knows its masters once it is ready (it has read the slot map).
+  if (isCluster(redis) && !(await untilReady(redis, 10_000))) {
+    logger.warn({}, `could not read Redis ${what.setting} (the cluster is not ready): make sure every node's ${what.wanted}`);
+    return null;
+  }
+  const answers: { where: Record<string, string>; value: T | null }[] = [];
+  for (const node of dataNodes(redis)) {
+    const where: Record<string, string> = isCluster(redis) ? { node: `${node.options.host}:${node.options.port}` } : {};
+    try {
+      answers.push({ where, value: await read(node) });
+    } catch (err) {
+      logger.warn({ err, ...where }, `could not read Redis ${what.setting} (CONFIG GET refused?): make sure it ${what.wanted}`);
+      answers.push({ where, value: null });
+    }
+  }
+  return answers;
+}
+
+type DataNode = ReturnType<typeof dataNodes>[number];
+const configValue = async (node: DataNode, name: string) => ((await node.config("GET", name)) as string[])[1] ?? null;
+
+/**
  * BullMQ keeps jobs as ordinary keys: a Redis that evicts under memory pressure silently
  * drops jobs, schedulers and locks. noeviction makes Redis refuse writes instead. On a
  * cluster each master holds the queues whose hash tag falls in its slots, so each is asked.
  * Returns the policy (the first one that is not noeviction), or null when one could not be read.
  */
 export async function warnUnlessNoEviction(redis: RedisConnection, logger: Logger): Promise<string | null> {
-  // A cluster client knows its masters once it is ready (it has read the slot map).
-  if (isCluster(redis) && !(await untilReady(redis, 10_000))) {
-    logger.warn({}, "could not read Redis maxmemory-policy (the cluster is not ready): make sure every node's is noeviction");
-    return null;
-  }
+  const answers = await perDataNode(redis, logger, { setting: "maxmemory-policy", wanted: "is noeviction" }, (node) => configValue(node, "maxmemory-policy"));
+  if (!answers) return null;
   let found: string | null = "noeviction";
-  for (const node of dataNodes(redis)) {
-    const where = isCluster(redis) ? { node: `${node.options.host}:${node.options.port}` } : {};
-    try {
-      const reply = (await node.config("GET", "maxmemory-policy")) as string[];
-      const policy = reply[1] ?? null;
-      if (policy !== "noeviction") {
-        logger.error({ policy, ...where }, `!!! Redis maxmemory-policy is ${policy}, not noeviction: under memory pressure Redis will EVICT queued jobs and the pipeline loses work. Set maxmemory-policy noeviction.`);
-        if (found === "noeviction") found = policy;
-      }
-    } catch (err) {
-      // Managed Redis often forbids CONFIG: say so, loudly, rather than assume.
-      logger.warn({ err, ...where }, "could not read Redis maxmemory-policy (CONFIG GET refused?): make sure it is noeviction");
+  for (const { where, value } of answers) {
+    if (value === null) {
       if (found === "noeviction") found = null;
+    } else if (value !== "noeviction") {
+      logger.error({ policy: value, ...where }, `!!! Redis maxmemory-policy is ${value}, not noeviction: under memory pressure Redis will EVICT queued jobs and the pipeline loses work. Set maxmemory-policy noeviction.`);
+      if (found === "noeviction") found = value;
     }
   }
   return found;
@@ -423,20 +440,15 @@ export async function warnUnlessNoEviction(redis: RedisConnection, logger: Logge
  * at start in production, per node; returns false when some node persists nothing.
  */
 export async function warnUnlessPersistent(redis: RedisConnection, logger: Logger): Promise<boolean | null> {
-  if (isCluster(redis) && !(await untilReady(redis, 10_000))) return null;
+  const answers = await perDataNode(redis, logger, { setting: "persistence settings", wanted: "appends (appendonly yes)" }, async (node) => ({ aof: await configValue(node, "appendonly"), save: await configValue(node, "save") }));
+  if (!answers) return null;
   let persistent: boolean | null = true;
-  for (const node of dataNodes(redis)) {
-    const where = isCluster(redis) ? { node: `${node.options.host}:${node.options.port}` } : {};
-    try {
-      const aof = ((await node.config("GET", "appendonly")) as string[])[1];
-      const save = ((await node.config("GET", "save")) as string[])[1];
-      if (aof !== "yes" && !save) {
-        logger.error({ appendonly: aof ?? null, save: save ?? null, ...where }, "!!! Redis persists nothing (appendonly no, no save points): a Redis restart loses every queued job; the reaper re-queues the uploads only after STUCK_AFTER_SECONDS. Set appendonly yes.");
-        persistent = false;
-      }
-    } catch (err) {
-      logger.warn({ err, ...where }, "could not read Redis persistence settings (CONFIG GET refused?): make sure appendonly is yes");
+  for (const { where, value } of answers) {
+    if (value === null) {
       if (persistent) persistent = null;
+    } else if (value.aof !== "yes" && !value.save) {
+      logger.error({ appendonly: value.aof, save: value.save, ...where }, "!!! Redis persists nothing (appendonly no, no save points): a Redis restart loses every queued job; the reaper re-queues the uploads only after STUCK_AFTER_SECONDS. Set appendonly yes.");
+      persistent = false;
     }
   }
   return persistent;
